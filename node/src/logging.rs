@@ -1,0 +1,52 @@
+//! A small logger for the binaries: one line per event on stderr, with the
+//! seconds since start, the level and the module. `DYNAMO_LOG` sets the
+//! level (`error`, `warn`, `info` — the default — `debug`, `trace`).
+
+use std::io::Write;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+struct StderrLogger {
+    start: Instant,
+    level: log::LevelFilter,
+}
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let elapsed = self.start.elapsed();
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "[{:>4}.{:03}s {:<5} {}] {}",
+                elapsed.as_secs(),
+                elapsed.subsec_millis(),
+                record.level(),
+                record.target(),
+                record.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: OnceLock<StderrLogger> = OnceLock::new();
+
+/// Installs the logger (once; later calls do nothing).
+pub fn init() {
+    let level = std::env::var("DYNAMO_LOG")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(log::LevelFilter::Info);
+    let logger = LOGGER.get_or_init(|| StderrLogger {
+        start: Instant::now(),
+        level,
+    });
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(level);
+    }
+}

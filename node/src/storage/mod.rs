@@ -1,0 +1,542 @@
+//! Append-only partition storage (Dynamo §6.2, strategy 3: partitions are
+//! files, so moving or archiving a partition is copying its directory).
+//!
+//! Layout: `<root>/p<partition:05>/<segment:010>.seg`, the format written
+//! byte by byte in [`format`]. Each partition keeps an in-memory key
+//! directory, key → (segment, offset, length, sequence).
+//!
+//! Writes: callers hand records to one storage thread through a bounded
+//! queue ([`commit_queue`]). The thread drains whatever has arrived (up to
+//! [`COMMIT_BATCH_WRITES_MAX`] writes), appends each partition's share as one
+//! buffer, and submits every partition's write, each linked to its
+//! `fdatasync`, in one io_uring submission: a group commit, so concurrent
+//! writers share fdatasyncs. With [`SyncPolicy::Always`] a write is
+//! acknowledged only after its fdatasync returned; with `Batch` after its
+//! write, files being synced at the interval; with `None` never synced until
+//! shutdown. Where io_uring cannot be set up the engine says so once and
+//! uses positioned writes ([`io`]).
+//!
+//! Reads never wait for the storage thread: a read lock on the partition's
+//! key directory, a positioned read, and the record's checksum is verified
+//! again before anything is returned.
+//!
+//! Recovery on open ([`partition`]): every record of every segment is
+//! checksummed; only a torn tail of a partition's last appendable segment is
+//! cut (then the file and the directory are synced, and the cut is logged);
+//! damage anywhere else is an error naming the file and offset, and the
+//! engine does not open.
+//!
+//! Compaction ([`Engine::compact`]) copies the live records of every sealed
+//! segment into new segments written beside them under a temporary name,
+//! syncs and renames them into place, swaps key-directory entries that still
+//! point at the old records, and deletes the old segments. Readers holding an
+//! old segment keep reading it (the file stays open); writers never wait on
+//! it.
+//!
+//! Durability contract: an acknowledged write under `Always` survives a
+//! crash of the process or the machine; a write that was never acknowledged
+//! may or may not survive, but what survives is never torn.
+
+pub(crate) mod commit_queue;
+mod compaction;
+mod dump;
+pub mod format;
+pub(crate) mod io;
+mod partition;
+mod sync;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::ids::{PartitionId, SegmentId};
+use crate::limits::{
+    COMMIT_BATCH_WRITES_MAX, COMMIT_QUEUE_DEPTH, KEY_BYTES_MAX, RECORD_BODY_BYTES_MAX, SEGMENT_BYTES_DEFAULT,
+    SEGMENT_BYTES_MIN,
+};
+use commit_queue::{CommitQueue, Oneshot};
+pub use compaction::CompactionStats;
+pub use dump::{dump_partition, format_value, printable, DumpSummary};
+use format::{scan_record, RecordKind, Scan};
+pub use io::{IoBackendKind, IoMode};
+use partition::Partition;
+use writer::Command;
+
+/// When a write is made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Acknowledge only after `fdatasync` returned (group commit shares it).
+    Always,
+    /// Acknowledge after the write; `fdatasync` dirty files every interval.
+    Batch {
+        /// How often dirty files are synced.
+        interval: Duration,
+    },
+    /// Never sync until a clean shutdown; a crash of the machine may lose
+    /// acknowledged writes (a crash of the process does not).
+    None,
+}
+
+impl SyncPolicy {
+    /// The interval `batch` uses when none is given.
+    pub const BATCH_INTERVAL_DEFAULT: Duration = Duration::from_millis(10);
+}
+
+impl FromStr for SyncPolicy {
+    type Err = String;
+    /// `always`, `none`, `batch` (10 ms) or `batch:<N>ms`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "always" => Ok(SyncPolicy::Always),
+            "none" => Ok(SyncPolicy::None),
+            "batch" => Ok(SyncPolicy::Batch {
+                interval: SyncPolicy::BATCH_INTERVAL_DEFAULT,
+            }),
+            other => {
+                let millis = other
+                    .strip_prefix("batch:")
+                    .and_then(|rest| rest.strip_suffix("ms"))
+                    .and_then(|number| number.parse::<u64>().ok())
+                    .filter(|&millis| millis > 0)
+                    .ok_or_else(|| {
+                        format!("unknown sync policy {other:?}: expected \"always\", \"batch\", \"batch:<N>ms\" or \"none\"")
+                    })?;
+                Ok(SyncPolicy::Batch {
+                    interval: Duration::from_millis(millis),
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Display for SyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncPolicy::Always => f.write_str("always"),
+            SyncPolicy::None => f.write_str("none"),
+            SyncPolicy::Batch { interval } => write!(f, "batch:{}ms", interval.as_millis()),
+        }
+    }
+}
+
+/// How an engine is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// When writes are made durable.
+    pub sync: SyncPolicy,
+    /// A segment is sealed once it reaches this size.
+    pub segment_bytes_max: u64,
+    /// io_uring, positioned I/O, or whichever works.
+    pub io: IoMode,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            sync: SyncPolicy::Always,
+            segment_bytes_max: SEGMENT_BYTES_DEFAULT,
+            io: IoMode::Auto,
+        }
+    }
+}
+
+/// What went wrong in storage. Every variant about a file names it.
+#[derive(Debug, Clone, Error)]
+pub enum StorageError {
+    /// A system call failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// A record's checksum does not match its bytes.
+    #[error("{path}: checksum mismatch in the record at offset {offset} (got {got:#010x}, expected {expected:#010x})")]
+    ChecksumMismatch {
+        /// The segment file.
+        path: PathBuf,
+        /// Where the record starts.
+        offset: u64,
+        /// The checksum computed over the bytes.
+        got: u32,
+        /// The checksum stored in the record.
+        expected: u32,
+    },
+    /// A record is damaged in a way other than its checksum.
+    #[error("{path}: corrupt record at offset {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        path: PathBuf,
+        /// Where the record starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A segment header is damaged or from another format.
+    #[error("{path}: bad segment header: {reason}")]
+    BadHeader {
+        /// The segment file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The key is longer than [`KEY_BYTES_MAX`].
+    #[error("a key of {len} bytes is over the limit of {KEY_BYTES_MAX}")]
+    KeyTooLarge {
+        /// The key's length.
+        len: usize,
+    },
+    /// The record would be larger than [`RECORD_BODY_BYTES_MAX`].
+    #[error("a record of {len} bytes is over the limit of {RECORD_BODY_BYTES_MAX}")]
+    RecordTooLarge {
+        /// The record body's length.
+        len: usize,
+    },
+    /// An earlier write or sync of this partition failed; after a failed
+    /// fdatasync the page cache cannot be trusted, so the partition takes no
+    /// more writes until the node restarts and recovers it from disk.
+    #[error("partition {partition} stopped taking writes after an earlier failure: {reason}")]
+    PartitionFailed {
+        /// The partition.
+        partition: PartitionId,
+        /// The first failure.
+        reason: String,
+    },
+    /// The configuration is unusable.
+    #[error("bad storage configuration: {0}")]
+    Config(String),
+    /// The engine is shutting down.
+    #[error("the storage engine is shut down")]
+    Closed,
+}
+
+impl StorageError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StorageError::Io {
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// Per-partition figures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionStats {
+    /// The partition.
+    pub partition: PartitionId,
+    /// Live keys.
+    pub keys: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// Bytes in segment files (live and dead records).
+    pub bytes: u64,
+}
+
+/// Called once with the outcome of a submitted write.
+pub type Completion = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+
+/// The storage engine of one node: every partition under one root.
+pub struct Engine {
+    shared: Arc<Shared>,
+    queue: Arc<CommitQueue<Command>>,
+    writer: Option<JoinHandle<()>>,
+    backend: IoBackendKind,
+}
+
+pub(crate) struct Shared {
+    root: PathBuf,
+    config: StorageConfig,
+    partitions: RwLock<BTreeMap<PartitionId, Arc<Partition>>>,
+}
+
+impl Shared {
+    fn partition(&self, partition: PartitionId) -> Option<Arc<Partition>> {
+        read_lock(&self.partitions).get(&partition).cloned()
+    }
+}
+
+pub(crate) fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Syncs a directory, so that file creations, renames and deletions in it
+/// survive a crash.
+pub(crate) fn sync_dir(path: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|error| StorageError::io(path, error))
+}
+
+impl Engine {
+    /// Opens (creating if needed) the storage under `root`, recovering every
+    /// partition found there, and starts the storage thread.
+    ///
+    /// # Errors
+    /// A bad configuration, an I/O error, or damage that is not a torn tail
+    /// (named by file and offset).
+    pub fn open(root: &Path, config: StorageConfig) -> Result<Engine, StorageError> {
+        if config.segment_bytes_max < SEGMENT_BYTES_MIN {
+            return Err(StorageError::Config(format!(
+                "segment size {} is below the minimum of {SEGMENT_BYTES_MIN} bytes",
+                config.segment_bytes_max
+            )));
+        }
+        std::fs::create_dir_all(root).map_err(|error| StorageError::io(root, error))?;
+        let mut partitions = BTreeMap::new();
+        let entries = std::fs::read_dir(root).map_err(|error| StorageError::io(root, error))?;
+        for entry in entries {
+            let entry = entry.map_err(|error| StorageError::io(root, error))?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(partition::parse_partition_dir) else {
+                continue;
+            };
+            let partition = Partition::recover(root, id)?;
+            partitions.insert(id, Arc::new(partition));
+        }
+        let backend = io::Backend::new(config.io).map_err(|error| StorageError::io(root, error))?;
+        let backend_kind = backend.kind();
+        let shared = Arc::new(Shared {
+            root: root.to_path_buf(),
+            config,
+            partitions: RwLock::new(partitions),
+        });
+        let queue = Arc::new(CommitQueue::new(COMMIT_QUEUE_DEPTH));
+        let writer = writer::spawn(Arc::clone(&shared), Arc::clone(&queue), backend)
+            .map_err(|error| StorageError::io(root, error))?;
+        Ok(Engine {
+            shared,
+            queue,
+            writer: Some(writer),
+            backend: backend_kind,
+        })
+    }
+
+    /// The directory this engine stores under.
+    pub fn root(&self) -> &Path {
+        &self.shared.root
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &StorageConfig {
+        &self.shared.config
+    }
+
+    /// Which I/O backend the storage thread uses.
+    pub fn backend(&self) -> IoBackendKind {
+        self.backend
+    }
+
+    fn check_sizes(key: &[u8], payload: &[u8]) -> Result<(), StorageError> {
+        if key.len() > KEY_BYTES_MAX {
+            return Err(StorageError::KeyTooLarge { len: key.len() });
+        }
+        let body = format::record_len(key, payload) - format::RECORD_HEADER_BYTES;
+        if body > RECORD_BODY_BYTES_MAX {
+            return Err(StorageError::RecordTooLarge { len: body });
+        }
+        Ok(())
+    }
+
+    /// Hands a write to the storage thread; `done` is called (on that
+    /// thread: keep it short) once the write is acknowledged under the sync
+    /// policy, or failed. Blocks only while the queue is full.
+    ///
+    /// # Errors
+    /// Sizes over the limits, or an engine shutting down (then `done` is
+    /// not called).
+    pub fn submit(
+        &self,
+        partition: PartitionId,
+        key: &[u8],
+        payload: Option<&[u8]>,
+        done: Completion,
+    ) -> Result<(), StorageError> {
+        let (kind, payload) = match payload {
+            Some(payload) => (RecordKind::Put, payload),
+            None => (RecordKind::Remove, &[][..]),
+        };
+        Self::check_sizes(key, payload)?;
+        let command = Command::Write {
+            partition,
+            kind,
+            key: key.to_vec(),
+            payload: payload.to_vec(),
+            done,
+        };
+        self.queue.push(command).map_err(|_| StorageError::Closed)
+    }
+
+    fn submit_and_wait(&self, partition: PartitionId, key: &[u8], payload: Option<&[u8]>) -> Result<(), StorageError> {
+        let slot = Oneshot::new();
+        let answer = slot.clone();
+        self.submit(partition, key, payload, Box::new(move |result| answer.complete(result)))?;
+        slot.wait()
+    }
+
+    /// Stores `payload` as the state of `key`; returns once acknowledged.
+    ///
+    /// # Errors
+    /// Sizes over the limits, an I/O failure, a failed partition, shutdown.
+    pub fn put(&self, partition: PartitionId, key: &[u8], payload: &[u8]) -> Result<(), StorageError> {
+        self.submit_and_wait(partition, key, Some(payload))
+    }
+
+    /// Removes `key` (a remove record, so recovery forgets it too).
+    ///
+    /// # Errors
+    /// As [`Engine::put`].
+    pub fn remove(&self, partition: PartitionId, key: &[u8]) -> Result<(), StorageError> {
+        self.submit_and_wait(partition, key, None)
+    }
+
+    /// Makes every write acknowledged so far durable, whatever the policy.
+    ///
+    /// # Errors
+    /// A failed fdatasync, or shutdown.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        let slot = Oneshot::new();
+        let answer = slot.clone();
+        self.queue
+            .push(Command::Flush {
+                done: Box::new(move |result| answer.complete(result)),
+            })
+            .map_err(|_| StorageError::Closed)?;
+        slot.wait()
+    }
+
+    /// The current payload of `key`, or `None`.
+    ///
+    /// # Errors
+    /// An I/O failure, or a record that fails its checksum (never served).
+    pub fn get(&self, partition: PartitionId, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let Some(part) = self.shared.partition(partition) else {
+            return Ok(None);
+        };
+        let Some((location, segment)) = part.locate(key) else {
+            return Ok(None);
+        };
+        let mut bytes = vec![0u8; location.len as usize];
+        segment
+            .file
+            .read_exact_at(&mut bytes, location.offset)
+            .map_err(|error| StorageError::io(&segment.path, error))?;
+        match scan_record(&bytes) {
+            Scan::Record(record) if record.key == key && record.sequence == location.sequence => {
+                let start = record.len - record.payload.len();
+                bytes.drain(..start);
+                Ok(Some(bytes))
+            }
+            Scan::Checksum { got, expected } => Err(StorageError::ChecksumMismatch {
+                path: segment.path.clone(),
+                offset: location.offset,
+                got,
+                expected,
+            }),
+            other => Err(StorageError::Corrupt {
+                path: segment.path.clone(),
+                offset: location.offset,
+                reason: format!("the key directory points at {other:?}"),
+            }),
+        }
+    }
+
+    /// The live keys of a partition (unordered).
+    pub fn keys(&self, partition: PartitionId) -> Vec<Vec<u8>> {
+        self.shared.partition(partition).map(|part| part.keys()).unwrap_or_default()
+    }
+
+    /// The partitions that have storage on this node.
+    pub fn partitions(&self) -> Vec<PartitionId> {
+        read_lock(&self.shared.partitions).keys().copied().collect()
+    }
+
+    /// Keys, segments and bytes per partition.
+    pub fn stats(&self) -> Vec<PartitionStats> {
+        let partitions: Vec<Arc<Partition>> = read_lock(&self.shared.partitions).values().cloned().collect();
+        partitions.iter().map(|part| part.stats()).collect()
+    }
+
+    /// Rewrites the live records of every sealed segment of `partition`
+    /// into new segments and deletes the old ones. Runs on the caller's
+    /// thread; reads and writes go on meanwhile.
+    ///
+    /// # Errors
+    /// An I/O failure or a damaged record (the old segments are kept).
+    pub fn compact(&self, partition: PartitionId) -> Result<CompactionStats, StorageError> {
+        match self.shared.partition(partition) {
+            Some(part) => compaction::compact(&part, &self.shared.config),
+            None => Ok(CompactionStats::default()),
+        }
+    }
+
+    /// Stops the storage thread after it has written, and synced, every
+    /// write already queued.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.queue.close();
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                log::error!("the storage thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("root", &self.shared.root)
+            .field("config", &self.shared.config)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh incarnation number for a node opening its data directory: 64
+/// random bits from the kernel. A node takes a new one at every start, so
+/// that no loss of its data directory (wiped, lost, restored from an old
+/// backup, or a write lost under `sync = none`) can make it reissue a
+/// version counter that other replicas already hold.
+///
+/// # Errors
+/// The kernel's random source cannot be read.
+pub fn fresh_incarnation() -> std::io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// Where a key's current record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub segment: SegmentId,
+    pub offset: u64,
+    pub len: u32,
+    pub sequence: u64,
+}
+
+const _: () = assert!(COMMIT_BATCH_WRITES_MAX <= COMMIT_QUEUE_DEPTH);

@@ -1,0 +1,365 @@
+//! The storage thread: drains the commit queue in batches and turns each
+//! batch into one group commit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::commit_queue::CommitQueue;
+use super::format::{encode_record, RecordKind};
+use super::io::{Backend, WriteOp};
+use super::partition::{Partition, Segment, NO_SEGMENT};
+use super::{read_lock, write_lock, Completion, Location, Shared, StorageError, SyncPolicy};
+use crate::ids::{PartitionId, SegmentId};
+use crate::limits::{COMMIT_BATCH_BYTES_MAX, COMMIT_BATCH_WRITES_MAX};
+
+/// What writers hand to the storage thread.
+pub(crate) enum Command {
+    /// Append one record.
+    Write {
+        partition: PartitionId,
+        kind: RecordKind,
+        key: Vec<u8>,
+        payload: Vec<u8>,
+        done: Completion,
+    },
+    /// Sync every file with acknowledged but unsynced writes.
+    Flush { done: Completion },
+}
+
+impl Command {
+    fn bytes(&self) -> usize {
+        match self {
+            Command::Write { key, payload, .. } => key.len() + payload.len() + 32,
+            Command::Flush { .. } => 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Write { partition, kind, key, .. } => write!(f, "Write({partition}, {kind:?}, {} key bytes)", key.len()),
+            Command::Flush { .. } => write!(f, "Flush"),
+        }
+    }
+}
+
+pub(crate) fn spawn(shared: Arc<Shared>, queue: Arc<CommitQueue<Command>>, backend: Backend) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("dynamo-storage".into()).spawn(move || {
+        Writer {
+            shared,
+            queue,
+            backend,
+            appenders: HashMap::new(),
+            last_sync: Instant::now(),
+        }
+        .run()
+    })
+}
+
+/// Where one partition's appends go.
+struct Appender {
+    partition: Arc<Partition>,
+    segment: Arc<Segment>,
+    /// End of the data in the active segment.
+    end: u64,
+    /// Acknowledged writes not yet synced.
+    dirty: bool,
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    queue: Arc<CommitQueue<Command>>,
+    backend: Backend,
+    appenders: HashMap<PartitionId, Appender>,
+    last_sync: Instant,
+}
+
+/// A write placed in a group commit, waiting for its outcome.
+struct Placed {
+    kind: RecordKind,
+    key: Vec<u8>,
+    location: Location,
+    done: Completion,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let timeout = match self.shared.config.sync {
+                SyncPolicy::Batch { interval } if self.appenders.values().any(|appender| appender.dirty) => {
+                    Some(interval.saturating_sub(self.last_sync.elapsed()))
+                }
+                _ => None,
+            };
+            let mut batch_bytes = 0usize;
+            let drained = self.queue.drain(COMMIT_BATCH_WRITES_MAX, timeout, |command| {
+                batch_bytes += command.bytes();
+                batch_bytes < COMMIT_BATCH_BYTES_MAX
+            });
+            if drained.finished {
+                if let Err(error) = self.sync_dirty() {
+                    log::error!("final sync at shutdown failed: {error}");
+                }
+                return;
+            }
+            let mut writes = Vec::with_capacity(drained.items.len());
+            let mut flushes = Vec::new();
+            for command in drained.items {
+                match command {
+                    Command::Flush { done } => flushes.push(done),
+                    write => writes.push(write),
+                }
+            }
+            if !writes.is_empty() {
+                self.commit(writes);
+            }
+            if let SyncPolicy::Batch { interval } = self.shared.config.sync {
+                if self.last_sync.elapsed() >= interval {
+                    if let Err(error) = self.sync_dirty() {
+                        log::error!("periodic sync failed: {error}");
+                    }
+                }
+            }
+            if !flushes.is_empty() {
+                let result = self.sync_dirty();
+                for done in flushes {
+                    done(result.clone());
+                }
+            }
+        }
+    }
+
+    fn sync_on_ack(&self) -> bool {
+        self.shared.config.sync == SyncPolicy::Always
+    }
+
+    /// The appender of a partition, creating the partition or its first
+    /// segment as needed, and rolling a full segment.
+    fn appender(&mut self, id: PartitionId) -> Result<&mut Appender, StorageError> {
+        if !self.appenders.contains_key(&id) {
+            let partition = match self.shared.partition(id) {
+                Some(partition) => partition,
+                None => {
+                    let created = Arc::new(Partition::create(&self.shared.root, id)?);
+                    Arc::clone(write_lock(&self.shared.partitions).entry(id).or_insert(created))
+                }
+            };
+            let active = partition.active_segment.load(Ordering::Acquire);
+            let existing = (active != NO_SEGMENT)
+                .then(|| read_lock(&partition.state).segments.get(&SegmentId(active)).cloned())
+                .flatten();
+            let segment = match existing {
+                Some(segment) => segment,
+                None => self.new_segment(&partition)?,
+            };
+            let end = segment.len.load(Ordering::Acquire);
+            self.appenders.insert(
+                id,
+                Appender {
+                    partition,
+                    segment,
+                    end,
+                    dirty: false,
+                },
+            );
+        }
+        let limit = self.shared.config.segment_bytes_max;
+        let needs_roll = self.appenders.get(&id).is_some_and(|appender| appender.end >= limit);
+        if needs_roll {
+            self.roll(id)?;
+        }
+        self.appenders.get_mut(&id).ok_or(StorageError::Closed)
+    }
+
+    fn new_segment(&self, partition: &Partition) -> Result<Arc<Segment>, StorageError> {
+        let durable = self.shared.config.sync != SyncPolicy::None;
+        let segment = partition.create_segment(false, durable)?;
+        partition.active_segment.store(segment.id.0, Ordering::Release);
+        Ok(segment)
+    }
+
+    /// Seals the active segment (syncing what it holds, whatever the
+    /// policy, so that sealed segments are always durable) and starts a new
+    /// one.
+    fn roll(&mut self, id: PartitionId) -> Result<(), StorageError> {
+        let Some(appender) = self.appenders.get(&id) else { return Ok(()) };
+        if appender.dirty {
+            let sync = WriteOp {
+                file: Arc::clone(&appender.segment.file),
+                offset: 0,
+                bytes: Vec::new(),
+                sync: true,
+            };
+            if let Some(Err(error)) = self.backend.run(&[sync]).pop() {
+                return Err(StorageError::io(&appender.segment.path, error));
+            }
+        }
+        let partition = Arc::clone(&appender.partition);
+        let segment = self.new_segment(&partition)?;
+        let end = segment.len.load(Ordering::Acquire);
+        if let Some(appender) = self.appenders.get_mut(&id) {
+            appender.segment = segment;
+            appender.end = end;
+            appender.dirty = false;
+        }
+        Ok(())
+    }
+
+    fn failure(partition: &Partition) -> Option<StorageError> {
+        let failed = partition.failed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        failed.as_ref().map(|reason| StorageError::PartitionFailed {
+            partition: partition.id,
+            reason: reason.clone(),
+        })
+    }
+
+    fn fail(partition: &Partition, error: &StorageError) {
+        let mut failed = partition.failed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if failed.is_none() {
+            log::error!("partition {} stops taking writes: {error}", partition.id);
+            *failed = Some(error.to_string());
+        }
+    }
+
+    /// One group commit: every partition's writes appended as one buffer,
+    /// all partitions submitted together.
+    fn commit(&mut self, writes: Vec<Command>) {
+        let mut groups: BTreeMap<PartitionId, Vec<(RecordKind, Vec<u8>, Vec<u8>, Completion)>> = BTreeMap::new();
+        for command in writes {
+            if let Command::Write {
+                partition,
+                kind,
+                key,
+                payload,
+                done,
+            } = command
+            {
+                groups.entry(partition).or_default().push((kind, key, payload, done));
+            }
+        }
+        let sync = self.sync_on_ack();
+        let mut ops = Vec::with_capacity(groups.len());
+        let mut plans: Vec<(PartitionId, Vec<Placed>, u64)> = Vec::with_capacity(groups.len());
+        for (id, group) in groups {
+            let appender = match self.appender(id) {
+                Ok(appender) => appender,
+                Err(error) => {
+                    for (_, _, _, done) in group {
+                        done(Err(error.clone()));
+                    }
+                    continue;
+                }
+            };
+            if let Some(error) = Self::failure(&appender.partition) {
+                for (_, _, _, done) in group {
+                    done(Err(error.clone()));
+                }
+                continue;
+            }
+            let mut buffer = Vec::with_capacity(group.iter().map(|(_, key, payload, _)| key.len() + payload.len() + 32).sum());
+            let mut placed = Vec::with_capacity(group.len());
+            for (kind, key, payload, done) in group {
+                let sequence = appender.partition.next_sequence.fetch_add(1, Ordering::AcqRel);
+                let offset = appender.end + buffer.len() as u64;
+                let len = encode_record(&mut buffer, kind, sequence, &key, &payload);
+                placed.push(Placed {
+                    kind,
+                    key,
+                    location: Location {
+                        segment: appender.segment.id,
+                        offset,
+                        len: len as u32,
+                        sequence,
+                    },
+                    done,
+                });
+            }
+            let total = buffer.len() as u64;
+            ops.push(WriteOp {
+                file: Arc::clone(&appender.segment.file),
+                offset: appender.end,
+                bytes: buffer,
+                sync,
+            });
+            plans.push((id, placed, total));
+        }
+        let results = self.backend.run(&ops);
+        for ((id, placed, total), result) in plans.into_iter().zip(results) {
+            let Some(appender) = self.appenders.get_mut(&id) else { continue };
+            match result {
+                Ok(()) => {
+                    appender.end += total;
+                    appender.segment.len.store(appender.end, Ordering::Release);
+                    appender.dirty |= !sync;
+                    let mut dones = Vec::with_capacity(placed.len());
+                    {
+                        let mut state = write_lock(&appender.partition.state);
+                        for write in placed {
+                            match write.kind {
+                                RecordKind::Put => {
+                                    state.keys.insert(write.key.into_boxed_slice(), write.location);
+                                }
+                                RecordKind::Remove => {
+                                    state.keys.remove(&write.key[..]);
+                                }
+                            }
+                            dones.push(write.done);
+                        }
+                    }
+                    for done in dones {
+                        done(Ok(()));
+                    }
+                }
+                Err(error) => {
+                    let error = StorageError::io(&appender.segment.path, error);
+                    Self::fail(&appender.partition, &error);
+                    for write in placed {
+                        (write.done)(Err(error.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Syncs every partition with unsynced acknowledged writes.
+    fn sync_dirty(&mut self) -> Result<(), StorageError> {
+        self.last_sync = Instant::now();
+        let dirty: Vec<PartitionId> = self
+            .appenders
+            .iter()
+            .filter(|(_, appender)| appender.dirty)
+            .map(|(&id, _)| id)
+            .collect();
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        let ops: Vec<WriteOp> = dirty
+            .iter()
+            .filter_map(|id| self.appenders.get(id))
+            .map(|appender| WriteOp {
+                file: Arc::clone(&appender.segment.file),
+                offset: 0,
+                bytes: Vec::new(),
+                sync: true,
+            })
+            .collect();
+        let results = self.backend.run(&ops);
+        let mut first_error = None;
+        for (id, result) in dirty.iter().zip(results) {
+            let Some(appender) = self.appenders.get_mut(id) else { continue };
+            match result {
+                Ok(()) => appender.dirty = false,
+                Err(error) => {
+                    let error = StorageError::io(&appender.segment.path, error);
+                    Self::fail(&appender.partition, &error);
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

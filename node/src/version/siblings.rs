@@ -1,0 +1,469 @@
+//! Versions and sibling sets, under either versioning scheme.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::clock::{put_actor, put_clock, read_actor, read_clock, Actor, Causality, ClockEntry, Dot, VectorClock};
+use crate::codec::{put_bytes, put_varint, DecodeError, Reader};
+use crate::limits::{SIBLINGS_MAX, VALUE_BYTES_MAX};
+
+/// Which rule decides that one version supersedes another. A cluster-wide
+/// setting: every node of a cluster must use the same one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Versioning {
+    /// Dotted version vectors: a version supersedes another exactly when its
+    /// past covers the other's dot. Never loses a concurrent write.
+    #[default]
+    Dvv,
+    /// The paper's plain vector clocks: a version supersedes another when its
+    /// clock descends from the other's. Loses writes made through one
+    /// coordinator from the same context; kept to show that.
+    Paper,
+}
+
+impl FromStr for Versioning {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "dvv" => Ok(Versioning::Dvv),
+            "paper" => Ok(Versioning::Paper),
+            other => Err(format!("unknown versioning {other:?}: expected \"dvv\" or \"paper\"")),
+        }
+    }
+}
+
+impl fmt::Display for Versioning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Versioning::Dvv => "dvv",
+            Versioning::Paper => "paper",
+        })
+    }
+}
+
+/// One version of a key's value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Version {
+    /// The event that created this version; unique per version.
+    pub dot: Dot,
+    /// When the dot was issued (coordinator's wall clock, milliseconds);
+    /// the timestamp of the dot's entry in [`Version::clock`].
+    pub timestamp_ms: u64,
+    /// The causal past the version was written with: the client's context,
+    /// truncated. Under `paper` the coordinator's own entry is folded into
+    /// the dot instead.
+    pub past: VectorClock,
+    /// The value; `None` is a tombstone (a delete), which gets never return.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Version {
+    /// The version's full clock: its past plus its dot.
+    pub fn clock(&self) -> VectorClock {
+        let mut clock = self.past.clone();
+        clock.observe(ClockEntry {
+            actor: self.dot.actor,
+            counter: self.dot.counter,
+            timestamp_ms: self.timestamp_ms,
+        });
+        clock
+    }
+
+    /// True for a delete marker.
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
+
+    /// True when `self` makes `other` obsolete under `versioning`.
+    pub fn supersedes(&self, other: &Version, versioning: Versioning) -> bool {
+        if self.dot == other.dot {
+            return false;
+        }
+        match versioning {
+            Versioning::Dvv => self.past.covers(&other.dot),
+            Versioning::Paper => other.clock().compare(&self.clock()) == Causality::Before,
+        }
+    }
+}
+
+/// The versions of one key none of which supersedes another (an antichain),
+/// sorted by dot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SiblingSet {
+    versions: Vec<Version>,
+}
+
+impl SiblingSet {
+    /// No versions: a key never written.
+    pub fn new() -> Self {
+        SiblingSet::default()
+    }
+
+    /// The versions, sorted by dot (tombstones included).
+    pub fn versions(&self) -> &[Version] {
+        &self.versions
+    }
+
+    /// True when there are no versions at all (not even tombstones).
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_empty()
+    }
+
+    /// The values a get returns: every sibling but tombstones.
+    pub fn live_values(&self) -> impl Iterator<Item = &[u8]> {
+        self.versions.iter().filter_map(|version| version.value.as_deref())
+    }
+
+    /// The context a get returns: the join of every sibling's full clock,
+    /// tombstones included (so that a put after a delete supersedes it).
+    pub fn context(&self) -> VectorClock {
+        let mut context = VectorClock::new();
+        for version in &self.versions {
+            context.merge(&version.past);
+            context.observe(ClockEntry {
+                actor: version.dot.actor,
+                counter: version.dot.counter,
+                timestamp_ms: version.timestamp_ms,
+            });
+        }
+        context
+    }
+
+    /// The largest counter of `actor` this set knows of.
+    pub fn max_counter(&self, actor: &Actor) -> u64 {
+        self.versions
+            .iter()
+            .map(|version| {
+                let own = if version.dot.actor == *actor { version.dot.counter } else { 0 };
+                own.max(version.past.get(actor))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The coordinator's step of a put (or, with `value: None`, a delete):
+    /// makes the new version from the client's `context` with a fresh dot
+    /// of `actor`, truncates its clock to `clock_entries_max` entries, adds
+    /// it, and returns it (to be replicated together with the whole set).
+    pub fn put(
+        &mut self,
+        actor: Actor,
+        context: &VectorClock,
+        value: Option<Vec<u8>>,
+        now_ms: u64,
+        versioning: Versioning,
+        clock_entries_max: usize,
+    ) -> Version {
+        let counter = self.max_counter(&actor).max(context.get(&actor)) + 1;
+        let mut past = context.clone();
+        if versioning == Versioning::Paper {
+            // The paper's new clock is the context with the coordinator's
+            // entry advanced: that entry lives in the dot.
+            past.remove(&actor);
+        }
+        let budget = if past.get(&actor) > 0 {
+            clock_entries_max
+        } else {
+            clock_entries_max.saturating_sub(1)
+        };
+        past.truncate(budget, Some(&actor));
+        let version = Version {
+            dot: Dot { actor, counter },
+            timestamp_ms: now_ms,
+            past,
+            value,
+        };
+        self.insert(version.clone(), versioning);
+        version
+    }
+
+    /// Adds one version: it is dropped if a sibling supersedes it (or it is
+    /// already here); otherwise every sibling it supersedes is dropped.
+    /// Returns true when the set changed.
+    pub fn insert(&mut self, version: Version, versioning: Versioning) -> bool {
+        let mut single = SiblingSet::new();
+        single.versions.push(version);
+        self.merge(&single, versioning)
+    }
+
+    /// Merges another replica's set into this one: the result is the
+    /// versions of the union that no version of the union supersedes.
+    /// Commutative, associative and idempotent on the sets replicas hold.
+    /// Returns true when this set changed.
+    pub fn merge(&mut self, other: &SiblingSet, versioning: Versioning) -> bool {
+        let mut union: Vec<Version> = Vec::with_capacity(self.versions.len() + other.versions.len());
+        let (mut left, mut right) = (self.versions.iter().peekable(), other.versions.iter().peekable());
+        loop {
+            let next = match (left.peek(), right.peek()) {
+                (None, None) => break,
+                (Some(_), None) => left.next(),
+                (None, Some(_)) => right.next(),
+                (Some(a), Some(b)) => match a.dot.cmp(&b.dot) {
+                    std::cmp::Ordering::Less => left.next(),
+                    std::cmp::Ordering::Greater => right.next(),
+                    std::cmp::Ordering::Equal => {
+                        right.next();
+                        left.next()
+                    }
+                },
+            };
+            if let Some(version) = next {
+                union.push(version.clone());
+            }
+        }
+        let keep: Vec<bool> = union
+            .iter()
+            .map(|candidate| {
+                !union.iter().any(|other| {
+                    other.supersedes(candidate, versioning)
+                        // Under `paper`, equal clocks with different dots can
+                        // only come from truncation; keep the larger dot.
+                        || (versioning == Versioning::Paper
+                            && other.dot > candidate.dot
+                            && other.clock().compare(&candidate.clock()) == Causality::Equal)
+                })
+            })
+            .collect();
+        let merged: Vec<Version> = union
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(version, keep)| keep.then_some(version))
+            .collect();
+        let changed = merged != self.versions;
+        self.versions = merged;
+        changed
+    }
+
+    /// True when no version supersedes another.
+    pub fn is_antichain(&self, versioning: Versioning) -> bool {
+        self.versions.iter().all(|a| self.versions.iter().all(|b| !a.supersedes(b, versioning)))
+    }
+}
+
+const SIBLING_SET_FORMAT_V1: u8 = 1;
+const TAG_TOMBSTONE: u8 = 0;
+const TAG_VALUE: u8 = 1;
+
+/// Encodes a sibling set (format 1):
+///
+/// ```text
+/// u8      format = 1
+/// varint  number of versions
+/// per version, sorted by dot:
+///   varint node, varint incarnation, varint counter   the dot
+///   varint timestamp_ms                               when the dot was issued
+///   clock                                             the past: varint count, then
+///                                                     per entry varint node,
+///                                                     incarnation, counter, timestamp
+///   u8      0 = tombstone, 1 = value
+///   varint length + bytes                             the value (tag 1 only)
+/// ```
+pub fn encode_sibling_set(set: &SiblingSet) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + set.versions.iter().map(|v| 64 + v.value.as_ref().map_or(0, Vec::len)).sum::<usize>());
+    out.push(SIBLING_SET_FORMAT_V1);
+    put_varint(&mut out, set.versions.len() as u64);
+    for version in &set.versions {
+        put_actor(&mut out, &version.dot.actor);
+        put_varint(&mut out, version.dot.counter);
+        put_varint(&mut out, version.timestamp_ms);
+        put_clock(&mut out, &version.past);
+        match &version.value {
+            None => out.push(TAG_TOMBSTONE),
+            Some(value) => {
+                out.push(TAG_VALUE);
+                put_bytes(&mut out, value);
+            }
+        }
+    }
+    out
+}
+
+/// Decodes what [`encode_sibling_set`] wrote. Garbage is an error, never a
+/// panic; the decoded set is canonical (sorted, no duplicate dots).
+pub fn decode_sibling_set(bytes: &[u8]) -> Result<SiblingSet, DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let format = reader.u8("sibling set format")?;
+    if format != SIBLING_SET_FORMAT_V1 {
+        return Err(DecodeError {
+            offset: 0,
+            what: "unknown sibling set format",
+        });
+    }
+    let count = reader.varint_at_most(SIBLINGS_MAX, "sibling count")?;
+    let mut versions: Vec<Version> = Vec::with_capacity(count.min(64));
+    for _ in 0..count {
+        let actor = read_actor(&mut reader)?;
+        let counter = reader.varint("dot counter")?;
+        if counter == 0 {
+            return Err(reader.error("zero dot counter"));
+        }
+        let timestamp_ms = reader.varint("dot timestamp")?;
+        let past = read_clock(&mut reader)?;
+        let value = match reader.u8("value tag")? {
+            TAG_TOMBSTONE => None,
+            TAG_VALUE => Some(reader.bytes(VALUE_BYTES_MAX, "value")?.to_vec()),
+            _ => return Err(reader.error("unknown value tag")),
+        };
+        let dot = Dot { actor, counter };
+        if let Some(last) = versions.last() {
+            if last.dot >= dot {
+                return Err(reader.error("versions out of order"));
+            }
+        }
+        versions.push(Version {
+            dot,
+            timestamp_ms,
+            past,
+            value,
+        });
+    }
+    reader.finish()?;
+    Ok(SiblingSet { versions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::clock::tests::actor;
+    use super::*;
+    use proptest::prelude::*;
+
+    const ENTRIES: usize = crate::limits::CLOCK_ENTRIES_DEFAULT;
+
+    #[test]
+    fn blind_puts_through_one_coordinator_survive_under_dvv() {
+        let a = actor(1);
+        let mut set = SiblingSet::new();
+        set.put(a, &VectorClock::new(), Some(b"x".to_vec()), 1, Versioning::Dvv, ENTRIES);
+        set.put(a, &VectorClock::new(), Some(b"y".to_vec()), 2, Versioning::Dvv, ENTRIES);
+        let values: Vec<&[u8]> = set.live_values().collect();
+        assert_eq!(values, vec![&b"x"[..], &b"y"[..]]);
+        // A put with the merged context replaces both: exactly one value.
+        let context = set.context();
+        set.put(a, &context, Some(b"xy".to_vec()), 3, Versioning::Dvv, ENTRIES);
+        assert_eq!(set.live_values().collect::<Vec<_>>(), vec![&b"xy"[..]]);
+    }
+
+    #[test]
+    fn the_paper_scheme_loses_the_first_of_two_writes_from_one_context() {
+        let a = actor(1);
+        for versioning in [Versioning::Dvv, Versioning::Paper] {
+            let mut set = SiblingSet::new();
+            set.put(a, &VectorClock::new(), Some(b"v0".to_vec()), 1, versioning, ENTRIES);
+            let read = set.context();
+            set.put(a, &read, Some(b"client-1".to_vec()), 2, versioning, ENTRIES);
+            set.put(a, &read, Some(b"client-2".to_vec()), 3, versioning, ENTRIES);
+            let values: Vec<&[u8]> = set.live_values().collect();
+            match versioning {
+                Versioning::Dvv => assert_eq!(values, vec![&b"client-1"[..], &b"client-2"[..]]),
+                Versioning::Paper => assert_eq!(values, vec![&b"client-2"[..]], "the anomaly must stay visible"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_delete_leaves_a_tombstone_that_gets_do_not_return() {
+        let a = actor(1);
+        let mut set = SiblingSet::new();
+        set.put(a, &VectorClock::new(), Some(b"x".to_vec()), 1, Versioning::Dvv, ENTRIES);
+        let context = set.context();
+        set.put(a, &context, None, 2, Versioning::Dvv, ENTRIES);
+        assert_eq!(set.live_values().count(), 0);
+        assert_eq!(set.versions().len(), 1);
+        assert!(set.versions()[0].is_tombstone());
+        // Writing after the delete, with the get's context, supersedes it.
+        let context = set.context();
+        set.put(a, &context, Some(b"z".to_vec()), 3, Versioning::Dvv, ENTRIES);
+        assert_eq!(set.versions().len(), 1);
+        assert_eq!(set.live_values().collect::<Vec<_>>(), vec![&b"z"[..]]);
+    }
+
+    #[test]
+    fn truncation_forgets_causality_and_leaves_siblings() {
+        // Three coordinators; threshold 1 means a new version keeps only its
+        // own entry, so it forgets what its context covered.
+        let (a, b) = (actor(1), actor(2));
+        for versioning in [Versioning::Dvv, Versioning::Paper] {
+            let mut set = SiblingSet::new();
+            set.put(a, &VectorClock::new(), Some(b"first".to_vec()), 1, versioning, 1);
+            let context = set.context();
+            set.put(b, &context, Some(b"second".to_vec()), 2, versioning, 1);
+            let values: Vec<&[u8]> = set.live_values().collect();
+            // Under both schemes the truncated clock no longer shows that
+            // "second" descends from "first", so both are kept as siblings:
+            // no write is lost, one extra sibling appears.
+            assert_eq!(values.len(), 2, "{versioning}");
+        }
+    }
+
+    /// Replicas' sets as a cluster makes them: coordinators put with
+    /// contexts read from some replica, replicas exchange whole sets.
+    fn arb_replica_sets(versioning: Versioning) -> impl Strategy<Value = Vec<SiblingSet>> {
+        let step = (0usize..3, 0usize..3, 0usize..3, any::<bool>(), any::<bool>());
+        proptest::collection::vec(step, 1..24).prop_map(move |steps| {
+            let mut replicas = vec![SiblingSet::new(); 3];
+            for (index, (coordinator, read_from, sync_to, blind, delete)) in steps.into_iter().enumerate() {
+                let context = if blind { VectorClock::new() } else { replicas[read_from].context() };
+                let value = (!delete).then(|| format!("v{index}").into_bytes());
+                replicas[coordinator].put(actor(coordinator as u32), &context, value, index as u64, versioning, ENTRIES);
+                let sent = replicas[coordinator].clone();
+                replicas[sync_to].merge(&sent, versioning);
+            }
+            replicas
+        })
+    }
+
+    fn merged(a: &SiblingSet, b: &SiblingSet) -> SiblingSet {
+        let mut out = a.clone();
+        out.merge(b, Versioning::Dvv);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn merge_is_commutative_associative_idempotent_and_an_antichain(replicas in arb_replica_sets(Versioning::Dvv)) {
+            let (a, b, c) = (&replicas[0], &replicas[1], &replicas[2]);
+            prop_assert_eq!(merged(a, b), merged(b, a));
+            prop_assert_eq!(merged(&merged(a, b), c), merged(a, &merged(b, c)));
+            prop_assert_eq!(merged(a, a), a.clone());
+            for set in [a, b, c, &merged(&merged(a, b), c)] {
+                prop_assert!(set.is_antichain(Versioning::Dvv));
+            }
+        }
+
+        #[test]
+        fn a_dvv_put_discards_exactly_the_siblings_its_context_covers(
+            replicas in arb_replica_sets(Versioning::Dvv),
+            read_from in 0usize..3,
+            write_at in 0usize..3,
+        ) {
+            let context = replicas[read_from].context();
+            let before = replicas[write_at].clone();
+            let mut after = before.clone();
+            let new = after.put(actor(9), &context, Some(b"new".to_vec()), 1_000, Versioning::Dvv, ENTRIES);
+            for old in before.versions() {
+                let kept = after.versions().contains(old);
+                prop_assert_eq!(kept, !context.covers(&old.dot), "sibling {} with context {}", old.dot, context);
+            }
+            prop_assert!(after.versions().contains(&new));
+        }
+
+        #[test]
+        fn sibling_sets_round_trip(replicas in arb_replica_sets(Versioning::Dvv)) {
+            for set in &replicas {
+                prop_assert_eq!(&decode_sibling_set(&encode_sibling_set(set)).unwrap(), set);
+            }
+        }
+
+        #[test]
+        fn paper_sets_are_antichains_too(replicas in arb_replica_sets(Versioning::Paper)) {
+            for set in &replicas {
+                prop_assert!(set.is_antichain(Versioning::Paper));
+            }
+        }
+
+        #[test]
+        fn sibling_set_decoder_rejects_garbage_without_panicking(bytes: Vec<u8>) {
+            let _ = decode_sibling_set(&bytes);
+        }
+    }
+}
