@@ -1,1 +1,277 @@
-fn main() {}
+//! Storage engine benchmark: `cargo bench -p dynamo-node --bench storage`.
+//!
+//! Measures, with 1 KiB values:
+//! - appends per second with sync `none` and `always` at 1, 16 and 64
+//!   concurrent writers (one thread each, blocking puts), into one
+//!   partition and spread over 16;
+//! - random reads per second (1 and 2 reader threads) over a preloaded
+//!   partition;
+//! - recovery time of a partition holding 1 GiB (warm page cache).
+//!
+//! Flags (after `--`): `--seconds S` per append/read measurement (default 3),
+//! `--recovery-mib M` (default 1024), `--only appends|reads|recovery`.
+//! Files go under the cargo target directory (same disk as the project).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dynamo_node::storage::{Engine, StorageConfig, SyncPolicy};
+use dynamo_node::PartitionId;
+
+const VALUE_BYTES: usize = 1024;
+
+struct Options {
+    seconds: f64,
+    recovery_mib: u64,
+    only: Option<String>,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        seconds: 3.0,
+        recovery_mib: 1024,
+        only: None,
+    };
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
+        match argument.as_str() {
+            "--seconds" => {
+                options.seconds = arguments
+                    .next()
+                    .and_then(|text| text.parse().ok())
+                    .expect("--seconds S")
+            }
+            "--recovery-mib" => {
+                options.recovery_mib = arguments
+                    .next()
+                    .and_then(|text| text.parse().ok())
+                    .expect("--recovery-mib M")
+            }
+            "--only" => options.only = arguments.next(),
+            "--bench" => {}
+            other => eprintln!("ignoring argument {other:?}"),
+        }
+    }
+    options
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    path
+}
+
+fn value(index: u64) -> Vec<u8> {
+    let mut value = vec![b'x'; VALUE_BYTES];
+    let tag = index.to_le_bytes();
+    value[..8].copy_from_slice(&tag);
+    value
+}
+
+/// Runs `writers` threads doing blocking puts for `seconds`; returns
+/// (appends per second, p50 µs, p99 µs).
+fn appends(sync: SyncPolicy, writers: u64, partitions: u64, seconds: f64) -> (f64, f64, f64) {
+    let dir = scratch("appends");
+    let engine = Arc::new(
+        Engine::open(
+            &dir,
+            StorageConfig {
+                sync,
+                ..StorageConfig::default()
+            },
+        )
+        .expect("open"),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..writers)
+        .map(|writer| {
+            let (engine, stop, total) = (Arc::clone(&engine), Arc::clone(&stop), Arc::clone(&total));
+            std::thread::spawn(move || {
+                let mut latencies_ns = Vec::with_capacity(1 << 16);
+                let mut index = 0u64;
+                let payload = value(writer);
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("w{writer}-{index}");
+                    let partition = PartitionId(((writer + index) % partitions) as u32);
+                    let begin = Instant::now();
+                    engine.put(partition, key.as_bytes(), &payload).expect("put");
+                    latencies_ns.push(begin.elapsed().as_nanos() as u64);
+                    index += 1;
+                }
+                total.fetch_add(index, Ordering::Relaxed);
+                latencies_ns
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|thread| thread.join().expect("writer"))
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+    latencies.sort_unstable();
+    let percentile = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
+    (
+        total.load(Ordering::Relaxed) as f64 / elapsed,
+        percentile(0.50),
+        percentile(0.99),
+    )
+}
+
+fn reads(seconds: f64) {
+    let dir = scratch("reads");
+    let keys = 200_000u64;
+    let engine = Arc::new(
+        Engine::open(
+            &dir,
+            StorageConfig {
+                sync: SyncPolicy::None,
+                ..StorageConfig::default()
+            },
+        )
+        .expect("open"),
+    );
+    let loaders: Vec<_> = (0..64u64)
+        .map(|loader| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                for index in (loader..keys).step_by(64) {
+                    engine
+                        .put(PartitionId(0), format!("k{index}").as_bytes(), &value(index))
+                        .expect("put");
+                }
+            })
+        })
+        .collect();
+    for loader in loaders {
+        loader.join().expect("loader");
+    }
+    for threads in [1u64, 2] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let readers: Vec<_> = (0..threads)
+            .map(|reader| {
+                let (engine, stop) = (Arc::clone(&engine), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ reader;
+                    let mut count = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        let index = state % keys;
+                        let got = engine.get(PartitionId(0), format!("k{index}").as_bytes()).expect("get");
+                        assert_eq!(got.as_deref().map(|bytes| &bytes[..8]), Some(&index.to_le_bytes()[..]));
+                        count += 1;
+                    }
+                    count
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        stop.store(true, Ordering::Relaxed);
+        let count: u64 = readers.into_iter().map(|reader| reader.join().expect("reader")).sum();
+        let rate = count as f64 / started.elapsed().as_secs_f64();
+        println!("random reads, 1 KiB, {keys} keys, {threads} thread(s): {rate:>10.0} reads/s");
+    }
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn recovery(mib: u64) {
+    let dir = scratch("recovery");
+    let records = mib * 1024 * 1024 / (VALUE_BYTES as u64 + 32);
+    let write_started = Instant::now();
+    {
+        let engine = Arc::new(
+            Engine::open(
+                &dir,
+                StorageConfig {
+                    sync: SyncPolicy::None,
+                    ..StorageConfig::default()
+                },
+            )
+            .expect("open"),
+        );
+        let writers: Vec<_> = (0..64u64)
+            .map(|writer| {
+                let engine = Arc::clone(&engine);
+                std::thread::spawn(move || {
+                    let payload = value(writer);
+                    for index in (writer..records).step_by(64) {
+                        engine
+                            .put(PartitionId(0), format!("key-{index:012}").as_bytes(), &payload)
+                            .expect("put");
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("writer");
+        }
+    }
+    let written = write_started.elapsed();
+    let bytes: u64 = std::fs::read_dir(dir.join("p00000"))
+        .expect("partition dir")
+        .map(|entry| entry.expect("entry").metadata().expect("metadata").len())
+        .sum();
+    // Warm the cache the way a restart right after a stop finds it.
+    for entry in std::fs::read_dir(dir.join("p00000")).expect("partition dir") {
+        let _ = std::fs::read(entry.expect("entry").path());
+    }
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let engine = Engine::open(&dir, StorageConfig::default()).expect("reopen");
+        let elapsed = started.elapsed().as_secs_f64();
+        assert_eq!(engine.stats()[0].keys, records);
+        best = best.min(elapsed);
+        engine.close();
+    }
+    println!(
+        "recovery: {records} records, {:.0} MiB in {} segments, written in {:.1}s; open (warm cache, best of 3) {:.3}s = {:.2} GB/s",
+        bytes as f64 / 1048576.0,
+        bytes.div_ceil(dynamo_node::limits::SEGMENT_BYTES_DEFAULT),
+        written.as_secs_f64(),
+        best,
+        bytes as f64 / best / 1e9
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    dynamo_node::logging::init();
+    let options = options();
+    let wants = |what: &str| options.only.as_deref().is_none_or(|only| only == what);
+    if wants("appends") {
+        println!("appends, 1 KiB values, blocking puts (one thread per writer):");
+        println!(
+            "{:<8} {:>10} {:>8} {:>14} {:>10} {:>10}",
+            "sync", "partitions", "writers", "appends/s", "p50 µs", "p99 µs"
+        );
+        for sync in [SyncPolicy::None, SyncPolicy::Always] {
+            for partitions in [1u64, 16] {
+                for writers in [1u64, 16, 64] {
+                    let (rate, p50, p99) = appends(sync, writers, partitions, options.seconds);
+                    println!(
+                        "{:<8} {partitions:>10} {writers:>8} {rate:>14.0} {p50:>10.1} {p99:>10.1}",
+                        sync.to_string()
+                    );
+                }
+            }
+        }
+    }
+    if wants("reads") {
+        reads(options.seconds);
+    }
+    if wants("recovery") {
+        recovery(options.recovery_mib);
+    }
+}

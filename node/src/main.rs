@@ -57,7 +57,10 @@ fn describe_siblings(payload: &[u8]) -> String {
                 .collect();
             format!("siblings=[{}]", versions.join(" | "))
         }
-        Err(error) => format!("payload-not-a-sibling-set({error}) base64:{}", base64url_encode(payload)),
+        Err(error) => format!(
+            "payload-not-a-sibling-set({error}) base64:{}",
+            base64url_encode(payload)
+        ),
     }
 }
 

@@ -258,7 +258,9 @@ impl Ring {
             let least = loads.values().copied().min().unwrap_or(0);
             let mut takers = loads.iter().filter(|(_, &load)| load == least).map(|(&taker, _)| taker);
             let first = takers.clone().next().ok_or(RingError::LastNode)?;
-            let taker = takers.find(|&taker| !self.is_adjacent_to(partition, taker)).unwrap_or(first);
+            let taker = takers
+                .find(|&taker| !self.is_adjacent_to(partition, taker))
+                .unwrap_or(first);
             self.owners[partition] = taker;
             *loads.entry(taker).or_insert(0) += 1;
             moved.push((PartitionId(partition as u32), taker));
@@ -305,7 +307,10 @@ mod tests {
     }
 
     fn arb_changes() -> impl Strategy<Value = Vec<Change>> {
-        proptest::collection::vec(prop_oneof![Just(Change::Join), any::<usize>().prop_map(Change::Leave)], 0..12)
+        proptest::collection::vec(
+            prop_oneof![Just(Change::Join), any::<usize>().prop_map(Change::Leave)],
+            0..12,
+        )
     }
 
     proptest! {
@@ -393,9 +398,15 @@ mod tests {
         assert_eq!(Ring::new(8, &[]), Err(RingError::NodeCount(0)));
         assert_eq!(
             Ring::new(2, &nodes(3)),
-            Err(RingError::TooFewPartitions { nodes: 3, partitions: 2 })
+            Err(RingError::TooFewPartitions {
+                nodes: 3,
+                partitions: 2
+            })
         );
-        assert_eq!(Ring::new(8, &[NodeId(1), NodeId(1)]), Err(RingError::DuplicateNode(NodeId(1))));
+        assert_eq!(
+            Ring::new(8, &[NodeId(1), NodeId(1)]),
+            Err(RingError::DuplicateNode(NodeId(1)))
+        );
         let mut ring = Ring::new(8, &nodes(1)).unwrap();
         assert_eq!(ring.leave(NodeId(0)), Err(RingError::LastNode));
         assert_eq!(ring.leave(NodeId(5)), Err(RingError::UnknownNode(NodeId(5))));

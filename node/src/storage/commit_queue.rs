@@ -64,7 +64,10 @@ impl<T> CommitQueue<T> {
     pub(crate) fn push(&self, item: T) -> Result<(), Closed<T>> {
         let mut state = lock(&self.state);
         while !state.closed && state.items.len() >= self.capacity {
-            state = self.not_full.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = self
+                .not_full
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         if state.closed {
             return Err(Closed(item));
@@ -83,7 +86,12 @@ impl<T> CommitQueue<T> {
         let mut state = lock(&self.state);
         while state.items.is_empty() && !state.closed {
             match timeout {
-                None => state = self.not_empty.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner()),
+                None => {
+                    state = self
+                        .not_empty
+                        .wait(state)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                }
                 Some(timeout) => {
                     let (next, result) = self
                         .not_empty
@@ -168,6 +176,15 @@ mod loom_tests {
     use super::*;
     use loom::thread;
 
+    /// Exhaustive up to this many preemptions per execution: the usual loom
+    /// bound (bugs need few preemptions to show), and it keeps the run to
+    /// seconds instead of hours.
+    fn model(test: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(test);
+    }
+
     /// Two writers hand their writes to a storage thread that drains in
     /// batches of at most two through a queue of capacity one (so the
     /// back-pressure path runs), and completes each write with its own
@@ -175,7 +192,7 @@ mod loom_tests {
     /// deadlock, every writer gets its own answer, batches bounded.
     #[test]
     fn loom_group_commit_hands_every_write_its_own_result() {
-        loom::model(|| {
+        model(|| {
             let queue: Arc<CommitQueue<(u32, Oneshot<u32>)>> = Arc::new(CommitQueue::new(1));
             let writers: Vec<_> = (0..2u32)
                 .map(|id| {
@@ -215,7 +232,7 @@ mod loom_tests {
     /// close gets its item back.
     #[test]
     fn loom_close_wakes_the_storage_thread() {
-        loom::model(|| {
+        model(|| {
             let queue: Arc<CommitQueue<u32>> = Arc::new(CommitQueue::new(1));
             let consumer = {
                 let queue = Arc::clone(&queue);

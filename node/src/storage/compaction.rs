@@ -62,7 +62,10 @@ impl Output {
 }
 
 pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<CompactionStats, StorageError> {
-    let _one_at_a_time = partition.compaction.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one_at_a_time = partition
+        .compaction
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let active = partition.active_segment.load(Ordering::Acquire);
     let sealed: Vec<Arc<Segment>> = read_lock(&partition.state)
         .segments
@@ -128,7 +131,10 @@ pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<C
             state.segments.remove(&segment.id);
         }
         debug_assert!(
-            state.keys.values().all(|location| state.segments.contains_key(&location.segment)),
+            state
+                .keys
+                .values()
+                .all(|location| state.segments.contains_key(&location.segment)),
             "a key points at a compacted-away segment"
         );
     }
@@ -179,7 +185,9 @@ fn copy_live(
                     };
                     let live = read_lock(&partition.state).keys.get(record.key) == Some(&old);
                     if live {
-                        let needs_new = outputs.last().is_none_or(|output| output.len >= config.segment_bytes_max);
+                        let needs_new = outputs
+                            .last()
+                            .is_none_or(|output| output.len >= config.segment_bytes_max);
                         if needs_new {
                             if let Some(full) = outputs.last_mut() {
                                 full.flush()?;

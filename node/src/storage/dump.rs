@@ -34,12 +34,20 @@ pub fn printable(bytes: &[u8]) -> String {
 /// # Errors
 /// The directory or a file cannot be read, or `out` cannot be written.
 /// Damage inside files is reported in the output and counted, not an error.
-pub fn dump_partition(dir: &Path, out: &mut dyn Write, describe: &dyn Fn(&[u8]) -> String) -> Result<DumpSummary, StorageError> {
+pub fn dump_partition(
+    dir: &Path,
+    out: &mut dyn Write,
+    describe: &dyn Fn(&[u8]) -> String,
+) -> Result<DumpSummary, StorageError> {
     let write_error = |error: std::io::Error| StorageError::io("<output>", error);
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|error| StorageError::io(dir, error))? {
         let entry = entry.map_err(|error| StorageError::io(dir, error))?;
-        if let Some(number) = entry.file_name().to_str().and_then(|name| name.strip_suffix(SEGMENT_SUFFIX)) {
+        if let Some(number) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.strip_suffix(SEGMENT_SUFFIX))
+        {
             if let Ok(number) = number.parse::<u64>() {
                 files.push((number, entry.path()));
             }
@@ -62,7 +70,11 @@ pub fn dump_partition(dir: &Path, out: &mut dyn Write, describe: &dyn Fn(&[u8]) 
             out,
             "{number:010} segment partition={} written-by={} bytes={}",
             header.partition.0,
-            if header.flags & FLAG_COMPACTED != 0 { "compaction" } else { "appends" },
+            if header.flags & FLAG_COMPACTED != 0 {
+                "compaction"
+            } else {
+                "appends"
+            },
             bytes.len()
         )
         .map_err(write_error)?;
@@ -114,7 +126,11 @@ pub fn format_value(bytes: &[u8]) -> String {
         _ => {
             let shown = &bytes[..bytes.len().min(48)];
             let more = if shown.len() < bytes.len() { "…" } else { "" };
-            format!("({} bytes) base64:{}{more}", bytes.len(), crate::codec::base64url_encode(shown))
+            format!(
+                "({} bytes) base64:{}{more}",
+                bytes.len(),
+                crate::codec::base64url_encode(shown)
+            )
         }
     }
 }

@@ -133,7 +133,9 @@ fn run_uring(ring: &mut IoUring, ops: &[WriteOp]) -> Vec<io::Result<()>> {
         .collect();
     let per_round = (RING_ENTRIES / 2) as usize;
     loop {
-        let pending: Vec<usize> = (0..ops.len()).filter(|&index| states[index].pending(&ops[index])).collect();
+        let pending: Vec<usize> = (0..ops.len())
+            .filter(|&index| states[index].pending(&ops[index]))
+            .collect();
         if pending.is_empty() {
             break;
         }
@@ -215,7 +217,9 @@ fn uring_round(ring: &mut IoUring, ops: &[WriteOp], states: &mut [OpState], chun
             } else if result > 0 {
                 state.written += result as usize;
             } else if result == 0 {
-                state.error.get_or_insert(io::Error::new(io::ErrorKind::WriteZero, "io_uring write wrote nothing"));
+                state
+                    .error
+                    .get_or_insert(io::Error::new(io::ErrorKind::WriteZero, "io_uring write wrote nothing"));
             } else {
                 state.error.get_or_insert(io::Error::from_raw_os_error(-result));
             }
@@ -238,7 +242,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dynamo-io-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("file");
-        let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
         (path, Arc::new(file))
     }
 
@@ -246,13 +256,33 @@ mod tests {
         let (path_a, a) = temp_file(&format!("{name}-a"));
         let (path_b, b) = temp_file(&format!("{name}-b"));
         let ops = vec![
-            WriteOp { file: Arc::clone(&a), offset: 0, bytes: b"hello ".to_vec(), sync: true },
-            WriteOp { file: Arc::clone(&b), offset: 0, bytes: vec![7u8; 300_000], sync: false },
+            WriteOp {
+                file: Arc::clone(&a),
+                offset: 0,
+                bytes: b"hello ".to_vec(),
+                sync: true,
+            },
+            WriteOp {
+                file: Arc::clone(&b),
+                offset: 0,
+                bytes: vec![7u8; 300_000],
+                sync: false,
+            },
         ];
         assert!(backend.run(&ops).iter().all(Result::is_ok));
         let ops = vec![
-            WriteOp { file: Arc::clone(&a), offset: 6, bytes: b"world".to_vec(), sync: true },
-            WriteOp { file: Arc::clone(&b), offset: 0, bytes: Vec::new(), sync: true },
+            WriteOp {
+                file: Arc::clone(&a),
+                offset: 6,
+                bytes: b"world".to_vec(),
+                sync: true,
+            },
+            WriteOp {
+                file: Arc::clone(&b),
+                offset: 0,
+                bytes: Vec::new(),
+                sync: true,
+            },
         ];
         assert!(backend.run(&ops).iter().all(Result::is_ok));
         let mut text = String::new();
@@ -290,7 +320,12 @@ mod tests {
         let read_only = Arc::new(File::open(&path).unwrap());
         for mode in [IoMode::Uring, IoMode::Positioned] {
             let mut backend = Backend::new(mode).unwrap();
-            let ops = vec![WriteOp { file: Arc::clone(&read_only), offset: 0, bytes: b"x".to_vec(), sync: true }];
+            let ops = vec![WriteOp {
+                file: Arc::clone(&read_only),
+                offset: 0,
+                bytes: b"x".to_vec(),
+                sync: true,
+            }];
             assert!(backend.run(&ops)[0].is_err(), "{mode:?}");
         }
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();

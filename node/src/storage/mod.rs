@@ -69,7 +69,7 @@ pub use dump::{dump_partition, format_value, printable, DumpSummary};
 use format::{scan_record, RecordKind, Scan};
 pub use io::{IoBackendKind, IoMode};
 use partition::Partition;
-use writer::Command;
+use writer::{Command, WriteRequest};
 
 /// When a write is made durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -371,13 +371,13 @@ impl Engine {
             None => (RecordKind::Remove, &[][..]),
         };
         Self::check_sizes(key, payload)?;
-        let command = Command::Write {
+        let command = Command::Write(WriteRequest {
             partition,
             kind,
             key: key.to_vec(),
             payload: payload.to_vec(),
             done,
-        };
+        });
         self.queue.push(command).map_err(|_| StorageError::Closed)
     }
 
@@ -457,7 +457,10 @@ impl Engine {
 
     /// The live keys of a partition (unordered).
     pub fn keys(&self, partition: PartitionId) -> Vec<Vec<u8>> {
-        self.shared.partition(partition).map(|part| part.keys()).unwrap_or_default()
+        self.shared
+            .partition(partition)
+            .map(|part| part.keys())
+            .unwrap_or_default()
     }
 
     /// The partitions that have storage on this node.

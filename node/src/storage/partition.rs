@@ -110,7 +110,11 @@ impl Partition {
             partition: self.id,
             keys: state.keys.len() as u64,
             segments: state.segments.len() as u64,
-            bytes: state.segments.values().map(|segment| segment.len.load(Ordering::Acquire)).sum(),
+            bytes: state
+                .segments
+                .values()
+                .map(|segment| segment.len.load(Ordering::Acquire))
+                .sum(),
         }
     }
 
@@ -148,7 +152,9 @@ impl Partition {
                 std::fs::remove_file(&path).map_err(|error| StorageError::io(&path, error))?;
                 continue;
             }
-            let Some(number) = name.strip_suffix(SEGMENT_SUFFIX) else { continue };
+            let Some(number) = name.strip_suffix(SEGMENT_SUFFIX) else {
+                continue;
+            };
             if let Ok(number) = number.parse::<u64>() {
                 files.insert(SegmentId(number), entry.path());
             }
@@ -184,7 +190,10 @@ impl Partition {
             let header = match headers.remove(&segment).unwrap_or(Err(HeaderProblem::Short)) {
                 Ok(header) => header,
                 Err(problem) if is_last && is_torn_header(path, problem)? => {
-                    log::warn!("{}: the header was torn while the segment was created; rewriting it", path.display());
+                    log::warn!(
+                        "{}: the header was torn while the segment was created; rewriting it",
+                        path.display()
+                    );
                     let (file, len) = write_new_segment(path, id, segment, false, true)?;
                     drop(file);
                     sync_dir(&dir)?;
@@ -257,7 +266,8 @@ impl Partition {
                             "{}: cutting a torn tail of {cut} bytes at offset {offset} ({damage:?})",
                             path.display()
                         );
-                        file.set_len(offset as u64).map_err(|error| StorageError::io(path, error))?;
+                        file.set_len(offset as u64)
+                            .map_err(|error| StorageError::io(path, error))?;
                         file.sync_all().map_err(|error| StorageError::io(path, error))?;
                         sync_dir(&dir)?;
                         buffer.truncate(offset);
@@ -300,9 +310,10 @@ impl Partition {
         let next_segment = files.keys().next_back().map_or(1, |last| last.0 + 1);
         partition.next_segment.store(next_segment, Ordering::Release);
         partition.next_sequence.store(max_sequence + 1, Ordering::Release);
-        partition
-            .active_segment
-            .store(last_appendable.map_or(NO_SEGMENT, |segment| segment.0), Ordering::Release);
+        partition.active_segment.store(
+            last_appendable.map_or(NO_SEGMENT, |segment| segment.0),
+            Ordering::Release,
+        );
         *write_lock(&partition.state) = state;
         Ok(partition)
     }
@@ -326,7 +337,9 @@ impl Entry {
 
 /// A header problem is a torn creation only if nothing follows the header.
 fn is_torn_header(path: &Path, problem: HeaderProblem) -> Result<bool, StorageError> {
-    let len = std::fs::metadata(path).map_err(|error| StorageError::io(path, error))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(|error| StorageError::io(path, error))?
+        .len();
     Ok(len <= HEADER_BYTES as u64 && matches!(problem, HeaderProblem::Short | HeaderProblem::Checksum))
 }
 

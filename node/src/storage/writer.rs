@@ -18,21 +18,24 @@ use crate::limits::{COMMIT_BATCH_BYTES_MAX, COMMIT_BATCH_WRITES_MAX};
 /// What writers hand to the storage thread.
 pub(crate) enum Command {
     /// Append one record.
-    Write {
-        partition: PartitionId,
-        kind: RecordKind,
-        key: Vec<u8>,
-        payload: Vec<u8>,
-        done: Completion,
-    },
+    Write(WriteRequest),
     /// Sync every file with acknowledged but unsynced writes.
     Flush { done: Completion },
+}
+
+/// One record to append, and whom to tell.
+pub(crate) struct WriteRequest {
+    pub partition: PartitionId,
+    pub kind: RecordKind,
+    pub key: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub done: Completion,
 }
 
 impl Command {
     fn bytes(&self) -> usize {
         match self {
-            Command::Write { key, payload, .. } => key.len() + payload.len() + 32,
+            Command::Write(request) => request.key.len() + request.payload.len() + 32,
             Command::Flush { .. } => 0,
         }
     }
@@ -41,23 +44,35 @@ impl Command {
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Command::Write { partition, kind, key, .. } => write!(f, "Write({partition}, {kind:?}, {} key bytes)", key.len()),
+            Command::Write(request) => write!(
+                f,
+                "Write({}, {:?}, {} key bytes)",
+                request.partition,
+                request.kind,
+                request.key.len()
+            ),
             Command::Flush { .. } => write!(f, "Flush"),
         }
     }
 }
 
-pub(crate) fn spawn(shared: Arc<Shared>, queue: Arc<CommitQueue<Command>>, backend: Backend) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("dynamo-storage".into()).spawn(move || {
-        Writer {
-            shared,
-            queue,
-            backend,
-            appenders: HashMap::new(),
-            last_sync: Instant::now(),
-        }
-        .run()
-    })
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    queue: Arc<CommitQueue<Command>>,
+    backend: Backend,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("dynamo-storage".into())
+        .spawn(move || {
+            Writer {
+                shared,
+                queue,
+                backend,
+                appenders: HashMap::new(),
+                last_sync: Instant::now(),
+            }
+            .run()
+        })
 }
 
 /// Where one partition's appends go.
@@ -111,7 +126,7 @@ impl Writer {
             for command in drained.items {
                 match command {
                     Command::Flush { done } => flushes.push(done),
-                    write => writes.push(write),
+                    Command::Write(request) => writes.push(request),
                 }
             }
             if !writes.is_empty() {
@@ -186,7 +201,9 @@ impl Writer {
     /// policy, so that sealed segments are always durable) and starts a new
     /// one.
     fn roll(&mut self, id: PartitionId) -> Result<(), StorageError> {
-        let Some(appender) = self.appenders.get(&id) else { return Ok(()) };
+        let Some(appender) = self.appenders.get(&id) else {
+            return Ok(());
+        };
         if appender.dirty {
             let sync = WriteOp {
                 file: Arc::clone(&appender.segment.file),
@@ -227,19 +244,10 @@ impl Writer {
 
     /// One group commit: every partition's writes appended as one buffer,
     /// all partitions submitted together.
-    fn commit(&mut self, writes: Vec<Command>) {
-        let mut groups: BTreeMap<PartitionId, Vec<(RecordKind, Vec<u8>, Vec<u8>, Completion)>> = BTreeMap::new();
-        for command in writes {
-            if let Command::Write {
-                partition,
-                kind,
-                key,
-                payload,
-                done,
-            } = command
-            {
-                groups.entry(partition).or_default().push((kind, key, payload, done));
-            }
+    fn commit(&mut self, writes: Vec<WriteRequest>) {
+        let mut groups: BTreeMap<PartitionId, Vec<WriteRequest>> = BTreeMap::new();
+        for request in writes {
+            groups.entry(request.partition).or_default().push(request);
         }
         let sync = self.sync_on_ack();
         let mut ops = Vec::with_capacity(groups.len());
@@ -248,21 +256,33 @@ impl Writer {
             let appender = match self.appender(id) {
                 Ok(appender) => appender,
                 Err(error) => {
-                    for (_, _, _, done) in group {
-                        done(Err(error.clone()));
+                    for request in group {
+                        (request.done)(Err(error.clone()));
                     }
                     continue;
                 }
             };
             if let Some(error) = Self::failure(&appender.partition) {
-                for (_, _, _, done) in group {
-                    done(Err(error.clone()));
+                for request in group {
+                    (request.done)(Err(error.clone()));
                 }
                 continue;
             }
-            let mut buffer = Vec::with_capacity(group.iter().map(|(_, key, payload, _)| key.len() + payload.len() + 32).sum());
+            let mut buffer = Vec::with_capacity(
+                group
+                    .iter()
+                    .map(|request| request.key.len() + request.payload.len() + 32)
+                    .sum(),
+            );
             let mut placed = Vec::with_capacity(group.len());
-            for (kind, key, payload, done) in group {
+            for WriteRequest {
+                kind,
+                key,
+                payload,
+                done,
+                ..
+            } in group
+            {
                 let sequence = appender.partition.next_sequence.fetch_add(1, Ordering::AcqRel);
                 let offset = appender.end + buffer.len() as u64;
                 let len = encode_record(&mut buffer, kind, sequence, &key, &payload);
@@ -289,7 +309,9 @@ impl Writer {
         }
         let results = self.backend.run(&ops);
         for ((id, placed, total), result) in plans.into_iter().zip(results) {
-            let Some(appender) = self.appenders.get_mut(&id) else { continue };
+            let Some(appender) = self.appenders.get_mut(&id) else {
+                continue;
+            };
             match result {
                 Ok(()) => {
                     appender.end += total;
@@ -350,7 +372,9 @@ impl Writer {
         let results = self.backend.run(&ops);
         let mut first_error = None;
         for (id, result) in dirty.iter().zip(results) {
-            let Some(appender) = self.appenders.get_mut(id) else { continue };
+            let Some(appender) = self.appenders.get_mut(id) else {
+                continue;
+            };
             match result {
                 Ok(()) => appender.dirty = false,
                 Err(error) => {

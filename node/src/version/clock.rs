@@ -246,6 +246,59 @@ impl fmt::Display for VectorClock {
     }
 }
 
+/// Appends the binary form of a clock: a varint entry count, then per entry
+/// varints of node, incarnation, counter and timestamp, sorted by actor.
+pub(crate) fn put_clock(out: &mut Vec<u8>, clock: &VectorClock) {
+    use crate::codec::put_varint;
+    put_varint(out, clock.entries.len() as u64);
+    for entry in &clock.entries {
+        put_actor(out, &entry.actor);
+        put_varint(out, entry.counter);
+        put_varint(out, entry.timestamp_ms);
+    }
+}
+
+pub(crate) fn put_actor(out: &mut Vec<u8>, actor: &Actor) {
+    use crate::codec::put_varint;
+    put_varint(out, u64::from(actor.node.0));
+    put_varint(out, actor.incarnation);
+}
+
+pub(crate) fn read_actor(reader: &mut crate::codec::Reader<'_>) -> Result<Actor, crate::codec::DecodeError> {
+    let node = reader.varint_at_most(u32::MAX as usize, "node id")? as u32;
+    let incarnation = reader.varint("incarnation")?;
+    Ok(Actor {
+        node: NodeId(node),
+        incarnation,
+    })
+}
+
+/// Reads what [`put_clock`] wrote; rejects unsorted or duplicate actors and
+/// zero counters, so that every decoded clock is canonical.
+pub(crate) fn read_clock(reader: &mut crate::codec::Reader<'_>) -> Result<VectorClock, crate::codec::DecodeError> {
+    let count = reader.varint_at_most(crate::limits::CLOCK_ENTRIES_MAX, "clock entry count")?;
+    let mut entries: Vec<ClockEntry> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let actor = read_actor(reader)?;
+        let counter = reader.varint("counter")?;
+        if counter == 0 {
+            return Err(reader.error("zero counter in clock"));
+        }
+        let timestamp_ms = reader.varint("timestamp")?;
+        if let Some(last) = entries.last() {
+            if last.actor >= actor {
+                return Err(reader.error("clock entries out of order"));
+            }
+        }
+        entries.push(ClockEntry {
+            actor,
+            counter,
+            timestamp_ms,
+        });
+    }
+    Ok(VectorClock { entries })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -359,57 +412,4 @@ pub(crate) mod tests {
         assert_eq!(clock.get(&actor(1)), 0);
         assert_eq!(clock.get(&actor(2)), 1);
     }
-}
-
-/// Appends the binary form of a clock: a varint entry count, then per entry
-/// varints of node, incarnation, counter and timestamp, sorted by actor.
-pub(crate) fn put_clock(out: &mut Vec<u8>, clock: &VectorClock) {
-    use crate::codec::put_varint;
-    put_varint(out, clock.entries.len() as u64);
-    for entry in &clock.entries {
-        put_actor(out, &entry.actor);
-        put_varint(out, entry.counter);
-        put_varint(out, entry.timestamp_ms);
-    }
-}
-
-pub(crate) fn put_actor(out: &mut Vec<u8>, actor: &Actor) {
-    use crate::codec::put_varint;
-    put_varint(out, u64::from(actor.node.0));
-    put_varint(out, actor.incarnation);
-}
-
-pub(crate) fn read_actor(reader: &mut crate::codec::Reader<'_>) -> Result<Actor, crate::codec::DecodeError> {
-    let node = reader.varint_at_most(u32::MAX as usize, "node id")? as u32;
-    let incarnation = reader.varint("incarnation")?;
-    Ok(Actor {
-        node: NodeId(node),
-        incarnation,
-    })
-}
-
-/// Reads what [`put_clock`] wrote; rejects unsorted or duplicate actors and
-/// zero counters, so that every decoded clock is canonical.
-pub(crate) fn read_clock(reader: &mut crate::codec::Reader<'_>) -> Result<VectorClock, crate::codec::DecodeError> {
-    let count = reader.varint_at_most(crate::limits::CLOCK_ENTRIES_MAX, "clock entry count")?;
-    let mut entries: Vec<ClockEntry> = Vec::with_capacity(count);
-    for _ in 0..count {
-        let actor = read_actor(reader)?;
-        let counter = reader.varint("counter")?;
-        if counter == 0 {
-            return Err(reader.error("zero counter in clock"));
-        }
-        let timestamp_ms = reader.varint("timestamp")?;
-        if let Some(last) = entries.last() {
-            if last.actor >= actor {
-                return Err(reader.error("clock entries out of order"));
-            }
-        }
-        entries.push(ClockEntry {
-            actor,
-            counter,
-            timestamp_ms,
-        });
-    }
-    Ok(VectorClock { entries })
 }

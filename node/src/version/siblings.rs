@@ -134,7 +134,11 @@ impl SiblingSet {
         self.versions
             .iter()
             .map(|version| {
-                let own = if version.dot.actor == *actor { version.dot.counter } else { 0 };
+                let own = if version.dot.actor == *actor {
+                    version.dot.counter
+                } else {
+                    0
+                };
                 own.max(version.past.get(actor))
             })
             .max()
@@ -236,7 +240,9 @@ impl SiblingSet {
 
     /// True when no version supersedes another.
     pub fn is_antichain(&self, versioning: Versioning) -> bool {
-        self.versions.iter().all(|a| self.versions.iter().all(|b| !a.supersedes(b, versioning)))
+        self.versions
+            .iter()
+            .all(|a| self.versions.iter().all(|b| !a.supersedes(b, versioning)))
     }
 }
 
@@ -259,7 +265,13 @@ const TAG_VALUE: u8 = 1;
 ///   varint length + bytes                             the value (tag 1 only)
 /// ```
 pub fn encode_sibling_set(set: &SiblingSet) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + set.versions.iter().map(|v| 64 + v.value.as_ref().map_or(0, Vec::len)).sum::<usize>());
+    let mut out = Vec::with_capacity(
+        16 + set
+            .versions
+            .iter()
+            .map(|v| 64 + v.value.as_ref().map_or(0, Vec::len))
+            .sum::<usize>(),
+    );
     out.push(SIBLING_SET_FORMAT_V1);
     put_varint(&mut out, set.versions.len() as u64);
     for version in &set.versions {
@@ -402,9 +414,20 @@ mod tests {
         proptest::collection::vec(step, 1..24).prop_map(move |steps| {
             let mut replicas = vec![SiblingSet::new(); 3];
             for (index, (coordinator, read_from, sync_to, blind, delete)) in steps.into_iter().enumerate() {
-                let context = if blind { VectorClock::new() } else { replicas[read_from].context() };
+                let context = if blind {
+                    VectorClock::new()
+                } else {
+                    replicas[read_from].context()
+                };
                 let value = (!delete).then(|| format!("v{index}").into_bytes());
-                replicas[coordinator].put(actor(coordinator as u32), &context, value, index as u64, versioning, ENTRIES);
+                replicas[coordinator].put(
+                    actor(coordinator as u32),
+                    &context,
+                    value,
+                    index as u64,
+                    versioning,
+                    ENTRIES,
+                );
                 let sent = replicas[coordinator].clone();
                 replicas[sync_to].merge(&sent, versioning);
             }

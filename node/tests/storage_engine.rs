@@ -1,0 +1,336 @@
+//! The storage engine through its public API, on real files.
+
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::{value_for, TempDir};
+use dynamo_node::storage::{Engine, IoBackendKind, IoMode, StorageConfig, StorageError, SyncPolicy};
+use dynamo_node::PartitionId;
+
+fn config(sync: SyncPolicy, io: IoMode, segment_bytes_max: u64) -> StorageConfig {
+    StorageConfig {
+        sync,
+        segment_bytes_max,
+        io,
+    }
+}
+
+fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn puts_removes_and_gets_survive_a_reopen_with_each_backend_and_policy() {
+    for io in [IoMode::Uring, IoMode::Positioned] {
+        for sync in [SyncPolicy::Always, "batch:2ms".parse().unwrap(), SyncPolicy::None] {
+            let dir = TempDir::new("round-trip");
+            let mut expected: BTreeMap<(u32, u64), Option<Vec<u8>>> = BTreeMap::new();
+            {
+                let engine = Engine::open(dir.path(), config(sync, io, 16 * 1024)).unwrap();
+                let expected_backend = if io == IoMode::Uring {
+                    IoBackendKind::Uring
+                } else {
+                    IoBackendKind::Positioned
+                };
+                assert_eq!(engine.backend(), expected_backend);
+                for round in 0..3u64 {
+                    for key in 0..200u64 {
+                        let partition = (key % 4) as u32;
+                        let name = format!("key-{key}");
+                        if round == 2 && key % 5 == 0 {
+                            engine.remove(PartitionId(partition), name.as_bytes()).unwrap();
+                            expected.insert((partition, key), None);
+                        } else {
+                            let value = value_for(key, round, 100 + (key as usize * 7) % 900);
+                            engine.put(PartitionId(partition), name.as_bytes(), &value).unwrap();
+                            expected.insert((partition, key), Some(value));
+                        }
+                    }
+                }
+                for ((partition, key), value) in &expected {
+                    let got = engine
+                        .get(PartitionId(*partition), format!("key-{key}").as_bytes())
+                        .unwrap();
+                    assert_eq!(&got, value, "{io:?} {sync} key {key} before reopen");
+                }
+                engine.close();
+            }
+            // 16 KiB segments: the writes rolled over many segments.
+            assert!(segments(&dir.path().join("p00000")).len() > 3, "{io:?} {sync}");
+            let engine = Engine::open(dir.path(), config(sync, io, 16 * 1024)).unwrap();
+            for ((partition, key), value) in &expected {
+                let got = engine
+                    .get(PartitionId(*partition), format!("key-{key}").as_bytes())
+                    .unwrap();
+                assert_eq!(&got, value, "{io:?} {sync} key {key} after reopen");
+            }
+            let live: u64 = engine.stats().iter().map(|stats| stats.keys).sum();
+            assert_eq!(live, expected.values().filter(|value| value.is_some()).count() as u64);
+        }
+    }
+}
+
+#[test]
+fn compaction_keeps_every_live_record_while_reads_and_writes_go_on() {
+    let dir = TempDir::new("compaction");
+    let engine = Arc::new(Engine::open(dir.path(), config(SyncPolicy::None, IoMode::Auto, 8 * 1024)).unwrap());
+    let partition = PartitionId(3);
+    // Many overwrites: most records are dead.
+    for round in 0..10u64 {
+        for key in 0..100u64 {
+            engine
+                .put(partition, format!("k{key}").as_bytes(), &value_for(key, round, 200))
+                .unwrap();
+        }
+    }
+    let before = engine.stats()[0].clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    // A writer keeps overwriting keys 0..10 and a reader keeps reading all.
+    let writer = {
+        let (engine, stop) = (Arc::clone(&engine), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut round = 10;
+            while !stop.load(Ordering::Relaxed) {
+                for key in 0..10u64 {
+                    engine
+                        .put(partition, format!("k{key}").as_bytes(), &value_for(key, round, 200))
+                        .unwrap();
+                }
+                round += 1;
+            }
+            round - 1
+        })
+    };
+    let reader = {
+        let (engine, stop) = (Arc::clone(&engine), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for key in 0..100u64 {
+                    let value = engine
+                        .get(partition, format!("k{key}").as_bytes())
+                        .unwrap()
+                        .expect("never missing");
+                    assert!(value.starts_with(format!("key={key} ").as_bytes()));
+                    reads += 1;
+                }
+            }
+            reads
+        })
+    };
+    let stats = engine.compact(partition).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let last_round = writer.join().unwrap();
+    let reads = reader.join().unwrap();
+    assert!(reads > 0);
+    assert!(stats.records_dropped > stats.records_kept, "{stats:?}");
+    assert!(stats.bytes_out < stats.bytes_in / 2, "{stats:?}");
+    let after = engine.stats()[0].clone();
+    assert!(after.bytes < before.bytes, "before {before:?} after {after:?}");
+    let check = |engine: &Engine| {
+        for key in 0..100u64 {
+            let round = if key < 10 { last_round } else { 9 };
+            let got = engine.get(partition, format!("k{key}").as_bytes()).unwrap();
+            assert_eq!(got, Some(value_for(key, round, 200)), "key {key}");
+        }
+    };
+    check(&engine);
+    // Recovery from compacted segments (numbered after the active one)
+    // still picks the newest record of each key.
+    let engine = Arc::into_inner(engine).unwrap();
+    engine.close();
+    let engine = Engine::open(dir.path(), config(SyncPolicy::None, IoMode::Auto, 8 * 1024)).unwrap();
+    check(&engine);
+}
+
+#[test]
+fn removes_survive_compaction_and_reopen() {
+    let dir = TempDir::new("compaction-removes");
+    let partition = PartitionId(0);
+    {
+        let engine = Engine::open(dir.path(), config(SyncPolicy::None, IoMode::Auto, 4 * 1024)).unwrap();
+        for key in 0..50u64 {
+            engine
+                .put(partition, format!("k{key}").as_bytes(), &value_for(key, 0, 300))
+                .unwrap();
+        }
+        for key in (0..50u64).step_by(2) {
+            engine.remove(partition, format!("k{key}").as_bytes()).unwrap();
+        }
+        // Roll past the removes so they sit in sealed segments.
+        for key in 100..130u64 {
+            engine
+                .put(partition, format!("k{key}").as_bytes(), &value_for(key, 0, 300))
+                .unwrap();
+        }
+        engine.compact(partition).unwrap();
+        engine.close();
+    }
+    let engine = Engine::open(dir.path(), config(SyncPolicy::None, IoMode::Auto, 4 * 1024)).unwrap();
+    for key in 0..50u64 {
+        let got = engine.get(partition, format!("k{key}").as_bytes()).unwrap();
+        assert_eq!(got.is_some(), key % 2 == 1, "key {key}");
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_a_sealed_segment_refuses_to_open_naming_file_and_offset() {
+    let dir = TempDir::new("flip-sealed");
+    {
+        let engine = Engine::open(dir.path(), config(SyncPolicy::Always, IoMode::Auto, 4 * 1024)).unwrap();
+        for key in 0..40u64 {
+            engine
+                .put(PartitionId(1), format!("k{key}").as_bytes(), &value_for(key, 0, 500))
+                .unwrap();
+        }
+    }
+    let files = segments(&dir.path().join("p00001"));
+    assert!(files.len() >= 2);
+    let first = &files[0];
+    let mut bytes = std::fs::read(first).unwrap();
+    bytes[32 + 8 + 20] ^= 0x01; // inside the first record's body
+    std::fs::write(first, &bytes).unwrap();
+    let error = Engine::open(dir.path(), StorageConfig::default()).unwrap_err();
+    match &error {
+        StorageError::ChecksumMismatch { path, offset, .. } => {
+            assert_eq!(path, first);
+            assert_eq!(*offset, 32);
+        }
+        other => panic!("expected a checksum mismatch, got {other:?}"),
+    }
+    let message = error.to_string();
+    assert!(
+        message.contains("0000000001.seg") && message.contains("offset 32"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_torn_tail_of_the_last_segment_is_cut_and_the_rest_served() {
+    let dir = TempDir::new("torn-tail");
+    {
+        let engine = Engine::open(dir.path(), config(SyncPolicy::Always, IoMode::Auto, 1 << 20)).unwrap();
+        for key in 0..10u64 {
+            engine
+                .put(PartitionId(0), format!("k{key}").as_bytes(), &value_for(key, 0, 100))
+                .unwrap();
+        }
+    }
+    let file = segments(&dir.path().join("p00000")).pop().unwrap();
+    let full = std::fs::metadata(&file).unwrap().len();
+    // Cut the last record in half, as a crash mid-write would.
+    let file_handle = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    file_handle.set_len(full - 40).unwrap();
+    drop(file_handle);
+    let engine = Engine::open(dir.path(), StorageConfig::default()).unwrap();
+    for key in 0..9u64 {
+        assert_eq!(
+            engine.get(PartitionId(0), format!("k{key}").as_bytes()).unwrap(),
+            Some(value_for(key, 0, 100))
+        );
+    }
+    assert_eq!(engine.get(PartitionId(0), b"k9").unwrap(), None);
+    // The cut is durable and appends continue after it.
+    engine.put(PartitionId(0), b"k9", b"again").unwrap();
+    engine.close();
+    let engine = Engine::open(dir.path(), StorageConfig::default()).unwrap();
+    assert_eq!(engine.get(PartitionId(0), b"k9").unwrap(), Some(b"again".to_vec()));
+    assert_eq!(engine.get(PartitionId(0), b"k8").unwrap(), Some(value_for(8, 0, 100)));
+}
+
+#[test]
+fn garbage_appended_to_the_last_segment_is_cut() {
+    let dir = TempDir::new("garbage-tail");
+    {
+        let engine = Engine::open(dir.path(), StorageConfig::default()).unwrap();
+        engine.put(PartitionId(0), b"k", b"v").unwrap();
+    }
+    let file = segments(&dir.path().join("p00000")).pop().unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let good = bytes.len();
+    bytes.extend_from_slice(&[0x55; 100]);
+    std::fs::write(&file, &bytes).unwrap();
+    let engine = Engine::open(dir.path(), StorageConfig::default()).unwrap();
+    assert_eq!(engine.get(PartitionId(0), b"k").unwrap(), Some(b"v".to_vec()));
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), good as u64);
+}
+
+#[test]
+fn a_record_damaged_after_open_is_never_served() {
+    let dir = TempDir::new("rot-after-open");
+    let engine = Engine::open(dir.path(), StorageConfig::default()).unwrap();
+    engine.put(PartitionId(0), b"k", b"the value").unwrap();
+    let file = segments(&dir.path().join("p00000")).pop().unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+    match engine.get(PartitionId(0), b"k") {
+        Err(StorageError::ChecksumMismatch { path, offset, .. }) => {
+            assert_eq!(path, file);
+            assert_eq!(offset, 32);
+        }
+        other => panic!("a damaged record was served or misreported: {other:?}"),
+    }
+}
+
+#[test]
+fn oversized_keys_and_records_are_refused_with_their_sizes() {
+    let dir = TempDir::new("sizes");
+    let engine = Engine::open(dir.path(), StorageConfig::default()).unwrap();
+    let key = vec![b'k'; dynamo_node::limits::KEY_BYTES_MAX + 1];
+    assert!(matches!(
+        engine.put(PartitionId(0), &key, b"v"),
+        Err(StorageError::KeyTooLarge { .. })
+    ));
+    let value = vec![0u8; dynamo_node::limits::RECORD_BODY_BYTES_MAX];
+    assert!(matches!(
+        engine.put(PartitionId(0), b"k", &value),
+        Err(StorageError::RecordTooLarge { .. })
+    ));
+    let error = Engine::open(dir.path(), config(SyncPolicy::Always, IoMode::Auto, 10)).unwrap_err();
+    assert!(error.to_string().contains("segment size 10"), "{error}");
+}
+
+#[test]
+fn group_commit_acknowledges_every_concurrent_writer() {
+    let dir = TempDir::new("group-commit");
+    let engine = Arc::new(Engine::open(dir.path(), StorageConfig::default()).unwrap());
+    let threads: Vec<_> = (0..16u64)
+        .map(|writer| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                for index in 0..50u64 {
+                    let key = format!("w{writer}-{index}");
+                    engine
+                        .put(PartitionId((writer % 3) as u32), key.as_bytes(), key.as_bytes())
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    for writer in 0..16u64 {
+        for index in 0..50u64 {
+            let key = format!("w{writer}-{index}");
+            assert_eq!(
+                engine.get(PartitionId((writer % 3) as u32), key.as_bytes()).unwrap(),
+                Some(key.clone().into_bytes())
+            );
+        }
+    }
+}
