@@ -2,14 +2,16 @@
 //!
 //! Measures, with 1 KiB values:
 //! - appends per second with sync `none` and `always` at 1, 16 and 64
-//!   concurrent writers (one thread each, blocking puts), into one
-//!   partition and spread over 16;
+//!   concurrent writers, into one partition and spread over 16: once with
+//!   one OS thread per writer doing blocking puts (`appends`), once with one
+//!   thread keeping that many writes in flight through the callback API,
+//!   as the node's async server does (`pipelined`);
 //! - random reads per second (1 and 2 reader threads) over a preloaded
 //!   partition;
 //! - recovery time of a partition holding 1 GiB (warm page cache).
 //!
 //! Flags (after `--`): `--seconds S` per append/read measurement (default 3),
-//! `--recovery-mib M` (default 1024), `--only appends|reads|recovery`.
+//! `--recovery-mib M` (default 1024), `--only appends|pipelined|reads|recovery`, `--io auto|uring|positioned`.
 //! Files go under the cargo target directory (same disk as the project).
 
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dynamo_node::storage::{Engine, StorageConfig, SyncPolicy};
+use dynamo_node::storage::{Engine, IoMode, StorageConfig, SyncPolicy};
 use dynamo_node::PartitionId;
 
 const VALUE_BYTES: usize = 1024;
@@ -26,6 +28,7 @@ struct Options {
     seconds: f64,
     recovery_mib: u64,
     only: Option<String>,
+    io: IoMode,
 }
 
 fn options() -> Options {
@@ -33,6 +36,7 @@ fn options() -> Options {
         seconds: 3.0,
         recovery_mib: 1024,
         only: None,
+        io: IoMode::Auto,
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -50,6 +54,13 @@ fn options() -> Options {
                     .expect("--recovery-mib M")
             }
             "--only" => options.only = arguments.next(),
+            "--io" => {
+                options.io = match arguments.next().as_deref() {
+                    Some("uring") => IoMode::Uring,
+                    Some("positioned") => IoMode::Positioned,
+                    _ => IoMode::Auto,
+                }
+            }
             "--bench" => {}
             other => eprintln!("ignoring argument {other:?}"),
         }
@@ -123,6 +134,62 @@ fn appends(sync: SyncPolicy, writers: u64, partitions: u64, seconds: f64) -> (f6
         percentile(0.50),
         percentile(0.99),
     )
+}
+
+/// One submitting thread keeps `in_flight` writes outstanding through the
+/// callback API (as the node's server does with its async tasks); returns
+/// (appends per second, p50 µs, p99 µs), latency from submit to ack.
+fn appends_pipelined(sync: SyncPolicy, io: IoMode, in_flight: u64, partitions: u64, seconds: f64) -> (f64, f64, f64) {
+    let dir = scratch("pipelined");
+    let engine = Engine::open(
+        &dir,
+        StorageConfig {
+            sync,
+            io,
+            ..StorageConfig::default()
+        },
+    )
+    .expect("open");
+    let (acks, acked) = std::sync::mpsc::channel::<u64>();
+    let payload = value(7);
+    let started = Instant::now();
+    let deadline = Duration::from_secs_f64(seconds);
+    let mut latencies = Vec::with_capacity(1 << 20);
+    let mut submitted = 0u64;
+    let submit = |index: u64| {
+        let key = format!("k{index}");
+        let acks = acks.clone();
+        let begin = Instant::now();
+        engine
+            .submit(
+                PartitionId((index % partitions) as u32),
+                key.as_bytes(),
+                Some(&payload),
+                Box::new(move |result| {
+                    result.expect("write");
+                    let _ = acks.send(begin.elapsed().as_nanos() as u64);
+                }),
+            )
+            .expect("submit");
+    };
+    while submitted < in_flight {
+        submit(submitted);
+        submitted += 1;
+    }
+    while started.elapsed() < deadline {
+        latencies.push(acked.recv().expect("ack"));
+        submit(submitted);
+        submitted += 1;
+    }
+    for _ in 0..in_flight {
+        latencies.push(acked.recv().expect("ack"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+    latencies.sort_unstable();
+    let percentile = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
+    (submitted as f64 / elapsed, percentile(0.50), percentile(0.99))
 }
 
 fn reads(seconds: f64) {
@@ -262,6 +329,24 @@ fn main() {
                     let (rate, p50, p99) = appends(sync, writers, partitions, options.seconds);
                     println!(
                         "{:<8} {partitions:>10} {writers:>8} {rate:>14.0} {p50:>10.1} {p99:>10.1}",
+                        sync.to_string()
+                    );
+                }
+            }
+        }
+    }
+    if wants("pipelined") {
+        println!("appends, 1 KiB values, one thread keeping N writes in flight (submit + callback):");
+        println!(
+            "{:<8} {:>10} {:>8} {:>14} {:>10} {:>10}",
+            "sync", "partitions", "in-flight", "appends/s", "p50 µs", "p99 µs"
+        );
+        for sync in [SyncPolicy::None, SyncPolicy::Always] {
+            for partitions in [1u64, 16] {
+                for in_flight in [1u64, 16, 64] {
+                    let (rate, p50, p99) = appends_pipelined(sync, options.io, in_flight, partitions, options.seconds);
+                    println!(
+                        "{:<8} {partitions:>10} {in_flight:>8} {rate:>14.0} {p50:>10.1} {p99:>10.1}",
                         sync.to_string()
                     );
                 }
