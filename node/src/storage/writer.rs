@@ -70,6 +70,7 @@ pub(crate) fn spawn(
                 backend,
                 appenders: HashMap::new(),
                 last_sync: Instant::now(),
+                previous_batch: 0,
             }
             .run()
         })
@@ -91,6 +92,8 @@ struct Writer {
     backend: Backend,
     appenders: HashMap<PartitionId, Appender>,
     last_sync: Instant,
+    /// Writes in the last non-empty batch (see the yield in `run`).
+    previous_batch: usize,
 }
 
 /// A write placed in a group commit, waiting for its outcome.
@@ -111,10 +114,31 @@ impl Writer {
                 _ => None,
             };
             let mut batch_bytes = 0usize;
-            let drained = self.queue.drain(COMMIT_BATCH_WRITES_MAX, timeout, |command| {
+            let mut drained = self.queue.drain(COMMIT_BATCH_WRITES_MAX, timeout, |command| {
                 batch_bytes += command.bytes();
                 batch_bytes < COMMIT_BATCH_BYTES_MAX
             });
+            // Group commit forms batches from whatever has arrived. Right
+            // after a commit acknowledged a big batch, its writers are still
+            // busy handing in their next writes; cutting the next batch at
+            // once would commit a few of them and make the rest wait a whole
+            // fdatasync. So when a batch is under half the previous one (a
+            // sign that writers are mid-resubmission), yield the core once
+            // and take what arrived meanwhile. A lone writer never yields.
+            // Measured: 1 KiB appends, sync always, 64 in flight, one
+            // partition: 71k/s without, 129k/s with; 1 in flight unchanged.
+            if !drained.items.is_empty() && drained.items.len() * 2 <= self.previous_batch {
+                std::thread::yield_now();
+                let room = COMMIT_BATCH_WRITES_MAX - drained.items.len();
+                let more = self.queue.drain(room, Some(std::time::Duration::ZERO), |command| {
+                    batch_bytes += command.bytes();
+                    batch_bytes < COMMIT_BATCH_BYTES_MAX
+                });
+                drained.items.extend(more.items);
+            }
+            if !drained.items.is_empty() {
+                self.previous_batch = drained.items.len();
+            }
             if drained.finished {
                 if let Err(error) = self.sync_dirty() {
                     log::error!("final sync at shutdown failed: {error}");
