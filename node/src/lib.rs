@@ -26,6 +26,7 @@ pub mod codec;
 pub mod ids;
 pub mod limits;
 pub mod logging;
+pub mod protocol;
 pub mod ring;
 pub mod storage;
 pub mod version;

@@ -1,0 +1,381 @@
+//! The protocol's vocabulary: settings, requests, replies, messages, effects.
+
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::ids::NodeId;
+use crate::limits::{CLOCK_ENTRIES_DEFAULT, REPLICAS_MAX};
+use crate::version::{SiblingSet, VectorClock, Versioning};
+
+/// Cluster-wide protocol settings. Every node of a cluster must use the
+/// same N, R, W and versioning.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Settings {
+    /// Replicas per key (N).
+    pub n: usize,
+    /// Replies a get waits for (R), the coordinator's own included.
+    pub r: usize,
+    /// Acknowledgements a put waits for (W), the coordinator's own included.
+    pub w: usize,
+    /// How versions supersede one another.
+    pub versioning: Versioning,
+    /// Vector clock truncation threshold.
+    pub clock_entries_max: usize,
+    /// A request not answered by then fails with a timeout.
+    pub request_timeout_ms: u64,
+    /// A replica silent for this long is suspected; with sloppy quorum a
+    /// write then goes to the next node of the walk with a hint.
+    pub replica_timeout_ms: u64,
+    /// First probe interval of a suspected peer (doubles up to the max).
+    pub probe_interval_ms: u64,
+    /// Longest probe interval.
+    pub probe_interval_max_ms: u64,
+    /// Write to fallback nodes with hints when preference nodes are down.
+    pub sloppy_quorum: bool,
+    /// Repair stale replicas after a get.
+    pub read_repair: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            n: 3,
+            r: 2,
+            w: 2,
+            versioning: Versioning::Dvv,
+            clock_entries_max: CLOCK_ENTRIES_DEFAULT,
+            request_timeout_ms: 1_000,
+            replica_timeout_ms: 100,
+            probe_interval_ms: 100,
+            probe_interval_max_ms: 2_000,
+            sloppy_quorum: true,
+            read_repair: true,
+        }
+    }
+}
+
+/// Why settings are unusable.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SettingsError {
+    /// N out of range.
+    #[error("n = {0} is out of range: it must be between 1 and {REPLICAS_MAX}")]
+    N(usize),
+    /// R out of range.
+    #[error("r = {r} is out of range: it must be between 1 and n = {n}")]
+    R {
+        /// R.
+        r: usize,
+        /// N.
+        n: usize,
+    },
+    /// W out of range.
+    #[error("w = {w} is out of range: it must be between 1 and n = {n}")]
+    W {
+        /// W.
+        w: usize,
+        /// N.
+        n: usize,
+    },
+    /// Fewer nodes than N.
+    #[error("n = {n} replicas need at least {n} nodes, the cluster has {nodes}")]
+    TooFewNodes {
+        /// N.
+        n: usize,
+        /// Nodes in the cluster.
+        nodes: usize,
+    },
+    /// A zero truncation threshold or timeout.
+    #[error("{0} must be positive")]
+    Zero(&'static str),
+}
+
+impl Settings {
+    /// Checks the settings for a cluster of `nodes` nodes.
+    ///
+    /// # Errors
+    /// N, R or W out of range, too few nodes, or a zero limit.
+    pub fn validate(&self, nodes: usize) -> Result<(), SettingsError> {
+        if self.n == 0 || self.n > REPLICAS_MAX {
+            return Err(SettingsError::N(self.n));
+        }
+        if self.r == 0 || self.r > self.n {
+            return Err(SettingsError::R { r: self.r, n: self.n });
+        }
+        if self.w == 0 || self.w > self.n {
+            return Err(SettingsError::W { w: self.w, n: self.n });
+        }
+        if nodes < self.n {
+            return Err(SettingsError::TooFewNodes { n: self.n, nodes });
+        }
+        for (value, name) in [
+            (self.clock_entries_max as u64, "clock_entries_max"),
+            (self.request_timeout_ms, "request_timeout_ms"),
+            (self.replica_timeout_ms, "replica_timeout_ms"),
+            (self.probe_interval_ms, "probe_interval_ms"),
+            (self.probe_interval_max_ms, "probe_interval_max_ms"),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::Zero(name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A client as the driver knows it (a connection and a request on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId(pub u64);
+
+/// A request, unique per coordinating node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId {
+    /// The node that made it.
+    pub node: NodeId,
+    /// Its number there.
+    pub sequence: u64,
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.node, self.sequence)
+    }
+}
+
+/// Where a reply goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// A client of this node.
+    Client(ClientId),
+    /// Another node forwarded the request; the reply goes back to it.
+    Forwarded {
+        /// The node that forwarded.
+        from: NodeId,
+        /// Its request id.
+        request: RequestId,
+    },
+}
+
+/// What a client asks.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientRequest {
+    /// Read a key's siblings.
+    Get {
+        /// The key.
+        key: Vec<u8>,
+        /// Replies to wait for instead of the cluster's R (at most N).
+        r: Option<usize>,
+    },
+    /// Write a value (or, with `value: None`, delete) with the context of
+    /// an earlier get (empty for a blind write).
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The context the client read.
+        context: VectorClock,
+        /// The value; `None` deletes (writes a tombstone).
+        value: Option<Vec<u8>>,
+        /// Acknowledgements to wait for instead of the cluster's W (at most N).
+        w: Option<usize>,
+    },
+}
+
+impl ClientRequest {
+    /// The key the request is about.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            ClientRequest::Get { key, .. } | ClientRequest::Put { key, .. } => key,
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientError {
+    /// Not enough replicas answered before the deadline. The write may
+    /// still have taken effect on some (an indeterminate outcome).
+    Timeout {
+        /// Replies or acknowledgements received.
+        got: usize,
+        /// Replies or acknowledgements needed.
+        needed: usize,
+    },
+    /// The request cannot be served as asked (R or W above N, and so on).
+    BadRequest(String),
+    /// This node's storage failed the write.
+    Storage(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Timeout { got, needed } => {
+                write!(f, "timed out with {got} of the {needed} replicas needed")
+            }
+            ClientError::BadRequest(reason) => write!(f, "bad request: {reason}"),
+            ClientError::Storage(reason) => write!(f, "storage failed: {reason}"),
+        }
+    }
+}
+
+/// A reply to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientReply {
+    /// A get's answer: the live siblings and the context to write with.
+    Got {
+        /// Live sibling values (tombstones excluded), sorted by dot.
+        values: Vec<Vec<u8>>,
+        /// The merged clock of every sibling read, tombstones included.
+        context: VectorClock,
+    },
+    /// The put or delete reached W replicas.
+    Stored,
+    /// The request failed.
+    Failed(ClientError),
+}
+
+/// What nodes say to each other.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Message {
+    /// Coordinator → replica: send me your state of `key`.
+    Read {
+        /// The coordinator's request.
+        request: RequestId,
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Replica → coordinator.
+    ReadReply {
+        /// The coordinator's request.
+        request: RequestId,
+        /// The replica's sibling set (empty if it has none).
+        set: SiblingSet,
+    },
+    /// Coordinator → replica: merge this set into your state (or, with a
+    /// hint, keep it for the node named there).
+    Write {
+        /// The coordinator's request (a repair's id for read repair).
+        request: RequestId,
+        /// The key.
+        key: Vec<u8>,
+        /// The coordinator's whole resulting sibling set.
+        set: SiblingSet,
+        /// The preference node this write stands in for (sloppy quorum).
+        hint: Option<NodeId>,
+    },
+    /// Replica → coordinator: the write is durable.
+    WriteAck {
+        /// The coordinator's request.
+        request: RequestId,
+    },
+    /// Non-preference node → preference node: coordinate this for me.
+    Forward {
+        /// The forwarding node's request.
+        request: RequestId,
+        /// The client's request.
+        op: ClientRequest,
+    },
+    /// The coordinator's answer to a forwarded request.
+    ForwardReply {
+        /// The forwarding node's request.
+        request: RequestId,
+        /// The answer.
+        reply: ClientReply,
+    },
+    /// Hint holder → owner: data written while you were away.
+    Handoff {
+        /// The key.
+        key: Vec<u8>,
+        /// The hinted sibling set.
+        set: SiblingSet,
+    },
+    /// Owner → hint holder: the handed-off data is durable here.
+    HandoffAck {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Are you alive?
+    Ping,
+    /// Yes.
+    Pong,
+}
+
+/// Identifies a persist until the driver reports it done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PersistToken(pub u64);
+
+/// A timer the node asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Timer {
+    /// The request's deadline.
+    Request(RequestId),
+    /// Time to replace silent replicas of a request (sloppy quorum).
+    Replicas(RequestId),
+    /// Time to ping a suspected peer (or a hint's owner) again.
+    Probe(NodeId),
+}
+
+/// What the driver must do, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Effect {
+    /// Send a message to a peer (best effort: it may be lost).
+    Send {
+        /// The peer.
+        to: NodeId,
+        /// The message.
+        message: Message,
+    },
+    /// Answer a client of this node.
+    Reply {
+        /// The client.
+        client: ClientId,
+        /// The answer.
+        reply: ClientReply,
+    },
+    /// Make `set` the durable state of `key`, then call
+    /// [`super::Node::handle_persisted`] with `token`.
+    Persist {
+        /// Reported back when durable.
+        token: PersistToken,
+        /// The key.
+        key: Vec<u8>,
+        /// Its whole new state.
+        set: SiblingSet,
+    },
+    /// Durably keep `set` as a hint of `key` for `owner`, then call
+    /// [`super::Node::handle_persisted`] with `token`.
+    PersistHint {
+        /// Reported back when durable.
+        token: PersistToken,
+        /// The preference node the data belongs to.
+        owner: NodeId,
+        /// The key.
+        key: Vec<u8>,
+        /// The hinted state.
+        set: SiblingSet,
+    },
+    /// Forget the hint of `key` for `owner` (it was handed off).
+    DropHint {
+        /// The owner.
+        owner: NodeId,
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Call [`super::Node::handle_timer`] with `timer` at `at_ms`.
+    SetTimer {
+        /// Which timer.
+        timer: Timer,
+        /// When, on the driver's clock.
+        at_ms: u64,
+    },
+}
+
+/// Read access to the node's durable state, lent by the driver for the
+/// duration of one call.
+pub trait Store {
+    /// The durable sibling set of `key` (empty if none).
+    ///
+    /// # Errors
+    /// A storage failure, described for the log and the client.
+    fn load(&self, key: &[u8]) -> Result<SiblingSet, String>;
+}
