@@ -16,6 +16,10 @@
 //!   Pure.
 //! - [`storage`]: append-only partition files written through io_uring with
 //!   group commit, recovery that cuts only a torn tail, compaction.
+//! - [`protocol`]: the sans-IO quorum protocol (coordinator and replica
+//!   state machines) that the node runtime and the stateright model both
+//!   drive. No I/O, clocks or randomness inside.
+//! - [`net`]: the wire format (length-prefixed, versioned frames).
 //! - [`logging`]: the small stderr logger the binaries install.
 //!
 //! Invariants kept here: a sibling set is always an antichain; a `dvv` put
@@ -26,6 +30,7 @@ pub mod codec;
 pub mod ids;
 pub mod limits;
 pub mod logging;
+pub mod net;
 pub mod protocol;
 pub mod ring;
 pub mod storage;

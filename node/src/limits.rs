@@ -52,3 +52,9 @@ const _: () = assert!(COMMIT_BATCH_WRITES_MAX <= COMMIT_QUEUE_DEPTH);
 // and an fdatasync entry; the ring is reused in rounds, so it only needs room
 // for one file's pair.
 const _: () = assert!(RING_ENTRIES >= 2);
+
+/// Bytes of one network frame at most (length prefix excluded). A put of
+/// the largest value with a large sibling set fits; anything bigger closes
+/// the connection.
+pub const FRAME_BYTES_MAX: usize = 32 * 1024 * 1024;
+const _: () = assert!(RECORD_BODY_BYTES_MAX < FRAME_BYTES_MAX);
