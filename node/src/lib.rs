@@ -26,13 +26,16 @@
 //! discards exactly the siblings its context covers; storage never serves a
 //! record whose checksum does not match.
 
+pub mod client;
 pub mod codec;
+pub mod config;
 pub mod ids;
 pub mod limits;
 pub mod logging;
 pub mod net;
 pub mod protocol;
 pub mod ring;
+pub mod server;
 pub mod storage;
 pub mod version;
 

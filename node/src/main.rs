@@ -6,13 +6,23 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dynamo_node::codec::base64url_encode;
+use dynamo_node::config::ClusterConfig;
+use dynamo_node::server::ServeOptions;
 use dynamo_node::storage::dump_partition;
 use dynamo_node::version::decode_sibling_set;
 
+mod cli_client;
+mod cli_cluster;
+use cli_client as client;
+use cli_cluster as cluster;
+
 /// A Dynamo node (DeCandia et al., SOSP 2007).
 ///
-/// Serving (`serve`, `cluster`, `client`) arrives with issue #3. Today the
-/// binary inspects storage.
+/// Start a local cluster of five nodes and talk to it:
+///
+///   dynamo-node cluster --nodes 5 --data /tmp/dynamo
+///   dynamo-node client --connect 127.0.0.1:7001 put cart:1 apple
+///   dynamo-node client --connect 127.0.0.1:7001 get cart:1
 #[derive(Parser, Debug)]
 #[command(name = "dynamo-node", version)]
 struct Arguments {
@@ -22,6 +32,28 @@ struct Arguments {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run one node of a cluster until SIGTERM or Ctrl-C.
+    ///
+    /// Prints `ready <id> <addr>` once it serves. Example:
+    /// dynamo-node serve --cluster cluster.toml --id n1 --data data/n1
+    Serve {
+        /// The cluster file (see the `config` module docs for its fields).
+        #[arg(long)]
+        cluster: PathBuf,
+        /// This node's id in the cluster file.
+        #[arg(long)]
+        id: String,
+        /// Its data directory [default: data/<id>].
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Start a local cluster of separate node processes on 127.0.0.1.
+    ///
+    /// Writes DATA/cluster.toml, starts one `serve` process per node, prints
+    /// their ready lines, and stops them all on Ctrl-C or SIGTERM.
+    Cluster(ClusterArguments),
+    /// Talk to a cluster.
+    Client(ClientArguments),
     /// Print every record of a partition directory, one per line.
     ///
     /// Reads the segment files directly and changes nothing: safe on a
@@ -39,6 +71,97 @@ enum Command {
         #[arg(long)]
         raw: bool,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct ClusterArguments {
+    /// Number of nodes (ignored with --cluster).
+    #[arg(long, default_value_t = 5)]
+    nodes: u32,
+    /// Port of the first node; the others follow.
+    #[arg(long, default_value_t = 7001)]
+    base_port: u16,
+    /// Where the nodes keep their data (one directory each) and the
+    /// cluster file.
+    #[arg(long, default_value = "data/cluster")]
+    data: PathBuf,
+    /// Start the members of this cluster file instead of making one.
+    #[arg(long)]
+    cluster: Option<PathBuf>,
+    /// Replicas per key.
+    #[arg(long, default_value_t = 3)]
+    n: usize,
+    /// Replies a get waits for.
+    #[arg(long, default_value_t = 2)]
+    r: usize,
+    /// Acknowledgements a put waits for.
+    #[arg(long, default_value_t = 2)]
+    w: usize,
+    /// Partitions (Q).
+    #[arg(long, default_value_t = 64)]
+    partitions: u32,
+    /// always | batch | none.
+    #[arg(long, default_value = "always")]
+    sync: String,
+    /// dvv | paper.
+    #[arg(long, default_value = "dvv")]
+    versioning: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct ClientArguments {
+    /// A node to ask (any member; the client learns the others).
+    #[arg(long, default_value = "127.0.0.1:7001")]
+    connect: std::net::SocketAddr,
+    /// Milliseconds to wait for an answer.
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ClientCommand {
+    /// Read a key: its values (siblings) one per line, then its context.
+    Get {
+        /// The key.
+        key: String,
+        /// Print {"values": [...], "context": "..."}.
+        #[arg(long)]
+        json: bool,
+        /// Show values as base64url (for binary values).
+        #[arg(long)]
+        base64: bool,
+        /// Replies to wait for (default: the cluster's R; up to N).
+        #[arg(long)]
+        r: Option<usize>,
+    },
+    /// Write a value, with the context of an earlier get (none: blind write).
+    Put {
+        /// The key.
+        key: String,
+        /// The value (text).
+        value: String,
+        /// The context a get printed.
+        #[arg(long)]
+        context: Option<String>,
+        /// Acknowledgements to wait for (default: the cluster's W).
+        #[arg(long)]
+        w: Option<usize>,
+    },
+    /// Delete a key, with the context of an earlier get.
+    Delete {
+        /// The key.
+        key: String,
+        /// The context a get printed.
+        #[arg(long)]
+        context: String,
+    },
+    /// The ring: nodes, partitions per node, who is suspected.
+    Ring,
+    /// Per node: requests coordinated, replica reads and writes, hints
+    /// pending, keys and bytes stored.
+    Stats,
 }
 
 fn describe_siblings(payload: &[u8]) -> String {
@@ -64,10 +187,35 @@ fn describe_siblings(payload: &[u8]) -> String {
     }
 }
 
+fn serve(cluster: PathBuf, id: String, data: Option<PathBuf>) -> ExitCode {
+    let config = match ClusterConfig::load(&cluster) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("dynamo-node serve: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let data_dir = data.unwrap_or_else(|| PathBuf::from("data").join(&id));
+    match dynamo_node::server::serve(ServeOptions {
+        config,
+        name: id,
+        data_dir,
+    }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dynamo-node serve: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     dynamo_node::logging::init();
     let arguments = Arguments::parse();
     match arguments.command {
+        Command::Serve { cluster, id, data } => serve(cluster, id, data),
+        Command::Cluster(arguments) => cluster::run(arguments),
+        Command::Client(arguments) => client::run(arguments),
         Command::Dump { partition_dir, raw } => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());

@@ -18,6 +18,8 @@
 //! | 1 | `Request` | varint id, request (below) |
 //! | 2 | `Response` | varint id, reply (below) |
 //! | 3 | `Peer` | varint from-node, message (below) |
+//! | 4 | `Admin` | varint id, query text (`ring`, `stats`) |
+//! | 5 | `AdminReply` | varint id, JSON text |
 //!
 //! A request is `1 key r?` (get) or `2 key context value? w?` (put; no value
 //! deletes), where `x?` is a byte 0 (absent) or 1 followed by x. A reply is
@@ -64,6 +66,20 @@ pub enum Frame {
         from: NodeId,
         /// The protocol message.
         message: Message,
+    },
+    /// Operator → node: `ring` or `stats`.
+    Admin {
+        /// Chosen by the asker; the answer repeats it.
+        id: u64,
+        /// The query.
+        query: String,
+    },
+    /// Node → operator: the answer, as JSON text.
+    AdminReply {
+        /// The query's id.
+        id: u64,
+        /// JSON.
+        text: String,
     },
 }
 
@@ -114,6 +130,16 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) {
             put_varint(out, u64::from(from.0));
             put_message(out, message);
         }
+        Frame::Admin { id, query } => {
+            out.push(4);
+            put_varint(out, *id);
+            put_bytes(out, query.as_bytes());
+        }
+        Frame::AdminReply { id, text } => {
+            out.push(5);
+            put_varint(out, *id);
+            put_bytes(out, text.as_bytes());
+        }
     }
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
@@ -152,6 +178,14 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> 
         3 => Frame::Peer {
             from: NodeId(reader.varint_at_most(u32::MAX as usize, "node id")? as u32),
             message: read_message(&mut reader)?,
+        },
+        4 => Frame::Admin {
+            id: reader.varint("admin id")?,
+            query: read_long_text(&mut reader)?,
+        },
+        5 => Frame::AdminReply {
+            id: reader.varint("admin id")?,
+            text: read_long_text(&mut reader)?,
         },
         _ => return Err(FrameError::Malformed(reader.error("unknown frame tag"))),
     };
@@ -284,6 +318,11 @@ fn put_reply(out: &mut Vec<u8>, reply: &ClientReply) {
 
 fn read_text(reader: &mut Reader<'_>) -> Result<String, DecodeError> {
     let bytes = reader.bytes(64 * 1024, "text")?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| reader.error("text is not UTF-8"))
+}
+
+fn read_long_text(reader: &mut Reader<'_>) -> Result<String, DecodeError> {
+    let bytes = reader.bytes(FRAME_BYTES_MAX, "text")?;
     String::from_utf8(bytes.to_vec()).map_err(|_| reader.error("text is not UTF-8"))
 }
 
@@ -503,6 +542,14 @@ mod tests {
             },
         });
         frames.push(Frame::Request { id: 2, request: put });
+        frames.push(Frame::Admin {
+            id: 7,
+            query: "ring".into(),
+        });
+        frames.push(Frame::AdminReply {
+            id: 7,
+            text: "{\"n\": 3}".into(),
+        });
         frames.push(Frame::Request {
             id: 3,
             request: ClientRequest::Put {

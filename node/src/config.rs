@@ -1,0 +1,344 @@
+//! `cluster.toml`: the cluster a node belongs to.
+//!
+//! ```toml
+//! n = 3                  # replicas per key
+//! r = 2                  # replies a get waits for
+//! w = 2                  # acknowledgements a put waits for
+//! partitions = 64        # Q, fixed for the cluster's life
+//! sync = "always"        # "always" | "batch" | "none"
+//! versioning = "dvv"     # "dvv" | "paper"
+//!
+//! [[nodes]]
+//! id = "n1"
+//! addr = "127.0.0.1:7001"
+//! ```
+//!
+//! Optional settings and their defaults: `batch_interval_ms = 10`,
+//! `clock_entries_max = 10`, `request_timeout_ms = 1000`,
+//! `replica_timeout_ms = 100`, `probe_interval_ms = 100`,
+//! `probe_interval_max_ms = 2000`, `sloppy_quorum = true`,
+//! `read_repair = true`. Unknown or ill-typed fields are rejected with the
+//! file, line and field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::ids::NodeId;
+use crate::limits::PARTITIONS_DEFAULT;
+use crate::protocol::{Settings, SettingsError};
+use crate::ring::{Ring, RingError};
+use crate::storage::SyncPolicy;
+use crate::version::Versioning;
+
+/// Why a cluster file is unusable.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or a field unknown, missing or of the wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// Well-formed but inconsistent.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    n: usize,
+    r: usize,
+    w: usize,
+    #[serde(default = "default_partitions")]
+    partitions: u32,
+    #[serde(default = "default_sync")]
+    sync: String,
+    #[serde(default = "default_versioning")]
+    versioning: String,
+    #[serde(default)]
+    batch_interval_ms: Option<u64>,
+    #[serde(default)]
+    clock_entries_max: Option<usize>,
+    #[serde(default)]
+    request_timeout_ms: Option<u64>,
+    #[serde(default)]
+    replica_timeout_ms: Option<u64>,
+    #[serde(default)]
+    probe_interval_ms: Option<u64>,
+    #[serde(default)]
+    probe_interval_max_ms: Option<u64>,
+    #[serde(default)]
+    sloppy_quorum: Option<bool>,
+    #[serde(default)]
+    read_repair: Option<bool>,
+    nodes: Vec<RawNode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    id: String,
+    addr: String,
+}
+
+fn default_partitions() -> u32 {
+    PARTITIONS_DEFAULT
+}
+fn default_sync() -> String {
+    "always".into()
+}
+fn default_versioning() -> String {
+    "dvv".into()
+}
+
+/// One member of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Its index in the file, the protocol's node id.
+    pub node: NodeId,
+    /// Its name (`id` in the file).
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// A parsed, checked cluster file.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// The protocol settings.
+    pub settings: Settings,
+    /// Q.
+    pub partitions: u32,
+    /// The storage sync policy.
+    pub sync: SyncPolicy,
+    /// The members, in file order.
+    pub members: Vec<Member>,
+}
+
+impl ClusterConfig {
+    /// Reads and checks a cluster file.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not valid, or is inconsistent; the
+    /// message names the file and, for syntax and type errors, the line.
+    pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks the text of a cluster file (`path` names it in
+    /// errors).
+    ///
+    /// # Errors
+    /// As [`ClusterConfig::load`].
+    pub fn parse(path: &Path, text: &str) -> Result<ClusterConfig, ConfigError> {
+        let raw: RawCluster = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string().trim_end().to_string(),
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let versioning: Versioning = raw
+            .versioning
+            .parse()
+            .map_err(|error| invalid(format!("versioning: {error}")))?;
+        let sync: SyncPolicy = raw.sync.parse().map_err(|error| invalid(format!("sync: {error}")))?;
+        let sync = match (sync, raw.batch_interval_ms) {
+            (SyncPolicy::Batch { .. }, Some(0)) => return Err(invalid("batch_interval_ms must be positive".into())),
+            (SyncPolicy::Batch { .. }, Some(millis)) => SyncPolicy::Batch {
+                interval: Duration::from_millis(millis),
+            },
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "batch_interval_ms is only meaningful with sync = \"batch\"".to_string(),
+                ))
+            }
+            (sync, None) => sync,
+        };
+        let defaults = Settings::default();
+        let settings = Settings {
+            n: raw.n,
+            r: raw.r,
+            w: raw.w,
+            versioning,
+            clock_entries_max: raw.clock_entries_max.unwrap_or(defaults.clock_entries_max),
+            request_timeout_ms: raw.request_timeout_ms.unwrap_or(defaults.request_timeout_ms),
+            replica_timeout_ms: raw.replica_timeout_ms.unwrap_or(defaults.replica_timeout_ms),
+            probe_interval_ms: raw.probe_interval_ms.unwrap_or(defaults.probe_interval_ms),
+            probe_interval_max_ms: raw.probe_interval_max_ms.unwrap_or(defaults.probe_interval_max_ms),
+            sloppy_quorum: raw.sloppy_quorum.unwrap_or(defaults.sloppy_quorum),
+            read_repair: raw.read_repair.unwrap_or(defaults.read_repair),
+        };
+        settings
+            .validate(raw.nodes.len())
+            .map_err(|error: SettingsError| invalid(error.to_string()))?;
+        let mut members = Vec::with_capacity(raw.nodes.len());
+        for (index, node) in raw.nodes.iter().enumerate() {
+            if raw.nodes[..index].iter().any(|other| other.id == node.id) {
+                return Err(invalid(format!("nodes[{index}]: id {:?} is listed twice", node.id)));
+            }
+            let addr: SocketAddr = node
+                .addr
+                .parse()
+                .map_err(|error| invalid(format!("nodes[{index}] ({}): addr {:?}: {error}", node.id, node.addr)))?;
+            if raw.nodes[..index].iter().any(|other| other.addr == node.addr) {
+                return Err(invalid(format!(
+                    "nodes[{index}] ({}): addr {} is listed twice",
+                    node.id, node.addr
+                )));
+            }
+            members.push(Member {
+                node: NodeId(index as u32),
+                name: node.id.clone(),
+                addr,
+            });
+        }
+        let config = ClusterConfig {
+            settings,
+            partitions: raw.partitions,
+            sync,
+            members,
+        };
+        config.ring().map_err(|error| invalid(error.to_string()))?;
+        Ok(config)
+    }
+
+    /// The ring: partitions spread over the members in file order.
+    ///
+    /// # Errors
+    /// Q out of range or smaller than the number of nodes.
+    pub fn ring(&self) -> Result<Ring, RingError> {
+        let nodes: Vec<NodeId> = self.members.iter().map(|member| member.node).collect();
+        Ring::new(self.partitions, &nodes)
+    }
+
+    /// The member named `name`.
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|member| member.name == name)
+    }
+
+    /// The batch interval, for `sync = "batch"`.
+    pub fn batch_interval(&self) -> Option<Duration> {
+        match self.sync {
+            SyncPolicy::Batch { interval } => Some(interval),
+            _ => None,
+        }
+    }
+
+    /// The text of a cluster file describing this configuration.
+    pub fn to_toml(&self) -> String {
+        let s = &self.settings;
+        let mut text = format!(
+            "n = {}\nr = {}\nw = {}\npartitions = {}\nsync = \"{}\"\nversioning = \"{}\"\nrequest_timeout_ms = {}\nreplica_timeout_ms = {}\n",
+            s.n,
+            s.r,
+            s.w,
+            self.partitions,
+            match self.sync {
+                SyncPolicy::Always => "always",
+                SyncPolicy::Batch { .. } => "batch",
+                SyncPolicy::None => "none",
+            },
+            s.versioning,
+            s.request_timeout_ms,
+            s.replica_timeout_ms,
+        );
+        if let Some(interval) = self.batch_interval() {
+            text.push_str(&format!("batch_interval_ms = {}\n", interval.as_millis()));
+        }
+        for member in &self.members {
+            text.push_str(&format!(
+                "\n[[nodes]]\nid = \"{}\"\naddr = \"{}\"\n",
+                member.name, member.addr
+            ));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+n = 3
+r = 2
+w = 2
+partitions = 16
+sync = "batch"
+batch_interval_ms = 5
+versioning = "paper"
+
+[[nodes]]
+id = "n1"
+addr = "127.0.0.1:7001"
+[[nodes]]
+id = "n2"
+addr = "127.0.0.1:7002"
+[[nodes]]
+id = "n3"
+addr = "127.0.0.1:7003"
+"#;
+
+    #[test]
+    fn a_good_file_parses_and_round_trips() {
+        let config = ClusterConfig::parse(Path::new("c.toml"), GOOD).unwrap();
+        assert_eq!(config.settings.versioning, Versioning::Paper);
+        assert_eq!(config.batch_interval(), Some(Duration::from_millis(5)));
+        assert_eq!(config.member("n2").unwrap().node, NodeId(1));
+        let again = ClusterConfig::parse(Path::new("c.toml"), &config.to_toml()).unwrap();
+        assert_eq!(again.members, config.members);
+        assert_eq!(again.settings, config.settings);
+    }
+
+    fn error(text: &str) -> String {
+        ClusterConfig::parse(Path::new("bad.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn bad_files_name_the_file_the_line_and_the_field() {
+        let unknown = error(&GOOD.replace("versioning = \"paper\"", "versoning = \"paper\""));
+        assert!(
+            unknown.contains("bad.toml") && unknown.contains("versoning") && unknown.contains("line 8"),
+            "{unknown}"
+        );
+        let ill_typed = error(&GOOD.replace("r = 2", "r = \"two\""));
+        assert!(ill_typed.contains("line 3") && ill_typed.contains("r"), "{ill_typed}");
+        let quorum = error(&GOOD.replace("w = 2", "w = 4"));
+        assert!(quorum.contains("w = 4 is out of range"), "{quorum}");
+        let sync = error(&GOOD.replace("sync = \"batch\"", "sync = \"sometimes\""));
+        assert!(sync.contains("sync") && sync.contains("sometimes"), "{sync}");
+        let addr = error(&GOOD.replace("127.0.0.1:7003", "localhost"));
+        assert!(addr.contains("nodes[2] (n3)") && addr.contains("localhost"), "{addr}");
+        let twice = error(&GOOD.replace("id = \"n3\"", "id = \"n1\""));
+        assert!(twice.contains("listed twice"), "{twice}");
+    }
+}

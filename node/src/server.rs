@@ -1,0 +1,675 @@
+//! The node runtime: turns [`crate::protocol::Node`]'s effects into TCP
+//! frames, storage writes and tokio timers.
+//!
+//! Tasks and threads:
+//! - the **core task** owns the protocol state machine; every input (client
+//!   request, peer message, timer, storage completion, admin query) reaches
+//!   it through a channel, and it carries out the effects in order;
+//! - an **accept loop** and one reader and one writer task per connection
+//!   (clients and peers share the port: each frame says what it is);
+//! - one **peer writer** task per other member, connecting lazily and
+//!   dropping messages while the peer is unreachable (the protocol copes
+//!   with loss);
+//! - the storage engine's own thread (see [`crate::storage`]).
+//!
+//! Shutdown (SIGTERM or Ctrl-C): new client requests are refused, requests
+//! in flight are given up to the request timeout to finish, then storage is
+//! closed (everything acknowledged is synced).
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::config::ClusterConfig;
+use crate::ids::{NodeId, PartitionId};
+use crate::net::codec::{decode_frame, encode_frame, Frame};
+use crate::protocol::{ClientError, ClientId, ClientReply, Effect, Message, Node, Store, Timer};
+use crate::ring::Ring;
+use crate::storage::{fresh_incarnation, Engine, StorageConfig, StorageError};
+use crate::version::{decode_sibling_set, encode_sibling_set, Actor, SiblingSet};
+
+/// Frames queued for one connection or peer at most; beyond that, frames
+/// to it are dropped (peers) or the request fails (clients).
+const OUTBOUND_FRAMES_MAX: usize = 4_096;
+/// Inputs queued for the core at most (client and peer traffic; storage
+/// completions and timers have their own channels, bounded by the requests
+/// in flight that caused them).
+const CORE_INPUTS_MAX: usize = 16_384;
+/// Bytes read from a socket at a time.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// How long a peer writer waits before trying a failed peer again.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Why a node could not start or stopped badly.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// The node's name is not in the cluster file.
+    #[error("node {name:?} is not in the cluster file (members: {members})")]
+    UnknownNode {
+        /// The name asked for.
+        name: String,
+        /// The names in the file.
+        members: String,
+    },
+    /// The data directory belongs to another node.
+    #[error("{path} holds the data of node {found:?}, not {expected:?}: pass the right --data")]
+    WrongDataDir {
+        /// The identity file.
+        path: PathBuf,
+        /// The node it names.
+        found: String,
+        /// The node starting.
+        expected: String,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The listening address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another I/O failure.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How to run one node.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The cluster.
+    pub config: ClusterConfig,
+    /// This node's name in it.
+    pub name: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+}
+
+/// Clients waiting for a reply: the connection to answer on and the id
+/// their request carried. Shared by the connection readers (which add) and
+/// the core (which answers and removes).
+type Waiting = Arc<std::sync::Mutex<HashMap<ClientId, (mpsc::Sender<Frame>, u64)>>>;
+
+enum Input {
+    Client {
+        client: ClientId,
+        request: crate::protocol::ClientRequest,
+    },
+    Peer {
+        from: NodeId,
+        message: Message,
+    },
+    Admin {
+        id: u64,
+        query: String,
+        respond: mpsc::Sender<Frame>,
+    },
+}
+
+enum Completion {
+    Persisted {
+        token: crate::protocol::PersistToken,
+        result: Result<(), String>,
+    },
+    Timer(Timer),
+}
+
+/// Read access to the engine for the protocol core.
+struct EngineStore<'a> {
+    engine: &'a Engine,
+    ring: &'a Ring,
+}
+
+impl Store for EngineStore<'_> {
+    fn load(&self, key: &[u8]) -> Result<SiblingSet, String> {
+        match self.engine.get(self.ring.partition_of(key), key) {
+            Ok(Some(bytes)) => decode_sibling_set(&bytes).map_err(|error| format!("stored sibling set: {error}")),
+            Ok(None) => Ok(SiblingSet::new()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
+
+/// Hints live in a partition of their own, numbered Q (one past the ring's
+/// last): key = owner (u32 BE) followed by the user key.
+fn hint_partition(config: &ClusterConfig) -> PartitionId {
+    PartitionId(config.partitions)
+}
+
+fn hint_key(owner: NodeId, key: &[u8]) -> Vec<u8> {
+    let mut bytes = owner.0.to_be_bytes().to_vec();
+    bytes.extend_from_slice(key);
+    bytes
+}
+
+/// Checks (or, for a new directory, writes) the file naming the node whose
+/// data this is.
+fn claim_data_dir(data_dir: &Path, name: &str) -> Result<(), ServerError> {
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join("NODE");
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found.trim() == name => Ok(()),
+        Ok(found) => Err(ServerError::WrongDataDir {
+            path,
+            found: found.trim().to_string(),
+            expected: name.to_string(),
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, format!("{name}\n"))?;
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Runs a node until SIGTERM or Ctrl-C. Prints `ready <name> <addr>` on
+/// stdout once it serves.
+///
+/// # Errors
+/// A bad name or data directory, storage that cannot open, an address that
+/// cannot be bound.
+pub fn serve(options: ServeOptions) -> Result<(), ServerError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("dynamo-node")
+        .build()?;
+    runtime.block_on(run(options))
+}
+
+async fn run(options: ServeOptions) -> Result<(), ServerError> {
+    let ServeOptions { config, name, data_dir } = options;
+    let member = config.member(&name).cloned().ok_or_else(|| ServerError::UnknownNode {
+        name: name.clone(),
+        members: config
+            .members
+            .iter()
+            .map(|member| member.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    claim_data_dir(&data_dir, &name)?;
+    let ring = config
+        .ring()
+        .map_err(|error| ServerError::Io(std::io::Error::other(error.to_string())))?;
+    let engine = Arc::new(Engine::open(
+        &data_dir.join("partitions"),
+        StorageConfig {
+            sync: config.sync,
+            ..StorageConfig::default()
+        },
+    )?);
+    let mut hints = Vec::new();
+    for key in engine.keys(hint_partition(&config)) {
+        if key.len() < 4 {
+            continue;
+        }
+        let owner = NodeId(u32::from_be_bytes([key[0], key[1], key[2], key[3]]));
+        if let Some(bytes) = engine.get(hint_partition(&config), &key)? {
+            match decode_sibling_set(&bytes) {
+                Ok(set) => hints.push((owner, key[4..].to_vec(), set)),
+                Err(error) => log::error!("skipping an undecodable hint: {error}"),
+            }
+        }
+    }
+    let actor = Actor {
+        node: member.node,
+        incarnation: fresh_incarnation()?,
+    };
+    log::info!(
+        "{name} ({}) starts as incarnation {:x} with {} hints, storage on {:?}",
+        member.node,
+        actor.incarnation,
+        hints.len(),
+        engine.backend()
+    );
+    let node = Node::new(member.node, actor, ring.clone(), config.settings.clone(), hints);
+    let listener = TcpListener::bind(member.addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: member.addr,
+            source,
+        })?;
+
+    let (input_tx, input_rx) = mpsc::channel::<Input>(CORE_INPUTS_MAX);
+    let (completion_tx, completion_rx) = mpsc::unbounded_channel::<Completion>();
+    let mut peers: HashMap<NodeId, mpsc::Sender<Frame>> = HashMap::new();
+    for other in config.members.iter().filter(|other| other.node != member.node) {
+        let (tx, rx) = mpsc::channel(OUTBOUND_FRAMES_MAX);
+        tokio::spawn(peer_writer(other.addr, rx));
+        peers.insert(other.node, tx);
+    }
+    let clients: Waiting = Arc::default();
+    let accept = tokio::spawn(accept_loop(listener, input_tx.clone(), Arc::clone(&clients)));
+    println!("ready {name} {}", member.addr);
+    let _ = std::io::stdout().flush();
+
+    let core = Core {
+        node,
+        engine: Arc::clone(&engine),
+        ring,
+        config: config.clone(),
+        peers,
+        clients,
+        completion_tx,
+        started: Instant::now(),
+        shutting_down: false,
+    };
+    core.run(input_rx, completion_rx).await;
+    accept.abort();
+    drop(input_tx);
+    match Arc::try_unwrap(engine) {
+        Ok(engine) => engine.close(),
+        Err(engine) => {
+            if let Err(error) = engine.flush() {
+                log::error!("final sync failed: {error}");
+            }
+        }
+    }
+    log::info!("{name} stopped");
+    Ok(())
+}
+
+struct Core {
+    node: Node,
+    engine: Arc<Engine>,
+    ring: Ring,
+    config: ClusterConfig,
+    peers: HashMap<NodeId, mpsc::Sender<Frame>>,
+    clients: Waiting,
+    completion_tx: mpsc::UnboundedSender<Completion>,
+    started: Instant,
+    shutting_down: bool,
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                log::warn!("cannot watch SIGTERM: {error}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+impl Core {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    async fn run(mut self, mut inputs: mpsc::Receiver<Input>, mut completions: mpsc::UnboundedReceiver<Completion>) {
+        let mut out = Vec::new();
+        self.node.start(self.now_ms(), &mut out);
+        self.apply(&mut out);
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if let Some(deadline) = drain_deadline {
+                if self.node.requests_in_flight() == 0 || tokio::time::Instant::now() >= deadline {
+                    log::info!(
+                        "shutting down with {} requests still in flight",
+                        self.node.requests_in_flight()
+                    );
+                    return;
+                }
+            }
+            let tick = tokio::time::sleep(Duration::from_millis(50));
+            tokio::select! {
+                biased;
+                completion = completions.recv() => match completion {
+                    Some(Completion::Persisted { token, result }) => {
+                        self.node.handle_persisted(token, result, &mut out);
+                    }
+                    Some(Completion::Timer(timer)) => {
+                        let now = self.now_ms();
+                        let store = EngineStore { engine: &self.engine, ring: &self.ring };
+                        self.node.handle_timer(now, timer, &store, &mut out);
+                    }
+                    None => return,
+                },
+                input = inputs.recv() => match input {
+                    Some(input) => self.handle(input, &mut out),
+                    None => return,
+                },
+                _ = &mut signal, if drain_deadline.is_none() => {
+                    log::info!("signal received: finishing requests in flight, then stopping");
+                    self.shutting_down = true;
+                    drain_deadline = Some(
+                        tokio::time::Instant::now() + Duration::from_millis(self.config.settings.request_timeout_ms),
+                    );
+                }
+                _ = tick => {}
+            }
+            self.apply(&mut out);
+        }
+    }
+
+    fn handle(&mut self, input: Input, out: &mut Vec<Effect>) {
+        let now = self.now_ms();
+        let store = EngineStore {
+            engine: &self.engine,
+            ring: &self.ring,
+        };
+        match input {
+            Input::Client { client, request } => {
+                if self.shutting_down {
+                    out.push(Effect::Reply {
+                        client,
+                        reply: ClientReply::Failed(ClientError::BadRequest("the node is shutting down".into())),
+                    });
+                } else {
+                    self.node.handle_client(now, client, request, &store, out);
+                }
+            }
+            Input::Peer { from, message } => self.node.handle_message(now, from, message, &store, out),
+            Input::Admin { id, query, respond } => {
+                let text = self.admin(&query);
+                let _ = respond.try_send(Frame::AdminReply { id, text });
+            }
+        }
+    }
+
+    fn admin(&self, query: &str) -> String {
+        match query {
+            "ring" => {
+                let loads = self.ring.loads();
+                let members: Vec<serde_json::Value> = self
+                    .config
+                    .members
+                    .iter()
+                    .map(|member| {
+                        serde_json::json!({
+                            "node": member.node.0,
+                            "name": member.name,
+                            "addr": member.addr.to_string(),
+                            "partitions": loads.get(&member.node).copied().unwrap_or(0),
+                            "suspected": self.node.suspects().contains(&member.node),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "n": self.config.settings.n,
+                    "r": self.config.settings.r,
+                    "w": self.config.settings.w,
+                    "partitions": self.ring.partition_count(),
+                    "epoch": self.ring.epoch(),
+                    "versioning": self.config.settings.versioning.to_string(),
+                    "members": members,
+                })
+                .to_string()
+            }
+            "stats" => {
+                let stats = self.node.stats();
+                let storage = self.engine.stats();
+                let hint = hint_partition(&self.config);
+                let (keys, bytes) = storage
+                    .iter()
+                    .filter(|partition| partition.partition != hint)
+                    .fold((0u64, 0u64), |(keys, bytes), partition| {
+                        (keys + partition.keys, bytes + partition.bytes)
+                    });
+                serde_json::json!({
+                    "node": self.node.id().0,
+                    "coordinated_gets": stats.coordinated_gets,
+                    "coordinated_puts": stats.coordinated_puts,
+                    "requests_coordinated": stats.coordinated_gets + stats.coordinated_puts,
+                    "forwarded": stats.forwarded,
+                    "replica_reads": stats.replica_reads,
+                    "replica_writes": stats.replica_writes,
+                    "hinted_writes": stats.hinted_writes,
+                    "handoffs": stats.handoffs,
+                    "read_repairs": stats.read_repairs,
+                    "timeouts": stats.timeouts,
+                    "hints_pending": self.node.hints_pending(),
+                    "suspected": self.node.suspects().iter().map(|node| node.0).collect::<Vec<_>>(),
+                    "keys": keys,
+                    "bytes": bytes,
+                })
+                .to_string()
+            }
+            other => {
+                serde_json::json!({ "error": format!("unknown query {other:?}: expected ring or stats") }).to_string()
+            }
+        }
+    }
+
+    fn apply(&mut self, out: &mut Vec<Effect>) {
+        for effect in out.drain(..) {
+            match effect {
+                Effect::Send { to, message } => {
+                    if let Some(peer) = self.peers.get(&to) {
+                        // Best effort: a full queue means the peer is slow or
+                        // gone, and the protocol treats the loss as silence.
+                        let _ = peer.try_send(Frame::Peer {
+                            from: self.node.id(),
+                            message,
+                        });
+                    }
+                }
+                Effect::Reply { client, reply } => {
+                    let entry = self
+                        .clients
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .remove(&client);
+                    if let Some((connection, id)) = entry {
+                        let _ = connection.try_send(Frame::Response { id, reply });
+                    }
+                }
+                Effect::Persist { token, key, set } => {
+                    let partition = self.ring.partition_of(&key);
+                    self.submit(partition, &key, Some(encode_sibling_set(&set)), Some(token));
+                }
+                Effect::PersistHint { token, owner, key, set } => {
+                    let partition = hint_partition(&self.config);
+                    self.submit(
+                        partition,
+                        &hint_key(owner, &key),
+                        Some(encode_sibling_set(&set)),
+                        Some(token),
+                    );
+                }
+                Effect::DropHint { owner, key } => {
+                    let partition = hint_partition(&self.config);
+                    self.submit(partition, &hint_key(owner, &key), None, None);
+                }
+                Effect::SetTimer { timer, at_ms } => {
+                    let delay = Duration::from_millis(at_ms.saturating_sub(self.now_ms()));
+                    let completions = self.completion_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = completions.send(Completion::Timer(timer));
+                    });
+                }
+            }
+        }
+    }
+
+    fn submit(
+        &self,
+        partition: PartitionId,
+        key: &[u8],
+        payload: Option<Vec<u8>>,
+        token: Option<crate::protocol::PersistToken>,
+    ) {
+        let completions = self.completion_tx.clone();
+        let done = Box::new(move |result: Result<(), StorageError>| {
+            if let Some(token) = token {
+                let _ = completions.send(Completion::Persisted {
+                    token,
+                    result: result.map_err(|error| error.to_string()),
+                });
+            } else if let Err(error) = result {
+                log::warn!("dropping a handed-off hint failed: {error}");
+            }
+        });
+        if let Err(error) = self.engine.submit(partition, key, payload.as_deref(), done) {
+            if let Some(token) = token {
+                let _ = self.completion_tx.send(Completion::Persisted {
+                    token,
+                    result: Err(error.to_string()),
+                });
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, inputs: mpsc::Sender<Input>, clients: Waiting) {
+    let mut next_client = 0u64;
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                log::warn!("accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        let (tx, rx) = mpsc::channel::<Frame>(OUTBOUND_FRAMES_MAX);
+        tokio::spawn(connection_writer(writer, rx));
+        let inputs = inputs.clone();
+        let clients = Arc::clone(&clients);
+        next_client += 1;
+        let connection = next_client;
+        tokio::spawn(async move {
+            if let Err(reason) = connection_reader(reader, connection, tx, inputs, clients).await {
+                log::warn!("closing the connection from {addr}: {reason}");
+            }
+        });
+    }
+}
+
+async fn connection_reader(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    connection: u64,
+    respond: mpsc::Sender<Frame>,
+    inputs: mpsc::Sender<Input>,
+    clients: Waiting,
+) -> Result<(), String> {
+    let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    let mut requests = 0u64;
+    loop {
+        loop {
+            match decode_frame(&buffer) {
+                Ok(Some((frame, used))) => {
+                    buffer.drain(..used);
+                    let input = match frame {
+                        Frame::Request { id, request } => {
+                            requests += 1;
+                            // Client ids: connection number and request count.
+                            let client = ClientId((connection << 32) | (requests & 0xffff_ffff));
+                            clients
+                                .lock()
+                                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                                .insert(client, (respond.clone(), id));
+                            Input::Client { client, request }
+                        }
+                        Frame::Peer { from, message } => Input::Peer { from, message },
+                        Frame::Admin { id, query } => Input::Admin {
+                            id,
+                            query,
+                            respond: respond.clone(),
+                        },
+                        Frame::Response { .. } | Frame::AdminReply { .. } => {
+                            return Err("a node does not take responses".into());
+                        }
+                    };
+                    if inputs.send(input).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        let read = reader.read(&mut chunk).await.map_err(|error| error.to_string())?;
+        if read == 0 {
+            if buffer.is_empty() {
+                return Ok(());
+            }
+            return Err(format!(
+                "the connection closed inside a frame ({} bytes buffered)",
+                buffer.len()
+            ));
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+async fn connection_writer(mut writer: tokio::net::tcp::OwnedWriteHalf, mut frames: mpsc::Receiver<Frame>) {
+    let mut bytes = Vec::with_capacity(READ_CHUNK_BYTES);
+    while let Some(frame) = frames.recv().await {
+        bytes.clear();
+        encode_frame(&frame, &mut bytes);
+        while let Ok(more) = frames.try_recv() {
+            encode_frame(&more, &mut bytes);
+            if bytes.len() >= READ_CHUNK_BYTES {
+                break;
+            }
+        }
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn peer_writer(addr: SocketAddr, mut frames: mpsc::Receiver<Frame>) {
+    let mut stream: Option<TcpStream> = None;
+    let mut retry_at = tokio::time::Instant::now();
+    let mut bytes = Vec::with_capacity(READ_CHUNK_BYTES);
+    while let Some(frame) = frames.recv().await {
+        if stream.is_none() {
+            if tokio::time::Instant::now() < retry_at {
+                continue; // unreachable for now: the message is lost
+            }
+            match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await {
+                Ok(Ok(connected)) => {
+                    let _ = connected.set_nodelay(true);
+                    stream = Some(connected);
+                }
+                _ => {
+                    retry_at = tokio::time::Instant::now() + RECONNECT_BACKOFF;
+                    continue;
+                }
+            }
+        }
+        bytes.clear();
+        encode_frame(&frame, &mut bytes);
+        while let Ok(more) = frames.try_recv() {
+            encode_frame(&more, &mut bytes);
+            if bytes.len() >= READ_CHUNK_BYTES {
+                break;
+            }
+        }
+        if let Some(connected) = stream.as_mut() {
+            if connected.write_all(&bytes).await.is_err() {
+                stream = None;
+                retry_at = tokio::time::Instant::now() + RECONNECT_BACKOFF;
+            }
+        }
+    }
+}
