@@ -129,21 +129,33 @@ impl Client {
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let frame = frame_for(id);
         let mut connections = self.connections.lock().await;
-        let connection = match connections.entry(addr) {
-            std::collections::hash_map::Entry::Occupied(existing) => existing.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(Connection::open(addr, self.timeout).await?),
-        };
-        match tokio::time::timeout(self.timeout, connection.call(&frame, id)).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(error)) => {
-                connections.remove(&addr);
-                Err(format!("{addr}: {error}"))
-            }
-            Err(_) => {
-                connections.remove(&addr);
-                Err(format!("{addr}: no answer within {} ms", self.timeout.as_millis()))
+        // A kept connection may have died with its node (a restart): if it
+        // fails before any answer arrived, the request goes again once on a
+        // fresh connection. For a put that makes delivery at-least-once.
+        let reused = connections.contains_key(&addr);
+        for attempt in 0..2 {
+            let connection = match connections.entry(addr) {
+                std::collections::hash_map::Entry::Occupied(existing) => existing.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Connection::open(addr, self.timeout).await?)
+                }
+            };
+            match tokio::time::timeout(self.timeout, connection.call(&frame, id)).await {
+                Ok(Ok(answer)) => return Ok(answer),
+                Ok(Err(error)) => {
+                    connections.remove(&addr);
+                    if attempt == 0 && reused {
+                        continue;
+                    }
+                    return Err(format!("{addr}: {error}"));
+                }
+                Err(_) => {
+                    connections.remove(&addr);
+                    return Err(format!("{addr}: no answer within {} ms", self.timeout.as_millis()));
+                }
             }
         }
+        Err(format!("{addr}: the connection failed twice"))
     }
 
     /// Sends an admin query (`ring`, `stats`) to one node; returns its JSON.

@@ -642,6 +642,15 @@ async fn peer_writer(addr: SocketAddr, mut frames: mpsc::Receiver<Frame>) {
     let mut retry_at = tokio::time::Instant::now();
     let mut bytes = Vec::with_capacity(READ_CHUNK_BYTES);
     while let Some(frame) = frames.recv().await {
+        // Peers never write on our outbound connection: if it reads as
+        // closed, the peer restarted; reconnect now rather than lose the
+        // next frames to a dead socket.
+        if let Some(connected) = stream.as_ref() {
+            let mut probe = [0u8; 1];
+            if matches!(connected.try_read(&mut probe), Ok(0) | Ok(1..)) {
+                stream = None;
+            }
+        }
         if stream.is_none() {
             if tokio::time::Instant::now() < retry_at {
                 continue; // unreachable for now: the message is lost

@@ -3,6 +3,8 @@
 // Test helpers: a failure here is a failed test, and says where.
 #![allow(clippy::unwrap_used)]
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 
 /// A directory removed when dropped (kept, and its path printed, when the
