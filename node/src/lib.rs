@@ -31,6 +31,7 @@ pub mod codec;
 pub mod config;
 pub mod ids;
 pub mod limits;
+pub mod local_cluster;
 pub mod logging;
 pub mod net;
 pub mod protocol;

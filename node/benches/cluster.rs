@@ -1,0 +1,227 @@
+//! Cluster benchmark: `cargo bench -p dynamo-node --bench cluster`.
+//!
+//! A local 5-node cluster (separate processes), N=3 R=2 W=2, 1 KiB values,
+//! 64 requests in flight (64 closed-loop clients, each with its own
+//! connections): put and get throughput with p50 / p99 / p99.9, for sync
+//! `none` and `always`; then the same at half the measured rate, paced
+//! (latency from each request's intended start, so queueing counts).
+//! Beside it, the loopback round trip measured in the same run.
+//!
+//! Flags (after `--`): `--seconds S` per phase (default 5), `--sync
+//! none|always` (default both), `--in-flight N` (default 64).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dynamo_node::client::Client;
+use dynamo_node::local_cluster::LocalCluster;
+use dynamo_node::version::VectorClock;
+
+const VALUE_BYTES: usize = 1024;
+const PRELOADED_KEYS: u64 = 10_000;
+
+struct Options {
+    seconds: f64,
+    syncs: Vec<String>,
+    in_flight: usize,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        seconds: 5.0,
+        syncs: vec!["none".into(), "always".into()],
+        in_flight: 64,
+    };
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
+        match argument.as_str() {
+            "--seconds" => {
+                options.seconds = arguments
+                    .next()
+                    .and_then(|text| text.parse().ok())
+                    .expect("--seconds S")
+            }
+            "--sync" => options.syncs = vec![arguments.next().expect("--sync none|always")],
+            "--in-flight" => {
+                options.in_flight = arguments
+                    .next()
+                    .and_then(|text| text.parse().ok())
+                    .expect("--in-flight N")
+            }
+            "--bench" => {}
+            other => eprintln!("ignoring argument {other:?}"),
+        }
+    }
+    options
+}
+
+fn percentiles(mut latencies_us: Vec<u64>) -> (f64, f64, f64) {
+    latencies_us.sort_unstable();
+    let at = |p: f64| latencies_us[((latencies_us.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0;
+    (at(0.5), at(0.99), at(0.999))
+}
+
+fn loopback_round_trip() -> (f64, f64) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut byte = [0u8; 1];
+        while stream.read_exact(&mut byte).is_ok() {
+            if stream.write_all(&byte).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut latencies = Vec::with_capacity(20_000);
+    let mut byte = [7u8; 1];
+    for _ in 0..20_000 {
+        let started = Instant::now();
+        stream.write_all(&byte).expect("write");
+        stream.read_exact(&mut byte).expect("read");
+        latencies.push(started.elapsed().as_nanos() as u64);
+    }
+    latencies.sort_unstable();
+    let at = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
+    (at(0.5), at(0.99))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Put,
+    Get,
+}
+
+/// Runs `clients` loops of `op` for `seconds`; with `rate` (ops/s over all
+/// clients) each client is paced and latency counts from the intended
+/// start. Returns (ops/s, latencies in µs, failures).
+async fn phase(addrs: &[SocketAddr], op: Op, clients: usize, seconds: f64, rate: Option<f64>) -> (f64, Vec<u64>, u64) {
+    let deadline = Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|task| {
+            let addrs = addrs.to_vec();
+            tokio::spawn(async move {
+                let client = Client::new(addrs, Duration::from_secs(5));
+                let value = vec![b'v'; VALUE_BYTES];
+                let mut latencies = Vec::new();
+                let mut failures = 0u64;
+                let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ task as u64;
+                let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate));
+                let mut index = 0u64;
+                loop {
+                    // Clients' schedules are staggered across the interval,
+                    // so the load arrives evenly rather than in bursts.
+                    let intended = match interval {
+                        Some(interval) => started + interval.mul_f64(index as f64 + task as f64 / clients as f64),
+                        None => Instant::now(),
+                    };
+                    if intended.duration_since(started) >= deadline {
+                        break;
+                    }
+                    if let Some(wait) = intended.checked_duration_since(Instant::now()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                    let result = match op {
+                        Op::Put => {
+                            let key = format!("bench:{task}:{index}");
+                            client
+                                .put(key.as_bytes(), Some(&value), &VectorClock::new(), None)
+                                .await
+                                .map(|_| ())
+                        }
+                        Op::Get => {
+                            state ^= state << 13;
+                            state ^= state >> 7;
+                            state ^= state << 17;
+                            let key = format!("preload:{}", state % PRELOADED_KEYS);
+                            client.get(key.as_bytes(), None).await.map(|_| ())
+                        }
+                    };
+                    if result.is_err() {
+                        failures += 1;
+                    }
+                    latencies.push(intended.elapsed().as_micros() as u64);
+                    index += 1;
+                }
+                (latencies, failures)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        let (mut more, failed) = task.await.expect("client task");
+        latencies.append(&mut more);
+        failures += failed;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    (latencies.len() as f64 / elapsed, latencies, failures)
+}
+
+fn main() {
+    let options = options();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (rtt_p50, rtt_p99) = loopback_round_trip();
+    println!("loopback round trip (1 byte, TCP_NODELAY): p50 {rtt_p50:.1} µs, p99 {rtt_p99:.1} µs");
+    println!(
+        "{:<7} {:<4} {:<16} {:>10} {:>9} {:>9} {:>9} {:>8}",
+        "sync", "op", "load", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "failed"
+    );
+    for sync in &options.syncs {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-cluster-{sync}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let settings = format!("n = 3\nr = 2\nw = 2\npartitions = 64\nsync = \"{sync}\"");
+        let mut cluster =
+            LocalCluster::start(Path::new(env!("CARGO_BIN_EXE_dynamo-node")), &dir, 5, &settings).expect("cluster");
+        let addrs = cluster.addrs().to_vec();
+        runtime.block_on(async {
+            // Preload the keys the gets read.
+            let loaders: Vec<_> = (0..options.in_flight as u64)
+                .map(|loader| {
+                    let addrs = addrs.clone();
+                    let step = options.in_flight as u64;
+                    tokio::spawn(async move {
+                        let client = Client::new(addrs, Duration::from_secs(5));
+                        let value = vec![b'p'; VALUE_BYTES];
+                        for index in (loader..PRELOADED_KEYS).step_by(step as usize) {
+                            let key = format!("preload:{index}");
+                            client
+                                .put(key.as_bytes(), Some(&value), &VectorClock::new(), None)
+                                .await
+                                .expect("preload");
+                        }
+                    })
+                })
+                .collect();
+            for loader in loaders {
+                loader.await.expect("loader");
+            }
+            for op in [Op::Put, Op::Get] {
+                let name = if op == Op::Put { "put" } else { "get" };
+                let (rate, latencies, failed) = phase(&addrs, op, options.in_flight, options.seconds, None).await;
+                let (p50, p99, p999) = percentiles(latencies);
+                let load = format!("{} in flight", options.in_flight);
+                println!("{sync:<7} {name:<4} {load:<16} {rate:>10.0} {p50:>9.2} {p99:>9.2} {p999:>9.2} {failed:>8}");
+                let half = rate / 2.0;
+                let (paced, latencies, failed) =
+                    phase(&addrs, op, options.in_flight, options.seconds, Some(half)).await;
+                let (p50, p99, p999) = percentiles(latencies);
+                let load = format!("paced {half:.0}/s");
+                println!("{sync:<7} {name:<4} {load:<16} {paced:>10.0} {p50:>9.2} {p99:>9.2} {p999:>9.2} {failed:>8}");
+            }
+        });
+        cluster.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
