@@ -74,6 +74,18 @@ fn scratch(name: &str) -> PathBuf {
     path
 }
 
+fn open(dir: &Path, sync: SyncPolicy, io: IoMode) -> Engine {
+    Engine::open(
+        dir,
+        StorageConfig {
+            sync,
+            io,
+            ..StorageConfig::default()
+        },
+    )
+    .expect("open")
+}
+
 fn value(index: u64) -> Vec<u8> {
     let mut value = vec![b'x'; VALUE_BYTES];
     let tag = index.to_le_bytes();
@@ -85,16 +97,7 @@ fn value(index: u64) -> Vec<u8> {
 /// (appends per second, p50 µs, p99 µs).
 fn appends(sync: SyncPolicy, writers: u64, partitions: u64, seconds: f64) -> (f64, f64, f64) {
     let dir = scratch("appends");
-    let engine = Arc::new(
-        Engine::open(
-            &dir,
-            StorageConfig {
-                sync,
-                ..StorageConfig::default()
-            },
-        )
-        .expect("open"),
-    );
+    let engine = Arc::new(open(&dir, sync, IoMode::Auto));
     let stop = Arc::new(AtomicBool::new(false));
     let total = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -141,15 +144,7 @@ fn appends(sync: SyncPolicy, writers: u64, partitions: u64, seconds: f64) -> (f6
 /// (appends per second, p50 µs, p99 µs), latency from submit to ack.
 fn appends_pipelined(sync: SyncPolicy, io: IoMode, in_flight: u64, partitions: u64, seconds: f64) -> (f64, f64, f64) {
     let dir = scratch("pipelined");
-    let engine = Engine::open(
-        &dir,
-        StorageConfig {
-            sync,
-            io,
-            ..StorageConfig::default()
-        },
-    )
-    .expect("open");
+    let engine = open(&dir, sync, io);
     let (acks, acked) = std::sync::mpsc::channel::<u64>();
     let payload = value(7);
     let started = Instant::now();
@@ -195,16 +190,7 @@ fn appends_pipelined(sync: SyncPolicy, io: IoMode, in_flight: u64, partitions: u
 fn reads(seconds: f64) {
     let dir = scratch("reads");
     let keys = 200_000u64;
-    let engine = Arc::new(
-        Engine::open(
-            &dir,
-            StorageConfig {
-                sync: SyncPolicy::None,
-                ..StorageConfig::default()
-            },
-        )
-        .expect("open"),
-    );
+    let engine = Arc::new(open(&dir, SyncPolicy::None, IoMode::Auto));
     let loaders: Vec<_> = (0..64u64)
         .map(|loader| {
             let engine = Arc::clone(&engine);
@@ -257,16 +243,7 @@ fn recovery(mib: u64) {
     let records = mib * 1024 * 1024 / (VALUE_BYTES as u64 + 32);
     let write_started = Instant::now();
     {
-        let engine = Arc::new(
-            Engine::open(
-                &dir,
-                StorageConfig {
-                    sync: SyncPolicy::None,
-                    ..StorageConfig::default()
-                },
-            )
-            .expect("open"),
-        );
+        let engine = Arc::new(open(&dir, SyncPolicy::None, IoMode::Auto));
         let writers: Vec<_> = (0..64u64)
             .map(|writer| {
                 let engine = Arc::clone(&engine);

@@ -636,17 +636,23 @@ async fn connection_reader(
     }
 }
 
+/// Encodes `first` and whatever else is already queued (up to a read
+/// chunk's worth) into `bytes`: one write system call for a burst.
+fn encode_batch(first: Frame, frames: &mut mpsc::Receiver<Frame>, bytes: &mut Vec<u8>) {
+    bytes.clear();
+    encode_frame(&first, bytes);
+    while bytes.len() < READ_CHUNK_BYTES {
+        match frames.try_recv() {
+            Ok(more) => encode_frame(&more, bytes),
+            Err(_) => break,
+        }
+    }
+}
+
 async fn connection_writer(mut writer: tokio::net::tcp::OwnedWriteHalf, mut frames: mpsc::Receiver<Frame>) {
     let mut bytes = Vec::with_capacity(READ_CHUNK_BYTES);
     while let Some(frame) = frames.recv().await {
-        bytes.clear();
-        encode_frame(&frame, &mut bytes);
-        while let Ok(more) = frames.try_recv() {
-            encode_frame(&more, &mut bytes);
-            if bytes.len() >= READ_CHUNK_BYTES {
-                break;
-            }
-        }
+        encode_batch(frame, &mut frames, &mut bytes);
         if writer.write_all(&bytes).await.is_err() {
             return;
         }
@@ -682,14 +688,7 @@ async fn peer_writer(addr: SocketAddr, mut frames: mpsc::Receiver<Frame>) {
                 }
             }
         }
-        bytes.clear();
-        encode_frame(&frame, &mut bytes);
-        while let Ok(more) = frames.try_recv() {
-            encode_frame(&more, &mut bytes);
-            if bytes.len() >= READ_CHUNK_BYTES {
-                break;
-            }
-        }
+        encode_batch(frame, &mut frames, &mut bytes);
         if let Some(connected) = stream.as_mut() {
             if connected.write_all(&bytes).await.is_err() {
                 stream = None;

@@ -307,67 +307,41 @@ impl Simulation {
         self.request(client, node, request);
     }
 
+    fn start_get(&mut self, client: u64, node: usize, key: usize, then_write: Option<Option<String>>) {
+        self.clients.get_mut(&client).unwrap().step = Step::Reading { key, then_write };
+        let request = ClientRequest::Get {
+            key: KEYS[key].to_vec(),
+            r: None,
+        };
+        self.request(client, node, request);
+    }
+
     fn client_step(&mut self, client: u64) {
         let state = self.clients.get_mut(&client).unwrap();
         if !matches!(state.step, Step::Idle) || state.ops_left == 0 {
             return;
         }
         state.ops_left -= 1;
+        let last_read = state.last_read.clone();
         let key = self.rng.below(KEYS.len() as u64) as usize;
         let node = self.rng.below(u64::from(NODES)) as usize;
         self.next_value += 1;
         let value = format!("c{client}-{}", self.next_value);
-        let state = self.clients.get_mut(&client).unwrap();
         match self.rng.below(4) {
-            0 => {
-                state.step = Step::Reading { key, then_write: None };
-                self.request(
-                    client,
-                    node,
-                    ClientRequest::Get {
-                        key: KEYS[key].to_vec(),
-                        r: None,
-                    },
-                );
-            }
-            1 => {
-                state.step = Step::Reading {
-                    key,
-                    then_write: Some(Some(value)),
-                };
-                self.request(
-                    client,
-                    node,
-                    ClientRequest::Get {
-                        key: KEYS[key].to_vec(),
-                        r: None,
-                    },
-                );
-            }
+            0 => self.start_get(client, node, key, None),
+            1 => self.start_get(client, node, key, Some(Some(value))),
             2 => {
-                state.step = Step::Writing;
+                self.clients.get_mut(&client).unwrap().step = Step::Writing;
                 self.put(client, key, Vec::new(), VectorClock::new(), Some(value));
             }
-            _ => {
-                // Delete what this client last read of this key, if anything.
-                match state.last_read.clone() {
-                    Some((read_key, values, context)) if read_key == key => {
-                        state.step = Step::Writing;
-                        self.put(client, key, values, context, None);
-                    }
-                    _ => {
-                        state.step = Step::Reading { key, then_write: None };
-                        self.request(
-                            client,
-                            node,
-                            ClientRequest::Get {
-                                key: KEYS[key].to_vec(),
-                                r: None,
-                            },
-                        );
-                    }
+            // Delete what this client last read of this key, if anything.
+            _ => match last_read {
+                Some((read_key, values, context)) if read_key == key => {
+                    self.clients.get_mut(&client).unwrap().step = Step::Writing;
+                    self.put(client, key, values, context, None);
                 }
-            }
+                _ => self.start_get(client, node, key, None),
+            },
         }
     }
 

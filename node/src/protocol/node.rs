@@ -426,6 +426,12 @@ impl Node {
                 answered: false,
             },
         );
+        self.arm_request_timers(id, now_ms, out);
+        self.check_get(id, store, out);
+    }
+
+    /// The deadline of a request, and the moment to look for silent replicas.
+    fn arm_request_timers(&self, id: RequestId, now_ms: u64, out: &mut Vec<Effect>) {
         out.push(Effect::SetTimer {
             timer: Timer::Request(id),
             at_ms: now_ms + self.settings.request_timeout_ms,
@@ -434,7 +440,6 @@ impl Node {
             timer: Timer::Replicas(id),
             at_ms: now_ms + self.settings.replica_timeout_ms,
         });
-        self.check_get(id, store, out);
     }
 
     fn merged(&self, replies: &BTreeMap<NodeId, SiblingSet>) -> SiblingSet {
@@ -577,14 +582,7 @@ impl Node {
                 answered: false,
             },
         );
-        out.push(Effect::SetTimer {
-            timer: Timer::Request(id),
-            at_ms: now_ms + self.settings.request_timeout_ms,
-        });
-        out.push(Effect::SetTimer {
-            timer: Timer::Replicas(id),
-            at_ms: now_ms + self.settings.replica_timeout_ms,
-        });
+        self.arm_request_timers(id, now_ms, out);
     }
 
     /// The next node of the walk beyond the preference list that is not
