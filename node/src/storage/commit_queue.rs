@@ -3,7 +3,7 @@
 //! commit), and a one-shot slot through which a blocked writer learns the
 //! outcome of its write.
 //!
-//! Built on `crate::sync`, which is loom's primitives under `--cfg loom`
+//! Built on `crate::sync`, which is loom's primitives under `--cfg dynamo_loom`
 //! (see the loom tests at the bottom) and std's otherwise.
 
 use std::collections::VecDeque;
@@ -188,9 +188,9 @@ impl<T> Oneshot<T> {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, dynamo_loom))]
 mod loom_tests {
-    //! Run with `RUSTFLAGS="--cfg loom" cargo test -p dynamo-node --lib --release loom`.
+    //! Run with `RUSTFLAGS="--cfg dynamo_loom" cargo test -p dynamo-node --lib --release loom`.
     use super::*;
     use loom::thread;
 
@@ -268,7 +268,7 @@ mod loom_tests {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(dynamo_loom)))]
 mod tests {
     use super::*;
 

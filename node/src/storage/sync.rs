@@ -1,8 +1,11 @@
 //! The synchronisation primitives of the storage engine's hand-off: loom's
-//! under `--cfg loom`, so the loom tests explore every interleaving of the
+//! under `--cfg dynamo_loom`, so the loom tests explore every interleaving of the
 //! real code; std's otherwise.
 
-#[cfg(loom)]
+#[cfg(dynamo_loom)]
 pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
-#[cfg(not(loom))]
+#[cfg(not(dynamo_loom))]
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+// The cfg is `dynamo_loom`, not `loom`: tokio reads `cfg(loom)` too and
+// compiles its networking out under it.
