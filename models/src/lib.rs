@@ -1,6 +1,31 @@
 //! The stateright model of the quorum and vector-clock protocol.
 //!
-//! Not built yet: it arrives with issue #4 and will drive
-//! `dynamo_node::protocol` (issue #3) as stateright actors, with the
-//! invariants of `shared/HISTORY.md` as its properties. Until then this
-//! crate holds no code, so that nothing here can be mistaken for a check.
+//! Server actors are `dynamo_node::protocol::Node` — the very state machine
+//! the node runs — with an in-memory store; this crate holds no second copy
+//! of the protocol. Client actors read, read-modify-write (get, then put
+//! with that context) or write blindly, one operation at a time. Every
+//! request and reply is recorded in a history in the terms of
+//! `shared/HISTORY.md` (values are unique ids; a put names the values its
+//! context covered), and the properties are that contract's invariants,
+//! decided from the history (plus, for durability, the replicas' stores).
+//!
+//! Modelling choices, each a bound on the state space rather than a change
+//! of the protocol:
+//! - a storage write completes in the step that asks for it (persist
+//!   latency is modelled by message delivery order instead);
+//! - time is a per-server step counter (it orders clock entries for
+//!   truncation; the protocol's timeouts are stateright timers that may fire
+//!   at any moment, which models every timing at once);
+//! - failure-detector probes are not armed: they only ever restore
+//!   liveness, and re-arming them would make the state space infinite.
+//!   Replica timers (sloppy quorum) and request deadlines are modelled.
+//!
+//! Properties (see [`properties`]): *siblings are concurrent*, *no
+//! phantom*, *acknowledged writes are durable*, and, with R + W > N and no
+//! sloppy quorum, *reads see acknowledged writes*; sometimes *siblings
+//! appear* and *a read returns another client's write*.
+
+pub mod history;
+pub mod model;
+
+pub use model::{properties, DynamoModel, ModelSettings, NetworkKind};

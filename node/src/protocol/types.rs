@@ -157,7 +157,7 @@ pub enum Origin {
 }
 
 /// What a client asks.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ClientRequest {
     /// Read a key's siblings.
     Get {
@@ -190,7 +190,7 @@ impl ClientRequest {
 }
 
 /// Why a request failed.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ClientError {
     /// Not enough replicas answered before the deadline. The write may
     /// still have taken effect on some (an indeterminate outcome).
@@ -219,7 +219,7 @@ impl fmt::Display for ClientError {
 }
 
 /// A reply to a client.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ClientReply {
     /// A get's answer: the live siblings and the context to write with.
     Got {
@@ -235,7 +235,7 @@ pub enum ClientReply {
 }
 
 /// What nodes say to each other.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Message {
     /// Coordinator → replica: send me your state of `key`.
     Read {

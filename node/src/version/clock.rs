@@ -39,7 +39,7 @@ impl fmt::Display for Dot {
 }
 
 /// One entry of a vector clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClockEntry {
     /// Whose events this entry counts.
     pub actor: Actor,
@@ -64,7 +64,7 @@ pub enum Causality {
 }
 
 /// A vector clock: entries sorted by actor, every counter ≥ 1.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VectorClock {
     entries: Vec<ClockEntry>,
 }

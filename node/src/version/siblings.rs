@@ -42,7 +42,7 @@ impl fmt::Display for Versioning {
 }
 
 /// One version of a key's value.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
     /// The event that created this version; unique per version.
     pub dot: Dot,
@@ -88,7 +88,7 @@ impl Version {
 
 /// The versions of one key none of which supersedes another (an antichain),
 /// sorted by dot.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SiblingSet {
     versions: Vec<Version>,
 }

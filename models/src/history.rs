@@ -1,0 +1,135 @@
+//! The model's history: invocations and completions in the terms of
+//! `shared/HISTORY.md`, with the causality it defines (a put directly
+//! supersedes every value its context covered; causally precedes is the
+//! transitive closure).
+
+use std::collections::BTreeSet;
+
+/// What an operation did, once complete.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// A get returned these values.
+    Got(Vec<String>),
+    /// A put was acknowledged (`ok`).
+    Stored,
+    /// The request failed or timed out (`info`: it may have taken effect).
+    Indeterminate,
+}
+
+/// One operation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Operation {
+    /// The client (process).
+    pub client: usize,
+    /// The key.
+    pub key: String,
+    /// For a put: the value it writes.
+    pub value: Option<String>,
+    /// For a put: the values its context covered.
+    pub context: Vec<String>,
+    /// Step at which it was invoked (history position).
+    pub invoked: usize,
+    /// Step at which it completed, with its outcome.
+    pub completed: Option<(usize, Outcome)>,
+}
+
+/// The recorded operations, in invocation order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct History {
+    /// Every operation.
+    pub operations: Vec<Operation>,
+    /// Events so far (invocations and completions).
+    pub events: usize,
+}
+
+impl History {
+    /// The put that wrote `value`.
+    pub fn put_of(&self, value: &str) -> Option<&Operation> {
+        self.operations.iter().find(|op| op.value.as_deref() == Some(value))
+    }
+
+    /// Every value that `value` causally follows.
+    pub fn ancestors(&self, value: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<String> = self.put_of(value).map(|put| put.context.clone()).unwrap_or_default();
+        while let Some(next) = todo.pop() {
+            if seen.insert(next.clone()) {
+                if let Some(put) = self.put_of(&next) {
+                    todo.extend(put.context.iter().cloned());
+                }
+            }
+        }
+        seen
+    }
+
+    /// Invariant 2, sibling-antichain: no get returned a value beside one of
+    /// its causal ancestors.
+    pub fn siblings_are_concurrent(&self) -> bool {
+        self.gets().all(|(_, values)| {
+            values.iter().all(|value| {
+                let ancestors = self.ancestors(value);
+                values.iter().all(|other| !ancestors.contains(other))
+            })
+        })
+    }
+
+    /// Invariant 1, phantom: every returned value was written by a put
+    /// invoked before the get completed, to the same key.
+    pub fn no_phantom(&self) -> bool {
+        self.gets().all(|(get, values)| {
+            let completed = get.completed.as_ref().map_or(usize::MAX, |(at, _)| *at);
+            values.iter().all(|value| {
+                // (Every failure in the model is a timeout, which may have
+                // taken effect; no put definitely failed.)
+                self.put_of(value)
+                    .is_some_and(|put| put.invoked < completed && put.key == get.key)
+            })
+        })
+    }
+
+    /// Invariant 3, stale-read (strict mode): a get invoked after a put was
+    /// acknowledged returns that put's value or a descendant of it.
+    pub fn reads_see_acknowledged_writes(&self) -> bool {
+        self.gets().all(|(get, values)| {
+            self.operations.iter().all(|put| {
+                let acknowledged_before = matches!(&put.completed, Some((at, Outcome::Stored)) if *at < get.invoked);
+                if !acknowledged_before || put.key != get.key {
+                    return true;
+                }
+                let Some(value) = &put.value else { return true };
+                values.contains(value) || values.iter().any(|returned| self.ancestors(returned).contains(value))
+            })
+        })
+    }
+
+    /// Some get returned two or more siblings.
+    pub fn siblings_appeared(&self) -> bool {
+        self.gets().any(|(_, values)| values.len() >= 2)
+    }
+
+    /// Some get returned a value another client wrote.
+    pub fn read_another_clients_write(&self) -> bool {
+        self.gets().any(|(get, values)| {
+            values
+                .iter()
+                .any(|value| self.put_of(value).is_some_and(|put| put.client != get.client))
+        })
+    }
+
+    /// Values of acknowledged puts.
+    pub fn acknowledged(&self) -> impl Iterator<Item = &str> {
+        self.operations
+            .iter()
+            .filter_map(|op| match (&op.value, &op.completed) {
+                (Some(value), Some((_, Outcome::Stored))) => Some(value.as_str()),
+                _ => None,
+            })
+    }
+
+    fn gets(&self) -> impl Iterator<Item = (&Operation, &Vec<String>)> {
+        self.operations.iter().filter_map(|op| match &op.completed {
+            Some((_, Outcome::Got(values))) => Some((op, values)),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,234 @@
+//! `dynamo-models`: model-check the protocol the node runs.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use dynamo_models::{ModelSettings, NetworkKind};
+use stateright::{Checker, Model};
+
+/// Model-check dynamo-node's quorum and vector-clock protocol with
+/// stateright: the servers are the node's own protocol core.
+///
+/// Examples:
+///   dynamo-models check                               # dvv, N=3 R=2 W=2, 3 servers, 2 clients x 2 ops
+///   dynamo-models check --versioning paper --same-coordinator
+///   dynamo-models check --r 1 --w 1                   # R + W <= N: a read misses an acknowledged write
+///   dynamo-models check-simulation --seed 7 --steps 200
+///   dynamo-models explore                             # step through it in a browser
+///
+/// Exit status: 0 every Always property holds, 1 a counterexample was
+/// found, 2 bad settings.
+#[derive(Parser, Debug)]
+#[command(name = "dynamo-models", version)]
+struct Arguments {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Exhaustive breadth-first check of the bounded configuration.
+    Check {
+        #[command(flatten)]
+        settings: SettingsArguments,
+        /// Stop at this depth (default: no bound).
+        #[arg(long)]
+        depth: Option<usize>,
+    },
+    /// Random walks from a seed.
+    CheckSimulation {
+        #[command(flatten)]
+        settings: SettingsArguments,
+        /// The seed (runs are reproducible from it).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Depth of each walk.
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// States to visit in all.
+        #[arg(long, default_value_t = 100_000)]
+        states: usize,
+    },
+    /// Serve stateright's explorer on 127.0.0.1 to step through the model.
+    Explore {
+        #[command(flatten)]
+        settings: SettingsArguments,
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        address: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SettingsArguments {
+    /// Server actors.
+    #[arg(long, default_value_t = 3)]
+    servers: usize,
+    /// Client actors.
+    #[arg(long, default_value_t = 2)]
+    clients: usize,
+    /// Operations per client (get, put, get, ...).
+    #[arg(long, default_value_t = 2)]
+    ops: usize,
+    /// Replicas per key.
+    #[arg(long, default_value_t = 3)]
+    n: usize,
+    /// Read quorum.
+    #[arg(long, default_value_t = 2)]
+    r: usize,
+    /// Write quorum.
+    #[arg(long, default_value_t = 2)]
+    w: usize,
+    /// dvv | paper.
+    #[arg(long, default_value = "dvv")]
+    versioning: String,
+    /// Clock truncation threshold.
+    #[arg(long, default_value_t = 10)]
+    truncate: usize,
+    /// Sloppy quorum with hinted writes.
+    #[arg(long)]
+    sloppy: bool,
+    /// Server crashes allowed.
+    #[arg(long, default_value_t = 0)]
+    crashes: usize,
+    /// unordered | duplicating | lossy.
+    #[arg(long, default_value = "unordered")]
+    network: String,
+    /// Keys (1 or 2).
+    #[arg(long, default_value_t = 1)]
+    keys: usize,
+    /// Blind puts instead of read-modify-write.
+    #[arg(long)]
+    blind: bool,
+    /// Every client talks to server 0.
+    #[arg(long)]
+    same_coordinator: bool,
+    /// Arm request deadlines: requests may time out at any moment (more
+    /// behaviours, many more states).
+    #[arg(long)]
+    deadlines: bool,
+    /// Judge "reads see acknowledged writes" even when R + W <= N or with
+    /// sloppy quorum (by default only R + W > N without sloppy quorum).
+    #[arg(long)]
+    strict: bool,
+}
+
+impl SettingsArguments {
+    fn settings(&self) -> Result<ModelSettings, String> {
+        let settings = ModelSettings {
+            servers: self.servers,
+            clients: self.clients,
+            ops: self.ops,
+            n: self.n,
+            r: self.r,
+            w: self.w,
+            versioning: self
+                .versioning
+                .parse()
+                .map_err(|error| format!("--versioning: {error}"))?,
+            truncate: self.truncate,
+            sloppy: self.sloppy,
+            crashes: self.crashes,
+            network: match self.network.as_str() {
+                "unordered" => NetworkKind::Unordered,
+                "duplicating" => NetworkKind::Duplicating,
+                "lossy" => NetworkKind::Lossy,
+                other => return Err(format!("--network {other:?}: expected unordered, duplicating or lossy")),
+            },
+            keys: self.keys,
+            blind: self.blind,
+            same_coordinator: self.same_coordinator,
+            deadlines: self.deadlines,
+            strict: self.strict.then_some(true),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+fn report(checker: &impl Checker<dynamo_models::DynamoModel>, seconds: f64) -> ExitCode {
+    println!(
+        "states: {} explored, {} unique, max depth {}, {:.1}s, {:.0} states/s",
+        checker.state_count(),
+        checker.unique_state_count(),
+        checker.max_depth(),
+        seconds,
+        checker.state_count() as f64 / seconds.max(1e-9)
+    );
+    let mut violated = false;
+    for property in checker.model().properties() {
+        let discovery = checker.discovery(property.name);
+        let always = matches!(property.expectation, stateright::Expectation::Always);
+        let verdict = match (&property.expectation, &discovery) {
+            (stateright::Expectation::Always, None) => "holds",
+            (stateright::Expectation::Always, Some(_)) => {
+                violated = true;
+                "VIOLATED"
+            }
+            (stateright::Expectation::Sometimes, Some(_)) => "reached",
+            (stateright::Expectation::Sometimes, None) => "not reached",
+            (stateright::Expectation::Eventually, None) => "holds",
+            (stateright::Expectation::Eventually, Some(_)) => {
+                violated = true;
+                "VIOLATED"
+            }
+        };
+        println!("{:<40} {verdict}", property.name);
+        if let (true, Some(path)) = (always, discovery) {
+            println!("  counterexample ({} steps):", path.last_state().history.events);
+            for action in path.into_actions() {
+                println!("    {action:?}");
+            }
+        }
+    }
+    if violated {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn main() -> ExitCode {
+    let arguments = Arguments::parse();
+    let (settings, run) = match &arguments.command {
+        Command::Check { settings, .. }
+        | Command::CheckSimulation { settings, .. }
+        | Command::Explore { settings, .. } => (settings.settings(), &arguments.command),
+    };
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("dynamo-models: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{settings:?}");
+    let started = std::time::Instant::now();
+    match run {
+        Command::Check { depth, .. } => {
+            let mut builder = settings.into_model().checker().threads(2);
+            if let Some(depth) = depth {
+                builder = builder.target_max_depth(*depth);
+            }
+            let checker = builder.spawn_bfs().join();
+            report(&checker, started.elapsed().as_secs_f64())
+        }
+        Command::CheckSimulation {
+            seed, steps, states, ..
+        } => {
+            let checker = settings
+                .into_model()
+                .checker()
+                .target_max_depth(*steps)
+                .target_state_count(*states)
+                .spawn_simulation(*seed, stateright::UniformChooser)
+                .join();
+            report(&checker, started.elapsed().as_secs_f64())
+        }
+        Command::Explore { address, .. } => {
+            println!("serving the explorer on http://{address}");
+            settings.into_model().checker().serve(address.as_str());
+            ExitCode::SUCCESS
+        }
+    }
+}
