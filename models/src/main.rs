@@ -34,6 +34,9 @@ enum Command {
         /// Stop at this depth (default: no bound).
         #[arg(long)]
         depth: Option<usize>,
+        /// Stop at the first counterexample instead of exploring everything.
+        #[arg(long)]
+        first: bool,
     },
     /// Random walks from a seed.
     CheckSimulation {
@@ -175,8 +178,9 @@ fn report(checker: &impl Checker<dynamo_models::DynamoModel>, seconds: f64) -> E
         };
         println!("{:<40} {verdict}", property.name);
         if let (true, Some(path)) = (always, discovery) {
-            println!("  counterexample ({} steps):", path.last_state().history.events);
-            for action in path.into_actions() {
+            let actions = path.into_actions();
+            println!("  counterexample ({} steps):", actions.len());
+            for action in actions {
                 println!("    {action:?}");
             }
         }
@@ -205,10 +209,13 @@ fn main() -> ExitCode {
     println!("{settings:?}");
     let started = std::time::Instant::now();
     match run {
-        Command::Check { depth, .. } => {
+        Command::Check { depth, first, .. } => {
             let mut builder = settings.into_model().checker().threads(2);
             if let Some(depth) = depth {
                 builder = builder.target_max_depth(*depth);
+            }
+            if *first {
+                builder = builder.finish_when(stateright::HasDiscoveries::AnyFailures);
             }
             let checker = builder.spawn_bfs().join();
             report(&checker, started.elapsed().as_secs_f64())
