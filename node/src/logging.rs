@@ -11,6 +11,15 @@ struct StderrLogger {
     level: log::LevelFilter,
 }
 
+/// The node's name, shown on every line once set (several nodes of a local
+/// cluster share one terminal).
+static NAME: OnceLock<String> = OnceLock::new();
+
+/// Names the process in every later log line (first call wins).
+pub fn set_name(name: &str) {
+    let _ = NAME.set(name.to_string());
+}
+
 impl log::Log for StderrLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
         metadata.level() <= self.level
@@ -19,12 +28,15 @@ impl log::Log for StderrLogger {
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
             let elapsed = self.start.elapsed();
+            let name = NAME.get().map(String::as_str).unwrap_or("");
             let _ = writeln!(
                 std::io::stderr().lock(),
-                "[{:>4}.{:03}s {:<5} {}] {}",
+                "[{:>4}.{:03}s {:<5} {}{}{}] {}",
                 elapsed.as_secs(),
                 elapsed.subsec_millis(),
                 record.level(),
+                name,
+                if name.is_empty() { "" } else { " " },
                 record.target(),
                 record.args()
             );

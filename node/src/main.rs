@@ -195,6 +195,7 @@ fn serve(cluster: PathBuf, id: String, data: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    dynamo_node::logging::set_name(&id);
     let data_dir = data.unwrap_or_else(|| PathBuf::from("data").join(&id));
     match dynamo_node::server::serve(ServeOptions {
         config,
