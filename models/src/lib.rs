@@ -22,8 +22,9 @@
 //!
 //! Properties (see [`properties`]): *siblings are concurrent*, *no
 //! phantom*, *acknowledged writes are durable*, and, with R + W > N and no
-//! sloppy quorum, *reads see acknowledged writes*; sometimes *siblings
-//! appear* and *a read returns another client's write*.
+//! sloppy quorum, *reads see acknowledged writes*; *replicas converge once
+//! messages drain* (checked when every server replicates every key);
+//! sometimes *siblings appear* and *a read returns another client's write*.
 
 pub mod history;
 pub mod model;

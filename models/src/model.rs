@@ -575,6 +575,22 @@ fn durable(_: &DynamoModel, state: &ActorModelState<DynamoActor, History>) -> bo
     })
 }
 
+/// Replicas converge: once no message is in flight, every server's durable
+/// store holds the same sibling set of every key (all servers are replicas
+/// of every key when N equals the number of servers).
+fn converged(model: &DynamoModel, state: &ActorModelState<DynamoActor, History>) -> bool {
+    if model.cfg.n < model.cfg.servers || state.network.len() > 0 {
+        return true;
+    }
+    let mut stores = state
+        .actor_storages
+        .iter()
+        .take(model.cfg.servers)
+        .map(|storage| storage.as_ref().map(|storage| &storage.store));
+    let first = stores.next().flatten();
+    stores.all(|store| store == first)
+}
+
 /// Adds the properties to a model.
 pub fn properties(model: DynamoModel) -> DynamoModel {
     model
@@ -586,6 +602,7 @@ pub fn properties(model: DynamoModel) -> DynamoModel {
         .property(Expectation::Always, "reads see acknowledged writes", |model, state| {
             !model.cfg.strict() || state.history.reads_see_acknowledged_writes()
         })
+        .property(Expectation::Always, "replicas converge once messages drain", converged)
         .property(Expectation::Sometimes, "siblings appear", |_, state| {
             state.history.siblings_appeared()
         })
