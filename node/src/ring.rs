@@ -177,9 +177,20 @@ impl Ring {
     /// The first `n` distinct nodes of the walk (fewer if the ring is
     /// smaller than `n`).
     pub fn preference_list(&self, partition: PartitionId, n: usize) -> Vec<NodeId> {
-        let mut walk = self.walk(partition);
-        walk.truncate(n);
-        walk
+        // The same walk as [`Ring::walk`], stopped at n distinct nodes: it
+        // runs for every request, so it must not count the members first.
+        let mut list: Vec<NodeId> = Vec::with_capacity(n);
+        let count = self.owners.len();
+        for step in 0..count {
+            if list.len() == n {
+                break;
+            }
+            let owner = self.owners[(partition.0 as usize + step) % count];
+            if !list.contains(&owner) {
+                list.push(owner);
+            }
+        }
+        list
     }
 
     /// The nodes after the preference list on the walk: where a write goes,
@@ -375,6 +386,8 @@ mod tests {
                 sorted.dedup();
                 prop_assert_eq!(sorted.len(), list.len(), "duplicates in {:?}", list);
                 prop_assert_eq!(list[0], ring.owner(PartitionId(p)));
+                let walk = ring.walk(PartitionId(p));
+                prop_assert_eq!(&list[..], &walk[..list.len()]);
                 let extension = ring.sloppy_extension(PartitionId(p), n);
                 prop_assert_eq!(list.len() + extension.len(), members);
                 prop_assert!(extension.iter().all(|node| !list.contains(node)));

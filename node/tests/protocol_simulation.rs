@@ -383,9 +383,7 @@ impl Simulation {
         };
         let (node, timer) = self.timers.remove(&(at_ms, sequence)).unwrap();
         self.now_ms = self.now_ms.max(at_ms);
-        if self.down.contains(&node) {
-            // A silent node's timers still fire (it is cut off, not dead).
-        }
+        // A silent node's timers still fire: it is cut off, not dead.
         let mut out = Vec::new();
         let (nodes, stores) = (&mut self.nodes, &self.stores);
         nodes[node].handle_timer(self.now_ms, timer, &stores[node], &mut out);

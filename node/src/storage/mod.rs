@@ -7,7 +7,7 @@
 //!
 //! Writes: callers hand records to one storage thread through a bounded
 //! queue ([`commit_queue`]). The thread drains whatever has arrived (up to
-//! [`COMMIT_BATCH_WRITES_MAX`] writes), appends each partition's share as one
+//! [`crate::limits::COMMIT_BATCH_WRITES_MAX`] writes), appends each partition's share as one
 //! buffer, and submits every partition's write, each linked to its
 //! `fdatasync`, in one io_uring submission: a group commit, so concurrent
 //! writers share fdatasyncs. With [`SyncPolicy::Always`] a write is
@@ -60,8 +60,7 @@ use thiserror::Error;
 
 use crate::ids::{PartitionId, SegmentId};
 use crate::limits::{
-    COMMIT_BATCH_WRITES_MAX, COMMIT_QUEUE_DEPTH, KEY_BYTES_MAX, RECORD_BODY_BYTES_MAX, SEGMENT_BYTES_DEFAULT,
-    SEGMENT_BYTES_MIN,
+    COMMIT_QUEUE_DEPTH, KEY_BYTES_MAX, RECORD_BODY_BYTES_MAX, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN,
 };
 use commit_queue::{CommitQueue, Oneshot};
 pub use compaction::CompactionStats;
@@ -541,5 +540,3 @@ pub(crate) struct Location {
     pub len: u32,
     pub sequence: u64,
 }
-
-const _: () = assert!(COMMIT_BATCH_WRITES_MAX <= COMMIT_QUEUE_DEPTH);
