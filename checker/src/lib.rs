@@ -1,6 +1,20 @@
 //! The history checker: reads a `history.jsonl` (shared/HISTORY.md) and
 //! decides its invariants from the history alone, knowing nothing of vector
-//! clocks.
+//! clocks. This crate depends on nothing of the node's, and must stay that
+//! way: a checker sharing the node's clock code would share its bugs.
 //!
-//! Not built yet: it arrives with issue #5. This crate depends on nothing
-//! of the node's, and must stay that way.
+//! - [`history`]: reading lines into interned operations; malformed lines
+//!   are errors naming the line, broken history rules are findings.
+//! - [`dag`]: causality per key from contexts, with queries that visit only
+//!   the region of the key's versions they need.
+//! - [`check`]: the invariants, staleness and session measures, and the
+//!   verdict (`check.json`).
+//! - [`summary`]: the verdict for people (terminal text).
+
+pub mod check;
+pub mod dag;
+pub mod history;
+pub mod summary;
+
+pub use check::{check, Finding, Mode, Options, Verdict, INVARIANTS};
+pub use history::{read, read_file, History, ReadError};

@@ -1,0 +1,518 @@
+//! Reading a history (shared/HISTORY.md) into a compact, interned form.
+//!
+//! Lines are parsed one at a time (`BufRead`), so nothing but the compact
+//! operations is held: keys, value ids and node names are interned to
+//! `u32`, and the value lists of every operation live in one flat arena.
+//! A line that is not a well-formed event is a [`ReadError`] naming its
+//! line number; an event that is well formed but breaks the history's own
+//! rules (a completion without an invoke, a reused value id, a context
+//! naming a value no get returned yet, time going backwards) is kept as a
+//! `history` finding and the checker goes on.
+//!
+//! Unknown fields are ignored: the format grows only by optional fields.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::BufRead;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Why a history could not be read at all.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// A line is not a well-formed event.
+    #[error("{path}:{line}: {message}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// What an operation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Read the siblings of a key.
+    Get,
+    /// Write a value with a context.
+    Put,
+    /// Write a tombstone with a context.
+    Delete,
+}
+
+impl Kind {
+    /// The `f` field's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Get => "get",
+            Kind::Put => "put",
+            Kind::Delete => "delete",
+        }
+    }
+}
+
+/// How an operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Took effect (for a get: returned `values`).
+    Ok,
+    /// Definitely did not take effect.
+    Fail,
+    /// Indeterminate: may or may not have taken effect.
+    Info,
+    /// No completion in the history: counts as `info`.
+    Open,
+}
+
+/// A range in [`History::arena`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// One operation, from its invoke to its completion.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    /// The `op` id in the history.
+    pub id: u64,
+    /// The logical client.
+    pub process: u64,
+    /// What it does.
+    pub kind: Kind,
+    /// Interned key.
+    pub key: u32,
+    /// For put/delete: the interned value id written.
+    pub value: u32,
+    /// For put/delete: the value ids its context covers.
+    pub context: Span,
+    /// For an `ok` get: the values returned.
+    pub values: Span,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Position of the invoke event among all events (observation order).
+    pub invoke_seq: u64,
+    /// Position of the completion event (`u64::MAX` when open).
+    pub complete_seq: u64,
+    /// `time_ns` of the invoke.
+    pub invoke_ns: u64,
+    /// `time_ns` of the completion (`u64::MAX` when open).
+    pub complete_ns: u64,
+    /// The invoke was marked `"final": true`.
+    pub is_final: bool,
+    /// The node the request went to (interned), if named.
+    pub node: Option<u32>,
+    /// Line number of the invoke, for messages.
+    pub line: u64,
+}
+
+/// A problem with the history itself (invariant 7), found while reading.
+#[derive(Clone, Debug)]
+pub struct HistoryProblem {
+    /// Line number.
+    pub line: u64,
+    /// The operation ids involved.
+    pub ops: Vec<u64>,
+    /// The key, when one is involved.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Where a value id comes from.
+#[derive(Clone, Copy, Debug)]
+pub struct Writer {
+    /// Index in [`History::operations`] of the put or delete writing it.
+    pub operation: u32,
+}
+
+/// A whole history, interned.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Every operation, in invoke order.
+    pub operations: Vec<Operation>,
+    /// Key names, by interned id.
+    pub keys: Vec<String>,
+    /// Value id names, by interned id.
+    pub value_names: Vec<String>,
+    /// For each value id, the operation that wrote it (if any did).
+    pub writers: Vec<Option<Writer>>,
+    /// Node names, by interned id.
+    pub nodes: Vec<String>,
+    /// The value lists of every operation.
+    pub arena: Vec<u32>,
+    /// Problems with the history itself.
+    pub problems: Vec<HistoryProblem>,
+    /// Number of events read.
+    pub events: u64,
+}
+
+impl History {
+    /// The value ids in `span`.
+    pub fn ids(&self, span: Span) -> &[u32] {
+        &self.arena[span.start as usize..(span.start + span.len) as usize]
+    }
+}
+
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(rename = "type", borrow)]
+    event: Cow<'a, str>,
+    process: u64,
+    op: u64,
+    #[serde(borrow)]
+    f: Cow<'a, str>,
+    #[serde(default, borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    value: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    context: Option<Vec<Cow<'a, str>>>,
+    #[serde(default, borrow)]
+    values: Option<Vec<Cow<'a, str>>>,
+    #[serde(default, borrow)]
+    node: Option<Cow<'a, str>>,
+    time_ns: u64,
+    #[serde(default, rename = "final")]
+    is_final: Option<bool>,
+}
+
+struct Interner {
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn new() -> Interner {
+        Interner { ids: HashMap::new() }
+    }
+
+    fn intern(&mut self, names: &mut Vec<String>, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = names.len() as u32;
+        names.push(name.to_string());
+        self.ids.insert(name.to_string(), id);
+        id
+    }
+}
+
+/// Reads a history from `reader`; `path` names it in messages.
+///
+/// # Errors
+/// The reader fails, or a line is not a well-formed event (the error names
+/// the line).
+pub fn read(path: &str, reader: impl BufRead) -> Result<History, ReadError> {
+    Reader::new(path).read(reader)
+}
+
+/// Reads the history file at `path` (`.jsonl`; `.gz` and `.zst` are not
+/// supported and say so).
+///
+/// # Errors
+/// As [`read`].
+pub fn read_file(path: &std::path::Path) -> Result<History, ReadError> {
+    let name = path.display().to_string();
+    if name.ends_with(".gz") || name.ends_with(".zst") {
+        return Err(ReadError::Malformed {
+            path: name,
+            line: 0,
+            message: "compressed histories are not supported by this checker: decompress to .jsonl first".into(),
+        });
+    }
+    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    read(&name, std::io::BufReader::with_capacity(1 << 20, file))
+}
+
+struct Reader {
+    path: String,
+    history: History,
+    keys: Interner,
+    values: Interner,
+    nodes: Interner,
+    /// The running operation of each process, by index.
+    running: HashMap<u64, u32>,
+    /// Operation ids seen, to index completions.
+    by_id: HashMap<u64, u32>,
+    /// Processes that ended in `info`: never to be reused.
+    retired: HashMap<u64, u64>,
+    /// Values some get has returned so far.
+    returned: Vec<bool>,
+    last_time_ns: u64,
+}
+
+impl Reader {
+    fn new(path: &str) -> Reader {
+        Reader {
+            path: path.to_string(),
+            history: History::default(),
+            keys: Interner::new(),
+            values: Interner::new(),
+            nodes: Interner::new(),
+            running: HashMap::new(),
+            by_id: HashMap::new(),
+            retired: HashMap::new(),
+            returned: Vec::new(),
+            last_time_ns: 0,
+        }
+    }
+
+    fn malformed(&self, line: u64, message: impl Into<String>) -> ReadError {
+        ReadError::Malformed {
+            path: self.path.clone(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    fn problem(&mut self, line: u64, ops: Vec<u64>, key: Option<u32>, message: String) {
+        let key = key.map(|key| self.history.keys[key as usize].clone());
+        self.history.problems.push(HistoryProblem {
+            line,
+            ops,
+            key,
+            message,
+        });
+    }
+
+    fn value_id(&mut self, name: &str) -> u32 {
+        let id = self.values.intern(&mut self.history.value_names, name);
+        if id as usize >= self.history.writers.len() {
+            self.history.writers.push(None);
+            self.returned.push(false);
+        }
+        id
+    }
+
+    fn read(mut self, mut reader: impl BufRead) -> Result<History, ReadError> {
+        let mut text = String::new();
+        let mut number = 0u64;
+        loop {
+            text.clear();
+            let read = reader.read_line(&mut text).map_err(|source| ReadError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+            if read == 0 {
+                break;
+            }
+            number += 1;
+            let trimmed = text.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let line: Line =
+                serde_json::from_str(trimmed).map_err(|error| self.malformed(number, error.to_string()))?;
+            self.event(number, line)?;
+        }
+        Ok(self.history)
+    }
+
+    fn event(&mut self, number: u64, line: Line) -> Result<(), ReadError> {
+        let seq = self.history.events;
+        self.history.events += 1;
+        let kind = match line.f.as_ref() {
+            "get" => Kind::Get,
+            "put" => Kind::Put,
+            "delete" => Kind::Delete,
+            other => return Err(self.malformed(number, format!("f: {other:?} is not get, put or delete"))),
+        };
+        if line.time_ns < self.last_time_ns {
+            self.problem(
+                number,
+                vec![line.op],
+                None,
+                format!("time_ns goes backwards: {} after {}", line.time_ns, self.last_time_ns),
+            );
+        }
+        self.last_time_ns = self.last_time_ns.max(line.time_ns);
+        match line.event.as_ref() {
+            "invoke" => self.invoke(number, seq, kind, line),
+            "ok" | "fail" | "info" => self.complete(number, seq, kind, line),
+            other => Err(self.malformed(number, format!("type: {other:?} is not invoke, ok, fail or info"))),
+        }
+    }
+
+    fn invoke(&mut self, number: u64, seq: u64, kind: Kind, line: Line) -> Result<(), ReadError> {
+        let Some(key_name) = line.key.as_deref() else {
+            return Err(self.malformed(number, "an invoke needs a key"));
+        };
+        let key = self.keys.intern(&mut self.history.keys, key_name);
+        if self.by_id.contains_key(&line.op) {
+            self.problem(
+                number,
+                vec![line.op],
+                Some(key),
+                format!("op id {} is used twice", line.op),
+            );
+            return Ok(());
+        }
+        if let Some(&running) = self.running.get(&line.process) {
+            let other = self.history.operations[running as usize].id;
+            self.problem(
+                number,
+                vec![other, line.op],
+                Some(key),
+                format!(
+                    "process {} invokes op {} while op {other} is running",
+                    line.process, line.op
+                ),
+            );
+        }
+        if let Some(&ended) = self.retired.get(&line.process) {
+            self.problem(
+                number,
+                vec![ended, line.op],
+                Some(key),
+                format!("process {} is reused after its op {ended} ended in info", line.process),
+            );
+        }
+        let index = self.history.operations.len() as u32;
+        let mut value = u32::MAX;
+        let mut context = Span::default();
+        if kind != Kind::Get {
+            let Some(value_name) = line.value.as_deref() else {
+                return Err(self.malformed(number, format!("a {} invoke needs a value", kind.name())));
+            };
+            let Some(context_names) = line.context.as_ref() else {
+                return Err(self.malformed(number, format!("a {} invoke needs a context", kind.name())));
+            };
+            value = self.value_id(value_name);
+            if let Some(writer) = self.history.writers[value as usize] {
+                let other = self.history.operations[writer.operation as usize].id;
+                self.problem(
+                    number,
+                    vec![other, line.op],
+                    Some(key),
+                    format!("value id {value_name:?} is written twice"),
+                );
+            } else {
+                self.history.writers[value as usize] = Some(Writer { operation: index });
+            }
+            let start = self.history.arena.len() as u32;
+            for name in context_names {
+                let id = self.value_id(name);
+                if !self.returned[id as usize] {
+                    self.problem(
+                        number,
+                        vec![line.op],
+                        Some(key),
+                        format!("the context names {name:?}, which no get returned before this put"),
+                    );
+                }
+                self.history.arena.push(id);
+            }
+            context = Span {
+                start,
+                len: context_names.len() as u32,
+            };
+        }
+        let node = line
+            .node
+            .as_deref()
+            .map(|name| self.nodes.intern(&mut self.history.nodes, name));
+        self.running.insert(line.process, index);
+        self.by_id.insert(line.op, index);
+        self.history.operations.push(Operation {
+            id: line.op,
+            process: line.process,
+            kind,
+            key,
+            value,
+            context,
+            values: Span::default(),
+            outcome: Outcome::Open,
+            invoke_seq: seq,
+            complete_seq: u64::MAX,
+            invoke_ns: line.time_ns,
+            complete_ns: u64::MAX,
+            is_final: line.is_final.unwrap_or(false),
+            node,
+            line: number,
+        });
+        Ok(())
+    }
+
+    fn complete(&mut self, number: u64, seq: u64, kind: Kind, line: Line) -> Result<(), ReadError> {
+        let outcome = match line.event.as_ref() {
+            "ok" => Outcome::Ok,
+            "fail" => Outcome::Fail,
+            _ => Outcome::Info,
+        };
+        let Some(&index) = self.by_id.get(&line.op) else {
+            self.problem(
+                number,
+                vec![line.op],
+                None,
+                format!("a completion of op {} that was never invoked", line.op),
+            );
+            return Ok(());
+        };
+        let operation = &self.history.operations[index as usize];
+        let key = operation.key;
+        if operation.outcome != Outcome::Open {
+            self.problem(
+                number,
+                vec![line.op],
+                Some(key),
+                format!("op {} completes twice", line.op),
+            );
+            return Ok(());
+        }
+        if operation.process != line.process || operation.kind != kind {
+            let message = format!(
+                "the completion of op {} says process {} f {}, its invoke said process {} f {}",
+                line.op,
+                line.process,
+                kind.name(),
+                operation.process,
+                operation.kind.name()
+            );
+            self.problem(number, vec![line.op], Some(key), message);
+            return Ok(());
+        }
+        let mut values = Span::default();
+        if kind == Kind::Get && outcome == Outcome::Ok {
+            let Some(names) = line.values.as_ref() else {
+                return Err(self.malformed(number, "an ok get needs values"));
+            };
+            let start = self.history.arena.len() as u32;
+            for name in names {
+                let id = self.value_id(name);
+                self.returned[id as usize] = true;
+                self.history.arena.push(id);
+            }
+            values = Span {
+                start,
+                len: names.len() as u32,
+            };
+        }
+        let operation = &mut self.history.operations[index as usize];
+        operation.outcome = outcome;
+        operation.values = values;
+        operation.complete_seq = seq;
+        operation.complete_ns = line.time_ns;
+        if self.running.get(&line.process) == Some(&index) {
+            self.running.remove(&line.process);
+        }
+        if outcome == Outcome::Info {
+            self.retired.insert(line.process, line.op);
+        }
+        Ok(())
+    }
+}

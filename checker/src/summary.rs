@@ -1,0 +1,84 @@
+//! The verdict for people: counts per invariant, the first findings with
+//! their op ids, staleness and session measures.
+
+use std::fmt::Write;
+
+use crate::check::{Verdict, INVARIANTS};
+
+/// Findings shown per invariant in the text summary (all are in the JSON).
+const SHOWN_PER_INVARIANT: usize = 3;
+
+/// The summary as lines of text.
+pub fn text(verdict: &Verdict) -> String {
+    let mut out = String::new();
+    let counts = &verdict.counts;
+    let _ = writeln!(
+        out,
+        "history: {} ops ({} gets, {} puts, {} deletes; {} ok, {} fail, {} info) over {} keys; {} final reads on {} keys",
+        verdict.ops,
+        counts.gets,
+        counts.puts,
+        counts.deletes,
+        counts.ok,
+        counts.fail,
+        counts.info,
+        counts.keys,
+        counts.final_reads,
+        counts.final_keys
+    );
+    let _ = writeln!(
+        out,
+        "verdict ({} mode): {}",
+        match verdict.mode {
+            crate::Mode::Eventual => "eventual",
+            crate::Mode::Strict => "strict",
+        },
+        if verdict.valid { "VALID" } else { "INVALID" }
+    );
+    for name in INVARIANTS {
+        let count = verdict.violations.get(name).copied().unwrap_or(0);
+        let note = match name {
+            "stale-read" if verdict.mode == crate::Mode::Eventual => {
+                format!(
+                    "  (eventual mode: measured, {} stale reads)",
+                    verdict.stale_reads_measured
+                )
+            }
+            "lost-write" | "divergence" if counts.final_reads == 0 => "  (no final reads: not judged)".to_string(),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  {name:<18} {count:>8}{note}");
+        for finding in verdict
+            .findings
+            .iter()
+            .filter(|finding| finding.invariant == name)
+            .take(SHOWN_PER_INVARIANT)
+        {
+            let _ = writeln!(
+                out,
+                "      key {:?} ops {:?}: {}",
+                finding.key, finding.ops, finding.message
+            );
+        }
+    }
+    let staleness = &verdict.staleness;
+    let _ = writeln!(
+        out,
+        "staleness: {} of {} gets saw every acknowledged write ({:.4}%); k-staleness p99 {} max {}; t-visibility p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+        staleness.gets - staleness.stale_gets,
+        staleness.gets,
+        staleness.fresh_fraction * 100.0,
+        staleness.k.p99,
+        staleness.k.max,
+        staleness.t_visibility_ms.p50,
+        staleness.t_visibility_ms.p99,
+        staleness.t_visibility_ms.max
+    );
+    let session = &verdict.session;
+    let _ = writeln!(
+        out,
+        "sessions (not promised by Dynamo): {} monotonic-read misses, {} read-your-writes misses, over {} processes",
+        session.monotonic_read_misses, session.read_your_writes_misses, session.processes_with_misses
+    );
+    out
+}
