@@ -1,5 +1,17 @@
-//! Reports of a run: percentile tables, HdrHistogram interval logs, SLA
-//! verdicts, and comparison across runs.
+//! Reports of a run: latency recording per operation type, percentile
+//! tables with the SLA verdict, and HdrHistogram interval logs.
 //!
-//! Not built yet: it arrives with issue #5 (and the comparison after it).
+//! - [`latency`]: per operation type, two histograms — latency from the
+//!   intended start (what a user waiting on an open-loop schedule sees,
+//!   coordinated omission corrected) and service time (from the moment the
+//!   request was sent) — per interval and in total; percentiles; the table.
+//! - [`hlog`]: interval logs in HdrHistogram's V2 + DEFLATE log format (one
+//!   file per operation type, tags `intended` and `service`), readable by
+//!   the standard HdrHistogram tools (HistogramLogProcessor, hdr-plot).
+//!
 //! Run directories land under `reports/runs/` (ignored by git).
+
+pub mod hlog;
+pub mod latency;
+
+pub use latency::{LatencyRecorder, Percentiles, Sla};
