@@ -211,7 +211,10 @@ impl Client {
     }
 
     /// Nodes to try for `key`: its preference list, then every other member.
-    async fn route(&self, key: &[u8]) -> Result<Vec<SocketAddr>, ClientLibError> {
+    ///
+    /// # Errors
+    /// The cluster view cannot be learned.
+    pub async fn route(&self, key: &[u8]) -> Result<Vec<SocketAddr>, ClientLibError> {
         let view = self.view().await?;
         let addr_of = |node: NodeId| {
             view.members
@@ -235,6 +238,20 @@ impl Client {
 
     /// Sends `request` to the first node of `order` that answers.
     async fn request(&self, order: &[SocketAddr], request: ClientRequest) -> Result<ClientReply, ClientLibError> {
+        self.request_routed(order, request).await.map(|(reply, _)| reply)
+    }
+
+    /// Sends `request` to the first node of `order` that answers; returns
+    /// the reply and the node that gave it.
+    ///
+    /// # Errors
+    /// No node of `order` answered, or one answered with something other
+    /// than a response.
+    pub async fn request_routed(
+        &self,
+        order: &[SocketAddr],
+        request: ClientRequest,
+    ) -> Result<(ClientReply, SocketAddr), ClientLibError> {
         let mut last = String::from("no nodes");
         for &addr in order {
             match self
@@ -244,7 +261,7 @@ impl Client {
                 })
                 .await
             {
-                Ok(Frame::Response { reply, .. }) => return Ok(reply),
+                Ok(Frame::Response { reply, .. }) => return Ok((reply, addr)),
                 Ok(other) => return Err(ClientLibError::Protocol(format!("{other:?}"))),
                 Err(error) => last = error,
             }

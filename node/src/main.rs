@@ -6,8 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dynamo_node::codec::base64url_encode;
-use dynamo_node::config::ClusterConfig;
-use dynamo_node::server::ServeOptions;
 use dynamo_node::storage::dump_partition;
 use dynamo_node::version::decode_sibling_set;
 
@@ -188,20 +186,7 @@ fn describe_siblings(payload: &[u8]) -> String {
 }
 
 fn serve(cluster: PathBuf, id: String, data: Option<PathBuf>) -> ExitCode {
-    let config = match ClusterConfig::load(&cluster) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("dynamo-node serve: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    dynamo_node::logging::set_name(&id);
-    let data_dir = data.unwrap_or_else(|| PathBuf::from("data").join(&id));
-    match dynamo_node::server::serve(ServeOptions {
-        config,
-        name: id,
-        data_dir,
-    }) {
+    match dynamo_node::server::serve_from_file(&cluster, &id, data) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("dynamo-node serve: {error}");

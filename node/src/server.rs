@@ -173,6 +173,25 @@ fn claim_data_dir(data_dir: &Path, name: &str) -> Result<(), ServerError> {
     }
 }
 
+/// What `serve` does from a command line: loads the cluster file, names
+/// the log, and runs node `id` with its data in `data` (default
+/// `data/<id>`). Shared by `dynamo-node serve` and the node processes that
+/// `dynamo-bench` starts from its own binary.
+///
+/// # Errors
+/// The cluster file is not valid, or [`serve`] fails; the message says why.
+pub fn serve_from_file(cluster: &Path, id: &str, data: Option<PathBuf>) -> Result<(), String> {
+    let config = crate::config::ClusterConfig::load(cluster).map_err(|error| error.to_string())?;
+    crate::logging::set_name(id);
+    let data_dir = data.unwrap_or_else(|| PathBuf::from("data").join(id));
+    serve(ServeOptions {
+        config,
+        name: id.to_string(),
+        data_dir,
+    })
+    .map_err(|error| error.to_string())
+}
+
 /// Runs a node until SIGTERM or Ctrl-C. Prints `ready <name> <addr>` on
 /// stdout once it serves.
 ///

@@ -124,11 +124,11 @@ impl Percentiles {
         }
         Percentiles {
             count: histogram.len(),
-            p50_ms: ms(histogram.value_at_quantile(0.5)),
-            p90_ms: ms(histogram.value_at_quantile(0.9)),
-            p99_ms: ms(histogram.value_at_quantile(0.99)),
-            p999_ms: ms(histogram.value_at_quantile(0.999)),
-            p9999_ms: ms(histogram.value_at_quantile(0.9999)),
+            p50_ms: ms(histogram.value_at_percentile(50.0)),
+            p90_ms: ms(histogram.value_at_percentile(90.0)),
+            p99_ms: ms(histogram.value_at_percentile(99.0)),
+            p999_ms: ms(histogram.value_at_percentile(99.9)),
+            p9999_ms: ms(histogram.value_at_percentile(99.99)),
             max_ms: ms(histogram.max()),
             mean_ms: histogram.mean() / 1000.0,
         }
@@ -148,7 +148,9 @@ pub struct Sla {
 impl Sla {
     /// The measured value at this SLA's percentile (ms).
     pub fn measured(&self, histogram: &Histogram<u64>) -> f64 {
-        histogram.value_at_quantile(self.percentile / 100.0) as f64 / 1000.0
+        // By percentile, as the table's columns are: 99.9 / 100 in floating
+        // point is not 0.999, and would land in another bucket.
+        histogram.value_at_percentile(self.percentile) as f64 / 1000.0
     }
 
     /// True when `histogram` meets the objective (an empty one does).

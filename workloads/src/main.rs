@@ -1,29 +1,190 @@
-//! `dynamo-bench`: runs a workload spec against a Dynamo cluster, records
-//! the history, checks it and reports latency per percentile.
-//!
-//! The `run` and `check` commands arrive with issue #5; until then the
-//! binary says so and exits with status 2 rather than pretending to run.
+//! `dynamo-bench`: thin command line over the `dynamo_bench` library.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dynamo_bench::run::{run, RunRequest};
+use dynamo_bench::spec::{parse_duration, Overrides, Spec};
+use dynamo_checker::Mode;
 
 /// Drive a Dynamo cluster with a workload, record and check the history,
 /// report latency against the SLA.
 ///
-/// Not built yet: `dynamo-bench run workloads/cart.toml` and
-/// `dynamo-bench check HISTORY` arrive with issue #5. Today the workspace
-/// holds the node's foundation (versions, ring, storage): see README.md.
+/// Start with `dynamo-bench run workloads/cart.toml`: it starts a local
+/// 5-node cluster, drives the shopping-cart workload open-loop, checks the
+/// recorded history and prints the latency table and the verdict. Exit
+/// status: 0 valid and SLA met, 1 an invariant failed or the SLA was
+/// missed, 2 bad input or a cluster that could not be started or reached.
 #[derive(Parser, Debug)]
 #[command(name = "dynamo-bench", version)]
 struct Arguments {
-    /// What to do (run, check): not available yet.
-    command: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn main() -> std::process::ExitCode {
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a workload spec end to end and leave a run directory behind.
+    ///
+    /// Examples:
+    ///   dynamo-bench run workloads/cart.toml
+    ///   dynamo-bench run workloads/ycsb-a.toml --duration 20s --rate 5000
+    ///   dynamo-bench run workloads/session.toml --cluster my-cluster.toml
+    ///
+    /// The run directory (default reports/runs/<time>-<spec>/) holds
+    /// history.jsonl, latency-<op>.hlog (HdrHistogram interval logs),
+    /// summary.json and check.json.
+    Run {
+        /// The workload spec (TOML; see workloads/cart.toml for every field).
+        spec: PathBuf,
+        /// Measured duration, overriding the spec's (e.g. 20s, 2m).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Target rate in operations per second, overriding the spec's.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Seed of every random choice, overriding the spec's.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The run directory [default: reports/runs/<time>-<spec>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Use the running cluster this file describes (dynamo-node's
+        /// cluster.toml) instead of starting a local one.
+        #[arg(long)]
+        cluster: Option<PathBuf>,
+        /// No progress output (the final report is still printed).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Check a recorded history (shared/HISTORY.md) and print the verdict.
+    ///
+    /// Exit status: 0 valid, 1 violations found, 2 the history could not be
+    /// read (the message names the line).
+    Check {
+        /// The history (JSON Lines).
+        history: PathBuf,
+        /// eventual (default: stale reads measured) or strict (stale reads
+        /// are violations; for R + W > N without sloppy quorum or faults).
+        #[arg(long, default_value = "eventual")]
+        mode: Mode,
+        /// Where to write the verdict JSON [default: check.json beside the
+        /// history].
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Run one node (used by `run` to start its local cluster from this
+    /// binary; the same as `dynamo-node serve`).
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        cluster: PathBuf,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
     let arguments = Arguments::parse();
-    eprintln!(
-        "dynamo-bench: {:?} is not available yet: `run` and `check` arrive with issue #5 (see README.md)",
-        arguments.command.join(" ")
+    match arguments.command {
+        Command::Run {
+            spec,
+            duration,
+            rate,
+            seed,
+            out,
+            cluster,
+            quiet,
+        } => {
+            let mut spec = match Spec::load(&spec) {
+                Ok(spec) => spec,
+                Err(error) => {
+                    eprintln!("dynamo-bench run: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(error) = spec.apply(&Overrides { duration, rate, seed }) {
+                eprintln!("dynamo-bench run: {error}");
+                return ExitCode::from(2);
+            }
+            let node_binary = match std::env::current_exe() {
+                Ok(path) => path,
+                Err(error) => {
+                    eprintln!("dynamo-bench run: cannot find my own binary to start nodes: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            match run(RunRequest {
+                spec,
+                out,
+                cluster_file: cluster,
+                node_binary,
+                progress: !quiet,
+            }) {
+                Ok(result) if result.valid && result.sla_met => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(1),
+                Err(error) => {
+                    eprintln!("dynamo-bench run: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Check { history, mode, json } => check(&history, mode, json),
+        Command::Serve { cluster, id, data } => {
+            dynamo_node::logging::init();
+            match dynamo_node::server::serve_from_file(&cluster, &id, data) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("dynamo-bench serve: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn check(path: &std::path::Path, mode: Mode, json: Option<PathBuf>) -> ExitCode {
+    let started = std::time::Instant::now();
+    let history = match dynamo_checker::read_file(path) {
+        Ok(history) => history,
+        Err(error) => {
+            eprintln!("dynamo-bench check: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let read_seconds = started.elapsed().as_secs_f64();
+    let verdict = dynamo_checker::check(
+        &history,
+        &dynamo_checker::Options {
+            mode,
+            ..dynamo_checker::Options::default()
+        },
     );
-    std::process::ExitCode::from(2)
+    let seconds = started.elapsed().as_secs_f64();
+    drop(history);
+    let json_path = json.unwrap_or_else(|| path.with_file_name("check.json"));
+    let text = match serde_json::to_string_pretty(&verdict) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("dynamo-bench check: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = std::fs::write(&json_path, text + "\n") {
+        eprintln!("dynamo-bench check: {}: {error}", json_path.display());
+        return ExitCode::from(2);
+    }
+    print!("{}", dynamo_checker::summary::text(&verdict));
+    println!(
+        "checked in {seconds:.2}s ({read_seconds:.2}s reading); verdict written to {}",
+        json_path.display()
+    );
+    if verdict.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

@@ -1,0 +1,15 @@
+//! `dynamo-bench`: runs a workload spec against a Dynamo cluster, records
+//! the history (shared/HISTORY.md), checks it, and reports latency per
+//! percentile against the SLA.
+//!
+//! - [`spec`]: the workload specs (TOML), with file/line/field errors.
+//! - [`keys`]: seeded randomness and key distributions.
+//! - [`record`]: the streaming history writer.
+//! - [`driver`]: the open-loop scheduler, the logical clients, final reads.
+//! - [`run`]: the whole job: cluster, drive, check, report, run directory.
+
+pub mod driver;
+pub mod keys;
+pub mod record;
+pub mod run;
+pub mod spec;

@@ -1,0 +1,481 @@
+//! `dynamo-bench run`: start (or reach) the cluster, drive the workload,
+//! check the history, report, and leave a run directory behind.
+//!
+//! The run directory holds `history.jsonl`, `latency-<op>.hlog` (one
+//! HdrHistogram interval log per operation type), `summary.json`,
+//! `check.json`, and for a local cluster its `cluster/` (cluster file, node
+//! data).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dynamo_checker::{check, read_file, Options, Verdict};
+use dynamo_node::config::ClusterConfig;
+use dynamo_node::local_cluster::LocalCluster;
+use dynamo_reports::hlog::HistogramLog;
+use dynamo_reports::latency::{rows, table, Row};
+use serde_json::json;
+
+use crate::driver::{drive, DriveOptions, Measured, Target};
+use crate::spec::Spec;
+
+/// How `run` was asked to run.
+pub struct RunRequest {
+    /// The spec, overrides applied.
+    pub spec: Spec,
+    /// The run directory (default `reports/runs/<time>-<name>`).
+    pub out: Option<PathBuf>,
+    /// An existing cluster's file, instead of a local cluster.
+    pub cluster_file: Option<PathBuf>,
+    /// The binary that runs a node (`<binary> serve ...`).
+    pub node_binary: PathBuf,
+    /// Show progress.
+    pub progress: bool,
+}
+
+/// What `run` found.
+pub struct RunResult {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// The history is valid.
+    pub valid: bool,
+    /// The SLA held for every operation type.
+    pub sla_met: bool,
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC.
+fn timestamp(time: SystemTime) -> String {
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .map(|since| since.as_secs())
+        .unwrap_or(0);
+    let days = (seconds / 86_400) as i64;
+    let rest = seconds % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// CPU seconds a process has used (from /proc), if it can be read.
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf reads a constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (ticks > 0).then(|| Duration::from_secs_f64((utime + stime) as f64 / ticks as f64))
+}
+
+/// Runs the whole job.
+///
+/// # Errors
+/// Bad input, a cluster that cannot be started or reached, a run directory
+/// that cannot be written: the message says which (exit status 2).
+pub fn run(request: RunRequest) -> Result<RunResult, String> {
+    let spec = request.spec;
+    let started_at = SystemTime::now();
+    let dir = request
+        .out
+        .unwrap_or_else(|| PathBuf::from("reports/runs").join(format!("{}-{}", timestamp(started_at), spec.name)));
+    std::fs::create_dir_all(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
+
+    // The cluster.
+    let mut local = None;
+    let (target, cluster_description) = match &request.cluster_file {
+        Some(file) => {
+            let config = ClusterConfig::load(file).map_err(|error| error.to_string())?;
+            let nodes = config
+                .members
+                .iter()
+                .map(|member| (member.name.clone(), member.addr))
+                .collect();
+            let settings = &config.settings;
+            let description = json!({
+                "kind": "existing",
+                "file": file.display().to_string(),
+                "nodes": config.members.len(),
+                "n": settings.n, "r": settings.r, "w": settings.w,
+                "partitions": config.partitions,
+                "versioning": format!("{:?}", settings.versioning).to_lowercase(),
+                "sync": format!("{:?}", config.sync),
+            });
+            (Target { nodes, n: settings.n }, description)
+        }
+        None => {
+            let cluster_dir = dir.join("cluster");
+            if request.progress {
+                eprintln!(
+                    "starting {} local nodes (N={} R={} W={}, Q={}, {} versioning, sync {}) in {}",
+                    spec.cluster.nodes,
+                    spec.cluster.n,
+                    spec.cluster.r,
+                    spec.cluster.w,
+                    spec.cluster.partitions,
+                    spec.cluster.versioning,
+                    spec.cluster.sync,
+                    cluster_dir.display()
+                );
+            }
+            let cluster = LocalCluster::start(
+                &request.node_binary,
+                &cluster_dir,
+                spec.cluster.nodes,
+                &spec.cluster_settings(),
+            )
+            .map_err(|error| format!("the local cluster did not start: {error}"))?;
+            let nodes = cluster
+                .addrs()
+                .iter()
+                .enumerate()
+                .map(|(index, addr)| (format!("n{}", index + 1), *addr))
+                .collect();
+            local = Some(cluster);
+            let description = json!({
+                "kind": "local",
+                "file": cluster_dir.join("cluster.toml").display().to_string(),
+                "nodes": spec.cluster.nodes,
+                "n": spec.cluster.n, "r": spec.cluster.r, "w": spec.cluster.w,
+                "partitions": spec.cluster.partitions,
+                "versioning": spec.cluster.versioning,
+                "sync": spec.cluster.sync,
+            });
+            (
+                Target {
+                    nodes,
+                    n: spec.cluster.n,
+                },
+                description,
+            )
+        }
+    };
+    let node_cpu_start: Vec<Option<Duration>> = match &local {
+        Some(cluster) => (0..spec.cluster.nodes)
+            .map(|index| cluster.pid(index).and_then(process_cpu))
+            .collect(),
+        None => Vec::new(),
+    };
+
+    if request.progress {
+        eprintln!(
+            "driving {} for {:.0}s (+{:.0}s warm-up) at {} ops/s, {} clients, up to {} in flight; seed {}",
+            spec.name,
+            spec.load.duration.as_secs_f64(),
+            spec.load.warmup.as_secs_f64(),
+            spec.load.rate,
+            spec.load.clients,
+            spec.load.max_in_flight,
+            spec.seed
+        );
+    }
+    let history_path = dir.join("history.jsonl");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
+    let hlog = HistogramLog::start(&dir, started_at);
+    let measured = runtime.block_on(drive(
+        spec.clone(),
+        target.clone(),
+        DriveOptions {
+            progress: request.progress,
+            hlog,
+            history: history_path.clone(),
+        },
+    ))?;
+    let node_cpu: Vec<f64> = match &local {
+        Some(cluster) => (0..spec.cluster.nodes)
+            .map(|index| {
+                let end = cluster.pid(index).and_then(process_cpu);
+                match (node_cpu_start.get(index).copied().flatten(), end) {
+                    (Some(start), Some(end)) => end.saturating_sub(start).as_secs_f64(),
+                    _ => f64::NAN,
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    if let Some(mut cluster) = local {
+        cluster.stop();
+    }
+
+    // Check.
+    if request.progress {
+        eprintln!("checking {}", history_path.display());
+    }
+    let check_started = std::time::Instant::now();
+    let history = read_file(&history_path).map_err(|error| error.to_string())?;
+    let verdict = check(
+        &history,
+        &Options {
+            mode: spec.check.mode,
+            ..Options::default()
+        },
+    );
+    let check_seconds = check_started.elapsed().as_secs_f64();
+    drop(history);
+    write_json(
+        &dir.join("check.json"),
+        &serde_json::to_value(&verdict).unwrap_or_default(),
+    )?;
+
+    // Report.
+    let rows = rows(&measured.totals, measured.measured_seconds, &spec.sla);
+    let sla_met = rows.iter().all(|row| row.sla_met);
+    let summary = summary_json(
+        &spec,
+        &cluster_description,
+        started_at,
+        &measured,
+        &rows,
+        sla_met,
+        &verdict,
+        &node_cpu,
+        check_seconds,
+    );
+    write_json(&dir.join("summary.json"), &summary)?;
+    print!(
+        "{}",
+        terminal_report(&spec, &measured, &rows, sla_met, &verdict, &node_cpu, &dir)
+    );
+    Ok(RunResult {
+        dir,
+        valid: verdict.valid,
+        sla_met,
+    })
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|error| error.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|error| format!("{}: {error}", path.display()))
+}
+
+/// Mean requests per node over the busiest node's (1.0 = perfect balance).
+pub fn load_balancing_efficiency(requests: &[u64]) -> f64 {
+    let max = requests.iter().copied().max().unwrap_or(0);
+    if max == 0 {
+        return 1.0;
+    }
+    let mean = requests.iter().sum::<u64>() as f64 / requests.len() as f64;
+    mean / max as f64
+}
+
+fn one_version_share(versions: &std::collections::BTreeMap<usize, u64>) -> Option<f64> {
+    let found: u64 = versions
+        .iter()
+        .filter(|(count, _)| **count > 0)
+        .map(|(_, gets)| gets)
+        .sum();
+    (found > 0).then(|| versions.get(&1).copied().unwrap_or(0) as f64 / found as f64)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summary_json(
+    spec: &Spec,
+    cluster: &serde_json::Value,
+    started_at: SystemTime,
+    measured: &Measured,
+    rows: &[Row],
+    sla_met: bool,
+    verdict: &Verdict,
+    node_cpu: &[f64],
+    check_seconds: f64,
+) -> serde_json::Value {
+    let requests: Vec<u64> = measured.node_requests.values().copied().collect();
+    let wall = measured.wall.as_secs_f64();
+    json!({
+        "format": "dynamo-bench summary v1",
+        "spec": { "name": spec.name, "path": spec.path.display().to_string(), "description": spec.description },
+        "versions": { "dynamo-bench": env!("CARGO_PKG_VERSION") },
+        "started_at_unix_s": started_at.duration_since(UNIX_EPOCH).map(|since| since.as_secs_f64()).unwrap_or(0.0),
+        "seed": spec.seed,
+        "cluster": cluster,
+        "load": {
+            "duration_s": spec.load.duration.as_secs_f64(),
+            "warmup_s": spec.load.warmup.as_secs_f64(),
+            "target_rate": spec.load.rate,
+            "clients": spec.load.clients,
+            "max_in_flight": spec.load.max_in_flight,
+            "timeout_ms": spec.load.timeout.as_millis() as u64,
+            "keys": spec.keys.count,
+            "value_bytes": spec.keys.value_bytes,
+            "distribution": format!("{:?}", spec.keys.distribution),
+            "mix": spec.mix.iter().map(|(kind, weight)| (kind.name().to_string(), json!(weight))).collect::<serde_json::Map<_, _>>(),
+        },
+        "throughput": {
+            "measured_s": measured.measured_seconds,
+            "operations": rows.iter().filter(|row| row.op != "all").map(|row| row.intended.count).sum::<u64>(),
+            "ops_per_second": rows.iter().filter(|row| row.op != "all").map(|row| row.ops_per_second).sum::<f64>(),
+            "scheduled_including_warmup": measured.scheduled,
+        },
+        "latency": rows,
+        "sla": { "percentile": spec.sla.percentile, "max_ms": spec.sla.max_ms, "met": sla_met },
+        "driver": {
+            "cpu_s": measured.cpu.as_secs_f64(),
+            "cpu_share_of_one_core": if wall > 0.0 { measured.cpu.as_secs_f64() / wall } else { 0.0 },
+            "lag_max_ms": measured.lag_max.as_secs_f64() * 1000.0,
+            "operations_issued_late": measured.lagged_operations,
+            "operations_queued_for_a_client": measured.queued_operations,
+            "latencies_clamped": measured.clamped,
+        },
+        "nodes": {
+            "requests": measured.node_requests,
+            "load_balancing_efficiency": load_balancing_efficiency(&requests),
+            "cpu_s": node_cpu,
+        },
+        "versions_per_read": {
+            "histogram": measured.versions_per_read.iter().map(|(count, gets)| (count.to_string(), json!(gets))).collect::<serde_json::Map<_, _>>(),
+            "one_version_share": one_version_share(&measured.versions_per_read),
+        },
+        "final_reads": measured.final_reads,
+        "keys_touched": measured.keys_touched,
+        "cart": measured.cart,
+        "check": {
+            "valid": verdict.valid,
+            "mode": verdict.mode,
+            "violations": verdict.violations,
+            "seconds": check_seconds,
+            "staleness": { "fresh_fraction": verdict.staleness.fresh_fraction, "k": verdict.staleness.k, "t_visibility_ms": verdict.staleness.t_visibility_ms },
+        },
+    })
+}
+
+fn terminal_report(
+    spec: &Spec,
+    measured: &Measured,
+    rows: &[Row],
+    sla_met: bool,
+    verdict: &Verdict,
+    node_cpu: &[f64],
+    dir: &Path,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{} — {:.1}s measured, seed {}",
+        spec.name, measured.measured_seconds, spec.seed
+    );
+    out.push_str(&table(rows, &spec.sla));
+    let _ = writeln!(
+        out,
+        "SLA p{} <= {} ms: {}",
+        spec.sla.percentile,
+        spec.sla.max_ms,
+        if sla_met { "met" } else { "MISSED" }
+    );
+    let wall = measured.wall.as_secs_f64();
+    let cpu_share = if wall > 0.0 {
+        measured.cpu.as_secs_f64() / wall * 100.0
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        out,
+        "driver: {:.0}% of one core; scheduler late by up to {:.1} ms ({} operations issued more than 10 ms late); {} operations waited for a free client",
+        cpu_share,
+        measured.lag_max.as_secs_f64() * 1000.0,
+        measured.lagged_operations,
+        measured.queued_operations
+    );
+    if measured.lagged_operations > 0 {
+        let _ = writeln!(
+            out,
+            "warning: the driver fell behind its schedule; latencies still count from the intended start, but the offered rate was not kept"
+        );
+    }
+    let requests: Vec<u64> = measured.node_requests.values().copied().collect();
+    let nodes: Vec<String> = measured
+        .node_requests
+        .iter()
+        .enumerate()
+        .map(|(index, (name, count))| match node_cpu.get(index) {
+            Some(cpu) if cpu.is_finite() => format!("{name} {count} ({cpu:.1} s CPU)"),
+            _ => format!("{name} {count}"),
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "load balance: efficiency {:.3} (mean over busiest node); requests {}",
+        load_balancing_efficiency(&requests),
+        nodes.join(", ")
+    );
+    let versions: Vec<String> = measured
+        .versions_per_read
+        .iter()
+        .map(|(count, gets)| format!("{count}: {gets}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "versions per read: {}{}",
+        versions.join(", "),
+        one_version_share(&measured.versions_per_read)
+            .map(|share| format!(
+                " ({:.3}% of reads that found the key saw exactly one version)",
+                share * 100.0
+            ))
+            .unwrap_or_default()
+    );
+    if let Some(cart) = &measured.cart {
+        let _ = writeln!(
+            out,
+            "cart: {} acknowledged adds; {} missing from the final carts (must be 0); {} deleted items came back (the paper's known anomaly, reported only); {} carts judged",
+            cart.adds_acknowledged, cart.adds_missing, cart.deleted_items_returned, cart.carts_judged
+        );
+        for (key, item) in &cart.missing_examples {
+            let _ = writeln!(out, "  missing: {item} in {key}");
+        }
+    }
+    let _ = writeln!(out);
+    out.push_str(&dynamo_checker::summary::text(verdict));
+    let _ = writeln!(out);
+    let _ = writeln!(out, "run directory: {}", dir.display());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_civil_time() {
+        assert_eq!(timestamp(UNIX_EPOCH), "19700101-000000");
+        // 2026-11-26 22:13:24 UTC.
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(1_795_731_204)),
+            "20261126-221324"
+        );
+        // 2000-02-29 12:00:00 UTC.
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(951_825_600)),
+            "20000229-120000"
+        );
+    }
+
+    #[test]
+    fn load_balancing_efficiency_is_mean_over_busiest() {
+        assert_eq!(load_balancing_efficiency(&[10, 10, 10]), 1.0);
+        assert!((load_balancing_efficiency(&[10, 20, 30]) - 20.0 / 30.0).abs() < 1e-12);
+        assert_eq!(load_balancing_efficiency(&[]), 1.0);
+    }
+}

@@ -1,0 +1,839 @@
+//! Workload specs: the TOML files in `workloads/` (see `cart.toml` for a
+//! commented example of every field).
+//!
+//! Every field is checked: unknown and ill-typed fields are rejected with
+//! the file, the line and the field (toml's own message for syntax and
+//! types; [`SpecError::Invalid`] with the line found for the field for
+//! values out of range). Command-line overrides are applied after parsing
+//! and checked the same way.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dynamo_checker::Mode;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Why a spec cannot be used.
+#[derive(Debug, Error)]
+pub enum SpecError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// Syntax, unknown field or wrong type (toml names line and column).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message.
+        message: String,
+    },
+    /// A value out of range or inconsistent with another.
+    #[error("{path}{}: {field}: {message}", line.map(|line| format!(":{line}")).unwrap_or_default())]
+    Invalid {
+        /// The file (or `command line` for an override).
+        path: PathBuf,
+        /// The line of the field, when it is in the file.
+        line: Option<usize>,
+        /// `section.field`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// How keys are chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KeyDistribution {
+    /// Every key equally likely.
+    Uniform,
+    /// Zipfian with exponent `theta` over key ranks; `scrambled` spreads
+    /// the hot ranks over the key space (YCSB's ScrambledZipfian).
+    Zipfian {
+        /// Skew (YCSB default 0.99).
+        theta: f64,
+        /// Hash ranks to keys.
+        scrambled: bool,
+    },
+    /// Zipfian over recency: the most recently written keys are the most
+    /// read (writes pick keys uniformly).
+    Latest {
+        /// Skew.
+        theta: f64,
+    },
+}
+
+/// What one scheduled operation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OpKind {
+    /// Get.
+    Read,
+    /// Put with an empty context (a blind write).
+    Write,
+    /// Put with the context of this client's last read of the key (blind
+    /// when it has none): a client that holds contexts, as YCSB's update.
+    Update,
+    /// Get, then put with that get's context.
+    ReadModifyWrite,
+    /// Get, then delete with that get's context.
+    Delete,
+    /// Cart: get, merge the siblings' items by union, add an item, put back
+    /// with the context.
+    Add,
+    /// Cart: get (a read, named for the table).
+    View,
+    /// Cart: get, then delete the cart with its context.
+    Checkout,
+}
+
+impl OpKind {
+    /// All kinds, with their spec names.
+    pub const ALL: [(OpKind, &'static str); 8] = [
+        (OpKind::Read, "read"),
+        (OpKind::Write, "write"),
+        (OpKind::Update, "update"),
+        (OpKind::ReadModifyWrite, "rmw"),
+        (OpKind::Delete, "delete"),
+        (OpKind::Add, "add"),
+        (OpKind::View, "view"),
+        (OpKind::Checkout, "checkout"),
+    ];
+
+    /// The spec (and table) name.
+    pub fn name(self) -> &'static str {
+        OpKind::ALL
+            .iter()
+            .find(|(kind, _)| *kind == self)
+            .map(|(_, name)| *name)
+            .unwrap_or("?")
+    }
+
+    fn parse(name: &str) -> Option<OpKind> {
+        OpKind::ALL
+            .iter()
+            .find(|(_, candidate)| *candidate == name)
+            .map(|(kind, _)| *kind)
+    }
+}
+
+/// The cluster to start locally.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// Local node processes.
+    pub nodes: usize,
+    /// Replicas per key.
+    pub n: usize,
+    /// Replies a get waits for.
+    pub r: usize,
+    /// Acknowledgements a put waits for.
+    pub w: usize,
+    /// Q, the number of partitions.
+    pub partitions: u32,
+    /// `dvv` or `paper`.
+    pub versioning: String,
+    /// `always`, `batch` or `none`.
+    pub sync: String,
+    /// With `batch`: the interval.
+    pub batch_interval_ms: Option<u64>,
+    /// Sloppy quorum with hinted handoff.
+    pub sloppy_quorum: Option<bool>,
+    /// Read repair.
+    pub read_repair: Option<bool>,
+    /// A coordinator's deadline for a request.
+    pub request_timeout_ms: Option<u64>,
+}
+
+/// The load.
+#[derive(Clone, Debug)]
+pub struct LoadSpec {
+    /// Measured time (after the warm-up).
+    pub duration: Duration,
+    /// Time at the target rate before measuring (recorded in the history,
+    /// left out of the latency tables).
+    pub warmup: Duration,
+    /// Target rate, operations per second, open loop.
+    pub rate: f64,
+    /// Logical clients (history processes), one operation at a time each.
+    pub clients: usize,
+    /// Operations in flight at once, across clients.
+    pub max_in_flight: usize,
+    /// A request not answered within this is abandoned (`info` for a write).
+    pub timeout: Duration,
+}
+
+/// The keys.
+#[derive(Clone, Debug)]
+pub struct KeySpec {
+    /// Distinct keys.
+    pub count: u64,
+    /// Prefix of every key (`cart:` gives `cart:000042`).
+    pub prefix: String,
+    /// Bytes stored per value (the value id and payload, padded to this).
+    pub value_bytes: usize,
+    /// How keys are picked.
+    pub distribution: KeyDistribution,
+}
+
+/// What is checked.
+#[derive(Clone, Debug)]
+pub struct CheckSpec {
+    /// The checker's mode.
+    pub mode: Mode,
+    /// Read every touched key through every node at the end.
+    pub final_reads: bool,
+    /// Wait before the final reads.
+    pub quiet: Duration,
+}
+
+/// A whole spec.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Short name (the file stem unless given).
+    pub name: String,
+    /// One line on what it models.
+    pub description: String,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// The local cluster.
+    pub cluster: ClusterSpec,
+    /// The load.
+    pub load: LoadSpec,
+    /// The keys.
+    pub keys: KeySpec,
+    /// Operation kinds with their weights (positive).
+    pub mix: Vec<(OpKind, u32)>,
+    /// The objective.
+    pub sla: dynamo_reports::Sla,
+    /// The checking.
+    pub check: CheckSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    seed: u64,
+    cluster: RawCluster,
+    load: RawLoad,
+    keys: RawKeys,
+    mix: BTreeMap<String, u32>,
+    #[serde(default)]
+    sla: RawSla,
+    #[serde(default)]
+    check: RawCheck,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    #[serde(default = "default_nodes")]
+    nodes: usize,
+    #[serde(default = "default_three")]
+    n: usize,
+    #[serde(default = "default_two")]
+    r: usize,
+    #[serde(default = "default_two")]
+    w: usize,
+    #[serde(default = "default_partitions")]
+    partitions: u32,
+    #[serde(default = "default_versioning")]
+    versioning: String,
+    #[serde(default = "default_sync")]
+    sync: String,
+    batch_interval_ms: Option<u64>,
+    sloppy_quorum: Option<bool>,
+    read_repair: Option<bool>,
+    request_timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLoad {
+    duration: String,
+    #[serde(default = "default_warmup")]
+    warmup: String,
+    rate: f64,
+    #[serde(default = "default_clients")]
+    clients: usize,
+    max_in_flight: Option<usize>,
+    #[serde(default = "default_timeout")]
+    timeout: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    count: u64,
+    #[serde(default = "default_prefix")]
+    prefix: String,
+    #[serde(default = "default_value_bytes")]
+    value_bytes: usize,
+    #[serde(default = "default_distribution")]
+    distribution: String,
+    theta: Option<f64>,
+    scrambled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    #[serde(default = "default_percentile")]
+    percentile: f64,
+    #[serde(default = "default_sla_ms")]
+    max_ms: f64,
+}
+
+impl Default for RawSla {
+    fn default() -> RawSla {
+        RawSla {
+            percentile: default_percentile(),
+            max_ms: default_sla_ms(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    #[serde(default = "default_mode")]
+    mode: String,
+    #[serde(default = "default_true")]
+    final_reads: bool,
+    #[serde(default = "default_quiet")]
+    quiet: String,
+}
+
+impl Default for RawCheck {
+    fn default() -> RawCheck {
+        RawCheck {
+            mode: default_mode(),
+            final_reads: true,
+            quiet: default_quiet(),
+        }
+    }
+}
+
+fn default_nodes() -> usize {
+    5
+}
+fn default_three() -> usize {
+    3
+}
+fn default_two() -> usize {
+    2
+}
+fn default_partitions() -> u32 {
+    64
+}
+fn default_versioning() -> String {
+    "dvv".into()
+}
+fn default_sync() -> String {
+    "batch".into()
+}
+fn default_warmup() -> String {
+    "2s".into()
+}
+fn default_clients() -> usize {
+    64
+}
+fn default_timeout() -> String {
+    "2s".into()
+}
+fn default_prefix() -> String {
+    "key:".into()
+}
+fn default_value_bytes() -> usize {
+    1024
+}
+fn default_distribution() -> String {
+    "uniform".into()
+}
+fn default_percentile() -> f64 {
+    99.9
+}
+fn default_sla_ms() -> f64 {
+    300.0
+}
+fn default_mode() -> String {
+    "eventual".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_quiet() -> String {
+    "2s".into()
+}
+
+/// Parses `20s`, `500ms`, `2m`, `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|character: char| !(character.is_ascii_digit() || character == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (examples: 20s, 500ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (use ms, s, m or h)")),
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("{text:?} is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// The 1-based line where `field` is set inside `[section]` (or at the top
+/// level when `section` is empty), if it is.
+fn line_of(text: &str, section: &str, field: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if let Some(name) = trimmed.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+            current = name.trim().to_string();
+            continue;
+        }
+        if current == section {
+            if let Some((name, _)) = trimmed.split_once('=') {
+                if name.trim() == field {
+                    return Some(index + 1);
+                }
+            }
+        }
+    }
+    if field.is_empty() {
+        return text
+            .lines()
+            .position(|line| line.trim() == format!("[{section}]"))
+            .map(|index| index + 1);
+    }
+    None
+}
+
+/// Overrides from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--duration`.
+    pub duration: Option<Duration>,
+    /// `--rate`.
+    pub rate: Option<f64>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+}
+
+impl Spec {
+    /// Reads and checks the spec at `path`.
+    ///
+    /// # Errors
+    /// As [`SpecError`]: each names the file and, where it can, the line
+    /// and the field.
+    pub fn load(path: &Path) -> Result<Spec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Spec::parse(path, &text)
+    }
+
+    /// Parses the text of a spec (`path` names it in errors).
+    ///
+    /// # Errors
+    /// As [`Spec::load`].
+    pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+        let raw: RawSpec = toml::from_str(text).map_err(|error| SpecError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string().trim_end().to_string(),
+        })?;
+        let invalid = |section: &str, field: &str, message: String| SpecError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of(text, section, field),
+            field: if section.is_empty() {
+                field.to_string()
+            } else {
+                format!("{section}.{field}")
+            },
+            message,
+        };
+        let duration = |section: &str, field: &str, value: &str| {
+            parse_duration(value).map_err(|message| invalid(section, field, message))
+        };
+
+        let cluster = raw.cluster;
+        if cluster.nodes == 0 {
+            return Err(invalid("cluster", "nodes", "must be at least 1".into()));
+        }
+        if cluster.n == 0 || cluster.n > cluster.nodes {
+            return Err(invalid(
+                "cluster",
+                "n",
+                format!("must be between 1 and nodes ({})", cluster.nodes),
+            ));
+        }
+        for (field, value) in [("r", cluster.r), ("w", cluster.w)] {
+            if value == 0 || value > cluster.n {
+                return Err(invalid(
+                    "cluster",
+                    field,
+                    format!("must be between 1 and n ({})", cluster.n),
+                ));
+            }
+        }
+        if !["dvv", "paper"].contains(&cluster.versioning.as_str()) {
+            return Err(invalid(
+                "cluster",
+                "versioning",
+                format!("{:?} is not dvv or paper", cluster.versioning),
+            ));
+        }
+        if !["always", "batch", "none"].contains(&cluster.sync.as_str()) {
+            return Err(invalid(
+                "cluster",
+                "sync",
+                format!("{:?} is not always, batch or none", cluster.sync),
+            ));
+        }
+        if cluster.batch_interval_ms.is_some() && cluster.sync != "batch" {
+            return Err(invalid(
+                "cluster",
+                "batch_interval_ms",
+                "is only meaningful with sync = \"batch\"".into(),
+            ));
+        }
+
+        let load = LoadSpec {
+            duration: duration("load", "duration", &raw.load.duration)?,
+            warmup: duration("load", "warmup", &raw.load.warmup)?,
+            rate: raw.load.rate,
+            clients: raw.load.clients,
+            max_in_flight: raw.load.max_in_flight.unwrap_or(raw.load.clients),
+            timeout: duration("load", "timeout", &raw.load.timeout)?,
+        };
+        if load.duration.is_zero() {
+            return Err(invalid("load", "duration", "must be positive".into()));
+        }
+        if !(load.rate.is_finite() && load.rate > 0.0) {
+            return Err(invalid(
+                "load",
+                "rate",
+                "must be a positive number of operations per second".into(),
+            ));
+        }
+        if load.clients == 0 {
+            return Err(invalid("load", "clients", "must be at least 1".into()));
+        }
+        if load.max_in_flight == 0 {
+            return Err(invalid("load", "max_in_flight", "must be at least 1".into()));
+        }
+        if load.timeout.is_zero() {
+            return Err(invalid("load", "timeout", "must be positive".into()));
+        }
+
+        let theta = raw.keys.theta.unwrap_or(0.99);
+        let distribution = match raw.keys.distribution.as_str() {
+            "uniform" => KeyDistribution::Uniform,
+            "zipfian" => KeyDistribution::Zipfian {
+                theta,
+                scrambled: raw.keys.scrambled.unwrap_or(true),
+            },
+            "latest" => KeyDistribution::Latest { theta },
+            other => {
+                return Err(invalid(
+                    "keys",
+                    "distribution",
+                    format!("{other:?} is not uniform, zipfian or latest"),
+                ))
+            }
+        };
+        if raw.keys.distribution == "uniform" && raw.keys.theta.is_some() {
+            return Err(invalid("keys", "theta", "only zipfian and latest have a theta".into()));
+        }
+        if raw.keys.distribution != "zipfian" && raw.keys.scrambled.is_some() {
+            return Err(invalid("keys", "scrambled", "only zipfian can be scrambled".into()));
+        }
+        if !(theta > 0.0 && theta < 1.0) && raw.keys.distribution != "uniform" {
+            return Err(invalid(
+                "keys",
+                "theta",
+                format!("{theta} must be between 0 and 1 (exclusive)"),
+            ));
+        }
+        if raw.keys.count == 0 {
+            return Err(invalid("keys", "count", "must be at least 1".into()));
+        }
+        if raw.keys.value_bytes > dynamo_node::limits::VALUE_BYTES_MAX / 2 {
+            return Err(invalid(
+                "keys",
+                "value_bytes",
+                format!("must be at most {}", dynamo_node::limits::VALUE_BYTES_MAX / 2),
+            ));
+        }
+        let keys = KeySpec {
+            count: raw.keys.count,
+            prefix: raw.keys.prefix,
+            value_bytes: raw.keys.value_bytes,
+            distribution,
+        };
+
+        let mut mix = Vec::new();
+        for (name, &weight) in &raw.mix {
+            let Some(kind) = OpKind::parse(name) else {
+                let known: Vec<&str> = OpKind::ALL.iter().map(|(_, name)| *name).collect();
+                return Err(invalid(
+                    "mix",
+                    name,
+                    format!("unknown operation (known: {})", known.join(", ")),
+                ));
+            };
+            if weight > 0 {
+                mix.push((kind, weight));
+            }
+        }
+        if mix.is_empty() {
+            return Err(invalid(
+                "mix",
+                "",
+                "needs at least one operation with a positive weight".into(),
+            ));
+        }
+
+        let sla = dynamo_reports::Sla {
+            percentile: raw.sla.percentile,
+            max_ms: raw.sla.max_ms,
+        };
+        if !(sla.percentile > 0.0 && sla.percentile < 100.0) {
+            return Err(invalid(
+                "sla",
+                "percentile",
+                "must be between 0 and 100 (exclusive)".into(),
+            ));
+        }
+        if !(sla.max_ms.is_finite() && sla.max_ms > 0.0) {
+            return Err(invalid("sla", "max_ms", "must be positive".into()));
+        }
+        let mode: Mode = raw
+            .check
+            .mode
+            .parse()
+            .map_err(|message| invalid("check", "mode", message))?;
+        let check = CheckSpec {
+            mode,
+            final_reads: raw.check.final_reads,
+            quiet: duration("check", "quiet", &raw.check.quiet)?,
+        };
+        if mode == Mode::Strict && cluster.r + cluster.w <= cluster.n {
+            return Err(invalid(
+                "check",
+                "mode",
+                format!(
+                    "strict mode needs R + W > N (here {} + {} <= {}): quorums that do not overlap read stale values by design",
+                    cluster.r, cluster.w, cluster.n
+                ),
+            ));
+        }
+        let name = raw.name.unwrap_or_else(|| {
+            path.file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "workload".into())
+        });
+        Ok(Spec {
+            path: path.to_path_buf(),
+            name,
+            description: raw.description,
+            seed: raw.seed,
+            cluster: ClusterSpec {
+                nodes: cluster.nodes,
+                n: cluster.n,
+                r: cluster.r,
+                w: cluster.w,
+                partitions: cluster.partitions,
+                versioning: cluster.versioning,
+                sync: cluster.sync,
+                batch_interval_ms: cluster.batch_interval_ms,
+                sloppy_quorum: cluster.sloppy_quorum,
+                read_repair: cluster.read_repair,
+                request_timeout_ms: cluster.request_timeout_ms,
+            },
+            load,
+            keys,
+            mix,
+            sla,
+            check,
+        })
+    }
+
+    /// Applies command-line overrides.
+    ///
+    /// # Errors
+    /// An override out of range.
+    pub fn apply(&mut self, overrides: &Overrides) -> Result<(), SpecError> {
+        let invalid = |field: &str, message: &str| SpecError::Invalid {
+            path: PathBuf::from("command line"),
+            line: None,
+            field: field.to_string(),
+            message: message.to_string(),
+        };
+        if let Some(duration) = overrides.duration {
+            if duration.is_zero() {
+                return Err(invalid("--duration", "must be positive"));
+            }
+            self.load.duration = duration;
+        }
+        if let Some(rate) = overrides.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(invalid("--rate", "must be a positive number of operations per second"));
+            }
+            self.load.rate = rate;
+        }
+        if let Some(seed) = overrides.seed {
+            self.seed = seed;
+        }
+        Ok(())
+    }
+
+    /// The top-level settings of the local cluster's `cluster.toml`.
+    pub fn cluster_settings(&self) -> String {
+        let cluster = &self.cluster;
+        let mut text = format!(
+            "n = {}\nr = {}\nw = {}\npartitions = {}\nversioning = \"{}\"\nsync = \"{}\"\n",
+            cluster.n, cluster.r, cluster.w, cluster.partitions, cluster.versioning, cluster.sync
+        );
+        if let Some(interval) = cluster.batch_interval_ms {
+            text.push_str(&format!("batch_interval_ms = {interval}\n"));
+        }
+        if let Some(sloppy) = cluster.sloppy_quorum {
+            text.push_str(&format!("sloppy_quorum = {sloppy}\n"));
+        }
+        if let Some(repair) = cluster.read_repair {
+            text.push_str(&format!("read_repair = {repair}\n"));
+        }
+        if let Some(timeout) = cluster.request_timeout_ms {
+            text.push_str(&format!("request_timeout_ms = {timeout}\n"));
+        }
+        text
+    }
+
+    /// The spec's cart semantics are in play (add or checkout in the mix).
+    pub fn is_cart(&self) -> bool {
+        self.mix
+            .iter()
+            .any(|(kind, _)| matches!(kind, OpKind::Add | OpKind::Checkout))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[cluster]\n[load]\nduration = \"10s\"\nrate = 100\n[keys]\ncount = 10\n[mix]\nread = 1\n";
+
+    fn parse(text: &str) -> Result<Spec, SpecError> {
+        Spec::parse(Path::new("w.toml"), text)
+    }
+
+    #[test]
+    fn a_minimal_spec_takes_the_defaults() {
+        let spec = parse(MINIMAL).unwrap();
+        assert_eq!(spec.name, "w");
+        assert_eq!(
+            (spec.cluster.nodes, spec.cluster.n, spec.cluster.r, spec.cluster.w),
+            (5, 3, 2, 2)
+        );
+        assert_eq!(spec.sla.percentile, 99.9);
+        assert_eq!(spec.sla.max_ms, 300.0);
+        assert_eq!(spec.load.max_in_flight, spec.load.clients);
+        assert_eq!(spec.check.mode, Mode::Eventual);
+    }
+
+    #[test]
+    fn unknown_and_ill_typed_fields_name_file_line_and_field() {
+        let unknown = parse(&MINIMAL.replace("rate = 100", "rate = 100\nrat = 5"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("w.toml") && unknown.contains("line 5") && unknown.contains("rat"),
+            "{unknown}"
+        );
+        let typed = parse(&MINIMAL.replace("rate = 100", "rate = \"fast\""))
+            .unwrap_err()
+            .to_string();
+        assert!(typed.contains("line 4") && typed.contains("rate"), "{typed}");
+        let range = parse(&MINIMAL.replace("[cluster]", "[cluster]\nr = 4"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(range, "w.toml:2: cluster.r: must be between 1 and n (3)");
+        let op = parse(&MINIMAL.replace("read = 1", "read = 1\nscan = 2"))
+            .unwrap_err()
+            .to_string();
+        assert!(op.starts_with("w.toml:9: mix.scan: unknown operation"), "{op}");
+        let duration = parse(&MINIMAL.replace("\"10s\"", "\"10 parsecs\""))
+            .unwrap_err()
+            .to_string();
+        assert!(duration.starts_with("w.toml:3: load.duration:"), "{duration}");
+        let strict = parse(&MINIMAL.replace("[cluster]", "[cluster]\nr = 1\nw = 1\n[check]\nmode = \"strict\""));
+        assert!(strict.unwrap_err().to_string().contains("R + W > N"));
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("20s").unwrap(), Duration::from_secs(20));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 days").is_err());
+    }
+
+    #[test]
+    fn overrides_replace_the_spec_and_are_checked() {
+        let mut spec = parse(MINIMAL).unwrap();
+        spec.apply(&Overrides {
+            duration: Some(Duration::from_secs(3)),
+            rate: Some(50.0),
+            seed: Some(7),
+        })
+        .unwrap();
+        assert_eq!(
+            (spec.load.duration, spec.load.rate, spec.seed),
+            (Duration::from_secs(3), 50.0, 7)
+        );
+        let error = spec
+            .apply(&Overrides {
+                rate: Some(0.0),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+        assert!(error.to_string().contains("--rate"));
+    }
+
+    #[test]
+    fn every_shipped_spec_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|extension| extension == "toml")
+                && path.file_name().unwrap() != "Cargo.toml"
+            {
+                Spec::load(&path).unwrap_or_else(|error| panic!("{error}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 6, "cart, session, catalog, ycsb-a, ycsb-b, ycsb-f");
+    }
+}

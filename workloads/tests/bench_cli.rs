@@ -1,0 +1,230 @@
+//! `dynamo-bench` as a user runs it: real node processes on loopback, real
+//! files; exit statuses 0 / 1 / 2 and the run directory's contents.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bench() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dynamo-bench"));
+    command.env("DYNAMO_LOG", "warn");
+    command
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dynamo-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn spec(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn a_short_cart_run_is_valid_meets_the_sla_and_leaves_its_run_directory() {
+    let dir = temp_dir("cart");
+    let out = dir.join("run");
+    let output = bench()
+        .args([
+            "run",
+            spec("cart.toml").to_str().unwrap(),
+            "--duration",
+            "4s",
+            "--rate",
+            "200",
+            "--quiet",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("verdict (eventual mode): VALID"), "{stdout}");
+    assert!(stdout.contains("0 missing from the final carts"), "{stdout}");
+    for file in [
+        "history.jsonl",
+        "summary.json",
+        "check.json",
+        "latency-add.hlog",
+        "latency-view.hlog",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let check: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("check.json")).unwrap()).unwrap();
+    assert_eq!(check["valid"], true);
+    assert!(check["counts"]["final_reads"].as_u64().unwrap() > 0);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["sla"]["met"], true);
+    assert_eq!(summary["cart"]["adds_missing"], 0);
+    assert!(summary["throughput"]["operations"].as_u64().unwrap() > 0);
+    // The history is checked the same way from the command line.
+    let recheck = bench()
+        .args([
+            "check",
+            out.join("history.jsonl").to_str().unwrap(),
+            "--mode",
+            "eventual",
+            "--json",
+        ])
+        .arg(dir.join("again.json"))
+        .output()
+        .unwrap();
+    assert_eq!(recheck.status.code(), Some(0), "{}", show(&recheck));
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("again.json")).unwrap()).unwrap();
+    assert_eq!(again["violations"], check["violations"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_sla_that_cannot_be_met_exits_one() {
+    let dir = temp_dir("sla");
+    let text = std::fs::read_to_string(spec("ycsb-b.toml"))
+        .unwrap()
+        .replace("max_ms = 300", "max_ms = 0.001")
+        .replace("nodes = 5", "nodes = 3");
+    let file = dir.join("impossible.toml");
+    std::fs::write(&file, text).unwrap();
+    let output = bench()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--duration",
+            "2s",
+            "--rate",
+            "100",
+            "--quiet",
+        ])
+        .arg("--out")
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("MISSED"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_input_and_unreachable_clusters_exit_two_with_a_clear_message() {
+    let dir = temp_dir("bad");
+    // A field out of range: file, line and field named.
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(spec("cart.toml"))
+            .unwrap()
+            .replace("r = 2 ", "r = 7 "),
+    )
+    .unwrap();
+    let output = bench().args(["run", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml:27: cluster.r: must be between 1 and n (3)"),
+        "{stderr}"
+    );
+    // A file that is not there.
+    let output = bench().args(["run", "no-such-spec.toml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no-such-spec.toml"));
+    // A bad override.
+    let output = bench()
+        .args(["run", spec("cart.toml").to_str().unwrap(), "--duration", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    // A cluster file naming a port nobody listens on.
+    let port = dynamo_node::local_cluster::free_ports(1).unwrap()[0];
+    let cluster = dir.join("cluster.toml");
+    std::fs::write(
+        &cluster,
+        format!("n = 1\nr = 1\nw = 1\n[[nodes]]\nid = \"n1\"\naddr = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let output = bench()
+        .args([
+            "run",
+            spec("cart.toml").to_str().unwrap(),
+            "--duration",
+            "1s",
+            "--quiet",
+        ])
+        .arg("--cluster")
+        .arg(&cluster)
+        .arg("--out")
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot reach the cluster"),
+        "{}",
+        show(&output)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_exits_zero_one_and_two_for_valid_violating_and_unreadable_histories() {
+    let dir = temp_dir("check");
+    let good = dir.join("good.jsonl");
+    std::fs::write(
+        &good,
+        "{\"type\":\"invoke\",\"process\":0,\"op\":0,\"f\":\"put\",\"key\":\"k\",\"value\":\"a\",\"context\":[],\"time_ns\":1}\n\
+         {\"type\":\"ok\",\"process\":0,\"op\":0,\"f\":\"put\",\"time_ns\":2}\n\
+         {\"type\":\"invoke\",\"process\":0,\"op\":1,\"f\":\"get\",\"key\":\"k\",\"final\":true,\"time_ns\":3}\n\
+         {\"type\":\"ok\",\"process\":0,\"op\":1,\"f\":\"get\",\"values\":[\"a\"],\"time_ns\":4}\n",
+    )
+    .unwrap();
+    let output = bench().args(["check", good.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    assert!(
+        dir.join("check.json").is_file(),
+        "check.json beside the history by default"
+    );
+
+    let lost = dir.join("lost.jsonl");
+    std::fs::write(
+        &lost,
+        std::fs::read_to_string(&good)
+            .unwrap()
+            .replace("\"values\":[\"a\"]", "\"values\":[]"),
+    )
+    .unwrap();
+    let output = bench()
+        .args(["check", lost.to_str().unwrap(), "--json"])
+        .arg(dir.join("lost.json"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("lost-write"));
+    let verdict: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("lost.json")).unwrap()).unwrap();
+    assert_eq!(verdict["violations"]["lost-write"], 1);
+    assert_eq!(verdict["findings"][0]["ops"], serde_json::json!([0, 1]));
+
+    let broken = dir.join("broken.jsonl");
+    std::fs::write(&broken, std::fs::read_to_string(&good).unwrap() + "{\"type\":\"ok\"\n").unwrap();
+    let output = bench().args(["check", broken.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("broken.jsonl:5:"),
+        "{}",
+        show(&output)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
