@@ -13,6 +13,13 @@
 //! history. Whole-key questions (what the final reads cover, what is
 //! superseded by an acknowledged write) are single linear passes.
 //!
+//! Most histories are nearly chains (a read-modify-write supersedes what it
+//! read), so each version also keeps a *prefix*: a number below which every
+//! version is its ancestor or itself, computed in the construction pass
+//! from its parents' prefixes. A walk that reaches a version settles every
+//! target below that version's prefix at once, so walking from a new read
+//! back to a process's old one costs a step, not the distance between them.
+//!
 //! Edges that would point upwards (a context naming a value written
 //! later: the history is already broken there, and the reader reported
 //! it) are dropped, so the walk always terminates.
@@ -25,6 +32,8 @@ pub struct Dag {
     /// `parents[offsets[v]..offsets[v+1]]` are the versions `v`'s context names.
     offsets: Vec<u32>,
     parents: Vec<u32>,
+    /// Every version below `prefix[v]` is an ancestor of `v` or `v` itself.
+    prefix: Vec<u32>,
     /// Per-query scratch: the query number that last touched a version.
     stamp: Vec<u32>,
     /// Per-query scratch: what reached a version in that query.
@@ -53,6 +62,20 @@ impl Dag {
             scratch.retain(|&parent| (parent as usize) < version);
             scratch.sort_unstable();
             scratch.dedup();
+            // Below the best parent's prefix everything is an ancestor;
+            // then climb while the next number is itself a parent.
+            let mut prefix = scratch
+                .iter()
+                .map(|&parent| dag.prefix[parent as usize])
+                .max()
+                .unwrap_or(0);
+            while scratch.binary_search(&prefix).is_ok() {
+                prefix = (prefix + 1).max(dag.prefix[prefix as usize]);
+            }
+            if prefix == version as u32 {
+                prefix += 1;
+            }
+            dag.prefix.push(prefix);
             dag.parents.extend_from_slice(&scratch);
             dag.offsets.push(dag.parents.len() as u32);
         }
@@ -136,17 +159,20 @@ impl Dag {
             while next < order.len() && targets[order[next]] > version {
                 next += 1;
             }
-            while next < order.len() && targets[order[next]] == version {
+            // This version and everything below its prefix are reached.
+            let prefix = self.prefix[version as usize];
+            while next < order.len() && (targets[order[next]] == version || targets[order[next]] < prefix) {
                 answer[order[next]] = true;
                 next += 1;
             }
             if next == order.len() {
                 break;
             }
-            let floor = targets[order[next]];
+            // Nothing below the lowest target can matter (the highest open
+            // one is not a floor: lower targets may still be reached).
             for index in self.offsets[version as usize]..self.offsets[version as usize + 1] {
                 let parent = self.parents[index as usize];
-                if parent >= floor && self.touch(parent, FROM_SOURCE) {
+                if parent >= lowest && self.touch(parent, FROM_SOURCE) {
                     self.heap.push(parent);
                 }
             }
@@ -327,6 +353,93 @@ mod tests {
             |version| seen.push(version),
         );
         assert_eq!(seen, vec![4, 3]);
+    }
+
+    /// Random DAGs (mostly chains, with forks and merges), every query
+    /// against the transitive closure computed by brute force.
+    #[test]
+    fn queries_agree_with_the_transitive_closure_on_random_dags() {
+        let mut state = 11u64;
+        let mut next = move |bound: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % bound
+        };
+        for _ in 0..300 {
+            let count = 1 + next(40) as usize;
+            let mut parents: Vec<Vec<u32>> = Vec::new();
+            for version in 0..count {
+                let mut mine = Vec::new();
+                if version > 0 {
+                    // Usually the previous version; sometimes an older one
+                    // (a fork); sometimes two (a merge); sometimes none.
+                    match next(10) {
+                        0 => {}
+                        1..=6 => mine.push(version as u32 - 1),
+                        7 | 8 => mine.push(next(version as u64) as u32),
+                        _ => {
+                            mine.push(next(version as u64) as u32);
+                            mine.push(next(version as u64) as u32);
+                        }
+                    }
+                }
+                parents.push(mine);
+            }
+            let mut below = vec![vec![false; count]; count];
+            for version in 0..count {
+                for &parent in &parents[version] {
+                    below[version][parent as usize] = true;
+                    for older in 0..count {
+                        if below[parent as usize][older] {
+                            below[version][older] = true;
+                        }
+                    }
+                }
+            }
+            let mut dag = Dag::new(count, |version, out| out.extend_from_slice(&parents[version]));
+            for _ in 0..20 {
+                let sources: Vec<u32> = (0..1 + next(3)).map(|_| next(count as u64) as u32).collect();
+                let targets: Vec<u32> = (0..1 + next(4)).map(|_| next(count as u64) as u32).collect();
+                for strict in [false, true] {
+                    let answer = dag.covered(&sources, &targets, strict);
+                    for (index, &target) in targets.iter().enumerate() {
+                        let expected = sources
+                            .iter()
+                            .any(|&source| below[source as usize][target as usize] || (!strict && source == target));
+                        assert_eq!(
+                            answer[index], expected,
+                            "{parents:?} {sources:?} -> {targets:?}[{index}] strict {strict}"
+                        );
+                    }
+                }
+                // k-staleness: what the missed targets and their ancestors
+                // hold that the sources do not reach.
+                let reached = |version: usize| {
+                    sources
+                        .iter()
+                        .any(|&source| source as usize == version || below[source as usize][version])
+                };
+                let missed: Vec<u32> = targets
+                    .iter()
+                    .copied()
+                    .filter(|&target| !reached(target as usize))
+                    .collect();
+                let mut expected: Vec<u32> = (0..count as u32)
+                    .filter(|&version| {
+                        !reached(version as usize)
+                            && missed
+                                .iter()
+                                .any(|&miss| miss == version || below[miss as usize][version as usize])
+                    })
+                    .collect();
+                let mut counted = Vec::new();
+                dag.uncovered(&sources, &missed, |_| false, |_| true, |version| counted.push(version));
+                counted.sort_unstable();
+                expected.sort_unstable();
+                assert_eq!(counted, expected, "{parents:?} {sources:?} missed {missed:?}");
+            }
+        }
     }
 
     #[test]

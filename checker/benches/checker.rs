@@ -1,0 +1,215 @@
+//! Checker benchmark: `cargo bench -p dynamo-checker --bench checker`.
+//!
+//! Writes a synthetic history of a correct store, then reads and checks
+//! it, reporting seconds and peak memory. The store is simulated with
+//! the semantics a history can only have if it is right: each key holds an
+//! antichain of sibling values; a get returns it (or, with a small
+//! probability, the one before: a stale replica); a put with the context
+//! of its get replaces exactly the values that context names. Processes
+//! interleave a get and its put with other processes' operations, so
+//! siblings appear and are merged again, as with real concurrency.
+//!
+//! One key is hot: it takes `--hot` of all operations (default 60%), so a
+//! 1-million-operation history gives it hundreds of thousands of versions.
+//! Ends with a final read of every key.
+//!
+//! Flags (after `--`): `--ops N` (default 1 000 000), `--keys K` (10 000),
+//! `--processes P` (64), `--hot F` (0.6), `--keep` (keep the file and print
+//! its path).
+
+use std::io::Write;
+use std::time::Instant;
+
+use dynamo_checker::{check, read_file, Options};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+    fn chance(&mut self, probability: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= probability
+    }
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let mut ops = 1_000_000u64;
+    let mut keys = 10_000u64;
+    let mut processes = 64u64;
+    let mut hot = 0.6f64;
+    let mut keep = false;
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
+        let mut number = || arguments.next().and_then(|text| text.parse::<f64>().ok());
+        match argument.as_str() {
+            "--ops" => ops = number().expect("--ops N") as u64,
+            "--keys" => keys = number().expect("--keys K") as u64,
+            "--processes" => processes = number().expect("--processes P") as u64,
+            "--hot" => hot = number().expect("--hot F"),
+            "--keep" => keep = true,
+            "--bench" => {}
+            other => eprintln!("ignoring argument {other:?}"),
+        }
+    }
+    let path = std::env::temp_dir().join(format!("dynamo-checker-bench-{}.jsonl", std::process::id()));
+    let started = Instant::now();
+    let (lines, hot_versions) = generate(&path, ops, keys, processes, hot);
+    let bytes = std::fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
+    println!(
+        "history: {ops} operations ({lines} lines, {:.0} MiB) over {keys} keys, the hot key with {hot_versions} versions; written in {:.2}s",
+        bytes as f64 / (1 << 20) as f64,
+        started.elapsed().as_secs_f64()
+    );
+    let rss_before = peak_rss_mib();
+    let started = Instant::now();
+    let history = read_file(&path).expect("read");
+    let read_seconds = started.elapsed().as_secs_f64();
+    let verdict = check(&history, &Options::default());
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "checked in {seconds:.2}s ({read_seconds:.2}s reading, {:.2}s judging), {:.0} ops/s; peak RSS {:.0} MiB (generator included: {rss_before:.0} MiB before reading)",
+        seconds - read_seconds,
+        history.operations.len() as f64 / seconds,
+        peak_rss_mib()
+    );
+    println!(
+        "verdict: valid {} violations {:?}; {} stale gets, k p99 {} max {}",
+        verdict.valid,
+        verdict.violations,
+        verdict.staleness.stale_gets,
+        verdict.staleness.k.p99,
+        verdict.staleness.k.max
+    );
+    assert!(
+        verdict.valid,
+        "the simulated store is correct: {:#?}",
+        &verdict.findings[..verdict.findings.len().min(5)]
+    );
+    if keep {
+        println!("kept {}", path.display());
+    } else {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Writes the history; returns (lines, versions of the hot key).
+fn generate(path: &std::path::Path, ops: u64, keys: u64, processes: u64, hot: f64) -> (u64, u64) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
+    let mut rng = Rng(7);
+    // Per key: current siblings, and the previous state (what a stale
+    // replica still returns).
+    let mut current: Vec<Vec<u64>> = vec![Vec::new(); keys as usize];
+    let mut previous: Vec<Vec<u64>> = vec![Vec::new(); keys as usize];
+    // Per process: a get that returned, waiting for its put: (key, seen).
+    let mut pending: Vec<Option<(u64, Vec<u64>)>> = vec![None; processes as usize];
+    let mut time = 0u64;
+    let mut op = 0u64;
+    let mut lines = 0u64;
+    let mut hot_versions = 0u64;
+    let mut write = |out: &mut std::io::BufWriter<std::fs::File>, line: String| {
+        out.write_all(line.as_bytes()).expect("write");
+        lines += 1;
+    };
+    let ids = |values: &[u64]| {
+        values
+            .iter()
+            .map(|value| format!("\"v{value}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    while op < ops {
+        let process = rng.below(processes) as usize;
+        time += 1000;
+        match pending[process].take() {
+            Some((key, seen)) => {
+                // The put of a read-modify-write: replaces what it saw.
+                let value = op;
+                write(
+                    &mut out,
+                    format!(
+                        "{{\"type\":\"invoke\",\"process\":{process},\"op\":{op},\"f\":\"put\",\"key\":\"k{key}\",\"value\":\"v{value}\",\"context\":[{}],\"time_ns\":{time}}}\n",
+                        ids(&seen)
+                    ),
+                );
+                let state = &mut current[key as usize];
+                previous[key as usize] = state.clone();
+                state.retain(|sibling| !seen.contains(sibling));
+                state.push(value);
+                if key == 0 {
+                    hot_versions += 1;
+                }
+                time += 1000;
+                write(
+                    &mut out,
+                    format!("{{\"type\":\"ok\",\"process\":{process},\"op\":{op},\"f\":\"put\",\"time_ns\":{time}}}\n"),
+                );
+            }
+            None => {
+                let key = if rng.chance(hot) { 0 } else { 1 + rng.below(keys - 1) };
+                write(
+                    &mut out,
+                    format!("{{\"type\":\"invoke\",\"process\":{process},\"op\":{op},\"f\":\"get\",\"key\":\"k{key}\",\"time_ns\":{time}}}\n"),
+                );
+                let stale = rng.chance(0.01);
+                let seen = if stale {
+                    previous[key as usize].clone()
+                } else {
+                    current[key as usize].clone()
+                };
+                time += 1000;
+                write(
+                    &mut out,
+                    format!(
+                        "{{\"type\":\"ok\",\"process\":{process},\"op\":{op},\"f\":\"get\",\"values\":[{}],\"time_ns\":{time}}}\n",
+                        ids(&seen)
+                    ),
+                );
+                // Most gets are followed by a put of the same process.
+                if rng.chance(0.8) {
+                    pending[process] = Some((key, seen));
+                }
+            }
+        }
+        op += 1;
+    }
+    // Final reads: every key, after everything settled.
+    for key in 0..keys {
+        time += 1000;
+        write(
+            &mut out,
+            format!("{{\"type\":\"invoke\",\"process\":{processes},\"op\":{op},\"f\":\"get\",\"key\":\"k{key}\",\"final\":true,\"time_ns\":{time}}}\n"),
+        );
+        write(
+            &mut out,
+            format!(
+                "{{\"type\":\"ok\",\"process\":{processes},\"op\":{op},\"f\":\"get\",\"values\":[{}],\"time_ns\":{time}}}\n",
+                ids(&current[key as usize])
+            ),
+        );
+        op += 1;
+    }
+    out.flush().expect("flush");
+    (lines, hot_versions)
+}
