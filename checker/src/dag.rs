@@ -389,11 +389,11 @@ mod tests {
             let mut below = vec![vec![false; count]; count];
             for version in 0..count {
                 for &parent in &parents[version] {
-                    below[version][parent as usize] = true;
-                    for older in 0..count {
-                        if below[parent as usize][older] {
-                            below[version][older] = true;
-                        }
+                    let inherited = below[parent as usize].clone();
+                    let mine = &mut below[version];
+                    mine[parent as usize] = true;
+                    for (slot, &is_below) in mine.iter_mut().zip(&inherited) {
+                        *slot |= is_below;
                     }
                 }
             }
