@@ -102,6 +102,27 @@ impl History {
         })
     }
 
+    /// Reads never go back in real time across clients: a get invoked after
+    /// *another client's* get on the key completed returns each value that
+    /// one returned, or a descendant of it. A linearizable register would;
+    /// Dynamo's quorums (even with R + W > N) do not promise it, and the
+    /// model shows why. (One client going back is the monotonic-reads
+    /// session guarantee, measured by the checker, not judged.)
+    pub fn reads_never_go_back(&self) -> bool {
+        self.gets().all(|(later, later_values)| {
+            self.gets().all(|(earlier, earlier_values)| {
+                let before = earlier.completed.as_ref().is_some_and(|(at, _)| *at < later.invoked);
+                !before
+                    || earlier.client == later.client
+                    || earlier.key != later.key
+                    || earlier_values.iter().all(|value| {
+                        later_values.contains(value)
+                            || later_values.iter().any(|newer| self.ancestors(newer).contains(value))
+                    })
+            })
+        })
+    }
+
     /// Some get returned two or more siblings.
     pub fn siblings_appeared(&self) -> bool {
         self.gets().any(|(_, values)| values.len() >= 2)

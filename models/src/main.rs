@@ -13,6 +13,7 @@ use stateright::{Checker, Model};
 ///   dynamo-models check                               # dvv, N=3 R=2 W=2, 3 servers, 2 clients x 2 ops
 ///   dynamo-models check --versioning paper --same-coordinator
 ///   dynamo-models check --r 1 --w 1                   # R + W <= N: a read misses an acknowledged write
+///   dynamo-models check --clients 0 --writers 1 --readers 2 --real-time-reads --first   # R + W > N is not linearizable
 ///   dynamo-models check-simulation --seed 7 --steps 200
 ///   dynamo-models explore                             # step through it in a browser
 ///
@@ -114,6 +115,18 @@ struct SettingsArguments {
     /// sloppy quorum (by default only R + W > N without sloppy quorum).
     #[arg(long)]
     strict: bool,
+    /// Also judge "reads never go back in real time" (linearizable reads,
+    /// which Dynamo does not promise: see it fail with --clients 3).
+    #[arg(long)]
+    real_time_reads: bool,
+    /// Extra clients that make one blind put each.
+    #[arg(long, default_value_t = 0)]
+    writers: usize,
+    /// Extra clients that only get: reader k makes k + 1 gets (a client's
+    /// first request starts at once, so only a later reader's later get
+    /// can begin after an earlier read completed).
+    #[arg(long, default_value_t = 0)]
+    readers: usize,
 }
 
 impl SettingsArguments {
@@ -143,6 +156,9 @@ impl SettingsArguments {
             same_coordinator: self.same_coordinator,
             deadlines: self.deadlines,
             strict: self.strict.then_some(true),
+            real_time_reads: self.real_time_reads,
+            writers: self.writers,
+            readers: self.readers,
         };
         settings.validate()?;
         Ok(settings)

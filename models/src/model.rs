@@ -60,6 +60,19 @@ pub struct ModelSettings {
     /// configuration (R + W > N without sloppy quorum), `Some` forces it
     /// (to show what R + W <= N does).
     pub strict: Option<bool>,
+    /// Also judge "reads never go back in real time" (what a linearizable
+    /// register promises and Dynamo does not), to exhibit its violation.
+    pub real_time_reads: bool,
+    /// Extra clients that make one blind put each (after the `clients`,
+    /// talking to the servers in turn from server 0).
+    pub writers: usize,
+    /// Extra clients that only get (after the writers, talking to the
+    /// servers in turn from server 0): reader k makes k + 1 gets. A client
+    /// sends its first request at start, so only a later get of a later
+    /// reader can begin after an earlier reader's get completed. Writers
+    /// and readers watch a write in flight without multiplying the states
+    /// as full clients would.
+    pub readers: usize,
 }
 
 impl Default for ModelSettings {
@@ -81,6 +94,9 @@ impl Default for ModelSettings {
             same_coordinator: false,
             deadlines: false,
             strict: None,
+            real_time_reads: false,
+            writers: 0,
+            readers: 0,
         }
     }
 }
@@ -109,8 +125,11 @@ impl ModelSettings {
     /// # Errors
     /// A setting out of range.
     pub fn validate(&self) -> Result<(), String> {
-        if self.servers == 0 || self.clients == 0 || self.ops == 0 {
-            return Err("--servers, --clients and --ops must be at least 1".into());
+        if self.servers == 0 || self.ops == 0 {
+            return Err("--servers and --ops must be at least 1".into());
+        }
+        if self.clients + self.writers + self.readers == 0 {
+            return Err("the model needs a client: --clients, --writers or --readers".into());
         }
         if !(1..=2).contains(&self.keys) {
             return Err(format!("--keys must be 1 or 2, got {}", self.keys));
@@ -146,13 +165,20 @@ impl ModelSettings {
             settings: settings.clone(),
             timers,
         });
-        let clients: Vec<DynamoActor> = (0..self.clients)
-            .map(|index| DynamoActor::Client {
+        let full = (0..self.clients).map(|index| (index, Role::Full, index % self.servers, self.ops));
+        let writers = (0..self.writers).map(|k| (self.clients + k, Role::Writer, k % self.servers, 1));
+        let readers =
+            (0..self.readers).map(|k| (self.clients + self.writers + k, Role::Reader, k % self.servers, k + 1));
+        let clients: Vec<DynamoActor> = full
+            .chain(writers)
+            .chain(readers)
+            .map(|(index, role, server, ops)| DynamoActor::Client {
                 index,
-                server: Id::from(if self.same_coordinator { 0 } else { index % self.servers }),
-                ops: self.ops,
+                server: Id::from(if self.same_coordinator { 0 } else { server }),
+                ops,
                 keys: self.keys,
                 blind: self.blind,
+                role,
             })
             .collect();
         let servers: Vec<DynamoActor> = servers.collect();
@@ -223,7 +249,20 @@ pub enum DynamoActor {
         keys: usize,
         /// Blind puts instead of read-modify-write.
         blind: bool,
+        /// What it does.
+        role: Role,
     },
+}
+
+/// What a client does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Get, then put with that get's context, and so on.
+    Full,
+    /// Blind puts only.
+    Writer,
+    /// Gets only.
+    Reader,
 }
 
 /// A server's or a client's state.
@@ -300,6 +339,7 @@ impl DynamoActor {
             ops,
             keys,
             blind,
+            role,
         } = self
         else {
             return;
@@ -309,7 +349,12 @@ impl DynamoActor {
             return;
         }
         let key = key_name(*keys, op).into_bytes();
-        let message = if op % 2 == 0 {
+        let get = match role {
+            Role::Full => op % 2 == 0,
+            Role::Reader => true,
+            Role::Writer => false,
+        };
+        let message = if get {
             Msg::Request {
                 op,
                 request: ClientRequest::Get { key, r: None },
@@ -317,7 +362,7 @@ impl DynamoActor {
                 context_values: Vec::new(),
             }
         } else {
-            let (values, context) = match (&state.last_read, *blind) {
+            let (values, context) = match (&state.last_read, *blind || *role == Role::Writer) {
                 (Some((values, context)), false) => (values.clone(), context.clone()),
                 _ => (Vec::new(), VectorClock::new()),
             };
@@ -603,6 +648,11 @@ pub fn properties(model: DynamoModel) -> DynamoModel {
             !model.cfg.strict() || state.history.reads_see_acknowledged_writes()
         })
         .property(Expectation::Always, "replicas converge once messages drain", converged)
+        .property(
+            Expectation::Always,
+            "reads never go back in real time",
+            |model, state| !model.cfg.real_time_reads || state.history.reads_never_go_back(),
+        )
         .property(Expectation::Sometimes, "siblings appear", |_, state| {
             state.history.siblings_appeared()
         })

@@ -95,3 +95,31 @@ fn truncation_to_one_entry_returns_causally_ordered_values_as_siblings() {
         );
     }
 }
+
+#[test]
+#[ignore = "model check: run in release (see the file's doc)"]
+fn r_plus_w_over_n_is_still_not_linearizable_a_later_read_by_another_client_goes_back() {
+    // One blind writer; two readers (the first shares the writer's
+    // coordinator, the second makes two gets). While the put is on its
+    // coordinator only, a read through that node returns it; the other
+    // reader's second get, begun after that read completed, goes through the
+    // other two replicas and returns the older state.
+    let checker = first_failure(ModelSettings {
+        clients: 0,
+        writers: 1,
+        readers: 2,
+        real_time_reads: true,
+        ..ModelSettings::default()
+    });
+    let path = checker
+        .discovery("reads never go back in real time")
+        .expect("R + W > N must be caught going back in real time");
+    eprintln!("non-linearizable read found at depth {}", path.into_actions().len());
+    for property in [
+        "acknowledged writes are durable",
+        "reads see acknowledged writes",
+        "siblings are concurrent",
+    ] {
+        assert!(checker.discovery(property).is_none(), "{property} must still hold");
+    }
+}
