@@ -38,6 +38,11 @@ enum Command {
         /// Stop at the first counterexample instead of exploring everything.
         #[arg(long)]
         first: bool,
+        /// Depth-first instead of breadth-first: far less memory (state
+        /// fingerprints and one path, not a queue of whole states), for
+        /// large exhaustive runs; counterexamples may be longer.
+        #[arg(long)]
+        dfs: bool,
     },
     /// Random walks from a seed.
     CheckSimulation {
@@ -225,7 +230,7 @@ fn main() -> ExitCode {
     println!("{settings:?}");
     let started = std::time::Instant::now();
     match run {
-        Command::Check { depth, first, .. } => {
+        Command::Check { depth, first, dfs, .. } => {
             let mut builder = settings.into_model().checker().threads(2);
             if let Some(depth) = depth {
                 builder = builder.target_max_depth(*depth);
@@ -233,8 +238,12 @@ fn main() -> ExitCode {
             if *first {
                 builder = builder.finish_when(stateright::HasDiscoveries::AnyFailures);
             }
-            let checker = builder.spawn_bfs().join();
-            report(&checker, started.elapsed().as_secs_f64())
+            let seconds = || started.elapsed().as_secs_f64();
+            if *dfs {
+                report(&builder.spawn_dfs().join(), seconds())
+            } else {
+                report(&builder.spawn_bfs().join(), seconds())
+            }
         }
         Command::CheckSimulation {
             seed, steps, states, ..
