@@ -1,5 +1,5 @@
 //! The model's verdicts, pinned. Run in release (they explore millions of
-//! states): `cargo test --release -p dynamo-models -- --include-ignored`,
+//! states; about 5 minutes on 2 cores): `cargo test --release -p dynamo-models -- --include-ignored`,
 //! as `.ci/run` does.
 
 use dynamo_models::ModelSettings;
@@ -17,18 +17,26 @@ fn first_failure(settings: ModelSettings) -> impl Checker<dynamo_models::DynamoM
 }
 
 #[test]
-#[ignore = "explores a million states: run in release (see the file's doc)"]
-fn dvv_with_r_plus_w_over_n_holds_every_always_property_exhaustively() {
-    let checker = ModelSettings::default()
-        .into_model()
-        .checker()
-        .threads(2)
-        .spawn_bfs()
-        .join();
+#[ignore = "explores 12 million states: run in release (see the file's doc)"]
+fn dvv_with_r_plus_w_over_n_and_one_crash_holds_every_always_property_exhaustively() {
+    // 3 servers, 2 clients x 2 operations, any one server may crash once
+    // (at any moment) and recover from what it persisted. Depth-first: the
+    // breadth-first queue of whole states does not fit in 24 GB; this run
+    // holds ~160 MB and takes ~4 minutes on 2 cores. The crash-free
+    // configuration (1,012,668 states, `dynamo-models check`) is a subset.
+    let checker = ModelSettings {
+        crashes: 1,
+        ..ModelSettings::default()
+    }
+    .into_model()
+    .checker()
+    .threads(2)
+    .spawn_dfs()
+    .join();
     checker.assert_properties_hold_except_sometimes();
     assert!(checker.discovery("a read returns another client's write").is_some());
     // Pinned: a change of behaviour in the protocol core shows here first.
-    assert_eq!(checker.unique_state_count(), 1_012_668);
+    assert_eq!(checker.unique_state_count(), 12_425_538);
 }
 
 #[test]
