@@ -375,25 +375,31 @@ struct Samples {
 }
 
 impl Samples {
+    /// Gets, stale gets, k and t-visibility of some samples.
+    fn measure<'a>(
+        samples: impl Iterator<Item = &'a (u32, u64, Option<u64>)> + Clone,
+    ) -> (u64, u64, Distribution, Distribution) {
+        let stale = samples.clone().filter(|sample| sample.1 > 0);
+        (
+            samples.clone().count() as u64,
+            stale.clone().count() as u64,
+            Distribution::of(samples.map(|sample| sample.1 as f64).collect()),
+            Distribution::of(stale.filter_map(|sample| sample.2).map(|ns| ns as f64 / 1e6).collect()),
+        )
+    }
+
     fn summarise(&self, history: &History) -> Staleness {
-        let stale: Vec<&(u32, u64, Option<u64>)> = self.gets.iter().filter(|sample| sample.1 > 0).collect();
-        let gets = self.gets.len() as u64;
+        let (gets, stale_gets, k, t_visibility_ms) = Self::measure(self.gets.iter());
         let mut staleness = Staleness {
             gets,
-            stale_gets: stale.len() as u64,
+            stale_gets,
             fresh_fraction: if gets == 0 {
                 1.0
             } else {
-                1.0 - stale.len() as f64 / gets as f64
+                1.0 - stale_gets as f64 / gets as f64
             },
-            k: Distribution::of(self.gets.iter().map(|sample| sample.1 as f64).collect()),
-            t_visibility_ms: Distribution::of(
-                stale
-                    .iter()
-                    .filter_map(|sample| sample.2)
-                    .map(|ns| ns as f64 / 1e6)
-                    .collect(),
-            ),
+            k,
+            t_visibility_ms,
             ranges: Vec::new(),
         };
         // Key ranges: keys sorted by name, cut into up to ten equal ranges.
@@ -405,29 +411,20 @@ impl Samples {
             range_of[key as usize] = rank * ranges / order.len().max(1);
         }
         for range in 0..ranges {
-            let members: Vec<&(u32, u64, Option<u64>)> = self
-                .gets
-                .iter()
-                .filter(|sample| range_of[sample.0 as usize] == range)
-                .collect();
             let first = order.iter().position(|&key| range_of[key as usize] == range);
             let last = order.iter().rposition(|&key| range_of[key as usize] == range);
             let (Some(first), Some(last)) = (first, last) else {
                 continue;
             };
+            let (gets, stale_gets, k, t_visibility_ms) =
+                Self::measure(self.gets.iter().filter(|sample| range_of[sample.0 as usize] == range));
             staleness.ranges.push(RangeStaleness {
                 first_key: history.keys[order[first] as usize].clone(),
                 last_key: history.keys[order[last] as usize].clone(),
-                gets: members.len() as u64,
-                stale_gets: members.iter().filter(|sample| sample.1 > 0).count() as u64,
-                k: Distribution::of(members.iter().map(|sample| sample.1 as f64).collect()),
-                t_visibility_ms: Distribution::of(
-                    members
-                        .iter()
-                        .filter_map(|sample| sample.2)
-                        .map(|ns| ns as f64 / 1e6)
-                        .collect(),
-                ),
+                gets,
+                stale_gets,
+                k,
+                t_visibility_ms,
             });
         }
         staleness

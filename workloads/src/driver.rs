@@ -239,15 +239,14 @@ impl Worker {
         let shared = self.shared.clone();
         let key_name = shared.key_name(key);
         let op = shared.next_op.fetch_add(1, Ordering::Relaxed);
-        let order = match order {
-            Some(order) => order,
-            None => match self.client.route(key_name.as_bytes()).await {
-                Ok(order) => order,
-                Err(error) => return self.not_sent(op, "get", &key_name, &error.to_string()),
-            },
+        let routed = match order {
+            Some(order) => Ok(order),
+            None => self.client.route(key_name.as_bytes()).await,
         };
-        let node = order
-            .first()
+        let node = routed
+            .as_ref()
+            .ok()
+            .and_then(|order| order.first())
             .and_then(|addr| shared.node_names.get(addr))
             .map(String::as_str);
         shared.history.invoke(&Invoke {
@@ -260,6 +259,10 @@ impl Worker {
             node,
             is_final,
         });
+        let order = match routed {
+            Ok(order) => order,
+            Err(error) => return self.not_sent(op, "get", &error.to_string()),
+        };
         let request = ClientRequest::Get {
             key: key_name.clone().into_bytes(),
             r,
@@ -294,22 +297,13 @@ impl Worker {
         }
     }
 
-    /// An operation that could not even be routed: recorded as invoked and
-    /// failed (nothing was sent).
-    fn not_sent<T>(&mut self, op: u64, f: &str, key: &str, error: &str) -> Outcome<T> {
-        let shared = &self.shared;
-        shared.errors.fetch_add(1, Ordering::Relaxed);
-        shared.history.invoke(&Invoke {
-            process: self.process,
-            op,
-            f,
-            key,
-            value: if f == "get" { None } else { Some("") },
-            context: if f == "get" { None } else { Some(&[]) },
-            node: None,
-            is_final: false,
-        });
-        shared.history.complete(self.process, op, f, Completion::Fail(error));
+    /// An operation that could not even be routed (its invoke is written):
+    /// failed, since nothing was sent.
+    fn not_sent<T>(&mut self, op: u64, f: &str, error: &str) -> Outcome<T> {
+        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .history
+            .complete(self.process, op, f, Completion::Fail(error));
         Outcome::Failed
     }
 
@@ -328,33 +322,14 @@ impl Worker {
         let op = shared.next_op.fetch_add(1, Ordering::Relaxed);
         let id = format!("v{op}");
         let f = if delete { "delete" } else { "put" };
-        let order = match self.client.route(key_name.as_bytes()).await {
-            Ok(order) => order,
-            Err(error) => {
-                // Nothing was sent: the value id is never written.
-                shared.errors.fetch_add(1, Ordering::Relaxed);
-                shared.history.invoke(&Invoke {
-                    process: self.process,
-                    op,
-                    f,
-                    key: &key_name,
-                    value: Some(&id),
-                    context: Some(&covered),
-                    node: None,
-                    is_final: false,
-                });
-                shared
-                    .history
-                    .complete(self.process, op, f, Completion::Fail(&error.to_string()));
-                return Outcome::Failed;
-            }
-        };
-        let node = order
-            .first()
+        let routed = self.client.route(key_name.as_bytes()).await;
+        let node = routed
+            .as_ref()
+            .ok()
+            .and_then(|order| order.first())
             .and_then(|addr| shared.node_names.get(addr))
             .map(String::as_str);
         shared.touched[key as usize].store(true, Ordering::Relaxed);
-        let value = (!delete).then(|| encode_value(&shared, &id, items));
         shared.history.invoke(&Invoke {
             process: self.process,
             op,
@@ -365,6 +340,12 @@ impl Worker {
             node,
             is_final: false,
         });
+        let order = match routed {
+            Ok(order) => order,
+            // Nothing was sent: the write definitely did not happen.
+            Err(error) => return self.not_sent(op, f, &error.to_string()),
+        };
+        let value = (!delete).then(|| encode_value(&shared, &id, items));
         let request = ClientRequest::Put {
             key: key_name.into_bytes(),
             context,
