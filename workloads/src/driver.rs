@@ -212,8 +212,12 @@ struct Read {
 }
 
 enum Outcome<T> {
+    /// Acknowledged (a get: answered).
     Done(T),
+    /// Definitely did not take effect.
     Failed,
+    /// A write that may or may not have taken effect (`info`).
+    Unknown,
 }
 
 impl Worker {
@@ -377,7 +381,7 @@ impl Worker {
                 };
                 shared.history.complete(self.process, op, f, Completion::Info(&error));
                 self.retire();
-                Outcome::Failed
+                Outcome::Unknown
             }
         }
     }
@@ -401,7 +405,7 @@ impl Worker {
                     self.remember(key, &read);
                     true
                 }
-                Outcome::Failed => false,
+                Outcome::Failed | Outcome::Unknown => false,
             },
             OpKind::Write => matches!(
                 self.put(key, Vec::new(), VectorClock::default(), false, None).await,
@@ -439,7 +443,7 @@ impl Worker {
                                 lock(&shared.cart).added.entry(key).or_default().push(item);
                                 true
                             }
-                            Outcome::Failed => false,
+                            Outcome::Failed | Outcome::Unknown => false,
                         }
                     }
                     _ => {
@@ -448,14 +452,14 @@ impl Worker {
                             return true;
                         }
                         let items: HashSet<u64> = read.values.iter().flat_map(|value| cart_items(value)).collect();
-                        let done = matches!(
-                            self.put(key, read.ids, read.context, true, None).await,
-                            Outcome::Done(_)
-                        );
-                        // Whether acknowledged or indeterminate, these items
-                        // may be gone: they are not owed to the final cart.
-                        lock(&shared.cart).checked_out.entry(key).or_default().extend(items);
-                        done
+                        let outcome = self.put(key, read.ids, read.context, true, None).await;
+                        // Acknowledged or indeterminate, these items may be
+                        // gone: they are no longer owed to the final cart. A
+                        // delete that definitely failed removed nothing.
+                        if !matches!(outcome, Outcome::Failed) {
+                            lock(&shared.cart).checked_out.entry(key).or_default().extend(items);
+                        }
+                        matches!(outcome, Outcome::Done(_))
                     }
                 }
             }
