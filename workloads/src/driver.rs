@@ -140,6 +140,17 @@ struct Shared {
 }
 
 impl Shared {
+    /// The name of the node a routed request goes to first (for the
+    /// history's `node` field).
+    fn first_node<E>(&self, routed: &Result<Vec<SocketAddr>, E>) -> Option<&str> {
+        routed
+            .as_ref()
+            .ok()
+            .and_then(|order| order.first())
+            .and_then(|addr| self.node_names.get(addr))
+            .map(String::as_str)
+    }
+
     fn key_name(&self, index: u64) -> String {
         format!("{}{:0width$}", self.spec.keys.prefix, index, width = self.key_width)
     }
@@ -247,12 +258,7 @@ impl Worker {
             Some(order) => Ok(order),
             None => self.client.route(key_name.as_bytes()).await,
         };
-        let node = routed
-            .as_ref()
-            .ok()
-            .and_then(|order| order.first())
-            .and_then(|addr| shared.node_names.get(addr))
-            .map(String::as_str);
+        let node = shared.first_node(&routed);
         shared.history.invoke(&Invoke {
             process: self.process,
             op,
@@ -327,12 +333,7 @@ impl Worker {
         let id = format!("v{op}");
         let f = if delete { "delete" } else { "put" };
         let routed = self.client.route(key_name.as_bytes()).await;
-        let node = routed
-            .as_ref()
-            .ok()
-            .and_then(|order| order.first())
-            .and_then(|addr| shared.node_names.get(addr))
-            .map(String::as_str);
+        let node = shared.first_node(&routed);
         shared.touched[key as usize].store(true, Ordering::Relaxed);
         shared.history.invoke(&Invoke {
             process: self.process,
