@@ -43,6 +43,24 @@ pub struct History {
 }
 
 impl History {
+    /// A history that starts with one acknowledged put per `(key, value)`,
+    /// by [`crate::model::PRELOAD_CLIENT`], before any client's event.
+    pub fn preloaded(values: impl IntoIterator<Item = (String, String)>) -> History {
+        let operations: Vec<Operation> = values
+            .into_iter()
+            .map(|(key, value)| Operation {
+                client: crate::model::PRELOAD_CLIENT,
+                key,
+                value: Some(value),
+                context: Vec::new(),
+                invoked: 0,
+                completed: Some((0, Outcome::Stored)),
+            })
+            .collect();
+        let events = usize::from(!operations.is_empty());
+        History { operations, events }
+    }
+
     /// The put that wrote `value`.
     pub fn put_of(&self, value: &str) -> Option<&Operation> {
         self.operations.iter().find(|op| op.value.as_deref() == Some(value))
@@ -145,6 +163,81 @@ impl History {
                 (Some(value), Some((_, Outcome::Stored))) => Some(value.as_str()),
                 _ => None,
             })
+    }
+
+    /// The history as `shared/HISTORY.md` JSON Lines, for the checker and
+    /// any other tool that reads that format: one `invoke` and (once
+    /// complete) one `ok` or `info` per operation, `time_ns` the event's
+    /// position, process ids the clients' actor ids (the preloaded values'
+    /// writer gets the next free one). Then, after every other event, one
+    /// `final` get per `(key, values)` of `finals`.
+    pub fn to_jsonl(&self, finals: &[(String, Vec<String>)]) -> String {
+        use serde_json::json;
+        let preload_process = self
+            .operations
+            .iter()
+            .map(|op| op.client)
+            .filter(|&client| client != crate::model::PRELOAD_CLIENT)
+            .max()
+            .map_or(0, |client| client + 1);
+        let process = |op: &Operation| {
+            if op.client == crate::model::PRELOAD_CLIENT {
+                preload_process
+            } else {
+                op.client
+            }
+        };
+        // (position, order within it, line)
+        let mut lines: Vec<(usize, usize, serde_json::Value)> = Vec::new();
+        for (id, op) in self.operations.iter().enumerate() {
+            let f = if op.value.is_some() { "put" } else { "get" };
+            let mut invoke = json!({
+                "type": "invoke", "process": process(op), "op": id, "f": f,
+                "key": op.key, "time_ns": op.invoked,
+            });
+            if let Some(value) = &op.value {
+                invoke["value"] = json!(value);
+                invoke["context"] = json!(op.context);
+            }
+            lines.push((op.invoked, 0, invoke));
+            if let Some((at, outcome)) = &op.completed {
+                let mut done = json!({"process": process(op), "op": id, "f": f, "time_ns": at});
+                match outcome {
+                    Outcome::Got(values) => {
+                        done["type"] = json!("ok");
+                        done["values"] = json!(values);
+                    }
+                    Outcome::Stored => done["type"] = json!("ok"),
+                    Outcome::Indeterminate => {
+                        done["type"] = json!("info");
+                        done["error"] = json!("the request failed or timed out");
+                    }
+                }
+                lines.push((*at, 1, done));
+            }
+        }
+        lines.sort_by_key(|(at, order, _)| (*at, *order));
+        let mut text = String::new();
+        for (_, _, line) in &lines {
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+        for (offset, (key, values)) in finals.iter().enumerate() {
+            // A process of its own for each final read, after every client's.
+            let process = preload_process + 1 + offset;
+            let id = self.operations.len() + offset;
+            let at = self.events + 2 * offset;
+            let invoke = json!({
+                "type": "invoke", "process": process, "op": id, "f": "get",
+                "key": key, "final": true, "time_ns": at,
+            });
+            let done = json!({
+                "type": "ok", "process": process, "op": id, "f": "get",
+                "values": values, "time_ns": at + 1,
+            });
+            text.push_str(&format!("{invoke}\n{done}\n"));
+        }
+        text
     }
 
     fn gets(&self) -> impl Iterator<Item = (&Operation, &Vec<String>)> {

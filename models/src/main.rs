@@ -14,6 +14,7 @@ use stateright::{Checker, Model};
 ///   dynamo-models check --versioning paper --same-coordinator
 ///   dynamo-models check --r 1 --w 1                   # R + W <= N: a read misses an acknowledged write
 ///   dynamo-models check --clients 0 --writers 1 --readers 2 --real-time-reads --first   # R + W > N is not linearizable
+///   dynamo-models check --clients 1 --ops 4 --puts alternate --preload --versioning paper --truncate 1
 ///   dynamo-models check-simulation --seed 7 --steps 200
 ///   dynamo-models explore                             # step through it in a browser
 ///
@@ -43,6 +44,11 @@ enum Command {
         /// large exhaustive runs; counterexamples may be longer.
         #[arg(long)]
         dfs: bool,
+        /// Write each counterexample's history (shared/HISTORY.md JSON
+        /// Lines, ending in final reads of every replica) to
+        /// DIR/<property>.jsonl, for `dynamo-bench check` or other tools.
+        #[arg(long, value_name = "DIR")]
+        save_histories: Option<std::path::PathBuf>,
     },
     /// Random walks from a seed.
     CheckSimulation {
@@ -106,9 +112,14 @@ struct SettingsArguments {
     /// Keys (1 or 2).
     #[arg(long, default_value_t = 1)]
     keys: usize,
-    /// Blind puts instead of read-modify-write.
+    /// How clients' puts get their context: rmw (the get's before it),
+    /// blind (empty), alternate (rmw, blind, rmw, ...).
+    #[arg(long, default_value = "rmw")]
+    puts: String,
+    /// Every key starts with one acknowledged value, held by all its
+    /// replicas (written through a node that has since left the ring).
     #[arg(long)]
-    blind: bool,
+    preload: bool,
     /// Every client talks to server 0.
     #[arg(long)]
     same_coordinator: bool,
@@ -157,7 +168,8 @@ impl SettingsArguments {
                 other => return Err(format!("--network {other:?}: expected unordered, duplicating or lossy")),
             },
             keys: self.keys,
-            blind: self.blind,
+            puts: self.puts.parse().map_err(|error| format!("--puts {error}"))?,
+            preload: self.preload,
             same_coordinator: self.same_coordinator,
             deadlines: self.deadlines,
             strict: self.strict.then_some(true),
@@ -170,7 +182,11 @@ impl SettingsArguments {
     }
 }
 
-fn report(checker: &impl Checker<dynamo_models::DynamoModel>, seconds: f64) -> ExitCode {
+fn report(
+    checker: &impl Checker<dynamo_models::DynamoModel>,
+    seconds: f64,
+    save: Option<&std::path::Path>,
+) -> ExitCode {
     println!(
         "states: {} explored, {} unique, max depth {}, {:.1}s, {:.0} states/s",
         checker.state_count(),
@@ -199,10 +215,44 @@ fn report(checker: &impl Checker<dynamo_models::DynamoModel>, seconds: f64) -> E
         };
         println!("{:<40} {verdict}", property.name);
         if let (true, Some(path)) = (always, discovery) {
+            let model = checker.model();
+            let state = path.last_state().clone();
             let actions = path.into_actions();
             println!("  counterexample ({} steps):", actions.len());
-            for action in actions {
-                println!("    {action:?}");
+            for action in &actions {
+                println!("    {}", dynamo_models::explain::describe(&model.cfg, action));
+            }
+            let history = state.history.to_jsonl(&dynamo_models::final_reads(model, &state));
+            println!("  its history (shared/HISTORY.md), ending in final reads of every replica:");
+            for line in history.lines() {
+                println!("    {line}");
+            }
+            match dynamo_models::checker_verdict(model, &state) {
+                Ok(verdict) => {
+                    let names: Vec<String> = verdict
+                        .findings
+                        .iter()
+                        .map(|finding| format!("{} {:?}", finding.invariant, finding.ops))
+                        .collect();
+                    let expected = dynamo_models::checker_invariant(property.name).unwrap_or("-");
+                    println!(
+                        "  the checker on that history ({:?} mode, restated invariant: {expected}): {}",
+                        verdict.mode,
+                        if names.is_empty() {
+                            "valid".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    );
+                }
+                Err(error) => println!("  the checker: {error}"),
+            }
+            if let Some(dir) = save {
+                let file = dir.join(format!("{}.jsonl", property.name.replace(' ', "-")));
+                match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&file, &history)) {
+                    Ok(()) => println!("  saved: {}", file.display()),
+                    Err(error) => eprintln!("dynamo-models: cannot write {}: {error}", file.display()),
+                }
             }
         }
     }
@@ -230,7 +280,13 @@ fn main() -> ExitCode {
     println!("{settings:?}");
     let started = std::time::Instant::now();
     match run {
-        Command::Check { depth, first, dfs, .. } => {
+        Command::Check {
+            depth,
+            first,
+            dfs,
+            save_histories,
+            ..
+        } => {
             let mut builder = settings.into_model().checker().threads(2);
             if let Some(depth) = depth {
                 builder = builder.target_max_depth(*depth);
@@ -239,10 +295,11 @@ fn main() -> ExitCode {
                 builder = builder.finish_when(stateright::HasDiscoveries::AnyFailures);
             }
             let seconds = || started.elapsed().as_secs_f64();
+            let save = save_histories.as_deref();
             if *dfs {
-                report(&builder.spawn_dfs().join(), seconds())
+                report(&builder.spawn_dfs().join(), seconds(), save)
             } else {
-                report(&builder.spawn_bfs().join(), seconds())
+                report(&builder.spawn_bfs().join(), seconds(), save)
             }
         }
         Command::CheckSimulation {
@@ -255,7 +312,7 @@ fn main() -> ExitCode {
                 .target_state_count(*states)
                 .spawn_simulation(*seed, stateright::UniformChooser)
                 .join();
-            report(&checker, started.elapsed().as_secs_f64())
+            report(&checker, started.elapsed().as_secs_f64(), None)
         }
         Command::Explore { address, .. } => {
             println!("serving the explorer on http://{address}");

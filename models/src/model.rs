@@ -23,6 +23,34 @@ pub enum NetworkKind {
     Lossy,
 }
 
+/// How full clients write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Puts {
+    /// Each put carries the context of the get before it (the default).
+    ReadModifyWrite,
+    /// Each put has an empty context.
+    Blind,
+    /// Read-modify-write, then blind, then read-modify-write, ...: a
+    /// client that sometimes overwrites without reading (a reset, say).
+    Alternate,
+}
+
+impl std::str::FromStr for Puts {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "rmw" => Ok(Puts::ReadModifyWrite),
+            "blind" => Ok(Puts::Blind),
+            "alternate" => Ok(Puts::Alternate),
+            other => Err(format!("{other:?}: expected rmw, blind or alternate")),
+        }
+    }
+}
+
+/// The process id the history gives the preloaded values' writer.
+pub const PRELOAD_CLIENT: usize = usize::MAX;
+
 /// What to model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ModelSettings {
@@ -50,8 +78,12 @@ pub struct ModelSettings {
     pub network: NetworkKind,
     /// Keys the clients use (1 or 2).
     pub keys: usize,
-    /// Puts are blind (empty context) instead of read-modify-write.
-    pub blind: bool,
+    /// How full clients' puts get their context.
+    pub puts: Puts,
+    /// Every key starts with one value, held by all its replicas: written
+    /// (and acknowledged) before the clients start, through a node that has
+    /// since left the ring, so its clock entry is one no server advances.
+    pub preload: bool,
     /// Every client talks to server 0 (else client i talks to server i mod S).
     pub same_coordinator: bool,
     /// Arm request deadlines (see [`TimerPolicy::deadlines`]).
@@ -90,7 +122,8 @@ impl Default for ModelSettings {
             crashes: 0,
             network: NetworkKind::Unordered,
             keys: 1,
-            blind: false,
+            puts: Puts::ReadModifyWrite,
+            preload: false,
             same_coordinator: false,
             deadlines: false,
             strict: None,
@@ -142,6 +175,35 @@ impl ModelSettings {
             .map_err(|error| error.to_string())
     }
 
+    /// With `preload`: each key, its first value's sibling set, and the
+    /// servers that replicate it.
+    fn preloaded(&self, ring: &Ring) -> Vec<(String, SiblingSet, Vec<NodeId>)> {
+        if !self.preload {
+            return Vec::new();
+        }
+        let departed = VersionActor {
+            node: NodeId(self.servers as u32),
+            incarnation: 1,
+        };
+        (0..self.keys)
+            .map(|index| {
+                let key = format!("k{index}");
+                let mut set = SiblingSet::new();
+                let value = format!("init-{key}").into_bytes();
+                set.put(
+                    departed,
+                    &VectorClock::new(),
+                    Some(value),
+                    0,
+                    self.versioning,
+                    self.truncate,
+                );
+                let replicas = ring.preference_list(ring.partition_of(key.as_bytes()), self.n);
+                (key, set, replicas)
+            })
+            .collect()
+    }
+
     /// The stateright model.
     pub fn into_model(self) -> DynamoModel {
         let members: Vec<NodeId> = (0..self.servers as u32).map(NodeId).collect();
@@ -160,10 +222,16 @@ impl ModelSettings {
             replicas: self.sloppy,
             deadlines: self.deadlines,
         };
-        let servers = (0..self.servers).map(|_| DynamoActor::Server {
+        let preloaded = self.preloaded(&ring);
+        let servers = (0..self.servers).map(|server| DynamoActor::Server {
             ring: ring.clone(),
             settings: settings.clone(),
             timers,
+            preload: preloaded
+                .iter()
+                .filter(|(_, _, replicas)| replicas.contains(&NodeId(server as u32)))
+                .map(|(key, set, _)| (key.clone().into_bytes(), set.clone()))
+                .collect(),
         });
         let full = (0..self.clients).map(|index| (index, Role::Full, index % self.servers, self.ops));
         let writers = (0..self.writers).map(|k| (self.clients + k, Role::Writer, k % self.servers, 1));
@@ -177,14 +245,21 @@ impl ModelSettings {
                 server: Id::from(if self.same_coordinator { 0 } else { server }),
                 ops,
                 keys: self.keys,
-                blind: self.blind,
+                puts: self.puts,
                 role,
             })
             .collect();
         let servers: Vec<DynamoActor> = servers.collect();
         let crashes = self.crashes;
+        let history = History::preloaded(preloaded.into_iter().map(|(key, set, _)| {
+            let value = set
+                .live_values()
+                .next()
+                .map(|value| String::from_utf8_lossy(value).into_owned());
+            (key, value.unwrap_or_default())
+        }));
         properties(
-            ActorModel::new(self, History::default())
+            ActorModel::new(self, history)
                 .actors(servers)
                 .actors(clients)
                 .init_network(network)
@@ -267,6 +342,8 @@ pub enum DynamoActor {
         settings: Settings,
         /// Which timers are armed.
         timers: TimerPolicy,
+        /// What its store holds before any client starts (`preload`).
+        preload: Vec<(Vec<u8>, SiblingSet)>,
     },
     /// A client.
     Client {
@@ -278,8 +355,8 @@ pub enum DynamoActor {
         ops: usize,
         /// Keys to use.
         keys: usize,
-        /// Blind puts instead of read-modify-write.
-        blind: bool,
+        /// How its puts get their context.
+        puts: Puts,
         /// What it does.
         role: Role,
     },
@@ -369,7 +446,7 @@ impl DynamoActor {
             server,
             ops,
             keys,
-            blind,
+            puts,
             role,
         } = self
         else {
@@ -393,7 +470,13 @@ impl DynamoActor {
                 context_values: Vec::new(),
             }
         } else {
-            let (values, context) = match (&state.last_read, *blind || *role == Role::Writer) {
+            let blind = match (role, puts) {
+                (Role::Writer, _) | (_, Puts::Blind) => true,
+                (_, Puts::ReadModifyWrite) => false,
+                // Puts are the odd operations: put 0 reads first, put 1 is blind, ...
+                (_, Puts::Alternate) => (op / 2) % 2 == 1,
+            };
+            let (values, context) = match (&state.last_read, blind) {
                 (Some((values, context)), false) => (values.clone(), context.clone()),
                 _ => (Vec::new(), VectorClock::new()),
             };
@@ -485,10 +568,15 @@ impl Actor for DynamoActor {
 
     fn on_start(&self, id: Id, storage: &Option<Self::Storage>, o: &mut Out<Self>) -> Self::State {
         match self {
-            DynamoActor::Server { ring, settings, timers } => {
+            DynamoActor::Server {
+                ring,
+                settings,
+                timers,
+                preload,
+            } => {
                 let (store, hints, incarnation) = match storage {
                     Some(saved) => (saved.store.clone(), saved.hints.clone(), saved.incarnation + 1),
-                    None => (BTreeMap::new(), BTreeMap::new(), 1),
+                    None => (preload.iter().cloned().collect(), BTreeMap::new(), 1),
                 };
                 let node_id = NodeId(usize::from(id) as u32);
                 let actor = VersionActor {
@@ -649,6 +737,74 @@ fn durable(_: &DynamoModel, state: &ActorModelState<DynamoActor, History>) -> bo
         held.iter()
             .any(|kept| kept == value || state.history.ancestors(kept).contains(value))
     })
+}
+
+/// What a final read asking every replica would return for each key the
+/// history touched: the merge of every server's durable set (store and
+/// hints, as [`durable`] counts them), its live values sorted.
+pub fn final_reads(model: &DynamoModel, state: &ActorModelState<DynamoActor, History>) -> Vec<(String, Vec<String>)> {
+    let keys: std::collections::BTreeSet<&str> = state.history.operations.iter().map(|op| op.key.as_str()).collect();
+    keys.into_iter()
+        .map(|key| {
+            let mut merged = SiblingSet::new();
+            for storage in state.actor_storages.iter().flatten() {
+                let held = storage.store.get(key.as_bytes()).into_iter().chain(
+                    storage
+                        .hints
+                        .iter()
+                        .filter(|((_, hinted), _)| hinted == key.as_bytes())
+                        .map(|(_, set)| set),
+                );
+                for set in held {
+                    merged.merge(set, model.cfg.versioning);
+                }
+            }
+            let mut values: Vec<String> = merged
+                .live_values()
+                .map(|value| String::from_utf8_lossy(value).into_owned())
+                .collect();
+            values.sort();
+            (key.to_string(), values)
+        })
+        .collect()
+}
+
+/// The history checker's verdict (the `checker` crate, which knows nothing
+/// of the node) on a state's history followed by its [`final_reads`]: the
+/// model's properties restate HISTORY.md's invariants so that they can be
+/// judged in every state at model-checking speed; this is how the two are
+/// held to each other. Strict mode where the model judges reads strictly.
+///
+/// # Errors
+/// The checker could not read the history (a bug in [`History::to_jsonl`]).
+pub fn checker_verdict(
+    model: &DynamoModel,
+    state: &ActorModelState<DynamoActor, History>,
+) -> Result<dynamo_checker::Verdict, String> {
+    let text = state.history.to_jsonl(&final_reads(model, state));
+    let options = dynamo_checker::Options {
+        mode: if model.cfg.strict() {
+            dynamo_checker::Mode::Strict
+        } else {
+            dynamo_checker::Mode::Eventual
+        },
+        ..dynamo_checker::Options::default()
+    };
+    dynamo_checker::read("model history", text.as_bytes())
+        .map(|history| dynamo_checker::check(&history, &options))
+        .map_err(|error| format!("the checker cannot read the model's history: {error}\n{text}"))
+}
+
+/// The checker invariant each model property restates (`None`: the
+/// checker does not judge it).
+pub fn checker_invariant(property: &str) -> Option<&'static str> {
+    match property {
+        "siblings are concurrent" => Some("sibling-antichain"),
+        "no phantom" => Some("phantom"),
+        "acknowledged writes are durable" => Some("lost-write"),
+        "reads see acknowledged writes" => Some("stale-read"),
+        _ => None,
+    }
 }
 
 /// Replicas converge: once no message is in flight, every server's durable
