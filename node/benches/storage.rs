@@ -11,7 +11,8 @@
 //! - recovery time of a partition holding 1 GiB (warm page cache).
 //!
 //! Flags (after `--`): `--seconds S` per append/read measurement (default 3),
-//! `--recovery-mib M` (default 1024), `--only appends|pipelined|reads|recovery`, `--io auto|uring|positioned`.
+//! `--recovery-mib M` (default 1024), `--only appends|pipelined|reads|recovery`, `--io auto|uring|positioned`;
+//! `--sync none|always`, `--partitions P`, `--writers W` keep only those rows of the append tables.
 //! Files go under the cargo target directory (same disk as the project).
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,9 @@ struct Options {
     recovery_mib: u64,
     only: Option<String>,
     io: IoMode,
+    sync: Option<String>,
+    partitions: Option<u64>,
+    writers: Option<u64>,
 }
 
 fn options() -> Options {
@@ -37,6 +41,9 @@ fn options() -> Options {
         recovery_mib: 1024,
         only: None,
         io: IoMode::Auto,
+        sync: None,
+        partitions: None,
+        writers: None,
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -54,6 +61,9 @@ fn options() -> Options {
                     .expect("--recovery-mib M")
             }
             "--only" => options.only = arguments.next(),
+            "--sync" => options.sync = arguments.next(),
+            "--partitions" => options.partitions = arguments.next().and_then(|text| text.parse().ok()),
+            "--writers" => options.writers = arguments.next().and_then(|text| text.parse().ok()),
             "--io" => {
                 options.io = match arguments.next().as_deref() {
                     Some("uring") => IoMode::Uring,
@@ -294,6 +304,11 @@ fn main() {
     dynamo_node::logging::init();
     let options = options();
     let wants = |what: &str| options.only.as_deref().is_none_or(|only| only == what);
+    let row = |sync: SyncPolicy, partitions: u64, writers: u64| {
+        options.sync.as_deref().is_none_or(|only| only == sync.to_string())
+            && options.partitions.is_none_or(|only| only == partitions)
+            && options.writers.is_none_or(|only| only == writers)
+    };
     if wants("appends") {
         println!("appends, 1 KiB values, blocking puts (one thread per writer):");
         println!(
@@ -303,6 +318,9 @@ fn main() {
         for sync in [SyncPolicy::None, SyncPolicy::Always] {
             for partitions in [1u64, 16] {
                 for writers in [1u64, 16, 64] {
+                    if !row(sync, partitions, writers) {
+                        continue;
+                    }
                     let (rate, p50, p99) = appends(sync, writers, partitions, options.seconds);
                     println!(
                         "{:<8} {partitions:>10} {writers:>8} {rate:>14.0} {p50:>10.1} {p99:>10.1}",
@@ -321,6 +339,9 @@ fn main() {
         for sync in [SyncPolicy::None, SyncPolicy::Always] {
             for partitions in [1u64, 16] {
                 for in_flight in [1u64, 16, 64] {
+                    if !row(sync, partitions, in_flight) {
+                        continue;
+                    }
                     let (rate, p50, p99) = appends_pipelined(sync, options.io, in_flight, partitions, options.seconds);
                     println!(
                         "{:<8} {partitions:>10} {in_flight:>8} {rate:>14.0} {p50:>10.1} {p99:>10.1}",
