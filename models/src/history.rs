@@ -4,6 +4,7 @@
 //! transitive closure).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// What an operation did, once complete.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -36,8 +37,10 @@ pub struct Operation {
 /// The recorded operations, in invocation order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct History {
-    /// Every operation.
-    pub operations: Vec<Operation>,
+    /// Every operation. Shared: the model clones the history into every
+    /// state it reaches, and a completed operation never changes again, so
+    /// a clone copies pointers, not strings.
+    pub operations: Vec<Arc<Operation>>,
     /// Events so far (invocations and completions).
     pub events: usize,
 }
@@ -46,15 +49,17 @@ impl History {
     /// A history that starts with one acknowledged put per `(key, value)`,
     /// by [`crate::model::PRELOAD_CLIENT`], before any client's event.
     pub fn preloaded(values: impl IntoIterator<Item = (String, String)>) -> History {
-        let operations: Vec<Operation> = values
+        let operations: Vec<Arc<Operation>> = values
             .into_iter()
-            .map(|(key, value)| Operation {
-                client: crate::model::PRELOAD_CLIENT,
-                key,
-                value: Some(value),
-                context: Vec::new(),
-                invoked: 0,
-                completed: Some((0, Outcome::Stored)),
+            .map(|(key, value)| {
+                Arc::new(Operation {
+                    client: crate::model::PRELOAD_CLIENT,
+                    key,
+                    value: Some(value),
+                    context: Vec::new(),
+                    invoked: 0,
+                    completed: Some((0, Outcome::Stored)),
+                })
             })
             .collect();
         let events = usize::from(!operations.is_empty());
@@ -63,7 +68,10 @@ impl History {
 
     /// The put that wrote `value`.
     pub fn put_of(&self, value: &str) -> Option<&Operation> {
-        self.operations.iter().find(|op| op.value.as_deref() == Some(value))
+        self.operations
+            .iter()
+            .map(|op| &**op)
+            .find(|op| op.value.as_deref() == Some(value))
     }
 
     /// Every value that `value` causally follows.
@@ -241,9 +249,12 @@ impl History {
     }
 
     fn gets(&self) -> impl Iterator<Item = (&Operation, &Vec<String>)> {
-        self.operations.iter().filter_map(|op| match &op.completed {
-            Some((_, Outcome::Got(values))) => Some((op, values)),
-            _ => None,
-        })
+        self.operations
+            .iter()
+            .map(|op| &**op)
+            .filter_map(|op| match &op.completed {
+                Some((_, Outcome::Got(values))) => Some((op, values)),
+                _ => None,
+            })
     }
 }

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use dynamo_node::ids::NodeId;
 use dynamo_node::protocol::{ClientId, ClientReply, ClientRequest, Effect, Message, Node, Settings, Store, Timer};
@@ -683,14 +684,14 @@ fn record_invocation(settings: &ModelSettings, history: &History, envelope: Enve
         return None;
     };
     let mut next = history.clone();
-    next.operations.push(Operation {
+    next.operations.push(Arc::new(Operation {
         client: usize::from(envelope.src),
         key: key_name(settings.keys, *op),
         value: value.clone(),
         context: context_values.clone(),
         invoked: history.events,
         completed: None,
-    });
+    }));
     next.events += 1;
     Some(next)
 }
@@ -716,7 +717,7 @@ fn record_completion(settings: &ModelSettings, history: &History, envelope: Enve
         ClientReply::Stored => Outcome::Stored,
         ClientReply::Failed(_) => Outcome::Indeterminate,
     };
-    operation.completed = Some((history.events, outcome));
+    Arc::make_mut(operation).completed = Some((history.events, outcome));
     next.events += 1;
     Some(next)
 }

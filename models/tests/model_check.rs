@@ -107,28 +107,6 @@ impl<C: Checker<dynamo_models::DynamoModel>> HoldExceptSometimes for C {
 
 #[test]
 #[ignore = "model check: run in release (see the file's doc)"]
-fn truncation_to_one_entry_returns_causally_ordered_values_as_siblings() {
-    // Truncation forgets that a version descends from another, so a get
-    // returns both: extra siblings. The first violation found is that one,
-    // not a lost write.
-    for versioning in [Versioning::Dvv, Versioning::Paper] {
-        let checker = first_failure(ModelSettings {
-            versioning,
-            truncate: 1,
-            ops: 3,
-            ..ModelSettings::default()
-        });
-        assert!(checker.discovery("siblings are concurrent").is_some(), "{versioning}");
-        assert_the_checker_agrees(&checker, "siblings are concurrent");
-        assert!(
-            checker.discovery("acknowledged writes are durable").is_none(),
-            "{versioning}"
-        );
-    }
-}
-
-#[test]
-#[ignore = "model check: run in release (see the file's doc)"]
 fn r_plus_w_over_n_is_still_not_linearizable_a_later_read_by_another_client_goes_back() {
     // One blind writer; two readers (the first shares the writer's
     // coordinator, the second makes two gets). While the put is on its
