@@ -215,51 +215,62 @@ fn report(
         };
         println!("{:<40} {verdict}", property.name);
         if let (true, Some(path)) = (always, discovery) {
-            let model = checker.model();
-            let state = path.last_state().clone();
-            let actions = path.into_actions();
-            println!("  counterexample ({} steps):", actions.len());
-            for action in &actions {
-                println!("    {}", dynamo_models::explain::describe(&model.cfg, action));
-            }
-            let history = state.history.to_jsonl(&dynamo_models::final_reads(model, &state));
-            println!("  its history (shared/HISTORY.md), ending in final reads of every replica:");
-            for line in history.lines() {
-                println!("    {line}");
-            }
-            match dynamo_models::checker_verdict(model, &state) {
-                Ok(verdict) => {
-                    let names: Vec<String> = verdict
-                        .findings
-                        .iter()
-                        .map(|finding| format!("{} {:?}", finding.invariant, finding.ops))
-                        .collect();
-                    let expected = dynamo_models::checker_invariant(property.name).unwrap_or("-");
-                    println!(
-                        "  the checker on that history ({:?} mode, restated invariant: {expected}): {}",
-                        verdict.mode,
-                        if names.is_empty() {
-                            "valid".to_string()
-                        } else {
-                            names.join(", ")
-                        }
-                    );
-                }
-                Err(error) => println!("  the checker: {error}"),
-            }
-            if let Some(dir) = save {
-                let file = dir.join(format!("{}.jsonl", property.name.replace(' ', "-")));
-                match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&file, &history)) {
-                    Ok(()) => println!("  saved: {}", file.display()),
-                    Err(error) => eprintln!("dynamo-models: cannot write {}: {error}", file.display()),
-                }
-            }
+            show_counterexample(checker.model(), property.name, path, save);
         }
     }
     if violated {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Prints a counterexample step by step, then as a HISTORY.md history with
+/// the history checker's verdict on it; with `save`, writes that history to
+/// DIR/<property>.jsonl.
+fn show_counterexample(
+    model: &dynamo_models::DynamoModel,
+    property: &str,
+    path: stateright::Path<<dynamo_models::DynamoModel as Model>::State, <dynamo_models::DynamoModel as Model>::Action>,
+    save: Option<&std::path::Path>,
+) {
+    let state = path.last_state().clone();
+    let actions = path.into_actions();
+    println!("  counterexample ({} steps):", actions.len());
+    for action in &actions {
+        println!("    {}", dynamo_models::explain::describe(&model.cfg, action));
+    }
+    let history = state.history.to_jsonl(&dynamo_models::final_reads(model, &state));
+    println!("  its history (shared/HISTORY.md), ending in final reads of every replica:");
+    for line in history.lines() {
+        println!("    {line}");
+    }
+    match dynamo_models::checker_verdict(model, &state) {
+        Ok(verdict) => {
+            let findings: Vec<String> = verdict
+                .findings
+                .iter()
+                .map(|finding| format!("{} {:?}", finding.invariant, finding.ops))
+                .collect();
+            let restated = dynamo_models::checker_invariant(property).unwrap_or("-");
+            let found = if findings.is_empty() {
+                "valid".to_string()
+            } else {
+                findings.join(", ")
+            };
+            println!(
+                "  the checker on that history ({:?} mode, restated invariant: {restated}): {found}",
+                verdict.mode
+            );
+        }
+        Err(error) => println!("  the checker: {error}"),
+    }
+    if let Some(dir) = save {
+        let file = dir.join(format!("{}.jsonl", property.replace(' ', "-")));
+        match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&file, &history)) {
+            Ok(()) => println!("  saved: {}", file.display()),
+            Err(error) => eprintln!("dynamo-models: cannot write {}: {error}", file.display()),
+        }
     }
 }
 

@@ -176,9 +176,9 @@ impl ModelSettings {
             .map_err(|error| error.to_string())
     }
 
-    /// With `preload`: each key, its first value's sibling set, and the
-    /// servers that replicate it.
-    fn preloaded(&self, ring: &Ring) -> Vec<(String, SiblingSet, Vec<NodeId>)> {
+    /// With `preload`: each key, its first value, that value's sibling set,
+    /// and the servers that replicate it.
+    fn preloaded(&self, ring: &Ring) -> Vec<(String, String, SiblingSet, Vec<NodeId>)> {
         if !self.preload {
             return Vec::new();
         }
@@ -188,19 +188,19 @@ impl ModelSettings {
         };
         (0..self.keys)
             .map(|index| {
-                let key = format!("k{index}");
+                let key = key_of(index);
+                let value = format!("init-{key}");
                 let mut set = SiblingSet::new();
-                let value = format!("init-{key}").into_bytes();
                 set.put(
                     departed,
                     &VectorClock::new(),
-                    Some(value),
+                    Some(value.clone().into_bytes()),
                     0,
                     self.versioning,
                     self.truncate,
                 );
                 let replicas = ring.preference_list(ring.partition_of(key.as_bytes()), self.n);
-                (key, set, replicas)
+                (key, value, set, replicas)
             })
             .collect()
     }
@@ -230,8 +230,8 @@ impl ModelSettings {
             timers,
             preload: preloaded
                 .iter()
-                .filter(|(_, _, replicas)| replicas.contains(&NodeId(server as u32)))
-                .map(|(key, set, _)| (key.clone().into_bytes(), set.clone()))
+                .filter(|(_, _, _, replicas)| replicas.contains(&NodeId(server as u32)))
+                .map(|(key, _, set, _)| (key.clone().into_bytes(), set.clone()))
                 .collect(),
         });
         let full = (0..self.clients).map(|index| (index, Role::Full, index % self.servers, self.ops));
@@ -252,13 +252,7 @@ impl ModelSettings {
             .collect();
         let servers: Vec<DynamoActor> = servers.collect();
         let crashes = self.crashes;
-        let history = History::preloaded(preloaded.into_iter().map(|(key, set, _)| {
-            let value = set
-                .live_values()
-                .next()
-                .map(|value| String::from_utf8_lossy(value).into_owned());
-            (key, value.unwrap_or_default())
-        }));
+        let history = History::preloaded(preloaded.into_iter().map(|(key, value, _, _)| (key, value)));
         properties(
             ActorModel::new(self, history)
                 .actors(servers)
@@ -435,9 +429,14 @@ impl Store for MemoryStore<'_> {
 
 const OP_BITS: u64 = 20;
 
+/// The model's keys: `k0`, `k1`.
+fn key_of(index: usize) -> String {
+    format!("k{index}")
+}
+
 /// Client operations come in pairs on one key: a get, then a put.
 fn key_name(keys: usize, op: usize) -> String {
-    format!("k{}", (op / 2) % keys.max(1))
+    key_of((op / 2) % keys.max(1))
 }
 
 impl DynamoActor {
