@@ -781,7 +781,20 @@ pub fn checker_verdict(
     model: &DynamoModel,
     state: &ActorModelState<DynamoActor, History>,
 ) -> Result<dynamo_checker::Verdict, String> {
-    let text = state.history.to_jsonl(&final_reads(model, state));
+    checker_verdict_on(model, &state.history, &final_reads(model, state))
+}
+
+/// The checker's verdict on `history` followed by the final reads `finals`
+/// (none: the clients' operations alone), in the model's mode.
+///
+/// # Errors
+/// The checker could not read the history (a bug in [`History::to_jsonl`]).
+pub fn checker_verdict_on(
+    model: &DynamoModel,
+    history: &History,
+    finals: &[(String, Vec<String>)],
+) -> Result<dynamo_checker::Verdict, String> {
+    let text = history.to_jsonl(finals);
     let options = dynamo_checker::Options {
         mode: if model.cfg.strict() {
             dynamo_checker::Mode::Strict

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use dynamo_models::{checker_invariant, checker_verdict, DynamoModel, ModelSettings, Puts};
+use dynamo_models::{checker_invariant, checker_verdict, checker_verdict_on, DynamoModel, ModelSettings, Puts};
 use dynamo_node::version::Versioning;
 use stateright::{Checker, HasDiscoveries, Model};
 use stateright::{CheckerVisitor, Path};
@@ -53,10 +53,11 @@ fn paper_versioning_loses_a_write_made_from_the_same_context_through_one_coordin
         same_coordinator: true,
         ..ModelSettings::default()
     });
-    let path = checker
-        .discovery("acknowledged writes are durable")
-        .expect("the paper scheme must be caught losing a write");
-    eprintln!("lost write found at depth {}", path.into_actions().len());
+    let checker = assert_found(
+        checker,
+        "acknowledged writes are durable",
+        "the paper scheme loses a write",
+    );
     assert_the_checker_agrees(&checker, "acknowledged writes are durable");
 }
 
@@ -70,11 +71,22 @@ fn r_plus_w_at_most_n_lets_a_read_miss_an_acknowledged_write() {
         strict: Some(true),
         ..ModelSettings::default()
     });
-    let path = checker
-        .discovery("reads see acknowledged writes")
-        .expect("R + W <= N must be caught missing a write");
-    eprintln!("stale read found at depth {}", path.into_actions().len());
+    let checker = assert_found(
+        checker,
+        "reads see acknowledged writes",
+        "R + W <= N misses an acknowledged write",
+    );
     assert_the_checker_agrees(&checker, "reads see acknowledged writes");
+}
+
+/// The counterexample to `property` (`why` says what it shows); prints its
+/// depth and returns the checker for further assertions.
+fn assert_found<C: Checker<DynamoModel>>(checker: C, property: &'static str, why: &str) -> C {
+    let path = checker
+        .discovery(property)
+        .unwrap_or_else(|| panic!("{why}: no counterexample to {property:?}"));
+    eprintln!("{why}: found at depth {}", path.into_actions().len());
+    checker
 }
 
 /// The history checker (the `checker` crate), run on the counterexample's
@@ -120,10 +132,11 @@ fn r_plus_w_over_n_is_still_not_linearizable_a_later_read_by_another_client_goes
         real_time_reads: true,
         ..ModelSettings::default()
     });
-    let path = checker
-        .discovery("reads never go back in real time")
-        .expect("R + W > N must be caught going back in real time");
-    eprintln!("non-linearizable read found at depth {}", path.into_actions().len());
+    let checker = assert_found(
+        checker,
+        "reads never go back in real time",
+        "R + W > N goes back in real time",
+    );
     for property in [
         "acknowledged writes are durable",
         "reads see acknowledged writes",
@@ -163,10 +176,11 @@ fn truncation_under_paper_loses_a_write_the_untruncated_clock_keeps_and_under_dv
     // Truncated to one entry, the read-modify-write put's clock keeps only
     // {s0:1}, which the blind {s0:2} dominates: an acknowledged write lost.
     let truncated = exhaustive(read_modify_write_then_blind(Versioning::Paper, 1));
-    let path = truncated
-        .discovery("acknowledged writes are durable")
-        .expect("paper versioning with truncation must be caught losing a write");
-    eprintln!("truncation lost a write at depth {}", path.into_actions().len());
+    let truncated = assert_found(
+        truncated,
+        "acknowledged writes are durable",
+        "paper versioning with truncation loses a write",
+    );
     assert_the_checker_agrees(&truncated, "acknowledged writes are durable");
 
     // dvv with the same truncation: the blind put's empty context covers no
@@ -197,19 +211,8 @@ impl CheckerVisitor<DynamoModel> for Visitor {
         let this = &self.0;
         let state = path.last_state();
         let history = &state.history;
-        let text = history.to_jsonl(&[]);
-        let mode = if model.cfg.strict() {
-            dynamo_checker::Mode::Strict
-        } else {
-            dynamo_checker::Mode::Eventual
-        };
-        let parsed = dynamo_checker::read("model", text.as_bytes()).expect("the model writes well-formed histories");
-        let options = dynamo_checker::Options {
-            mode,
-            ..dynamo_checker::Options::default()
-        };
-        let reads_only = dynamo_checker::check(&parsed, &options);
-        let with_finals = checker_verdict(model, state).expect("well-formed");
+        let reads_only = checker_verdict_on(model, history, &[]).expect("the model writes well-formed histories");
+        let with_finals = checker_verdict(model, state).expect("the model writes well-formed histories");
         let found = |verdict: &dynamo_checker::Verdict, invariant: &str| {
             verdict.violations.get(invariant).copied().unwrap_or(0) > 0
         };
@@ -257,7 +260,7 @@ impl CheckerVisitor<DynamoModel> for Visitor {
             this.disagreements
                 .lock()
                 .unwrap()
-                .push(format!("{problems:?} on {text}"));
+                .push(format!("{problems:?} on {}", history.to_jsonl(&[])));
         }
     }
 }
