@@ -385,3 +385,37 @@ fn batch_syncs_in_the_background_and_flush_and_rolls_still_cover_every_write() {
         }
     }
 }
+
+#[test]
+fn a_completion_that_panics_does_not_stop_the_storage_thread() {
+    let dir = TempDir::new("panicking-completion");
+    let engine = Engine::open(dir.path(), config(SyncPolicy::None, IoMode::Auto, 1 << 20)).unwrap();
+    engine
+        .submit(
+            PartitionId(0),
+            b"first",
+            Some(b"one"),
+            Box::new(|_| panic!("a caller's bug, on the storage thread")),
+        )
+        .unwrap();
+    // Without the storage thread these would wait forever: bound the wait.
+    let (done, finished) = std::sync::mpsc::channel();
+    let engine = Arc::new(engine);
+    let writer = Arc::clone(&engine);
+    std::thread::spawn(move || {
+        let outcome = writer.put(PartitionId(0), b"second", b"two");
+        let _ = done.send(outcome);
+    });
+    let outcome = finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the write after a panicking completion was never acknowledged");
+    outcome.unwrap();
+    assert_eq!(
+        engine.get(PartitionId(0), b"first").unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    assert_eq!(
+        engine.get(PartitionId(0), b"second").unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+}

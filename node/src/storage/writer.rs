@@ -197,6 +197,15 @@ impl Drop for Syncer {
     }
 }
 
+/// Tells a writer the outcome of its write. A completion that panics is a
+/// bug in its caller, but it must not take the storage thread down with it:
+/// every other writer, now and later, would wait for an answer forever.
+fn acknowledge(done: Completion, result: Result<(), StorageError>) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(result))).is_err() {
+        log::error!("a write's completion callback panicked; the storage thread goes on");
+    }
+}
+
 /// A batch smaller than this, right after a batch of more than one write,
 /// yields once to let writers that are resubmitting join it.
 const YIELD_BELOW_BATCH: usize = 64;
@@ -275,7 +284,7 @@ impl Writer {
             if !flushes.is_empty() {
                 let result = self.sync_dirty();
                 for done in flushes {
-                    done(result.clone());
+                    acknowledge(done, result.clone());
                 }
             }
         }
@@ -394,14 +403,14 @@ impl Writer {
                 Ok(appender) => appender,
                 Err(error) => {
                     for request in group {
-                        (request.done)(Err(error.clone()));
+                        acknowledge(request.done, Err(error.clone()));
                     }
                     continue;
                 }
             };
             if let Some(error) = Self::failure(&appender.partition) {
                 for request in group {
-                    (request.done)(Err(error.clone()));
+                    acknowledge(request.done, Err(error.clone()));
                 }
                 continue;
             }
@@ -470,14 +479,14 @@ impl Writer {
                         }
                     }
                     for done in dones {
-                        done(Ok(()));
+                        acknowledge(done, Ok(()));
                     }
                 }
                 Err(error) => {
                     let error = StorageError::io(&appender.segment.path, error);
                     Self::fail(&appender.partition, &error);
                     for write in placed {
-                        (write.done)(Err(error.clone()));
+                        acknowledge(write.done, Err(error.clone()));
                     }
                 }
             }
