@@ -8,10 +8,16 @@
 //!   as the node's async server does (`pipelined`);
 //! - random reads per second (1 and 2 reader threads) over a preloaded
 //!   partition;
-//! - recovery time of a partition holding 1 GiB (warm page cache).
+//! - recovery time of a partition holding 1 GiB (warm page cache);
+//! - this machine's own limits, in the same sitting (`machine`): one writer
+//!   appending with `pwrite` + `fdatasync` per write at 1 and 4 KiB (what
+//!   `fio --rw=write --ioengine=psync --fdatasync=1 --fallocate=none`
+//!   measures), and buffered 64 KiB sequential writes;
+//!
+//! and ends with the issue's targets beside what this run measured.
 //!
 //! Flags (after `--`): `--seconds S` per append/read measurement (default 3),
-//! `--recovery-mib M` (default 1024), `--only appends|pipelined|reads|recovery`, `--io auto|uring|positioned`;
+//! `--recovery-mib M` (default 1024), `--only machine|appends|pipelined|reads|recovery` (or several, comma-separated), `--io auto|uring|positioned`;
 //! `--sync none|always`, `--partitions P`, `--writers W` keep only those rows of the append tables.
 //! Files go under the cargo target directory (same disk as the project).
 
@@ -155,7 +161,9 @@ fn appends(sync: SyncPolicy, writers: u64, partitions: u64, seconds: f64) -> (f6
 fn appends_pipelined(sync: SyncPolicy, io: IoMode, in_flight: u64, partitions: u64, seconds: f64) -> (f64, f64, f64) {
     let dir = scratch("pipelined");
     let engine = open(&dir, sync, io);
-    let (acks, acked) = std::sync::mpsc::channel::<u64>();
+    // The outcome travels to this thread: a panic in the callback would be
+    // on the storage thread, and this loop would wait for its ack forever.
+    let (acks, acked) = std::sync::mpsc::channel::<Result<u64, String>>();
     let payload = value(7);
     let started = Instant::now();
     let deadline = Duration::from_secs_f64(seconds);
@@ -171,8 +179,11 @@ fn appends_pipelined(sync: SyncPolicy, io: IoMode, in_flight: u64, partitions: u
                 key.as_bytes(),
                 Some(&payload),
                 Box::new(move |result| {
-                    result.expect("write");
-                    let _ = acks.send(begin.elapsed().as_nanos() as u64);
+                    let _ = acks.send(
+                        result
+                            .map(|()| begin.elapsed().as_nanos() as u64)
+                            .map_err(|error| error.to_string()),
+                    );
                 }),
             )
             .expect("submit");
@@ -182,12 +193,12 @@ fn appends_pipelined(sync: SyncPolicy, io: IoMode, in_flight: u64, partitions: u
         submitted += 1;
     }
     while started.elapsed() < deadline {
-        latencies.push(acked.recv().expect("ack"));
+        latencies.push(acked.recv().expect("ack").expect("write"));
         submit(submitted);
         submitted += 1;
     }
     for _ in 0..in_flight {
-        latencies.push(acked.recv().expect("ack"));
+        latencies.push(acked.recv().expect("ack").expect("write"));
     }
     let elapsed = started.elapsed().as_secs_f64();
     drop(engine);
@@ -248,7 +259,56 @@ fn reads(seconds: f64) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn recovery(mib: u64) {
+/// This machine's limits, measured without the engine.
+struct Machine {
+    /// Appends of 1 KiB, one writer, `fdatasync` after each: per second.
+    sync_1k: f64,
+    /// The same with 4 KiB.
+    sync_4k: f64,
+    /// Buffered sequential writes of 64 KiB, no sync: bytes per second.
+    buffered: f64,
+}
+
+/// One writer appending `block`-byte writes to a fresh file for `seconds`,
+/// `fdatasync` after each when `sync`; returns (writes/s, bytes/s).
+fn raw_appends(block: usize, sync: bool, seconds: f64) -> (f64, f64) {
+    use std::os::unix::fs::FileExt;
+    let dir = scratch("machine");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let file = std::fs::File::create(dir.join("appends")).expect("create");
+    let bytes = vec![0x5au8; block];
+    let started = Instant::now();
+    let mut writes = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        file.write_all_at(&bytes, writes * block as u64).expect("write");
+        if sync {
+            file.sync_data().expect("fdatasync");
+        }
+        writes += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_dir_all(&dir);
+    (writes as f64 / elapsed, (writes * block as u64) as f64 / elapsed)
+}
+
+fn machine(seconds: f64) -> Machine {
+    let (sync_1k, _) = raw_appends(1024, true, seconds);
+    let (sync_4k, _) = raw_appends(4096, true, seconds);
+    // Long enough to leave the first burst into an empty page cache.
+    let (_, buffered) = raw_appends(64 * 1024, false, seconds);
+    println!("this machine, same sitting (no engine; one writer appending to a fresh file):");
+    println!("  pwrite 1 KiB + fdatasync: {sync_1k:>10.0} writes/s");
+    println!("  pwrite 4 KiB + fdatasync: {sync_4k:>10.0} writes/s");
+    println!("  pwrite 64 KiB, buffered:  {:>10.2} GB/s", buffered / 1e9);
+    Machine {
+        sync_1k,
+        sync_4k,
+        buffered,
+    }
+}
+
+fn recovery(mib: u64) -> f64 {
     let dir = scratch("recovery");
     let records = mib * 1024 * 1024 / (VALUE_BYTES as u64 + 32);
     let write_started = Instant::now();
@@ -298,12 +358,86 @@ fn recovery(mib: u64) {
         bytes as f64 / best / 1e9
     );
     let _ = std::fs::remove_dir_all(&dir);
+    bytes as f64 / best
+}
+
+/// What one run measured, for the closing comparison with the targets.
+#[derive(Default)]
+struct Measured {
+    machine: Option<Machine>,
+    /// (sync, partitions, in flight) → appends/s, pipelined.
+    pipelined: Vec<(SyncPolicy, u64, u64, f64)>,
+    recovery: Option<f64>,
+}
+
+impl Measured {
+    fn best(&self, sync: SyncPolicy, in_flight: u64) -> Option<(f64, u64)> {
+        self.pipelined
+            .iter()
+            .filter(|row| row.0 == sync && row.2 == in_flight)
+            .map(|row| (row.3, row.1))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
+    fn report(&self) {
+        let verdict = |met: bool| if met { "met" } else { "NOT met" };
+        let mut lines = Vec::new();
+        if let (Some((rate, partitions)), Some(machine)) = (self.best(SyncPolicy::Always, 64), &self.machine) {
+            let ratio = rate / machine.sync_4k;
+            lines.push(format!(
+                "sync always, 64 in flight: {rate:.0}/s ({partitions} partition(s)) = {ratio:.1}x one writer's 4 KiB append+fdatasync rate ({:.0}/s; {:.1}x the 1 KiB rate); target >= 20x: {}",
+                machine.sync_4k,
+                rate / machine.sync_1k,
+                verdict(ratio >= 20.0)
+            ));
+        }
+        if let (Some((many, _)), Some((one, _))) = (self.best(SyncPolicy::Always, 64), self.best(SyncPolicy::Always, 1))
+        {
+            lines.push(format!(
+                "sync always, group commit: 64 in flight = {:.1}x the engine's own single-writer rate ({one:.0}/s)",
+                many / one
+            ));
+        }
+        if let Some((rate, partitions)) = self.best(SyncPolicy::None, 64) {
+            lines.push(format!(
+                "sync none, 64 in flight: {rate:.0}/s ({partitions} partition(s)); target >= 250000: {}",
+                verdict(rate >= 250_000.0)
+            ));
+        }
+        if let Some(rate) = self.recovery {
+            let beside = self
+                .machine
+                .as_ref()
+                .map(|machine| format!(" (buffered writes here: {:.2} GB/s)", machine.buffered / 1e9))
+                .unwrap_or_default();
+            lines.push(format!(
+                "recovery, warm cache: {:.2} GB/s{beside}; target >= 1 GB/s: {}",
+                rate / 1e9,
+                verdict(rate >= 1e9)
+            ));
+        }
+        if !lines.is_empty() {
+            println!("targets (issue #2), this run:");
+            for line in lines {
+                println!("  {line}");
+            }
+        }
+    }
 }
 
 fn main() {
     dynamo_node::logging::init();
     let options = options();
-    let wants = |what: &str| options.only.as_deref().is_none_or(|only| only == what);
+    let wants = |what: &str| {
+        options
+            .only
+            .as_deref()
+            .is_none_or(|only| only.split(',').any(|one| one == what))
+    };
+    let mut measured = Measured::default();
+    if wants("machine") {
+        measured.machine = Some(machine(options.seconds));
+    }
     let row = |sync: SyncPolicy, partitions: u64, writers: u64| {
         options.sync.as_deref().is_none_or(|only| only == sync.to_string())
             && options.partitions.is_none_or(|only| only == partitions)
@@ -343,6 +477,7 @@ fn main() {
                         continue;
                     }
                     let (rate, p50, p99) = appends_pipelined(sync, options.io, in_flight, partitions, options.seconds);
+                    measured.pipelined.push((sync, partitions, in_flight, rate));
                     println!(
                         "{:<8} {partitions:>10} {in_flight:>8} {rate:>14.0} {p50:>10.1} {p99:>10.1}",
                         sync.to_string()
@@ -355,6 +490,7 @@ fn main() {
         reads(options.seconds);
     }
     if wants("recovery") {
-        recovery(options.recovery_mib);
+        measured.recovery = Some(recovery(options.recovery_mib));
     }
+    measured.report();
 }
