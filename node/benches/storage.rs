@@ -176,8 +176,8 @@ fn appends_pipelined(sync: SyncPolicy, io: IoMode, in_flight: u64, partitions: u
         engine
             .submit(
                 PartitionId((index % partitions) as u32),
-                key.as_bytes(),
-                Some(&payload),
+                key.into_bytes(),
+                Some(payload.clone()),
                 Box::new(move |result| {
                     let _ = acks.send(
                         result

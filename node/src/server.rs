@@ -518,20 +518,20 @@ impl Core {
                 }
                 Effect::Persist { token, key, set } => {
                     let partition = self.ring.partition_of(&key);
-                    self.submit(partition, &key, Some(encode_sibling_set(&set)), Some(token));
+                    self.submit(partition, key, Some(encode_sibling_set(&set)), Some(token));
                 }
                 Effect::PersistHint { token, owner, key, set } => {
                     let partition = hint_partition(&self.config);
                     self.submit(
                         partition,
-                        &hint_key(owner, &key),
+                        hint_key(owner, &key),
                         Some(encode_sibling_set(&set)),
                         Some(token),
                     );
                 }
                 Effect::DropHint { owner, key } => {
                     let partition = hint_partition(&self.config);
-                    self.submit(partition, &hint_key(owner, &key), None, None);
+                    self.submit(partition, hint_key(owner, &key), None, None);
                 }
                 Effect::SetTimer { timer, at_ms } => {
                     self.timer_sequence += 1;
@@ -544,7 +544,7 @@ impl Core {
     fn submit(
         &self,
         partition: PartitionId,
-        key: &[u8],
+        key: Vec<u8>,
         payload: Option<Vec<u8>>,
         token: Option<crate::protocol::PersistToken>,
     ) {
@@ -559,7 +559,7 @@ impl Core {
                 log::warn!("dropping a handed-off hint failed: {error}");
             }
         });
-        if let Err(error) = self.engine.submit(partition, key, payload.as_deref(), done) {
+        if let Err(error) = self.engine.submit(partition, key, payload, done) {
             if let Some(token) = token {
                 let _ = self.completion_tx.send(Completion::Persisted {
                     token,

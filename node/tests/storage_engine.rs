@@ -393,8 +393,8 @@ fn a_completion_that_panics_does_not_stop_the_storage_thread() {
     engine
         .submit(
             PartitionId(0),
-            b"first",
-            Some(b"one"),
+            &b"first"[..],
+            Some(b"one".to_vec()),
             Box::new(|_| panic!("a caller's bug, on the storage thread")),
         )
         .unwrap();

@@ -353,7 +353,10 @@ impl Engine {
 
     /// Hands a write to the storage thread; `done` is called (on that
     /// thread: keep it short) once the write is acknowledged under the sync
-    /// policy, or failed. Blocks only while the queue is full.
+    /// policy, or failed. Blocks only while the queue is full. `payload`
+    /// `None` removes the key. Key and payload are taken by value, so a
+    /// caller that already owns them (the server encodes each sibling set
+    /// into a fresh buffer) hands them over without a copy.
     ///
     /// # Errors
     /// Sizes over the limits, or an engine shutting down (then `done` is
@@ -361,20 +364,21 @@ impl Engine {
     pub fn submit(
         &self,
         partition: PartitionId,
-        key: &[u8],
-        payload: Option<&[u8]>,
+        key: impl Into<Vec<u8>>,
+        payload: Option<Vec<u8>>,
         done: Completion,
     ) -> Result<(), StorageError> {
+        let key = key.into().into_boxed_slice();
         let (kind, payload) = match payload {
             Some(payload) => (RecordKind::Put, payload),
-            None => (RecordKind::Remove, &[][..]),
+            None => (RecordKind::Remove, Vec::new()),
         };
-        Self::check_sizes(key, payload)?;
+        Self::check_sizes(&key, &payload)?;
         let command = Command::Write(WriteRequest {
             partition,
             kind,
-            key: key.to_vec(),
-            payload: payload.to_vec(),
+            key,
+            payload,
             done,
         });
         self.queue.push(command).map_err(|_| StorageError::Closed)
@@ -383,7 +387,12 @@ impl Engine {
     fn submit_and_wait(&self, partition: PartitionId, key: &[u8], payload: Option<&[u8]>) -> Result<(), StorageError> {
         let slot = Oneshot::new();
         let answer = slot.clone();
-        self.submit(partition, key, payload, Box::new(move |result| answer.complete(result)))?;
+        self.submit(
+            partition,
+            key,
+            payload.map(<[u8]>::to_vec),
+            Box::new(move |result| answer.complete(result)),
+        )?;
         slot.wait()
     }
 

@@ -27,7 +27,8 @@ pub(crate) enum Command {
 pub(crate) struct WriteRequest {
     pub partition: PartitionId,
     pub kind: RecordKind,
-    pub key: Vec<u8>,
+    /// Boxed (exact size) on the caller's thread: it becomes the key directory's entry as is.
+    pub key: Box<[u8]>,
     pub payload: Vec<u8>,
     pub done: Completion,
 }
@@ -213,7 +214,7 @@ const YIELD_BELOW_BATCH: usize = 64;
 /// A write placed in a group commit, waiting for its outcome.
 struct Placed {
     kind: RecordKind,
-    key: Vec<u8>,
+    key: Box<[u8]>,
     location: Location,
     done: Completion,
 }
@@ -469,7 +470,7 @@ impl Writer {
                         for write in placed {
                             match write.kind {
                                 RecordKind::Put => {
-                                    state.keys.insert(write.key.into_boxed_slice(), write.location);
+                                    state.keys.insert(write.key, write.location);
                                 }
                                 RecordKind::Remove => {
                                     state.keys.remove(&write.key[..]);
