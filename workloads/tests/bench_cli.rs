@@ -32,13 +32,25 @@ fn show(output: &Output) -> String {
 }
 
 #[test]
-fn a_short_cart_run_is_valid_meets_the_sla_and_leaves_its_run_directory() {
+fn a_short_cart_run_is_valid_exits_zero_and_leaves_its_run_directory() {
     let dir = temp_dir("cart");
     let out = dir.join("run");
+    // The shipped spec, with a bound no healthy run misses: whether a
+    // 4-second debug-build run keeps p99.9 under 300 ms on a shared 2-core
+    // machine is a measurement (a disk stall of a third of a second misses
+    // it), not something a test can promise. `an_sla_that_cannot_be_met_exits_one`
+    // covers the other side of the exit code.
+    let text = std::fs::read_to_string(spec("cart.toml")).unwrap();
+    assert!(
+        text.contains("max_ms = 300"),
+        "cart.toml's SLA line changed; update this test"
+    );
+    let file = dir.join("cart.toml");
+    std::fs::write(&file, text.replace("max_ms = 300", "max_ms = 60000")).unwrap();
     let output = bench()
         .args([
             "run",
-            spec("cart.toml").to_str().unwrap(),
+            file.to_str().unwrap(),
             "--duration",
             "4s",
             "--rate",
@@ -68,6 +80,7 @@ fn a_short_cart_run_is_valid_meets_the_sla_and_leaves_its_run_directory() {
     assert!(check["counts"]["final_reads"].as_u64().unwrap() > 0);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["sla"]["max_ms"], 60000.0);
     assert_eq!(summary["sla"]["met"], true);
     assert_eq!(summary["cart"]["adds_missing"], 0);
     assert!(summary["throughput"]["operations"].as_u64().unwrap() > 0);
