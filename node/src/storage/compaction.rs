@@ -118,7 +118,7 @@ pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<C
     for chunk in moves.chunks(SWAP_CHUNK) {
         let mut state = write_lock(&partition.state);
         for (key, old, new) in chunk {
-            if let Some(location) = state.keys.get_mut(key) {
+            if let Some(location) = state.keys.get_mut(&key[..]) {
                 if location == old {
                     *location = *new;
                 }

@@ -368,7 +368,7 @@ impl Engine {
         payload: Option<Vec<u8>>,
         done: Completion,
     ) -> Result<(), StorageError> {
-        let key = key.into().into_boxed_slice();
+        let key = partition::StoredKey::from(key.into());
         let (kind, payload) = match payload {
             Some(payload) => (RecordKind::Put, payload),
             None => (RecordKind::Remove, Vec::new()),

@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::commit_queue::CommitQueue;
 use super::format::{encode_record, RecordKind};
 use super::io::{Backend, WriteOp};
-use super::partition::{Partition, Segment, NO_SEGMENT};
+use super::partition::{Partition, Segment, StoredKey, NO_SEGMENT};
 use super::{read_lock, write_lock, Completion, Location, Shared, StorageError, SyncPolicy};
 use crate::ids::{PartitionId, SegmentId};
 use crate::limits::{COMMIT_BATCH_BYTES_MAX, COMMIT_BATCH_WRITES_MAX};
@@ -27,8 +27,8 @@ pub(crate) enum Command {
 pub(crate) struct WriteRequest {
     pub partition: PartitionId,
     pub kind: RecordKind,
-    /// Boxed (exact size) on the caller's thread: it becomes the key directory's entry as is.
-    pub key: Box<[u8]>,
+    /// Built on the caller's thread: it becomes the key directory's entry as is.
+    pub key: StoredKey,
     pub payload: Vec<u8>,
     pub done: Completion,
 }
@@ -214,7 +214,7 @@ const YIELD_BELOW_BATCH: usize = 64;
 /// A write placed in a group commit, waiting for its outcome.
 struct Placed {
     kind: RecordKind,
-    key: Box<[u8]>,
+    key: StoredKey,
     location: Location,
     done: Completion,
 }
@@ -473,7 +473,7 @@ impl Writer {
                                     state.keys.insert(write.key, write.location);
                                 }
                                 RecordKind::Remove => {
-                                    state.keys.remove(&write.key[..]);
+                                    state.keys.remove(write.key.as_bytes());
                                 }
                             }
                             dones.push(write.done);
