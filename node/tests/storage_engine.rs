@@ -419,3 +419,24 @@ fn a_completion_that_panics_does_not_stop_the_storage_thread() {
         Some(&b"two"[..])
     );
 }
+
+#[test]
+fn a_second_engine_on_the_same_directory_is_refused_until_the_first_is_gone() {
+    let dir = TempDir::new("in-use");
+    let first = Engine::open(dir.path(), config(SyncPolicy::Always, IoMode::Auto, 1 << 20)).unwrap();
+    first.put(PartitionId(0), b"key", b"value").unwrap();
+    match Engine::open(dir.path(), config(SyncPolicy::Always, IoMode::Auto, 1 << 20)) {
+        Err(error @ StorageError::InUse { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains(&dir.path().display().to_string()), "{message}");
+            assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
+        }
+        other => panic!("a second engine opened the directory: {other:?}"),
+    }
+    drop(first);
+    let again = Engine::open(dir.path(), config(SyncPolicy::Always, IoMode::Auto, 1 << 20)).unwrap();
+    assert_eq!(
+        again.get(PartitionId(0), b"key").unwrap().as_deref(),
+        Some(&b"value"[..])
+    );
+}

@@ -215,6 +215,14 @@ pub enum StorageError {
     /// The configuration is unusable.
     #[error("bad storage configuration: {0}")]
     Config(String),
+    /// Another engine, in this process or another, has the directory open.
+    #[error("{path}: the data directory is in use by another storage engine{holder}; stop that one first (two writers would corrupt each other's files)")]
+    InUse {
+        /// The data directory.
+        path: PathBuf,
+        /// ` (pid N)` when the holder wrote its pid into the lock file.
+        holder: String,
+    },
     /// The engine is shutting down.
     #[error("the storage engine is shut down")]
     Closed,
@@ -251,6 +259,53 @@ pub struct Engine {
     queue: Arc<CommitQueue<Command>>,
     writer: Option<JoinHandle<()>>,
     backend: IoBackendKind,
+    /// Held (an exclusive `flock` on `LOCK`) until the engine is dropped;
+    /// the kernel releases it when the process dies, even by SIGKILL.
+    _lock: std::fs::File,
+}
+
+/// The lock file in a data directory.
+const LOCK_FILE: &str = "LOCK";
+
+/// Takes the data directory for this engine, or says who has it.
+fn lock_directory(root: &Path) -> Result<std::fs::File, StorageError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::io::AsRawFd;
+    let path = root.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|error| StorageError::io(&path, error))?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(StorageError::io(&path, error));
+        }
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        let holder = text
+            .trim()
+            .parse::<u32>()
+            .map(|pid| format!(" (pid {pid})"))
+            .unwrap_or_default();
+        return Err(StorageError::InUse {
+            path: root.to_path_buf(),
+            holder,
+        });
+    }
+    // Ours now: say who holds it, for the next one to ask.
+    let said = file
+        .set_len(0)
+        .and_then(|()| file.seek(std::io::SeekFrom::Start(0)))
+        .and_then(|_| writeln!(file, "{}", std::process::id()));
+    if let Err(error) = said {
+        log::warn!("{}: could not write our pid: {error}", path.display());
+    }
+    Ok(file)
 }
 
 pub(crate) struct Shared {
@@ -296,6 +351,7 @@ impl Engine {
             )));
         }
         std::fs::create_dir_all(root).map_err(|error| StorageError::io(root, error))?;
+        let lock = lock_directory(root)?;
         let mut partitions = BTreeMap::new();
         let entries = std::fs::read_dir(root).map_err(|error| StorageError::io(root, error))?;
         for entry in entries {
@@ -322,6 +378,7 @@ impl Engine {
             queue,
             writer: Some(writer),
             backend: backend_kind,
+            _lock: lock,
         })
     }
 
