@@ -1,5 +1,9 @@
 //! The segment file format, byte by byte.
 //!
+//! A data directory holds one directory per partition, `p<id:05>`, and a
+//! `LOCK` file: the pid of the engine that has the directory open, which
+//! holds an exclusive `flock` on it (a second engine is refused).
+//!
 //! A partition directory holds segment files named `<id:010>.seg`, append
 //! only. Each starts with a 32-byte header:
 //!
