@@ -140,10 +140,10 @@ pub(crate) type KeyDirectory = HashMap<StoredKey, Location, KeyHasherBuilder>;
 const INLINE_KEY_BYTES: usize = 22;
 
 /// A key as the key directory holds it: up to 22 bytes inline, longer ones
-/// boxed. Most keys are short, so most entries cost no allocation (recovery
-/// folds a million keys into the directory; malloc and free of their boxes
-/// were a quarter of its profile), and the comparison that confirms a hash
-/// probe's match reads the entry itself instead of chasing a pointer.
+/// boxed. Most keys are short, so most entries cost no allocation, and the
+/// comparison that confirms a hash probe's match reads the entry itself
+/// instead of chasing a pointer (random reads went from 286k-311k to
+/// 380k-400k per second on one thread when keys moved inline).
 #[derive(Clone)]
 pub(crate) enum StoredKey {
     /// `bytes[..len]`.
