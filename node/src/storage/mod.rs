@@ -411,9 +411,9 @@ impl Engine {
     /// Hands a write to the storage thread; `done` is called (on that
     /// thread: keep it short) once the write is acknowledged under the sync
     /// policy, or failed. Blocks only while the queue is full. `payload`
-    /// `None` removes the key. Key and payload are taken by value, so a
-    /// caller that already owns them (the server encodes each sibling set
-    /// into a fresh buffer) hands them over without a copy.
+    /// `None` removes the key. The payload is taken by value, so a caller
+    /// that already owns it (the server encodes each sibling set into a
+    /// fresh buffer) hands it over without a copy; so is a long key.
     ///
     /// # Errors
     /// Sizes over the limits, or an engine shutting down (then `done` is
@@ -425,7 +425,17 @@ impl Engine {
         payload: Option<Vec<u8>>,
         done: Completion,
     ) -> Result<(), StorageError> {
-        let key = partition::StoredKey::from(key.into());
+        self.submit_stored(partition, partition::StoredKey::from(key.into()), payload, done)
+    }
+
+    /// [`Engine::submit`] with the key already in its key-directory form.
+    fn submit_stored(
+        &self,
+        partition: PartitionId,
+        key: partition::StoredKey,
+        payload: Option<Vec<u8>>,
+        done: Completion,
+    ) -> Result<(), StorageError> {
         let (kind, payload) = match payload {
             Some(payload) => (RecordKind::Put, payload),
             None => (RecordKind::Remove, Vec::new()),
@@ -444,9 +454,11 @@ impl Engine {
     fn submit_and_wait(&self, partition: PartitionId, key: &[u8], payload: Option<&[u8]>) -> Result<(), StorageError> {
         let slot = Oneshot::new();
         let answer = slot.clone();
-        self.submit(
+        // A borrowed key goes straight into its stored form: a short one
+        // is copied inline, with no vector allocated on the way.
+        self.submit_stored(
             partition,
-            key,
+            partition::StoredKey::from(key),
             payload.map(<[u8]>::to_vec),
             Box::new(move |result| answer.complete(result)),
         )?;
