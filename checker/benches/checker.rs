@@ -22,23 +22,7 @@ use std::time::Instant;
 
 use dynamo_checker::{check, read_file, Options};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-    fn chance(&mut self, probability: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= probability
-    }
-}
+use dynamo_core::rng::SplitMix64 as Rng;
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -117,7 +101,7 @@ fn main() {
 /// Writes the history; returns (lines, versions of the hot key).
 fn generate(path: &std::path::Path, ops: u64, keys: u64, processes: u64, hot: f64) -> (u64, u64) {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     // Per key: current siblings, and the previous state (what a stale
     // replica still returns).
     let mut current: Vec<Vec<u64>> = vec![Vec::new(); keys as usize];

@@ -2,15 +2,15 @@
 //! client saw, with keys and values as text and versions as
 //! `value dot past` (the version's dot and the causal past it carries).
 
-use dynamo_node::protocol::{ClientReply, ClientRequest, Message};
-use dynamo_node::version::SiblingSet;
+use dynamo_core::protocol::{ClientReply, ClientRequest, Message};
+use dynamo_core::version::SiblingSet;
 use stateright::actor::{ActorModelAction, Id};
 
 use crate::model::{ModelSettings, Msg};
-use dynamo_node::protocol::Timer;
+use dynamo_core::protocol::Timer;
 
 fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    dynamo_core::codec::printable(bytes, false, usize::MAX)
 }
 
 fn actor(settings: &ModelSettings, id: Id) -> String {

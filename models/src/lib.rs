@@ -1,6 +1,6 @@
 //! The stateright model of the quorum and vector-clock protocol.
 //!
-//! Server actors are `dynamo_node::protocol::Node` — the very state machine
+//! Server actors are `dynamo_core::protocol::Node` — the very state machine
 //! the node runs — with an in-memory store; this crate holds no second copy
 //! of the protocol. Client actors read, read-modify-write (get, then put
 //! with that context) or write blindly, one operation at a time. Every

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use dynamo_models::{ModelSettings, NetworkKind};
 use stateright::{Checker, Model};
 
-/// Model-check dynamo-node's quorum and vector-clock protocol with
+/// Model-check dynamo-core's quorum and vector-clock protocol with
 /// stateright: the servers are the node's own protocol core.
 ///
 /// Examples:

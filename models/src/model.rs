@@ -4,10 +4,12 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use dynamo_node::ids::NodeId;
-use dynamo_node::protocol::{ClientId, ClientReply, ClientRequest, Effect, Message, Node, Settings, Store, Timer};
-use dynamo_node::ring::Ring;
-use dynamo_node::version::{Actor as VersionActor, SiblingSet, VectorClock, Versioning};
+use dynamo_core::ids::NodeId;
+use dynamo_core::protocol::{
+    ClientId, ClientReply, ClientRequest, Effect, Message, Node, Settings, Store, StoreError, Timer,
+};
+use dynamo_core::ring::Ring;
+use dynamo_core::version::{Actor as VersionActor, SiblingSet, VectorClock, Versioning};
 use stateright::actor::{model_timeout, Actor, ActorModel, ActorModelState, Envelope, Id, LossyNetwork, Network, Out};
 use stateright::Expectation;
 
@@ -422,7 +424,7 @@ pub struct ClientState {
 struct MemoryStore<'a>(&'a BTreeMap<Vec<u8>, SiblingSet>);
 
 impl Store for MemoryStore<'_> {
-    fn load(&self, key: &[u8]) -> Result<SiblingSet, String> {
+    fn load(&self, key: &[u8]) -> Result<SiblingSet, StoreError> {
         Ok(self.0.get(key).cloned().unwrap_or_default())
     }
 }

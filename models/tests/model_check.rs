@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use dynamo_core::version::Versioning;
 use dynamo_models::{checker_invariant, checker_verdict, checker_verdict_on, DynamoModel, ModelSettings, Puts};
-use dynamo_node::version::Versioning;
 use stateright::{Checker, HasDiscoveries, Model};
 use stateright::{CheckerVisitor, Path};
 

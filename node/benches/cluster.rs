@@ -14,9 +14,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dynamo_node::client::Client;
-use dynamo_node::local_cluster::LocalCluster;
-use dynamo_node::version::VectorClock;
+use dynamo_client::Client;
+use dynamo_core::version::VectorClock;
+use dynamo_node::config::ClusterConfig;
+use dynamo_node::launcher::{free_loopback_members, LocalCluster};
 
 const VALUE_BYTES: usize = 1024;
 const PRELOADED_KEYS: u64 = 10_000;
@@ -181,9 +182,11 @@ fn main() {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-cluster-{sync}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let settings = format!("n = 3\nr = 2\nw = 2\npartitions = 64\nsync = \"{sync}\"");
+        let members = free_loopback_members(5).expect("loopback ports");
+        let config = ClusterConfig::parse_settings(Path::new("bench"), &settings, &members).expect("settings");
         let mut cluster =
-            LocalCluster::start(Path::new(env!("CARGO_BIN_EXE_dynamo-node")), &dir, 5, &settings).expect("cluster");
-        let addrs = cluster.addrs().to_vec();
+            LocalCluster::start(Path::new(env!("CARGO_BIN_EXE_dynamo-node")), &dir, config).expect("cluster");
+        let addrs = cluster.addrs();
         runtime.block_on(async {
             // Preload the keys the gets read.
             let loaders: Vec<_> = (0..options.in_flight as u64)

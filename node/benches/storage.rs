@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dynamo_core::PartitionId;
 use dynamo_node::storage::{Engine, IoMode, StorageConfig, SyncPolicy};
-use dynamo_node::PartitionId;
 
 const VALUE_BYTES: usize = 1024;
 

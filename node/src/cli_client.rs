@@ -3,16 +3,19 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use dynamo_node::client::{Client, ClientLibError};
-use dynamo_node::codec::base64url_encode;
-use dynamo_node::version::{decode_context, encode_context, VectorClock};
+use dynamo_client::{Client, Error};
+use dynamo_core::codec::{base64url_encode, printable};
+use dynamo_core::version::{decode_context, encode_context, VectorClock};
 
 use super::{ClientArguments, ClientCommand};
 
+/// A value as the CLI prints it: text when printable (never raw control
+/// bytes), base64url otherwise or when asked.
 fn show(value: &[u8], base64: bool) -> String {
-    match std::str::from_utf8(value) {
-        Ok(text) if !base64 => text.to_string(),
-        _ => format!("base64:{}", base64url_encode(value)),
+    if base64 {
+        format!("base64:{}", base64url_encode(value))
+    } else {
+        printable(value, false, usize::MAX)
     }
 }
 
@@ -42,7 +45,7 @@ pub(crate) fn run(arguments: ClientArguments) -> ExitCode {
 
 async fn run_async(arguments: ClientArguments) -> Result<(), String> {
     let client = Client::new(vec![arguments.connect], Duration::from_millis(arguments.timeout_ms));
-    let failed = |error: ClientLibError| error.to_string();
+    let failed = |error: Error| error.to_string();
     match arguments.command {
         ClientCommand::Get { key, json, base64, r } => {
             let result = client.get(key.as_bytes(), r).await.map_err(failed)?;
@@ -77,17 +80,24 @@ async fn run_async(arguments: ClientArguments) -> Result<(), String> {
         }
         ClientCommand::Ring => {
             let view = client.view().await.map_err(failed)?;
-            println!("n = {}, partitions = {}", view.n, view.ring.partition_count());
+            println!(
+                "n = {}, partitions = {}, epoch = {}",
+                view.n(),
+                view.ring.partition_count(),
+                view.ring.epoch()
+            );
             println!(
                 "{:<6} {:<8} {:<22} {:>10} suspected",
                 "node", "name", "addr", "partitions"
             );
-            for (node, name, addr, owned, suspected) in &view.members {
+            for member in view.members() {
                 println!(
-                    "{:<6} {name:<8} {:<22} {owned:>10} {}",
-                    node.0,
-                    addr.to_string(),
-                    if *suspected { "yes" } else { "no" }
+                    "{:<6} {:<8} {:<22} {:>10} {}",
+                    member.node.0,
+                    member.name,
+                    member.addr,
+                    member.partitions,
+                    if member.suspected { "yes" } else { "no" }
                 );
             }
         }
@@ -97,23 +107,22 @@ async fn run_async(arguments: ClientArguments) -> Result<(), String> {
                 "{:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}",
                 "name", "coordinated", "r-reads", "r-writes", "hinted", "hints", "keys", "bytes"
             );
-            for (_, name, addr, _, _) in &view.members {
-                match client.admin(*addr, "stats").await {
-                    Ok(text) => {
-                        let stats: serde_json::Value =
-                            serde_json::from_str(&text).map_err(|error| error.to_string())?;
-                        let field = |name: &str| stats[name].as_u64().unwrap_or(0);
-                        println!(
-                            "{name:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}",
-                            field("requests_coordinated"),
-                            field("replica_reads"),
-                            field("replica_writes"),
-                            field("hinted_writes"),
-                            field("hints_pending"),
-                            field("keys"),
-                            field("bytes")
-                        );
-                    }
+            for member in view.members() {
+                let name = &member.name;
+                let Some(addr) = view.addrs.get(&member.node) else {
+                    continue;
+                };
+                match client.stats(*addr).await {
+                    Ok(stats) => println!(
+                        "{name:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}",
+                        stats.requests_coordinated(),
+                        stats.protocol.replica_reads,
+                        stats.protocol.replica_writes,
+                        stats.protocol.hinted_writes,
+                        stats.hints_pending,
+                        stats.keys,
+                        stats.bytes
+                    ),
                     Err(error) => println!("{name:<8} unreachable: {error}"),
                 }
             }

@@ -19,24 +19,39 @@
 //! `probe_interval_max_ms = 2000`, `sloppy_quorum = true`,
 //! `read_repair = true`. Unknown or ill-typed fields are rejected with the
 //! file, line and field.
+//!
+//! One reader ([`ClusterConfig::parse`]) and one writer
+//! ([`ClusterConfig::to_toml`], which serialises the same raw type the
+//! reader deserialises): every cluster file this workspace writes — by
+//! `dynamo-node cluster`, the launcher of local clusters, the tests and
+//! `dynamo-bench` — comes from it, so what is written always reads back.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::ids::NodeId;
-use crate::limits::PARTITIONS_DEFAULT;
-use crate::protocol::{Settings, SettingsError};
-use crate::ring::{Ring, RingError};
 use crate::storage::SyncPolicy;
-use crate::version::Versioning;
+use dynamo_core::ids::NodeId;
+use dynamo_core::limits::PARTITIONS_DEFAULT;
+use dynamo_core::protocol::{Settings, SettingsError};
+use dynamo_core::ring::{Ring, RingError};
+use dynamo_core::version::Versioning;
 
 /// Why a cluster file is unusable.
 #[derive(Debug, Error)]
 pub enum ConfigError {
+    /// The file cannot be written.
+    #[error("{path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file cannot be read.
     #[error("{path}: {source}")]
     Read {
@@ -64,7 +79,9 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Deserialize)]
+/// The file as written: what [`ClusterConfig::parse`] reads and
+/// [`ClusterConfig::to_toml`] writes.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawCluster {
     n: usize,
@@ -76,26 +93,27 @@ struct RawCluster {
     sync: String,
     #[serde(default = "default_versioning")]
     versioning: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     batch_interval_ms: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     clock_entries_max: Option<usize>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     request_timeout_ms: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     replica_timeout_ms: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     probe_interval_ms: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     probe_interval_max_ms: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     sloppy_quorum: Option<bool>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     read_repair: Option<bool>,
+    #[serde(default)]
     nodes: Vec<RawNode>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawNode {
     id: String,
@@ -110,6 +128,23 @@ fn default_sync() -> String {
 }
 fn default_versioning() -> String {
     "dvv".into()
+}
+
+/// The sync policy named `sync`, with `batch_interval_ms` for `batch`.
+///
+/// # Errors
+/// An unknown policy, a zero interval, or an interval without `batch`;
+/// the message names the field.
+pub fn sync_policy(sync: &str, batch_interval_ms: Option<u64>) -> Result<SyncPolicy, String> {
+    let sync: SyncPolicy = sync.parse().map_err(|error| format!("sync: {error}"))?;
+    match (sync, batch_interval_ms) {
+        (SyncPolicy::Batch { .. }, Some(0)) => Err("batch_interval_ms must be positive".into()),
+        (SyncPolicy::Batch { .. }, Some(millis)) => Ok(SyncPolicy::Batch {
+            interval: Duration::from_millis(millis),
+        }),
+        (_, Some(_)) => Err("batch_interval_ms is only meaningful with sync = \"batch\"".into()),
+        (sync, None) => Ok(sync),
+    }
 }
 
 /// One member of the cluster.
@@ -160,6 +195,37 @@ impl ClusterConfig {
             path: path.to_path_buf(),
             message: error.to_string().trim_end().to_string(),
         })?;
+        Self::from_raw(path, raw)
+    }
+
+    /// Parses the top-level settings of a cluster file (no `[[nodes]]`) and
+    /// gives the cluster `members`: how a launcher that picks the addresses
+    /// itself takes settings written by a person.
+    ///
+    /// # Errors
+    /// As [`ClusterConfig::parse`]; `[[nodes]]` in `text` is refused.
+    pub fn parse_settings(path: &Path, text: &str, members: &[Member]) -> Result<ClusterConfig, ConfigError> {
+        let mut raw: RawCluster = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string().trim_end().to_string(),
+        })?;
+        if !raw.nodes.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "[[nodes]] is chosen by the launcher here: give the settings only".into(),
+            });
+        }
+        raw.nodes = members
+            .iter()
+            .map(|member| RawNode {
+                id: member.name.clone(),
+                addr: member.addr.to_string(),
+            })
+            .collect();
+        Self::from_raw(path, raw)
+    }
+
+    fn from_raw(path: &Path, raw: RawCluster) -> Result<ClusterConfig, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             message,
@@ -168,19 +234,7 @@ impl ClusterConfig {
             .versioning
             .parse()
             .map_err(|error| invalid(format!("versioning: {error}")))?;
-        let sync: SyncPolicy = raw.sync.parse().map_err(|error| invalid(format!("sync: {error}")))?;
-        let sync = match (sync, raw.batch_interval_ms) {
-            (SyncPolicy::Batch { .. }, Some(0)) => return Err(invalid("batch_interval_ms must be positive".into())),
-            (SyncPolicy::Batch { .. }, Some(millis)) => SyncPolicy::Batch {
-                interval: Duration::from_millis(millis),
-            },
-            (_, Some(_)) => {
-                return Err(invalid(
-                    "batch_interval_ms is only meaningful with sync = \"batch\"".to_string(),
-                ))
-            }
-            (sync, None) => sync,
-        };
+        let sync = sync_policy(&raw.sync, raw.batch_interval_ms).map_err(invalid)?;
         let defaults = Settings::default();
         let settings = Settings {
             n: raw.n,
@@ -195,9 +249,6 @@ impl ClusterConfig {
             sloppy_quorum: raw.sloppy_quorum.unwrap_or(defaults.sloppy_quorum),
             read_repair: raw.read_repair.unwrap_or(defaults.read_repair),
         };
-        settings
-            .validate(raw.nodes.len())
-            .map_err(|error: SettingsError| invalid(error.to_string()))?;
         let mut members = Vec::with_capacity(raw.nodes.len());
         for (index, node) in raw.nodes.iter().enumerate() {
             if raw.nodes[..index].iter().any(|other| other.id == node.id) {
@@ -225,8 +276,21 @@ impl ClusterConfig {
             sync,
             members,
         };
-        config.ring().map_err(|error| invalid(error.to_string()))?;
+        config.check().map_err(invalid)?;
         Ok(config)
+    }
+
+    /// Checks what a file's syntax cannot: N, R and W against the members,
+    /// positive limits, Q against the members.
+    ///
+    /// # Errors
+    /// What is wrong, in words.
+    pub fn check(&self) -> Result<(), String> {
+        self.settings
+            .validate(self.members.len())
+            .map_err(|error: SettingsError| error.to_string())?;
+        self.ring().map_err(|error| error.to_string())?;
+        Ok(())
     }
 
     /// The ring: partitions spread over the members in file order.
@@ -251,34 +315,52 @@ impl ClusterConfig {
         }
     }
 
-    /// The text of a cluster file describing this configuration.
+    /// The text of a cluster file describing this configuration, every
+    /// setting spelled out: [`ClusterConfig::parse`] reads it back equal.
     pub fn to_toml(&self) -> String {
         let s = &self.settings;
-        let mut text = format!(
-            "n = {}\nr = {}\nw = {}\npartitions = {}\nsync = \"{}\"\nversioning = \"{}\"\nrequest_timeout_ms = {}\nreplica_timeout_ms = {}\n",
-            s.n,
-            s.r,
-            s.w,
-            self.partitions,
-            match self.sync {
+        let raw = RawCluster {
+            n: s.n,
+            r: s.r,
+            w: s.w,
+            partitions: self.partitions,
+            sync: match self.sync {
                 SyncPolicy::Always => "always",
                 SyncPolicy::Batch { .. } => "batch",
                 SyncPolicy::None => "none",
-            },
-            s.versioning,
-            s.request_timeout_ms,
-            s.replica_timeout_ms,
-        );
-        if let Some(interval) = self.batch_interval() {
-            text.push_str(&format!("batch_interval_ms = {}\n", interval.as_millis()));
-        }
-        for member in &self.members {
-            text.push_str(&format!(
-                "\n[[nodes]]\nid = \"{}\"\naddr = \"{}\"\n",
-                member.name, member.addr
-            ));
-        }
-        text
+            }
+            .to_string(),
+            versioning: s.versioning.to_string(),
+            batch_interval_ms: self.batch_interval().map(|interval| interval.as_millis() as u64),
+            clock_entries_max: Some(s.clock_entries_max),
+            request_timeout_ms: Some(s.request_timeout_ms),
+            replica_timeout_ms: Some(s.replica_timeout_ms),
+            probe_interval_ms: Some(s.probe_interval_ms),
+            probe_interval_max_ms: Some(s.probe_interval_max_ms),
+            sloppy_quorum: Some(s.sloppy_quorum),
+            read_repair: Some(s.read_repair),
+            nodes: self
+                .members
+                .iter()
+                .map(|member| RawNode {
+                    id: member.name.clone(),
+                    addr: member.addr.to_string(),
+                })
+                .collect(),
+        };
+        // Plain strings, numbers and booleans: serialising cannot fail.
+        toml::to_string(&raw).unwrap_or_default()
+    }
+
+    /// Writes [`ClusterConfig::to_toml`] to `path`.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn write(&self, path: &Path) -> Result<(), ConfigError> {
+        std::fs::write(path, self.to_toml()).map_err(|source| ConfigError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -315,6 +397,30 @@ addr = "127.0.0.1:7003"
         let again = ClusterConfig::parse(Path::new("c.toml"), &config.to_toml()).unwrap();
         assert_eq!(again.members, config.members);
         assert_eq!(again.settings, config.settings);
+        assert_eq!(again.sync, config.sync);
+        assert_eq!(again.partitions, config.partitions);
+    }
+
+    #[test]
+    fn settings_alone_take_the_launchers_members() {
+        let members = vec![
+            Member {
+                node: NodeId(0),
+                name: "n1".into(),
+                addr: "127.0.0.1:9001".parse().unwrap(),
+            },
+            Member {
+                node: NodeId(1),
+                name: "n2".into(),
+                addr: "127.0.0.1:9002".parse().unwrap(),
+            },
+        ];
+        let text = "n = 2\nr = 1\nw = 2\nsloppy_quorum = false";
+        let config = ClusterConfig::parse_settings(Path::new("s"), text, &members).unwrap();
+        assert_eq!(config.members, members);
+        assert!(!config.settings.sloppy_quorum);
+        let refused = ClusterConfig::parse_settings(Path::new("s"), GOOD, &members).unwrap_err();
+        assert!(refused.to_string().contains("[[nodes]]"), "{refused}");
     }
 
     fn error(text: &str) -> String {

@@ -1,30 +1,9 @@
-//! Every bound of the node, in one place. A limit that is not here is a
-//! limit nobody chose. Relations between limits are asserted at compile time.
+//! The storage engine's own bounds: segment sizes, the commit queue, group
+//! commit batches and the io_uring ring. The bounds of the protocol and its
+//! formats (keys, values, records, frames) are in [`dynamo_core::limits`];
+//! relations across the two are asserted here, at compile time.
 
-/// Partitions in a ring (Q) at most. Q is fixed for the life of a cluster.
-pub const PARTITIONS_MAX: u32 = 65_536;
-/// The default Q, as in DESIGN.md.
-pub const PARTITIONS_DEFAULT: u32 = 256;
-/// Nodes in a ring at most.
-pub const NODES_MAX: usize = 1_024;
-/// Replicas per key (N) at most.
-pub const REPLICAS_MAX: usize = 16;
-
-/// Entries of a vector clock beyond which the oldest is dropped (the
-/// paper's truncation threshold), by default.
-pub const CLOCK_ENTRIES_DEFAULT: usize = 10;
-/// Entries a decoded clock may have at most: a bound for decoders, far
-/// above any truncation threshold in use.
-pub const CLOCK_ENTRIES_MAX: usize = 256;
-/// Siblings a decoded sibling set may have at most.
-pub const SIBLINGS_MAX: usize = 4_096;
-
-/// Bytes of a key at most.
-pub const KEY_BYTES_MAX: usize = 64 * 1024;
-/// Bytes of one value at most (the paper's objects are under 1 MB).
-pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
-/// Bytes of one storage record body at most: a key and its sibling set.
-pub const RECORD_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+use dynamo_core::limits::RECORD_BODY_BYTES_MAX;
 
 /// A segment is sealed and a new one started once it reaches this size.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
@@ -41,10 +20,6 @@ pub const COMMIT_BATCH_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Submission queue entries of the io_uring ring.
 pub const RING_ENTRIES: u32 = 256;
 
-const _: () = assert!(PARTITIONS_DEFAULT <= PARTITIONS_MAX);
-const _: () = assert!(PARTITIONS_MAX as u64 <= u32::MAX as u64);
-const _: () = assert!(CLOCK_ENTRIES_DEFAULT <= CLOCK_ENTRIES_MAX);
-const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < RECORD_BODY_BYTES_MAX);
 const _: () = assert!(RECORD_BODY_BYTES_MAX <= COMMIT_BATCH_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(COMMIT_BATCH_WRITES_MAX <= COMMIT_QUEUE_DEPTH);
@@ -52,9 +27,3 @@ const _: () = assert!(COMMIT_BATCH_WRITES_MAX <= COMMIT_QUEUE_DEPTH);
 // and an fdatasync entry; the ring is reused in rounds, so it only needs room
 // for one file's pair.
 const _: () = assert!(RING_ENTRIES >= 2);
-
-/// Bytes of one network frame at most (length prefix excluded). A put of
-/// the largest value with a large sibling set fits; anything bigger closes
-/// the connection.
-pub const FRAME_BYTES_MAX: usize = 32 * 1024 * 1024;
-const _: () = assert!(RECORD_BODY_BYTES_MAX < FRAME_BYTES_MAX);

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dynamo_node::codec::base64url_encode;
+use dynamo_core::codec::{base64url_encode, printable};
+use dynamo_core::version::decode_sibling_set;
 use dynamo_node::storage::dump_partition;
-use dynamo_node::version::decode_sibling_set;
 
 mod cli_client;
 mod cli_cluster;
@@ -162,6 +162,9 @@ enum ClientCommand {
     Stats,
 }
 
+/// Bytes of a value `dump` shows at most (the rest is counted, not shown).
+const VALUE_SHOWN_BYTES_MAX: usize = 80;
+
 fn describe_siblings(payload: &[u8]) -> String {
     match decode_sibling_set(payload) {
         Ok(set) => {
@@ -171,7 +174,7 @@ fn describe_siblings(payload: &[u8]) -> String {
                 .map(|version| {
                     let value = match &version.value {
                         None => "tombstone".to_string(),
-                        Some(bytes) => dynamo_node::storage::format_value(bytes),
+                        Some(bytes) => printable(bytes, true, VALUE_SHOWN_BYTES_MAX),
                     };
                     format!("{} past={} {value}", version.dot, version.past)
                 })

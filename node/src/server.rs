@@ -1,4 +1,4 @@
-//! The node runtime: turns [`crate::protocol::Node`]'s effects into TCP
+//! The node runtime: turns [`dynamo_core::protocol::Node`]'s effects into TCP
 //! frames, storage writes and tokio timers.
 //!
 //! Tasks and threads:
@@ -16,6 +16,7 @@
 //! in flight are given up to the request timeout to finish, then storage is
 //! closed (everything acknowledged is synced).
 
+use crate::sync::Recover;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -29,12 +30,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::config::ClusterConfig;
-use crate::ids::{NodeId, PartitionId};
-use crate::net::codec::{decode_frame, encode_frame, Frame};
-use crate::protocol::{ClientError, ClientId, ClientReply, Effect, Message, Node, Store, Timer};
-use crate::ring::Ring;
 use crate::storage::{fresh_incarnation, Engine, StorageConfig, StorageError};
-use crate::version::{decode_sibling_set, encode_sibling_set, Actor, SiblingSet};
+use dynamo_core::admin::{AdminAnswer, AdminQuery, MemberDescription, RingDescription, StatsReport};
+use dynamo_core::ids::{NodeId, PartitionId};
+use dynamo_core::protocol::{
+    ClientError, ClientId, ClientReply, ClientRequest, Effect, Message, Node, PersistToken, Store, StoreError, Timer,
+};
+use dynamo_core::ring::Ring;
+use dynamo_core::version::{decode_sibling_set, encode_sibling_set, Actor, SiblingSet};
+use dynamo_core::wire::{decode_frame, encode_frame, Frame};
 
 /// Frames queued for one connection or peer at most; beyond that, frames
 /// to it are dropped (peers) or the request fails (clients).
@@ -102,10 +106,11 @@ pub struct ServeOptions {
 /// the core (which answers and removes).
 type Waiting = Arc<std::sync::Mutex<HashMap<ClientId, (mpsc::Sender<Frame>, u64)>>>;
 
+/// What reaches the core task from the connections.
 enum Input {
     Client {
         client: ClientId,
-        request: crate::protocol::ClientRequest,
+        request: ClientRequest,
     },
     Peer {
         from: NodeId,
@@ -113,16 +118,15 @@ enum Input {
     },
     Admin {
         id: u64,
-        query: String,
+        query: AdminQuery,
         respond: mpsc::Sender<Frame>,
     },
 }
 
-enum Completion {
-    Persisted {
-        token: crate::protocol::PersistToken,
-        result: Result<(), String>,
-    },
+/// The storage engine finished a persist the protocol asked for.
+struct Persisted {
+    token: PersistToken,
+    result: Result<(), StoreError>,
 }
 
 /// Read access to the engine for the protocol core.
@@ -132,11 +136,13 @@ struct EngineStore<'a> {
 }
 
 impl Store for EngineStore<'_> {
-    fn load(&self, key: &[u8]) -> Result<SiblingSet, String> {
+    fn load(&self, key: &[u8]) -> Result<SiblingSet, StoreError> {
         match self.engine.get(self.ring.partition_of(key), key) {
-            Ok(Some(bytes)) => decode_sibling_set(&bytes).map_err(|error| format!("stored sibling set: {error}")),
+            Ok(Some(bytes)) => {
+                decode_sibling_set(&bytes).map_err(|error| StoreError::Corrupt(format!("stored sibling set: {error}")))
+            }
             Ok(None) => Ok(SiblingSet::new()),
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(StoreError::from(&error)),
         }
     }
 }
@@ -261,7 +267,7 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
         })?;
 
     let (input_tx, input_rx) = mpsc::channel::<Input>(CORE_INPUTS_MAX);
-    let (completion_tx, completion_rx) = mpsc::unbounded_channel::<Completion>();
+    let (completion_tx, completion_rx) = mpsc::unbounded_channel::<Persisted>();
     let mut peers: HashMap<NodeId, mpsc::Sender<Frame>> = HashMap::new();
     for other in config.members.iter().filter(|other| other.node != member.node) {
         let (tx, rx) = mpsc::channel(OUTBOUND_FRAMES_MAX);
@@ -308,7 +314,7 @@ struct Core {
     config: ClusterConfig,
     peers: HashMap<NodeId, mpsc::Sender<Frame>>,
     clients: Waiting,
-    completion_tx: mpsc::UnboundedSender<Completion>,
+    completion_tx: mpsc::UnboundedSender<Persisted>,
     started: Instant,
     shutting_down: bool,
     /// Armed timers, by due time: one sleep for all of them instead of a
@@ -340,7 +346,7 @@ impl Core {
         self.started.elapsed().as_millis() as u64
     }
 
-    async fn run(mut self, mut inputs: mpsc::Receiver<Input>, mut completions: mpsc::UnboundedReceiver<Completion>) {
+    async fn run(mut self, mut inputs: mpsc::Receiver<Input>, mut completions: mpsc::UnboundedReceiver<Persisted>) {
         let mut out = Vec::new();
         self.node.start(self.now_ms(), &mut out);
         self.apply(&mut out);
@@ -366,7 +372,7 @@ impl Core {
             tokio::select! {
                 biased;
                 completion = completions.recv() => match completion {
-                    Some(Completion::Persisted { token, result }) => {
+                    Some(Persisted { token, result }) => {
                         self.node.handle_persisted(token, result, &mut out);
                     }
                     None => return,
@@ -415,7 +421,7 @@ impl Core {
                 if self.shutting_down {
                     out.push(Effect::Reply {
                         client,
-                        reply: ClientReply::Failed(ClientError::BadRequest("the node is shutting down".into())),
+                        reply: ClientReply::Failed(ClientError::ShuttingDown),
                     });
                 } else {
                     self.node.handle_client(now, client, request, &store, out);
@@ -423,73 +429,64 @@ impl Core {
             }
             Input::Peer { from, message } => self.node.handle_message(now, from, message, &store, out),
             Input::Admin { id, query, respond } => {
-                let text = self.admin(&query);
-                let _ = respond.try_send(Frame::AdminReply { id, text });
+                let answer = self.admin(query);
+                let _ = respond.try_send(Frame::AdminReply { id, answer });
             }
         }
     }
 
-    fn admin(&self, query: &str) -> String {
+    fn admin(&self, query: AdminQuery) -> AdminAnswer {
         match query {
-            "ring" => {
-                let loads = self.ring.loads();
-                let members: Vec<serde_json::Value> = self
-                    .config
-                    .members
-                    .iter()
-                    .map(|member| {
-                        serde_json::json!({
-                            "node": member.node.0,
-                            "name": member.name,
-                            "addr": member.addr.to_string(),
-                            "partitions": loads.get(&member.node).copied().unwrap_or(0),
-                            "suspected": self.node.suspects().contains(&member.node),
-                        })
-                    })
-                    .collect();
-                serde_json::json!({
-                    "n": self.config.settings.n,
-                    "r": self.config.settings.r,
-                    "w": self.config.settings.w,
-                    "partitions": self.ring.partition_count(),
-                    "epoch": self.ring.epoch(),
-                    "versioning": self.config.settings.versioning.to_string(),
-                    "members": members,
+            AdminQuery::Ring => AdminAnswer::Ring(self.describe_ring()),
+            AdminQuery::Stats => AdminAnswer::Stats(self.stats_report()),
+        }
+    }
+
+    /// The cluster as this node routes it: the assignment itself, with its
+    /// epoch, so that clients route exactly as it does.
+    fn describe_ring(&self) -> RingDescription {
+        let loads = self.ring.loads();
+        let suspects = self.node.suspects();
+        let settings = &self.config.settings;
+        RingDescription {
+            n: settings.n,
+            r: settings.r,
+            w: settings.w,
+            versioning: settings.versioning.to_string(),
+            epoch: self.ring.epoch(),
+            owners: self.ring.owners().to_vec(),
+            members: self
+                .config
+                .members
+                .iter()
+                .map(|member| MemberDescription {
+                    node: member.node,
+                    name: member.name.clone(),
+                    addr: member.addr.to_string(),
+                    partitions: loads.get(&member.node).copied().unwrap_or(0),
+                    suspected: suspects.contains(&member.node),
                 })
-                .to_string()
-            }
-            "stats" => {
-                let stats = self.node.stats();
-                let storage = self.engine.stats();
-                let hint = hint_partition(&self.config);
-                let (keys, bytes) = storage
-                    .iter()
-                    .filter(|partition| partition.partition != hint)
-                    .fold((0u64, 0u64), |(keys, bytes), partition| {
-                        (keys + partition.keys, bytes + partition.bytes)
-                    });
-                serde_json::json!({
-                    "node": self.node.id().0,
-                    "coordinated_gets": stats.coordinated_gets,
-                    "coordinated_puts": stats.coordinated_puts,
-                    "requests_coordinated": stats.coordinated_gets + stats.coordinated_puts,
-                    "forwarded": stats.forwarded,
-                    "replica_reads": stats.replica_reads,
-                    "replica_writes": stats.replica_writes,
-                    "hinted_writes": stats.hinted_writes,
-                    "handoffs": stats.handoffs,
-                    "read_repairs": stats.read_repairs,
-                    "timeouts": stats.timeouts,
-                    "hints_pending": self.node.hints_pending(),
-                    "suspected": self.node.suspects().iter().map(|node| node.0).collect::<Vec<_>>(),
-                    "keys": keys,
-                    "bytes": bytes,
-                })
-                .to_string()
-            }
-            other => {
-                serde_json::json!({ "error": format!("unknown query {other:?}: expected ring or stats") }).to_string()
-            }
+                .collect(),
+        }
+    }
+
+    fn stats_report(&self) -> StatsReport {
+        let hint = hint_partition(&self.config);
+        let (keys, bytes) = self
+            .engine
+            .stats()
+            .iter()
+            .filter(|partition| partition.partition != hint)
+            .fold((0u64, 0u64), |(keys, bytes), partition| {
+                (keys + partition.keys, bytes + partition.bytes)
+            });
+        StatsReport {
+            node: self.node.id(),
+            protocol: self.node.stats().clone(),
+            hints_pending: self.node.hints_pending() as u64,
+            suspected: self.node.suspects(),
+            keys,
+            bytes,
         }
     }
 
@@ -507,11 +504,7 @@ impl Core {
                     }
                 }
                 Effect::Reply { client, reply } => {
-                    let entry = self
-                        .clients
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .remove(&client);
+                    let entry = self.clients.lock().recover().remove(&client);
                     if let Some((connection, id)) = entry {
                         let _ = connection.try_send(Frame::Response { id, reply });
                     }
@@ -541,19 +534,13 @@ impl Core {
         }
     }
 
-    fn submit(
-        &self,
-        partition: PartitionId,
-        key: Vec<u8>,
-        payload: Option<Vec<u8>>,
-        token: Option<crate::protocol::PersistToken>,
-    ) {
+    fn submit(&self, partition: PartitionId, key: Vec<u8>, payload: Option<Vec<u8>>, token: Option<PersistToken>) {
         let completions = self.completion_tx.clone();
         let done = Box::new(move |result: Result<(), StorageError>| {
             if let Some(token) = token {
-                let _ = completions.send(Completion::Persisted {
+                let _ = completions.send(Persisted {
                     token,
-                    result: result.map_err(|error| error.to_string()),
+                    result: result.map_err(|error| StoreError::from(&error)),
                 });
             } else if let Err(error) = result {
                 log::warn!("dropping a handed-off hint failed: {error}");
@@ -561,9 +548,9 @@ impl Core {
         });
         if let Err(error) = self.engine.submit(partition, key, payload, done) {
             if let Some(token) = token {
-                let _ = self.completion_tx.send(Completion::Persisted {
+                let _ = self.completion_tx.send(Persisted {
                     token,
-                    result: Err(error.to_string()),
+                    result: Err(StoreError::from(&error)),
                 });
             }
         }
@@ -617,10 +604,7 @@ async fn connection_reader(
                             requests += 1;
                             // Client ids: connection number and request count.
                             let client = ClientId((connection << 32) | (requests & 0xffff_ffff));
-                            clients
-                                .lock()
-                                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                                .insert(client, (respond.clone(), id));
+                            clients.lock().recover().insert(client, (respond.clone(), id));
                             Input::Client { client, request }
                         }
                         Frame::Peer { from, message } => Input::Peer { from, message },

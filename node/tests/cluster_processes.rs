@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::cluster::{eventually, TestCluster};
-use dynamo_node::client::Client;
-use dynamo_node::version::VectorClock;
+use dynamo_client::Client;
+use dynamo_core::version::VectorClock;
 
 const QUORUM: &str = "n = 3\nr = 2\nw = 2\npartitions = 32\nsync = \"always\"";
 
@@ -21,19 +21,14 @@ fn client(cluster: &TestCluster) -> Client {
 
 async fn preference(client: &Client, key: &[u8]) -> Vec<SocketAddr> {
     let view = client.view().await.unwrap();
-    let nodes = view.ring.preference_list(view.ring.partition_of(key), view.n);
-    nodes
-        .into_iter()
-        .map(|node| view.members.iter().find(|member| member.0 == node).unwrap().2)
-        .collect()
+    let nodes = view.ring.preference_list(view.ring.partition_of(key), view.n());
+    nodes.into_iter().map(|node| view.addrs[&node]).collect()
 }
 
 async fn hints_pending(client: &Client, cluster: &TestCluster, alive: &[usize]) -> u64 {
     let mut total = 0;
     for &index in alive {
-        let text = client.admin(cluster.addrs[index], "stats").await.unwrap();
-        let stats: serde_json::Value = serde_json::from_str(&text).unwrap();
-        total += stats["hints_pending"].as_u64().unwrap();
+        total += client.stats(cluster.addrs[index]).await.unwrap().hints_pending;
     }
     total
 }
@@ -61,8 +56,8 @@ async fn five_nodes_round_trip_many_keys() {
     }
     // Every node coordinated some of it: the ring spreads keys.
     for addr in &cluster.addrs {
-        let stats: serde_json::Value = serde_json::from_str(&client.admin(*addr, "stats").await.unwrap()).unwrap();
-        assert!(stats["keys"].as_u64().unwrap() > 50, "{addr}: {stats}");
+        let stats = client.stats(*addr).await.unwrap();
+        assert!(stats.keys > 50, "{addr}: {stats:?}");
     }
 }
 
@@ -167,9 +162,7 @@ async fn read_repair_brings_a_stale_replica_up_to_date() {
         let got = client.get_via(&[preference[0]], key, None).await.unwrap();
         assert_eq!(got.values, vec![b"fresh".to_vec()]);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let text = client.admin(preference[2], "stats").await.unwrap();
-        let stats: serde_json::Value = serde_json::from_str(&text).unwrap();
-        stats["keys"].as_u64() == Some(1)
+        client.stats(preference[2]).await.unwrap().keys == 1
     })
     .await;
     cluster.kill9(cluster.index_of(preference[0]));

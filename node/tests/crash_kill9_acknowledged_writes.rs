@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{seed, value_for, Rng, TempDir};
+use dynamo_core::PartitionId;
 use dynamo_node::storage::{Engine, StorageConfig, SyncPolicy};
-use dynamo_node::PartitionId;
 
 const CHILD_DIR: &str = "DYNAMO_CRASH_CHILD_DIR";
 const CHILD_ROUND: &str = "DYNAMO_CRASH_CHILD_ROUND";
@@ -96,7 +96,7 @@ fn kill9_never_loses_an_acknowledged_write() {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(25);
-    let mut rng = Rng(seed("kill9_never_loses_an_acknowledged_write"));
+    let mut rng = Rng::new(seed("kill9_never_loses_an_acknowledged_write"));
     let dir = TempDir::new("kill9");
     let me = std::env::current_exe().unwrap();
     // round → thread → highest acknowledged index + 1

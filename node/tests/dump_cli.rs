@@ -7,9 +7,9 @@ mod common;
 use std::process::Command;
 
 use common::TempDir;
+use dynamo_core::version::{encode_sibling_set, Actor, SiblingSet, VectorClock, Versioning};
+use dynamo_core::{NodeId, PartitionId};
 use dynamo_node::storage::{Engine, StorageConfig};
-use dynamo_node::version::{encode_sibling_set, Actor, SiblingSet, VectorClock, Versioning};
-use dynamo_node::{NodeId, PartitionId};
 
 fn dump(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_dynamo-node"))

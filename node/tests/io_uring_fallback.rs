@@ -10,8 +10,8 @@ mod common;
 use std::process::Command;
 
 use common::TempDir;
+use dynamo_core::PartitionId;
 use dynamo_node::storage::{Engine, IoBackendKind, IoMode, StorageConfig};
-use dynamo_node::PartitionId;
 
 const CHILD_DIR: &str = "DYNAMO_FALLBACK_CHILD_DIR";
 

@@ -22,12 +22,12 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::Rng;
-use dynamo_node::protocol::{
-    ClientId, ClientReply, ClientRequest, Effect, Message, Node, PersistToken, Settings, Store, Timer,
+use dynamo_core::protocol::{
+    ClientId, ClientReply, ClientRequest, Effect, Message, Node, PersistToken, Settings, Store, StoreError, Timer,
 };
-use dynamo_node::ring::Ring;
-use dynamo_node::version::{Actor, SiblingSet, VectorClock, Versioning};
-use dynamo_node::NodeId;
+use dynamo_core::ring::Ring;
+use dynamo_core::version::{Actor, SiblingSet, VectorClock, Versioning};
+use dynamo_core::NodeId;
 
 const NODES: u32 = 5;
 const KEYS: [&[u8]; 2] = [b"cart:a", b"cart:b"];
@@ -38,7 +38,7 @@ const FINAL_CLIENT: u64 = 1_000;
 struct MemoryStore(BTreeMap<Vec<u8>, SiblingSet>);
 
 impl Store for MemoryStore {
-    fn load(&self, key: &[u8]) -> Result<SiblingSet, String> {
+    fn load(&self, key: &[u8]) -> Result<SiblingSet, StoreError> {
         Ok(self.0.get(key).cloned().unwrap_or_default())
     }
 }
@@ -136,7 +136,7 @@ impl Simulation {
             })
             .collect();
         Simulation {
-            rng: Rng(seed),
+            rng: Rng::new(seed),
             now_ms: 0,
             step: 0,
             nodes,

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::{value_for, TempDir};
+use dynamo_core::PartitionId;
 use dynamo_node::storage::{Engine, IoBackendKind, IoMode, StorageConfig, StorageError, SyncPolicy};
-use dynamo_node::PartitionId;
 
 fn config(sync: SyncPolicy, io: IoMode, segment_bytes_max: u64) -> StorageConfig {
     StorageConfig {
@@ -290,12 +290,12 @@ fn a_record_damaged_after_open_is_never_served() {
 fn oversized_keys_and_records_are_refused_with_their_sizes() {
     let dir = TempDir::new("sizes");
     let engine = Engine::open(dir.path(), StorageConfig::default()).unwrap();
-    let key = vec![b'k'; dynamo_node::limits::KEY_BYTES_MAX + 1];
+    let key = vec![b'k'; dynamo_core::limits::KEY_BYTES_MAX + 1];
     assert!(matches!(
         engine.put(PartitionId(0), &key, b"v"),
         Err(StorageError::KeyTooLarge { .. })
     ));
-    let value = vec![0u8; dynamo_node::limits::RECORD_BODY_BYTES_MAX];
+    let value = vec![0u8; dynamo_core::limits::RECORD_BODY_BYTES_MAX];
     assert!(matches!(
         engine.put(PartitionId(0), b"k", &value),
         Err(StorageError::RecordTooLarge { .. })

@@ -13,16 +13,17 @@
 //! but the intended start times stay on the schedule, so the wait still
 //! shows in the latency.
 
+use dynamo_node::sync::Recover;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dynamo_node::client::Client;
-use dynamo_node::client::ClientLibError;
-use dynamo_node::protocol::{ClientError, ClientReply, ClientRequest};
-use dynamo_node::version::VectorClock;
+use dynamo_client::Client;
+use dynamo_client::Error as ClientLibError;
+use dynamo_core::protocol::{ClientError, ClientReply, ClientRequest};
+use dynamo_core::version::VectorClock;
 use dynamo_reports::latency::Pair;
 use dynamo_reports::LatencyRecorder;
 
@@ -156,13 +157,6 @@ impl Shared {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
 /// A stored value: `<value id>\n<cart items, comma-separated>\n<padding>`.
 fn encode_value(shared: &Shared, id: &str, items: Option<&[u64]>) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(shared.spec.keys.value_bytes.max(id.len() + 2));
@@ -189,7 +183,7 @@ fn value_id(bytes: &[u8]) -> String {
         Ok(id) if !id.is_empty() => id.to_string(),
         _ => format!(
             "unrecognised:{}",
-            dynamo_node::codec::base64url_encode(&bytes[..end.min(32)])
+            dynamo_core::codec::base64url_encode(&bytes[..end.min(32)])
         ),
     }
 }
@@ -239,7 +233,13 @@ impl Worker {
     fn count_node(&self, addr: SocketAddr) {
         if self.measured {
             if let Some(name) = self.shared.node_names.get(&addr) {
-                *lock(&self.shared.node_requests).entry(name.clone()).or_insert(0) += 1;
+                *self
+                    .shared
+                    .node_requests
+                    .lock()
+                    .recover()
+                    .entry(name.clone())
+                    .or_insert(0) += 1;
             }
         }
     }
@@ -283,7 +283,7 @@ impl Worker {
                 let ids: Vec<String> = values.iter().map(|value| value_id(value)).collect();
                 shared.history.complete(self.process, op, "get", Completion::Got(&ids));
                 if self.measured && !is_final {
-                    *lock(&shared.versions_per_read).entry(ids.len()).or_insert(0) += 1;
+                    *shared.versions_per_read.lock().recover().entry(ids.len()).or_insert(0) += 1;
                 }
                 Outcome::Done(Read { ids, values, context })
             }
@@ -363,11 +363,18 @@ impl Worker {
                 shared.history.complete(self.process, op, f, Completion::Stored);
                 Outcome::Done(op)
             }
-            Ok((ClientReply::Failed(ClientError::BadRequest(reason)), addr)) => {
+            Ok((
+                ClientReply::Failed(
+                    error @ (ClientError::BadRequest(_) | ClientError::ShuttingDown | ClientError::Unavailable(_)),
+                ),
+                addr,
+            )) => {
                 // Refused before anything was stored.
                 self.count_node(addr);
                 shared.errors.fetch_add(1, Ordering::Relaxed);
-                shared.history.complete(self.process, op, f, Completion::Fail(&reason));
+                shared
+                    .history
+                    .complete(self.process, op, f, Completion::Fail(&error.to_string()));
                 Outcome::Failed
             }
             other => {
@@ -441,7 +448,7 @@ impl Worker {
                         items.push(item);
                         match self.put(key, read.ids, read.context, false, Some(&items)).await {
                             Outcome::Done(_) => {
-                                lock(&shared.cart).added.entry(key).or_default().push(item);
+                                shared.cart.lock().recover().added.entry(key).or_default().push(item);
                                 true
                             }
                             Outcome::Failed | Outcome::Unknown => false,
@@ -458,7 +465,14 @@ impl Worker {
                         // gone: they are no longer owed to the final cart. A
                         // delete that definitely failed removed nothing.
                         if !matches!(outcome, Outcome::Failed) {
-                            lock(&shared.cart).checked_out.entry(key).or_default().extend(items);
+                            shared
+                                .cart
+                                .lock()
+                                .recover()
+                                .checked_out
+                                .entry(key)
+                                .or_default()
+                                .extend(items);
                         }
                         matches!(outcome, Outcome::Done(_))
                     }
@@ -556,7 +570,7 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
                 }
                 let late = Instant::now().saturating_duration_since(intended);
                 {
-                    let mut lag = lock(&lag);
+                    let mut lag = lag.lock().recover();
                     lag.0 = lag.0.max(late);
                     if late > LAG_WARNING {
                         lag.1 += 1;
@@ -621,7 +635,11 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
                 let intended_us = done.saturating_duration_since(operation.intended).as_micros() as u64;
                 let service_us = done.saturating_duration_since(began).as_micros() as u64;
                 if operation.measured {
-                    lock(&shared.recorder).record(operation.kind.name(), intended_us, service_us, !ok);
+                    shared
+                        .recorder
+                        .lock()
+                        .recover()
+                        .record(operation.kind.name(), intended_us, service_us, !ok);
                 }
             }
         }));
@@ -643,7 +661,7 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
             loop {
                 tick.tick().await;
                 let elapsed = load_start.elapsed();
-                let intervals = lock(&shared.recorder).rotate();
+                let intervals = shared.recorder.lock().recover().rotate();
                 let (count, p99) = interval_summary(&intervals);
                 hlog.add(intervals, Duration::from_secs(second), Duration::from_secs(1));
                 second += 1;
@@ -687,7 +705,7 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
     let hlog = ticker.await.map_err(|error| error.to_string())?;
     let cpu = cpu_time().saturating_sub(cpu_start);
     let (totals, clamped) = {
-        let mut recorder = lock(&shared.recorder);
+        let mut recorder = shared.recorder.lock().recover();
         recorder.rotate();
         (recorder.totals().clone(), recorder.clamped)
     };
@@ -719,14 +737,14 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
     debug_assert!(events > 0 || scheduled == 0);
 
     let cart = spec.is_cart().then(|| cart_figures(&shared));
-    let (lag_max, lagged_operations) = *lock(&lag);
+    let (lag_max, lagged_operations) = *lag.lock().recover();
     let measured = Measured {
         totals,
         // From the first measured intended start to the last completion.
         measured_seconds: load_end.saturating_duration_since(load_start + warmup).as_secs_f64(),
         scheduled,
-        node_requests: lock(&shared.node_requests).clone(),
-        versions_per_read: lock(&shared.versions_per_read).clone(),
+        node_requests: shared.node_requests.lock().recover().clone(),
+        versions_per_read: shared.versions_per_read.lock().recover().clone(),
         lag_max,
         lagged_operations,
         queued_operations: shared.queued.load(Ordering::Relaxed),
@@ -781,11 +799,11 @@ async fn final_read_phase(shared: &Arc<Shared>, target: &Target, keys: &[u64]) -
                 measured: false,
             };
             loop {
-                let job = lock(&jobs).pop();
+                let job = jobs.lock().recover().pop();
                 let Some((key, addr)) = job else { break };
                 if let Outcome::Done(read) = worker.get(key, Some(n), Some(vec![addr]), true).await {
                     let items: HashSet<u64> = read.values.iter().flat_map(|value| cart_items(value)).collect();
-                    lock(&shared.cart).finals.entry(key).or_insert(items);
+                    shared.cart.lock().recover().finals.entry(key).or_insert(items);
                 }
                 done.fetch_add(1, Ordering::Relaxed);
             }
@@ -798,7 +816,7 @@ async fn final_read_phase(shared: &Arc<Shared>, target: &Target, keys: &[u64]) -
 }
 
 fn cart_figures(shared: &Shared) -> CartFigures {
-    let book = lock(&shared.cart);
+    let book = shared.cart.lock().recover();
     let mut figures = CartFigures::default();
     for (key, added) in &book.added {
         figures.adds_acknowledged += added.len() as u64;

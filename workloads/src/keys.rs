@@ -3,36 +3,9 @@
 
 use crate::spec::{KeyDistribution, OpKind};
 
-/// SplitMix64: small, fast, and good enough to pick keys and operations;
-/// seeded, so a run's schedule is reproducible from its seed.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [0, bound).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        ((self.next_u64() as u128 * bound as u128) >> 64) as u64
-    }
-}
+/// The workspace's one seeded generator (SplitMix64): a run's schedule is
+/// reproducible from its seed.
+pub use dynamo_core::rng::SplitMix64 as Rng;
 
 /// YCSB's zipfian generator over `0..items` (rank 0 the most popular).
 #[derive(Clone, Debug)]

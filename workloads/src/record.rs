@@ -4,6 +4,7 @@
 //! `time_ns` never decreases down the file, and an invoke is written
 //! before its request is sent, a completion after its answer arrived.
 
+use dynamo_node::sync::Recover;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
@@ -96,10 +97,7 @@ impl HistoryWriter {
     }
 
     fn write(&self, event: impl FnOnce(u64) -> Vec<u8>) -> u64 {
-        let mut inner = match self.inner.lock() {
-            Ok(inner) => inner,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut inner = self.inner.lock().recover();
         let time_ns = self.start.elapsed().as_nanos() as u64;
         if inner.failed.is_none() {
             let line = event(time_ns);
@@ -162,10 +160,7 @@ impl HistoryWriter {
     /// # Errors
     /// A write failed (at any point of the run).
     pub fn finish(&self) -> std::io::Result<u64> {
-        let mut inner = match self.inner.lock() {
-            Ok(inner) => inner,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut inner = self.inner.lock().recover();
         if let Some(error) = inner.failed.take() {
             return Err(error);
         }

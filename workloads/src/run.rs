@@ -6,12 +6,13 @@
 //! `check.json`, and for a local cluster its `cluster/` (cluster file, node
 //! data).
 
+use dynamo_core::ring::load_balancing_efficiency;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dynamo_checker::{check, read_file, Options, Verdict};
 use dynamo_node::config::ClusterConfig;
-use dynamo_node::local_cluster::LocalCluster;
+use dynamo_node::launcher::{free_loopback_members, LocalCluster};
 use dynamo_reports::hlog::HistogramLog;
 use dynamo_reports::latency::{rows, table, Row};
 use serde_json::json;
@@ -136,13 +137,11 @@ pub fn run(request: RunRequest) -> Result<RunResult, String> {
                     cluster_dir.display()
                 );
             }
-            let cluster = LocalCluster::start(
-                &request.node_binary,
-                &cluster_dir,
-                spec.cluster.nodes,
-                &spec.cluster_settings(),
-            )
-            .map_err(|error| format!("the local cluster did not start: {error}"))?;
+            let members = free_loopback_members(spec.cluster.nodes)
+                .map_err(|error| format!("the local cluster did not start: {error}"))?;
+            let config = spec.cluster_config(members)?;
+            let cluster = LocalCluster::start(&request.node_binary, &cluster_dir, config)
+                .map_err(|error| format!("the local cluster did not start: {error}"))?;
             let nodes = cluster
                 .addrs()
                 .iter()
@@ -267,16 +266,6 @@ pub fn run(request: RunRequest) -> Result<RunResult, String> {
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
     let text = serde_json::to_string_pretty(value).map_err(|error| error.to_string())?;
     std::fs::write(path, text + "\n").map_err(|error| format!("{}: {error}", path.display()))
-}
-
-/// Mean requests per node over the busiest node's (1.0 = perfect balance).
-pub fn load_balancing_efficiency(requests: &[u64]) -> f64 {
-    let max = requests.iter().copied().max().unwrap_or(0);
-    if max == 0 {
-        return 1.0;
-    }
-    let mean = requests.iter().sum::<u64>() as f64 / requests.len() as f64;
-    mean / max as f64
 }
 
 fn one_version_share(versions: &std::collections::BTreeMap<usize, u64>) -> Option<f64> {
@@ -414,10 +403,13 @@ fn terminal_report(
             _ => format!("{name} {count}"),
         })
         .collect();
+    let efficiency = match load_balancing_efficiency(&requests) {
+        Some(efficiency) => format!("{efficiency:.3}"),
+        None => "n/a (no requests)".to_string(),
+    };
     let _ = writeln!(
         out,
-        "load balance: efficiency {:.3} (mean over busiest node); requests {}",
-        load_balancing_efficiency(&requests),
+        "load balance: efficiency {efficiency} (mean over busiest node); requests {}",
         nodes.join(", ")
     );
     let versions: Vec<String> = measured
@@ -470,12 +462,5 @@ mod tests {
             timestamp(UNIX_EPOCH + Duration::from_secs(951_825_600)),
             "20000229-120000"
         );
-    }
-
-    #[test]
-    fn load_balancing_efficiency_is_mean_over_busiest() {
-        assert_eq!(load_balancing_efficiency(&[10, 10, 10]), 1.0);
-        assert!((load_balancing_efficiency(&[10, 20, 30]) - 20.0 / 30.0).abs() < 1e-12);
-        assert_eq!(load_balancing_efficiency(&[]), 1.0);
     }
 }

@@ -7,6 +7,8 @@
 //! values out of range). Command-line overrides are applied after parsing
 //! and checked the same way.
 
+use dynamo_core::protocol::Settings;
+use dynamo_node::config::{sync_policy, ClusterConfig, Member};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -224,7 +226,7 @@ struct RawSpec {
     description: String,
     #[serde(default)]
     seed: u64,
-    cluster: RawCluster,
+    cluster: RawClusterSection,
     load: RawLoad,
     keys: RawKeys,
     mix: BTreeMap<String, u32>,
@@ -236,7 +238,7 @@ struct RawSpec {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawCluster {
+struct RawClusterSection {
     #[serde(default = "default_nodes")]
     nodes: usize,
     #[serde(default = "default_three")]
@@ -576,11 +578,11 @@ impl Spec {
         if raw.keys.count == 0 {
             return Err(invalid("keys", "count", "must be at least 1".into()));
         }
-        if raw.keys.value_bytes > dynamo_node::limits::VALUE_BYTES_MAX / 2 {
+        if raw.keys.value_bytes > dynamo_core::limits::VALUE_BYTES_MAX / 2 {
             return Err(invalid(
                 "keys",
                 "value_bytes",
-                format!("must be at most {}", dynamo_node::limits::VALUE_BYTES_MAX / 2),
+                format!("must be at most {}", dynamo_core::limits::VALUE_BYTES_MAX / 2),
             ));
         }
         let keys = KeySpec {
@@ -706,26 +708,36 @@ impl Spec {
         Ok(())
     }
 
-    /// The top-level settings of the local cluster's `cluster.toml`.
-    pub fn cluster_settings(&self) -> String {
+    /// The local cluster this spec asks for, on `members` (the launcher
+    /// writes its file).
+    ///
+    /// # Errors
+    /// A `[cluster]` field the node would refuse, named.
+    pub fn cluster_config(&self, members: Vec<Member>) -> Result<ClusterConfig, String> {
         let cluster = &self.cluster;
-        let mut text = format!(
-            "n = {}\nr = {}\nw = {}\npartitions = {}\nversioning = \"{}\"\nsync = \"{}\"\n",
-            cluster.n, cluster.r, cluster.w, cluster.partitions, cluster.versioning, cluster.sync
-        );
-        if let Some(interval) = cluster.batch_interval_ms {
-            text.push_str(&format!("batch_interval_ms = {interval}\n"));
-        }
-        if let Some(sloppy) = cluster.sloppy_quorum {
-            text.push_str(&format!("sloppy_quorum = {sloppy}\n"));
-        }
-        if let Some(repair) = cluster.read_repair {
-            text.push_str(&format!("read_repair = {repair}\n"));
-        }
-        if let Some(timeout) = cluster.request_timeout_ms {
-            text.push_str(&format!("request_timeout_ms = {timeout}\n"));
-        }
-        text
+        let defaults = Settings::default();
+        let settings = Settings {
+            n: cluster.n,
+            r: cluster.r,
+            w: cluster.w,
+            versioning: cluster
+                .versioning
+                .parse()
+                .map_err(|error| format!("[cluster] versioning: {error}"))?,
+            request_timeout_ms: cluster.request_timeout_ms.unwrap_or(defaults.request_timeout_ms),
+            sloppy_quorum: cluster.sloppy_quorum.unwrap_or(defaults.sloppy_quorum),
+            read_repair: cluster.read_repair.unwrap_or(defaults.read_repair),
+            ..defaults
+        };
+        let config = ClusterConfig {
+            settings,
+            partitions: cluster.partitions,
+            sync: sync_policy(&cluster.sync, cluster.batch_interval_ms)
+                .map_err(|error| format!("[cluster] {error}"))?,
+            members,
+        };
+        config.check().map_err(|error| format!("[cluster] {error}"))?;
+        Ok(config)
     }
 
     /// The spec's cart semantics are in play (add or checkout in the mix).

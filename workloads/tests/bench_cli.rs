@@ -161,13 +161,12 @@ fn bad_input_and_unreachable_clusters_exit_two_with_a_clear_message() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     // A cluster file naming a port nobody listens on.
-    let port = dynamo_node::local_cluster::free_ports(1).unwrap()[0];
+    let members = dynamo_node::launcher::free_loopback_members(1).unwrap();
     let cluster = dir.join("cluster.toml");
-    std::fs::write(
-        &cluster,
-        format!("n = 1\nr = 1\nw = 1\n[[nodes]]\nid = \"n1\"\naddr = \"127.0.0.1:{port}\"\n"),
-    )
-    .unwrap();
+    dynamo_node::config::ClusterConfig::parse_settings(&cluster, "n = 1\nr = 1\nw = 1", &members)
+        .unwrap()
+        .write(&cluster)
+        .unwrap();
     let output = bench()
         .args([
             "run",

@@ -6,16 +6,11 @@
 //! Built on `crate::sync`, which is loom's primitives under `--cfg dynamo_loom`
 //! (see the loom tests at the bottom) and std's otherwise.
 
+use crate::sync::Recover;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::sync::{Arc, Condvar, Mutex, MutexGuard};
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these locks leaves the queue consistent (every
-    // critical section is a single push or drain), so poisoning is ignored.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::sync::handoff::{Arc, Condvar, Mutex};
 
 /// A bounded multi-producer, single-consumer queue.
 #[derive(Debug)]
@@ -70,13 +65,10 @@ impl<T> CommitQueue<T> {
 
     /// Adds an item, waiting while the queue is full (back-pressure).
     pub(crate) fn push(&self, item: T) -> Result<(), Closed<T>> {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock().recover();
         while !state.closed && state.items.len() >= self.capacity {
             state.producers_waiting += 1;
-            state = self
-                .not_full
-                .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = self.not_full.wait(state).recover();
             state.producers_waiting -= 1;
         }
         if state.closed {
@@ -96,22 +88,16 @@ impl<T> CommitQueue<T> {
     /// with each item and the batch stops once it returns false, after
     /// including that item.
     pub(crate) fn drain(&self, max: usize, timeout: Option<Duration>, mut weigh: impl FnMut(&T) -> bool) -> Drained<T> {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock().recover();
         while state.items.is_empty() && !state.closed {
             state.consumer_waiting = true;
             let timed_out = match timeout {
                 None => {
-                    state = self
-                        .not_empty
-                        .wait(state)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    state = self.not_empty.wait(state).recover();
                     false
                 }
                 Some(timeout) => {
-                    let (next, result) = self
-                        .not_empty
-                        .wait_timeout(state, timeout)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let (next, result) = self.not_empty.wait_timeout(state, timeout).recover();
                     state = next;
                     result.timed_out()
                 }
@@ -141,7 +127,7 @@ impl<T> CommitQueue<T> {
 
     /// Refuses further pushes; items already queued are still drained.
     pub(crate) fn close(&self) {
-        lock(&self.state).closed = true;
+        self.state.lock().recover().closed = true;
         self.not_empty.notify_all();
         self.not_full.notify_all();
     }
@@ -171,19 +157,19 @@ impl<T> Oneshot<T> {
     /// Fills the slot and wakes the waiter.
     pub(crate) fn complete(&self, value: T) {
         let (slot, ready) = &*self.inner;
-        *lock(slot) = Some(value);
+        *slot.lock().recover() = Some(value);
         ready.notify_all();
     }
 
     /// Waits until the slot is filled and takes the value.
     pub(crate) fn wait(&self) -> T {
         let (slot, ready) = &*self.inner;
-        let mut guard = lock(slot);
+        let mut guard = slot.lock().recover();
         loop {
             if let Some(value) = guard.take() {
                 return value;
             }
-            guard = ready.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner());
+            guard = ready.wait(guard).recover();
         }
     }
 }

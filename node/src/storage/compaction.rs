@@ -7,6 +7,7 @@
 //! records go too. Why copies may sit in segments numbered after the active
 //! one: recovery orders records by sequence, not by file.
 
+use crate::sync::Recover;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -15,8 +16,8 @@ use std::sync::Arc;
 
 use super::format::{scan_record, Scan, HEADER_BYTES};
 use super::partition::{segment_path, write_new_segment, Partition, Segment, COMPACTING_SUFFIX};
-use super::{read_lock, sync_dir, write_lock, Location, StorageConfig, StorageError};
-use crate::ids::SegmentId;
+use super::{sync_dir, Location, StorageConfig, StorageError};
+use crate::storage::format::SegmentId;
 
 /// What one compaction did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -62,12 +63,12 @@ impl Output {
 }
 
 pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<CompactionStats, StorageError> {
-    let _one_at_a_time = partition
-        .compaction
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one_at_a_time = partition.compaction.lock().recover();
     let active = partition.active_segment.load(Ordering::Acquire);
-    let sealed: Vec<Arc<Segment>> = read_lock(&partition.state)
+    let sealed: Vec<Arc<Segment>> = partition
+        .state
+        .read()
+        .recover()
         .segments
         .values()
         .filter(|segment| segment.id.0 != active)
@@ -98,7 +99,7 @@ pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<C
     }
     sync_dir(&partition.dir)?;
     {
-        let mut state = write_lock(&partition.state);
+        let mut state = partition.state.write().recover();
         for output in outputs {
             stats.bytes_out += output.len;
             stats.segments_out += 1;
@@ -116,7 +117,7 @@ pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<C
     // Swap only entries that still point at the copied record: a newer
     // write that landed meanwhile wins.
     for chunk in moves.chunks(SWAP_CHUNK) {
-        let mut state = write_lock(&partition.state);
+        let mut state = partition.state.write().recover();
         for (key, old, new) in chunk {
             if let Some(location) = state.keys.get_mut(&key[..]) {
                 if location == old {
@@ -126,7 +127,7 @@ pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<C
         }
     }
     {
-        let mut state = write_lock(&partition.state);
+        let mut state = partition.state.write().recover();
         for segment in &sealed {
             state.segments.remove(&segment.id);
         }
@@ -183,7 +184,7 @@ fn copy_live(
                         len: record.len as u32,
                         sequence: record.sequence,
                     };
-                    let live = read_lock(&partition.state).keys.get(record.key) == Some(&old);
+                    let live = partition.state.read().recover().keys.get(record.key) == Some(&old);
                     if live {
                         let needs_new = outputs
                             .last()

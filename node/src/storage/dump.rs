@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::path::Path;
 
+use dynamo_core::codec::printable;
+
 use super::format::{scan_record, RecordKind, Scan, SegmentHeader, FLAG_COMPACTED, HEADER_BYTES};
 use super::partition::SEGMENT_SUFFIX;
 use super::StorageError;
@@ -17,15 +19,6 @@ pub struct DumpSummary {
     pub records: u64,
     /// Damaged headers or records found (each ends the reading of its file).
     pub problems: u64,
-}
-
-/// Shows a key: as a quoted string when it is printable UTF-8, as base64url
-/// otherwise.
-pub fn printable(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(char::is_control) => format!("{text:?}"),
-        _ => format!("base64:{}", crate::codec::base64url_encode(bytes)),
-    }
 }
 
 /// Prints every segment and record of the partition directory `dir` to
@@ -88,14 +81,14 @@ pub fn dump_partition(
                             out,
                             "{number:010} {offset} seq={} put key={} {}",
                             record.sequence,
-                            printable(record.key),
+                            printable(record.key, true, usize::MAX),
                             describe(record.payload)
                         ),
                         RecordKind::Remove => writeln!(
                             out,
                             "{number:010} {offset} seq={} remove key={}",
                             record.sequence,
-                            printable(record.key)
+                            printable(record.key, true, usize::MAX)
                         ),
                     }
                     .map_err(write_error)?;
@@ -116,21 +109,4 @@ pub fn dump_partition(
         }
     }
     Ok(summary)
-}
-
-/// Shows a value: quoted text when it is short printable UTF-8, otherwise
-/// its length and base64url.
-pub fn format_value(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) if bytes.len() <= 80 && !text.chars().any(char::is_control) => format!("{text:?}"),
-        _ => {
-            let shown = &bytes[..bytes.len().min(48)];
-            let more = if shown.len() < bytes.len() { "…" } else { "" };
-            format!(
-                "({} bytes) base64:{}{more}",
-                bytes.len(),
-                crate::codec::base64url_encode(shown)
-            )
-        }
-    }
 }

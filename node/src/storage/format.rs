@@ -35,9 +35,20 @@
 //! with the highest sequence for a key wins, so compaction may copy records
 //! into a segment numbered after the active one.
 
-use crate::codec::{put_varint, Reader};
-use crate::ids::{PartitionId, SegmentId};
-use crate::limits::{KEY_BYTES_MAX, RECORD_BODY_BYTES_MAX};
+use dynamo_core::codec::{put_varint, Reader};
+use dynamo_core::ids::PartitionId;
+use dynamo_core::limits::{KEY_BYTES_MAX, RECORD_BODY_BYTES_MAX};
+
+/// A segment file of one partition; ids only grow. Its file is named by
+/// the id, zero-padded to ten digits (`0000000007.seg`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentId(pub u64);
+
+impl std::fmt::Display for SegmentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:010}", self.0)
+    }
+}
 
 /// The segment magic.
 pub const MAGIC: [u8; 8] = *b"DYNSEG\r\n";

@@ -43,7 +43,6 @@ mod dump;
 pub mod format;
 pub(crate) mod io;
 mod partition;
-mod sync;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -58,13 +57,14 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::ids::{PartitionId, SegmentId};
-use crate::limits::{
-    COMMIT_QUEUE_DEPTH, KEY_BYTES_MAX, RECORD_BODY_BYTES_MAX, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN,
-};
+use crate::limits::{COMMIT_QUEUE_DEPTH, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN};
+use crate::storage::format::SegmentId;
+use crate::sync::Recover;
 use commit_queue::{CommitQueue, Oneshot};
 pub use compaction::CompactionStats;
-pub use dump::{dump_partition, format_value, printable, DumpSummary};
+pub use dump::{dump_partition, DumpSummary};
+use dynamo_core::ids::PartitionId;
+use dynamo_core::limits::{KEY_BYTES_MAX, RECORD_BODY_BYTES_MAX};
 use format::{scan_record, RecordKind, Scan};
 pub use io::{IoBackendKind, IoMode};
 use partition::Partition;
@@ -228,6 +228,22 @@ pub enum StorageError {
     Closed,
 }
 
+/// How a storage failure reaches the protocol (and, from there, a client):
+/// damage, a bound, or any other failure, with the engine's description.
+impl From<&StorageError> for dynamo_core::protocol::StoreError {
+    fn from(error: &StorageError) -> Self {
+        use dynamo_core::protocol::StoreError;
+        let text = error.to_string();
+        match error {
+            StorageError::ChecksumMismatch { .. } | StorageError::Corrupt { .. } | StorageError::BadHeader { .. } => {
+                StoreError::Corrupt(text)
+            }
+            StorageError::KeyTooLarge { .. } | StorageError::RecordTooLarge { .. } => StoreError::TooLarge(text),
+            _ => StoreError::Failed(text),
+        }
+    }
+}
+
 impl StorageError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StorageError::Io {
@@ -316,16 +332,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn partition(&self, partition: PartitionId) -> Option<Arc<Partition>> {
-        read_lock(&self.partitions).get(&partition).cloned()
+        self.partitions.read().recover().get(&partition).cloned()
     }
-}
-
-pub(crate) fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-pub(crate) fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Syncs a directory, so that file creations, renames and deletions in it
@@ -542,12 +550,12 @@ impl Engine {
 
     /// The partitions that have storage on this node.
     pub fn partitions(&self) -> Vec<PartitionId> {
-        read_lock(&self.shared.partitions).keys().copied().collect()
+        self.shared.partitions.read().recover().keys().copied().collect()
     }
 
     /// Keys, segments and bytes per partition.
     pub fn stats(&self) -> Vec<PartitionStats> {
-        let partitions: Vec<Arc<Partition>> = read_lock(&self.shared.partitions).values().cloned().collect();
+        let partitions: Vec<Arc<Partition>> = self.shared.partitions.read().recover().values().cloned().collect();
         partitions.iter().map(|part| part.stats()).collect()
     }
 

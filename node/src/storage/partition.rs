@@ -1,5 +1,6 @@
 //! One partition: its directory, segments, key directory, and recovery.
 
+use crate::sync::Recover;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -8,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::format::{scan_record, HeaderProblem, RecordKind, Scan, SegmentHeader, FLAG_COMPACTED, HEADER_BYTES};
-use super::{read_lock, sync_dir, write_lock, Location, PartitionStats, StorageError};
-use crate::ids::{PartitionId, SegmentId};
+use super::{sync_dir, Location, PartitionStats, StorageError};
+use crate::storage::format::SegmentId;
+use dynamo_core::ids::PartitionId;
 
 /// Suffix of a segment file.
 pub(crate) const SEGMENT_SUFFIX: &str = ".seg";
@@ -254,14 +256,16 @@ impl Partition {
     }
 
     pub(crate) fn locate(&self, key: &[u8]) -> Option<(Location, Arc<Segment>)> {
-        let state = read_lock(&self.state);
+        let state = self.state.read().recover();
         let location = *state.keys.get(key)?;
         let segment = state.segments.get(&location.segment)?;
         Some((location, Arc::clone(segment)))
     }
 
     pub(crate) fn keys(&self) -> Vec<Vec<u8>> {
-        read_lock(&self.state)
+        self.state
+            .read()
+            .recover()
             .keys
             .keys()
             .map(|key| key.as_bytes().to_vec())
@@ -269,7 +273,7 @@ impl Partition {
     }
 
     pub(crate) fn stats(&self) -> PartitionStats {
-        let state = read_lock(&self.state);
+        let state = self.state.read().recover();
         PartitionStats {
             partition: self.id,
             keys: state.keys.len() as u64,
@@ -297,7 +301,7 @@ impl Partition {
             file: Arc::new(file),
             len: AtomicU64::new(len),
         });
-        write_lock(&self.state).segments.insert(id, Arc::clone(&segment));
+        self.state.write().recover().segments.insert(id, Arc::clone(&segment));
         Ok(segment)
     }
 
@@ -509,7 +513,7 @@ impl Partition {
             last_appendable.map_or(NO_SEGMENT, |segment| segment.0),
             Ordering::Release,
         );
-        *write_lock(&partition.state) = state;
+        *partition.state.write().recover() = state;
         Ok(partition)
     }
 }

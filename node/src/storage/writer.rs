@@ -1,6 +1,7 @@
 //! The storage thread: drains the commit queue in batches and turns each
 //! batch into one group commit.
 
+use crate::sync::Recover;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
@@ -11,9 +12,10 @@ use super::commit_queue::CommitQueue;
 use super::format::{encode_record, RecordKind};
 use super::io::{Backend, WriteOp};
 use super::partition::{Partition, Segment, StoredKey, NO_SEGMENT};
-use super::{read_lock, write_lock, Completion, Location, Shared, StorageError, SyncPolicy};
-use crate::ids::{PartitionId, SegmentId};
+use super::{Completion, Location, Shared, StorageError, SyncPolicy};
 use crate::limits::{COMMIT_BATCH_BYTES_MAX, COMMIT_BATCH_WRITES_MAX};
+use crate::storage::format::SegmentId;
+use dynamo_core::ids::PartitionId;
 
 /// What writers hand to the storage thread.
 pub(crate) enum Command {
@@ -126,10 +128,6 @@ struct SyncerState {
     stop: bool,
 }
 
-fn lock_state(state: &Mutex<SyncerState>) -> std::sync::MutexGuard<'_, SyncerState> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Syncer {
     fn start() -> std::io::Result<Syncer> {
         let state = Arc::new((Mutex::new(SyncerState::default()), Condvar::new()));
@@ -139,7 +137,7 @@ impl Syncer {
             .spawn(move || loop {
                 let (lock, wake) = &*shared;
                 let job = {
-                    let mut state = lock_state(lock);
+                    let mut state = lock.lock().recover();
                     loop {
                         if let Some(job) = state.job.take() {
                             state.busy = true;
@@ -148,7 +146,7 @@ impl Syncer {
                         if state.stop {
                             return;
                         }
-                        state = wake.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+                        state = wake.wait(state).recover();
                     }
                 };
                 for (partition, segment) in job {
@@ -156,7 +154,7 @@ impl Syncer {
                         Writer::fail(&partition, &StorageError::io(&segment.path, error));
                     }
                 }
-                lock_state(lock).busy = false;
+                lock.lock().recover().busy = false;
                 wake.notify_all();
             })?;
         Ok(Syncer {
@@ -168,7 +166,7 @@ impl Syncer {
     /// Hands over a round unless one is in flight; false when busy.
     fn offer(&self, job: impl FnOnce() -> Vec<(Arc<Partition>, Arc<Segment>)>) -> bool {
         let (lock, wake) = &*self.state;
-        let mut state = lock_state(lock);
+        let mut state = lock.lock().recover();
         if state.busy || state.job.is_some() {
             return false;
         }
@@ -180,9 +178,9 @@ impl Syncer {
     /// Waits until no round is queued or running.
     fn wait_idle(&self) {
         let (lock, wake) = &*self.state;
-        let mut state = lock_state(lock);
+        let mut state = lock.lock().recover();
         while state.busy || state.job.is_some() {
-            state = wake.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = wake.wait(state).recover();
         }
     }
 }
@@ -190,7 +188,7 @@ impl Syncer {
 impl Drop for Syncer {
     fn drop(&mut self) {
         let (lock, wake) = &*self.state;
-        lock_state(lock).stop = true;
+        lock.lock().recover().stop = true;
         wake.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -303,12 +301,20 @@ impl Writer {
                 Some(partition) => partition,
                 None => {
                     let created = Arc::new(Partition::create(&self.shared.root, id)?);
-                    Arc::clone(write_lock(&self.shared.partitions).entry(id).or_insert(created))
+                    Arc::clone(self.shared.partitions.write().recover().entry(id).or_insert(created))
                 }
             };
             let active = partition.active_segment.load(Ordering::Acquire);
             let existing = (active != NO_SEGMENT)
-                .then(|| read_lock(&partition.state).segments.get(&SegmentId(active)).cloned())
+                .then(|| {
+                    partition
+                        .state
+                        .read()
+                        .recover()
+                        .segments
+                        .get(&SegmentId(active))
+                        .cloned()
+                })
                 .flatten();
             let segment = match existing {
                 Some(segment) => segment,
@@ -374,7 +380,7 @@ impl Writer {
     }
 
     fn failure(partition: &Partition) -> Option<StorageError> {
-        let failed = partition.failed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let failed = partition.failed.lock().recover();
         failed.as_ref().map(|reason| StorageError::PartitionFailed {
             partition: partition.id,
             reason: reason.clone(),
@@ -382,7 +388,7 @@ impl Writer {
     }
 
     fn fail(partition: &Partition, error: &StorageError) {
-        let mut failed = partition.failed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut failed = partition.failed.lock().recover();
         if failed.is_none() {
             log::error!("partition {} stops taking writes: {error}", partition.id);
             *failed = Some(error.to_string());
@@ -466,7 +472,7 @@ impl Writer {
                     appender.dirty |= !sync;
                     let mut dones = Vec::with_capacity(placed.len());
                     {
-                        let mut state = write_lock(&appender.partition.state);
+                        let mut state = appender.partition.state.write().recover();
                         for write in placed {
                             match write.kind {
                                 RecordKind::Put => {

@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dynamo_node::local_cluster::LocalCluster;
+use dynamo_node::config::ClusterConfig;
+use dynamo_node::launcher::{free_loopback_members, LocalCluster};
 
 use super::TempDir;
 
@@ -21,14 +22,15 @@ impl TestCluster {
     /// Starts `nodes` nodes with the given top-level settings (TOML lines).
     pub fn start(name: &str, nodes: usize, settings: &str) -> TestCluster {
         let dir = TempDir::new(name);
+        let members = free_loopback_members(nodes).unwrap();
+        let config = ClusterConfig::parse_settings(std::path::Path::new(name), settings, &members).unwrap();
         let cluster = LocalCluster::start(
             std::path::Path::new(env!("CARGO_BIN_EXE_dynamo-node")),
             dir.path(),
-            nodes,
-            settings,
+            config,
         )
         .unwrap();
-        let addrs = cluster.addrs().to_vec();
+        let addrs = cluster.addrs();
         TestCluster { cluster, addrs, dir }
     }
 

@@ -42,23 +42,10 @@ impl Drop for TempDir {
     }
 }
 
-/// A small deterministic generator (SplitMix64), so tests need no RNG crate
-/// and every run can be replayed from its printed seed.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next_u64() % bound
-    }
-}
+/// The workspace's one seeded generator, so tests need no RNG crate and
+/// every run can be replayed from its printed seed.
+#[allow(unused_imports)] // not every test binary draws
+pub use dynamo_core::rng::SplitMix64 as Rng;
 
 /// A seed from the environment (`DYNAMO_TEST_SEED`) or the clock; printed
 /// so a failure can be replayed.

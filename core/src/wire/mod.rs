@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! u32 LE   length of what follows (version byte included), at most FRAME_BYTES_MAX
-//! u8       wire version = 1
+//! u8       wire version = 2
 //! u8       frame tag
 //! ...      the frame's fields
 //! ```
@@ -18,15 +18,20 @@
 //! | 1 | `Request` | varint id, request (below) |
 //! | 2 | `Response` | varint id, reply (below) |
 //! | 3 | `Peer` | varint from-node, message (below) |
-//! | 4 | `Admin` | varint id, query text (`ring`, `stats`) |
-//! | 5 | `AdminReply` | varint id, JSON text |
+//! | 4 | `Admin` | varint id, the [`AdminQuery`] as JSON text (`"ring"`, `"stats"`) |
+//! | 5 | `AdminReply` | varint id, the [`AdminAnswer`] as JSON text |
 //!
 //! A request is `1 key r?` (get) or `2 key context value? w?` (put; no value
 //! deletes), where `x?` is a byte 0 (absent) or 1 followed by x. A reply is
 //! `1 count values… context` (got), `2` (stored) or `3 error` (failed: `1
-//! got needed` timeout, `2 text` bad request, `3 text` storage). Peer
+//! got needed` timeout, `2 text` bad request, `3 kind text` storage with
+//! kind `1` failed, `2` damaged data, `3` too large; `4` shutting down, `5
+//! text` unavailable). Peer
 //! messages are tagged 1–10 in the order of [`Message`]'s variants, request
 //! ids as varint node and varint sequence.
+//!
+//! Version 2 (this one) typed the admin frames and the error kinds; a
+//! version-1 peer is refused with a [`FrameError::Version`].
 //!
 //! Decoding never panics: a frame that is malformed, oversized or from
 //! another wire version is an error (the connection is closed); one not yet
@@ -34,14 +39,15 @@
 
 use thiserror::Error;
 
+use crate::admin::{AdminAnswer, AdminQuery};
 use crate::codec::{put_bytes, put_varint, DecodeError, Reader};
 use crate::ids::NodeId;
 use crate::limits::{FRAME_BYTES_MAX, KEY_BYTES_MAX, SIBLINGS_MAX, VALUE_BYTES_MAX};
-use crate::protocol::{ClientError, ClientReply, ClientRequest, Message, RequestId};
+use crate::protocol::{ClientError, ClientReply, ClientRequest, Message, RequestId, StoreError};
 use crate::version::{decode_sibling_set, encode_sibling_set, put_clock, read_clock, SiblingSet};
 
 /// The wire version this build speaks.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// One frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,19 +73,19 @@ pub enum Frame {
         /// The protocol message.
         message: Message,
     },
-    /// Operator → node: `ring` or `stats`.
+    /// Operator or client → node: what the cluster looks like, or counters.
     Admin {
         /// Chosen by the asker; the answer repeats it.
         id: u64,
         /// The query.
-        query: String,
+        query: AdminQuery,
     },
-    /// Node → operator: the answer, as JSON text.
+    /// Node → operator or client.
     AdminReply {
         /// The query's id.
         id: u64,
-        /// JSON.
-        text: String,
+        /// The answer.
+        answer: AdminAnswer,
     },
 }
 
@@ -133,12 +139,12 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) {
         Frame::Admin { id, query } => {
             out.push(4);
             put_varint(out, *id);
-            put_bytes(out, query.as_bytes());
+            put_json(out, query);
         }
-        Frame::AdminReply { id, text } => {
+        Frame::AdminReply { id, answer } => {
             out.push(5);
             put_varint(out, *id);
-            put_bytes(out, text.as_bytes());
+            put_json(out, answer);
         }
     }
     let len = (out.len() - start - 4) as u32;
@@ -181,11 +187,11 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> 
         },
         4 => Frame::Admin {
             id: reader.varint("admin id")?,
-            query: read_long_text(&mut reader)?,
+            query: read_json(&mut reader, "admin query")?,
         },
         5 => Frame::AdminReply {
             id: reader.varint("admin id")?,
-            text: read_long_text(&mut reader)?,
+            answer: read_json(&mut reader, "admin answer")?,
         },
         _ => return Err(FrameError::Malformed(reader.error("unknown frame tag"))),
     };
@@ -307,8 +313,19 @@ fn put_reply(out: &mut Vec<u8>, reply: &ClientReply) {
                     out.push(2);
                     put_bytes(out, text.as_bytes());
                 }
-                ClientError::Storage(text) => {
+                ClientError::Storage(failure) => {
                     out.push(3);
+                    let (kind, text) = match failure {
+                        StoreError::Failed(text) => (1, text),
+                        StoreError::Corrupt(text) => (2, text),
+                        StoreError::TooLarge(text) => (3, text),
+                    };
+                    out.push(kind);
+                    put_bytes(out, text.as_bytes());
+                }
+                ClientError::ShuttingDown => out.push(4),
+                ClientError::Unavailable(text) => {
+                    out.push(5);
                     put_bytes(out, text.as_bytes());
                 }
             }
@@ -321,9 +338,16 @@ fn read_text(reader: &mut Reader<'_>) -> Result<String, DecodeError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| reader.error("text is not UTF-8"))
 }
 
-fn read_long_text(reader: &mut Reader<'_>) -> Result<String, DecodeError> {
-    let bytes = reader.bytes(FRAME_BYTES_MAX, "text")?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| reader.error("text is not UTF-8"))
+/// An admin message as length-prefixed JSON text (serialising these plain
+/// structs cannot fail; an empty text would be refused by the reader).
+fn put_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
+    let text = serde_json::to_vec(value).unwrap_or_default();
+    put_bytes(out, &text);
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(reader: &mut Reader<'_>, what: &'static str) -> Result<T, DecodeError> {
+    let bytes = reader.bytes(FRAME_BYTES_MAX, what)?;
+    serde_json::from_slice(bytes).map_err(|_| reader.error(what))
 }
 
 fn read_reply(reader: &mut Reader<'_>) -> Result<ClientReply, DecodeError> {
@@ -347,7 +371,14 @@ fn read_reply(reader: &mut Reader<'_>) -> Result<ClientReply, DecodeError> {
                     needed: reader.varint_at_most(u16::MAX as usize, "needed")?,
                 },
                 2 => ClientError::BadRequest(read_text(reader)?),
-                3 => ClientError::Storage(read_text(reader)?),
+                3 => ClientError::Storage(match reader.u8("storage error kind")? {
+                    1 => StoreError::Failed(read_text(reader)?),
+                    2 => StoreError::Corrupt(read_text(reader)?),
+                    3 => StoreError::TooLarge(read_text(reader)?),
+                    _ => return Err(reader.error("unknown storage error kind")),
+                }),
+                4 => ClientError::ShuttingDown,
+                5 => ClientError::Unavailable(read_text(reader)?),
                 _ => return Err(reader.error("unknown error tag")),
             };
             Ok(ClientReply::Failed(error))
@@ -544,11 +575,19 @@ mod tests {
         frames.push(Frame::Request { id: 2, request: put });
         frames.push(Frame::Admin {
             id: 7,
-            query: "ring".into(),
+            query: AdminQuery::Ring,
+        });
+        frames.push(Frame::Admin {
+            id: 8,
+            query: AdminQuery::Stats,
         });
         frames.push(Frame::AdminReply {
-            id: 7,
-            text: "{\"n\": 3}".into(),
+            id: 8,
+            answer: AdminAnswer::Stats(crate::admin::StatsReport {
+                node: NodeId(2),
+                keys: 5,
+                ..Default::default()
+            }),
         });
         frames.push(Frame::Request {
             id: 3,
@@ -566,7 +605,11 @@ mod tests {
             },
             ClientReply::Stored,
             ClientReply::Failed(ClientError::BadRequest("r = 9".into())),
-            ClientReply::Failed(ClientError::Storage("disk".into())),
+            ClientReply::Failed(ClientError::Storage(StoreError::Failed("disk".into()))),
+            ClientReply::Failed(ClientError::Storage(StoreError::Corrupt("crc".into()))),
+            ClientReply::Failed(ClientError::Storage(StoreError::TooLarge("big".into()))),
+            ClientReply::Failed(ClientError::ShuttingDown),
+            ClientReply::Failed(ClientError::Unavailable("queue full".into())),
         ] {
             frames.push(Frame::Response { id: u64::MAX, reply });
         }
@@ -610,9 +653,18 @@ mod tests {
         ));
         assert_eq!(decode_frame(&[2, 0, 0, 0, 9, 1]), Err(FrameError::Version { found: 9 }));
         assert!(matches!(
-            decode_frame(&[2, 0, 0, 0, 1, 77]),
+            decode_frame(&[2, 0, 0, 0, WIRE_VERSION, 77]),
             Err(FrameError::Malformed(_))
         ));
+        // A version-1 peer (before the admin frames were typed) is told so.
+        assert_eq!(decode_frame(&[2, 0, 0, 0, 1, 4]), Err(FrameError::Version { found: 1 }));
+        // An admin query that is not one of ours is malformed, not a panic.
+        let mut unknown = vec![4u8, 7];
+        put_bytes(&mut unknown, b"\"shutdown\"");
+        let mut frame = ((unknown.len() + 1) as u32).to_le_bytes().to_vec();
+        frame.push(WIRE_VERSION);
+        frame.extend_from_slice(&unknown);
+        assert!(matches!(decode_frame(&frame), Err(FrameError::Malformed(_))));
     }
 
     proptest! {

@@ -189,6 +189,26 @@ pub fn base64url_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// The one way bytes from storage or the network are shown to people (the
+/// CLI, `dump`, counterexamples, findings): as text when they are valid
+/// UTF-8 of at most `limit` bytes with no control characters (so no escape
+/// sequence ever reaches a terminal), quoted when `quoted`; otherwise as
+/// `base64:` and base64url of at most `limit` bytes, prefixed by the whole
+/// length when cut (`(1000 bytes) base64:…`).
+pub fn printable(bytes: &[u8], quoted: bool, limit: usize) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if bytes.len() <= limit && !text.chars().any(char::is_control) => {
+            if quoted {
+                format!("{text:?}")
+            } else {
+                text.to_string()
+            }
+        }
+        _ if bytes.len() > limit => format!("({} bytes) base64:{}…", bytes.len(), base64url_encode(&bytes[..limit])),
+        _ => format!("base64:{}", base64url_encode(bytes)),
+    }
+}
+
 /// Decodes unpadded base64url; `=` padding at the end is tolerated.
 pub fn base64url_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
     let trimmed = text.trim_end_matches('=');
@@ -230,6 +250,15 @@ pub fn base64url_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
 mod base64_tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn printable_shows_text_as_text_and_anything_else_as_base64() {
+        assert_eq!(printable(b"apple", false, 80), "apple");
+        assert_eq!(printable(b"apple", true, 80), "\"apple\"");
+        assert_eq!(printable(b"\x1b[2Jgone", false, 80), "base64:G1sySmdvbmU");
+        assert_eq!(printable(&[0xff, 0], true, 80), "base64:_wA");
+        assert_eq!(printable(b"abcdef", false, 3), "(6 bytes) base64:YWJj…");
+    }
 
     #[test]
     fn known_vectors() {

@@ -55,11 +55,36 @@
 //! and load-balances among them); gets read only from preference nodes,
 //! never from hint holders.
 
+//!
+//! # Where each concern lives
+//!
+//! | file | what |
+//! |---|---|
+//! | `types.rs` | the vocabulary: settings, requests, replies, errors, messages, effects, the [`Store`] trait |
+//! | `node.rs` | [`Node`]: its state, `handle_client`/`handle_message`/`handle_timer`, shared helpers |
+//! | `coordinator.rs` | admitting a request, forwarding, deadlines |
+//! | `get.rs` | a get's round and read repair |
+//! | `put.rs` | a put's round, sloppy-quorum substitutes |
+//! | `replica.rs` | serving reads, merging writes and handoffs |
+//! | `handoff.rs` | hints: kept, handed off, dropped |
+//! | `failure.rs` | suspicion and probes |
+//! | `persistence.rs` | writes in flight to local storage, `handle_persisted` |
+//! | `stats.rs` | [`NodeStats`] |
+
+mod coordinator;
+mod failure;
+mod get;
+mod handoff;
 mod node;
+mod persistence;
+mod put;
+mod replica;
+mod stats;
 mod types;
 
-pub use node::{Node, NodeStats, FORWARDS_REMEMBERED};
+pub use node::{Node, FORWARDS_REMEMBERED};
+pub use stats::NodeStats;
 pub use types::{
     ClientError, ClientId, ClientReply, ClientRequest, Effect, Message, Origin, PersistToken, RequestId, Settings,
-    SettingsError, Store, Timer,
+    SettingsError, Store, StoreError, Timer,
 };

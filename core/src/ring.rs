@@ -106,6 +106,29 @@ impl Ring {
         Ok(Ring { owners, epoch: 0 })
     }
 
+    /// A ring with the given assignment (the owner of each partition, as
+    /// [`Ring::owners`] returns it) and epoch: how a client rebuilds the
+    /// ring a node describes, whatever joins and leaves made it.
+    ///
+    /// # Errors
+    /// A partition count out of range, or more owners than [`NODES_MAX`].
+    pub fn from_assignment(owners: Vec<NodeId>, epoch: u64) -> Result<Ring, RingError> {
+        if owners.is_empty() || owners.len() > PARTITIONS_MAX as usize {
+            return Err(RingError::PartitionCount(owners.len() as u32));
+        }
+        let ring = Ring { owners, epoch };
+        let members = ring.loads().len();
+        if members > NODES_MAX {
+            return Err(RingError::NodeCount(members));
+        }
+        Ok(ring)
+    }
+
+    /// The owner of each partition, by partition number.
+    pub fn owners(&self) -> &[NodeId] {
+        &self.owners
+    }
+
     /// Q.
     pub fn partition_count(&self) -> u32 {
         self.owners.len() as u32

@@ -189,33 +189,53 @@ impl ClientRequest {
     }
 }
 
-/// Why a request failed.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Why a request failed, as the client sees it: each kind says what the
+/// client can do about it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Error)]
 pub enum ClientError {
     /// Not enough replicas answered before the deadline. The write may
-    /// still have taken effect on some (an indeterminate outcome).
+    /// still have taken effect on some (an indeterminate outcome): read
+    /// before retrying.
+    #[error("timed out with {got} of the {needed} replicas needed")]
     Timeout {
         /// Replies or acknowledgements received.
         got: usize,
         /// Replies or acknowledgements needed.
         needed: usize,
     },
-    /// The request cannot be served as asked (R or W above N, and so on).
+    /// The node cannot take the request now (it is overloaded); nothing was
+    /// done, so the same request may go to another node at once.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The node is stopping; nothing was done: send the request elsewhere.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// The request cannot be served as asked (R or W above N, and so on):
+    /// retrying it unchanged will fail again.
+    #[error("bad request: {0}")]
     BadRequest(String),
-    /// This node's storage failed the write.
-    Storage(String),
+    /// The coordinator's local storage failed the request.
+    #[error("storage failed: {0}")]
+    Storage(StoreError),
 }
 
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Timeout { got, needed } => {
-                write!(f, "timed out with {got} of the {needed} replicas needed")
-            }
-            ClientError::BadRequest(reason) => write!(f, "bad request: {reason}"),
-            ClientError::Storage(reason) => write!(f, "storage failed: {reason}"),
-        }
-    }
+/// Why the local store could not serve or keep a key. The node's storage
+/// engine has richer errors (file, offset, system error); they cross into
+/// the protocol as one of these kinds, the engine's description kept for
+/// the log and the client.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Error)]
+pub enum StoreError {
+    /// The engine failed: an I/O error, a partition that stopped taking
+    /// writes after one, or an engine that is closing.
+    #[error("{0}")]
+    Failed(String),
+    /// The stored bytes are damaged: a checksum mismatch, or a sibling set
+    /// that does not decode. Never served.
+    #[error("damaged data: {0}")]
+    Corrupt(String),
+    /// The write is over a bound of the store (key or record size).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// A reply to a client.
@@ -376,6 +396,6 @@ pub trait Store {
     /// The durable sibling set of `key` (empty if none).
     ///
     /// # Errors
-    /// A storage failure, described for the log and the client.
-    fn load(&self, key: &[u8]) -> Result<SiblingSet, String>;
+    /// A storage failure, of a kind the client can be told.
+    fn load(&self, key: &[u8]) -> Result<SiblingSet, StoreError>;
 }

@@ -1,10 +1,16 @@
-//! An async client: learns the ring from any node, sends each request to a
-//! node of the key's preference list, and falls back to the others (then
-//! to every member) when a node cannot be reached.
+//! `dynamo-client`: an async, partition-aware client of a Dynamo cluster.
 //!
-//! Requests on one connection are answered in order; this client keeps one
-//! connection per node and sends one request at a time on it (enough for
-//! the CLI and the tests; the bench drives its own connections).
+//! It learns the ring from any node as the node describes it (the
+//! assignment of every partition with its epoch, a typed admin answer:
+//! [`dynamo_core::admin::RingDescription`]), never by re-deriving it; sends
+//! each request to a node of the key's preference list; and falls back to
+//! the others (then to every member) when a node cannot be reached.
+//!
+//! One module: [`Client`] (get, put, delete, admin queries, routing) and
+//! its [`Error`]. Requests on one connection are answered in order; this
+//! client keeps one connection per node and sends one request at a time on
+//! it (enough for the CLI, the tests and the bench, which spreads its load
+//! over many clients).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,15 +22,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-use crate::ids::NodeId;
-use crate::net::codec::{decode_frame, encode_frame, Frame};
-use crate::protocol::{ClientError, ClientReply, ClientRequest};
-use crate::ring::Ring;
-use crate::version::VectorClock;
+use dynamo_core::admin::{AdminAnswer, AdminQuery, DescriptionError, MemberDescription, RingDescription, StatsReport};
+use dynamo_core::ids::NodeId;
+use dynamo_core::protocol::{ClientError, ClientReply, ClientRequest};
+use dynamo_core::ring::Ring;
+use dynamo_core::version::VectorClock;
+use dynamo_core::wire::{decode_frame, encode_frame, Frame};
 
 /// Why a client call failed.
 #[derive(Debug, Error)]
-pub enum ClientLibError {
+pub enum Error {
     /// No node could be reached.
     #[error("no node answered (tried {tried}): {last}")]
     Unreachable {
@@ -33,24 +40,68 @@ pub enum ClientLibError {
         /// The last failure.
         last: String,
     },
-    /// The cluster answered with a failure.
+    /// The cluster answered with a failure (its kind says what to do).
     #[error("{0}")]
     Failed(ClientError),
-    /// The node said something this client does not understand.
-    #[error("unexpected answer: {0}")]
-    Protocol(String),
+    /// The node answered something that does not fit the question.
+    #[error("unexpected answer from {addr}: {answer}")]
+    Unexpected {
+        /// The node.
+        addr: SocketAddr,
+        /// What it said.
+        answer: String,
+    },
+    /// The node described a ring no cluster could have.
+    #[error("{addr} described an unusable ring: {source}")]
+    BadDescription {
+        /// The node.
+        addr: SocketAddr,
+        /// What is wrong with it.
+        #[source]
+        source: DescriptionError,
+    },
 }
 
-/// The cluster as a node described it (`ring` query).
+/// The cluster as a node described it.
 #[derive(Clone, Debug)]
 pub struct ClusterView {
-    /// N.
-    pub n: usize,
-    /// Members: id, name, address, partitions owned, suspected by the node asked.
-    pub members: Vec<(NodeId, String, SocketAddr, u64, bool)>,
-    /// The ring, rebuilt from Q and the members (the assignment is
-    /// deterministic).
+    /// The description as received: settings, epoch, members.
+    pub description: RingDescription,
+    /// Each member's address, by node.
+    pub addrs: HashMap<NodeId, SocketAddr>,
+    /// The ring, as the node routes it.
     pub ring: Ring,
+}
+
+impl ClusterView {
+    fn from_description(addr: SocketAddr, description: RingDescription) -> Result<ClusterView, Error> {
+        let ring = description
+            .ring()
+            .map_err(|source| Error::BadDescription { addr, source })?;
+        let mut addrs = HashMap::new();
+        for member in &description.members {
+            let parsed = member.addr.parse().map_err(|_| Error::Unexpected {
+                addr,
+                answer: format!("member {} at {:?}, which is not an address", member.name, member.addr),
+            })?;
+            addrs.insert(member.node, parsed);
+        }
+        Ok(ClusterView {
+            description,
+            addrs,
+            ring,
+        })
+    }
+
+    /// N.
+    pub fn n(&self) -> usize {
+        self.description.n
+    }
+
+    /// The members as described.
+    pub fn members(&self) -> &[MemberDescription] {
+        &self.description.members
+    }
 }
 
 /// A get's answer.
@@ -167,24 +218,52 @@ impl Client {
         Err(format!("{addr}: the connection failed twice"))
     }
 
-    /// Sends an admin query (`ring`, `stats`) to one node; returns its JSON.
+    /// Sends an admin query to one node.
     ///
     /// # Errors
     /// The node cannot be reached or answers something else.
-    pub async fn admin(&self, addr: SocketAddr, query: &str) -> Result<String, ClientLibError> {
+    pub async fn admin(&self, addr: SocketAddr, query: AdminQuery) -> Result<AdminAnswer, Error> {
         let answer = self
-            .call(addr, |id| Frame::Admin {
-                id,
-                query: query.to_string(),
-            })
+            .call(addr, |id| Frame::Admin { id, query })
             .await
-            .map_err(|last| ClientLibError::Unreachable {
+            .map_err(|last| Error::Unreachable {
                 tried: addr.to_string(),
                 last,
             })?;
         match answer {
-            Frame::AdminReply { text, .. } => Ok(text),
-            other => Err(ClientLibError::Protocol(format!("{other:?}"))),
+            Frame::AdminReply { answer, .. } => Ok(answer),
+            other => Err(Error::Unexpected {
+                addr,
+                answer: format!("{other:?}"),
+            }),
+        }
+    }
+
+    /// One node's counters and storage figures.
+    ///
+    /// # Errors
+    /// The node cannot be reached or answers something else.
+    pub async fn stats(&self, addr: SocketAddr) -> Result<StatsReport, Error> {
+        match self.admin(addr, AdminQuery::Stats).await? {
+            AdminAnswer::Stats(report) => Ok(report),
+            other => Err(Error::Unexpected {
+                addr,
+                answer: format!("{other:?}"),
+            }),
+        }
+    }
+
+    /// The cluster as the node at `addr` describes it.
+    ///
+    /// # Errors
+    /// The node cannot be reached, or describes no usable ring.
+    pub async fn describe(&self, addr: SocketAddr) -> Result<ClusterView, Error> {
+        match self.admin(addr, AdminQuery::Ring).await? {
+            AdminAnswer::Ring(description) => ClusterView::from_description(addr, description),
+            other => Err(Error::Unexpected {
+                addr,
+                answer: format!("{other:?}"),
+            }),
         }
     }
 
@@ -192,28 +271,28 @@ impl Client {
     ///
     /// # Errors
     /// No seed answers, or the answer is not a ring description.
-    pub async fn view(&self) -> Result<ClusterView, ClientLibError> {
+    pub async fn view(&self) -> Result<ClusterView, Error> {
         self.shared_view().await.map(|view| ClusterView::clone(&view))
     }
 
     /// The cached view, shared (routing asks for it on every request).
-    async fn shared_view(&self) -> Result<Arc<ClusterView>, ClientLibError> {
+    async fn shared_view(&self) -> Result<Arc<ClusterView>, Error> {
         if let Some(view) = self.view.lock().await.as_ref() {
             return Ok(Arc::clone(view));
         }
         let mut last = String::from("no seeds");
         for &seed in &self.seeds {
-            match self.admin(seed, "ring").await {
-                Ok(text) => {
-                    let view = Arc::new(parse_view(&text).map_err(ClientLibError::Protocol)?);
+            match self.describe(seed).await {
+                Ok(view) => {
+                    let view = Arc::new(view);
                     *self.view.lock().await = Some(Arc::clone(&view));
                     return Ok(view);
                 }
-                Err(ClientLibError::Unreachable { last: reason, .. }) => last = reason,
+                Err(Error::Unreachable { last: reason, .. }) => last = reason,
                 Err(error) => last = error.to_string(),
             }
         }
-        Err(ClientLibError::Unreachable {
+        Err(Error::Unreachable {
             tried: self
                 .seeds
                 .iter()
@@ -228,20 +307,14 @@ impl Client {
     ///
     /// # Errors
     /// The cluster view cannot be learned.
-    pub async fn route(&self, key: &[u8]) -> Result<Vec<SocketAddr>, ClientLibError> {
+    pub async fn route(&self, key: &[u8]) -> Result<Vec<SocketAddr>, Error> {
         let view = self.shared_view().await?;
-        let addr_of = |node: NodeId| {
-            view.members
-                .iter()
-                .find(|member| member.0 == node)
-                .map(|member| member.2)
-        };
         let mut order: Vec<SocketAddr> = view
             .ring
             // Every member, in walk order (`walk` would count them first).
-            .preference_list(view.ring.partition_of(key), view.members.len())
+            .preference_list(view.ring.partition_of(key), view.addrs.len())
             .into_iter()
-            .filter_map(addr_of)
+            .filter_map(|node| view.addrs.get(&node).copied())
             .collect();
         for seed in &self.seeds {
             if !order.contains(seed) {
@@ -249,11 +322,6 @@ impl Client {
             }
         }
         Ok(order)
-    }
-
-    /// Sends `request` to the first node of `order` that answers.
-    async fn request(&self, order: &[SocketAddr], request: ClientRequest) -> Result<ClientReply, ClientLibError> {
-        self.request_routed(order, request).await.map(|(reply, _)| reply)
     }
 
     /// Sends `request` to the first node of `order` that answers; returns
@@ -266,7 +334,7 @@ impl Client {
         &self,
         order: &[SocketAddr],
         request: ClientRequest,
-    ) -> Result<(ClientReply, SocketAddr), ClientLibError> {
+    ) -> Result<(ClientReply, SocketAddr), Error> {
         let mut last = String::from("no nodes");
         for &addr in order {
             match self
@@ -277,11 +345,16 @@ impl Client {
                 .await
             {
                 Ok(Frame::Response { reply, .. }) => return Ok((reply, addr)),
-                Ok(other) => return Err(ClientLibError::Protocol(format!("{other:?}"))),
+                Ok(other) => {
+                    return Err(Error::Unexpected {
+                        addr,
+                        answer: format!("{other:?}"),
+                    })
+                }
                 Err(error) => last = error,
             }
         }
-        Err(ClientLibError::Unreachable {
+        Err(Error::Unreachable {
             tried: order.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             last,
         })
@@ -291,7 +364,7 @@ impl Client {
     ///
     /// # Errors
     /// Unreachable cluster, or a failure (timeout) reported by it.
-    pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<GetResult, ClientLibError> {
+    pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<GetResult, Error> {
         let order = self.route(key).await?;
         self.get_via(&order, key, r).await
     }
@@ -300,16 +373,17 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn get_via(
-        &self,
-        order: &[SocketAddr],
-        key: &[u8],
-        r: Option<usize>,
-    ) -> Result<GetResult, ClientLibError> {
-        match self.request(order, ClientRequest::Get { key: key.to_vec(), r }).await? {
-            ClientReply::Got { values, context } => Ok(GetResult { values, context }),
-            ClientReply::Failed(error) => Err(ClientLibError::Failed(error)),
-            other => Err(ClientLibError::Protocol(format!("{other:?}"))),
+    pub async fn get_via(&self, order: &[SocketAddr], key: &[u8], r: Option<usize>) -> Result<GetResult, Error> {
+        match self
+            .request_routed(order, ClientRequest::Get { key: key.to_vec(), r })
+            .await?
+        {
+            (ClientReply::Got { values, context }, _) => Ok(GetResult { values, context }),
+            (ClientReply::Failed(error), _) => Err(Error::Failed(error)),
+            (other, addr) => Err(Error::Unexpected {
+                addr,
+                answer: format!("{other:?}"),
+            }),
         }
     }
 
@@ -324,7 +398,7 @@ impl Client {
         value: Option<&[u8]>,
         context: &VectorClock,
         w: Option<usize>,
-    ) -> Result<(), ClientLibError> {
+    ) -> Result<(), Error> {
         let order = self.route(key).await?;
         self.put_via(&order, key, value, context, w).await
     }
@@ -340,39 +414,20 @@ impl Client {
         value: Option<&[u8]>,
         context: &VectorClock,
         w: Option<usize>,
-    ) -> Result<(), ClientLibError> {
+    ) -> Result<(), Error> {
         let request = ClientRequest::Put {
             key: key.to_vec(),
             context: context.clone(),
             value: value.map(<[u8]>::to_vec),
             w,
         };
-        match self.request(order, request).await? {
-            ClientReply::Stored => Ok(()),
-            ClientReply::Failed(error) => Err(ClientLibError::Failed(error)),
-            other => Err(ClientLibError::Protocol(format!("{other:?}"))),
+        match self.request_routed(order, request).await? {
+            (ClientReply::Stored, _) => Ok(()),
+            (ClientReply::Failed(error), _) => Err(Error::Failed(error)),
+            (other, addr) => Err(Error::Unexpected {
+                addr,
+                answer: format!("{other:?}"),
+            }),
         }
     }
-}
-
-fn parse_view(text: &str) -> Result<ClusterView, String> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|error| error.to_string())?;
-    let n = value["n"].as_u64().ok_or("ring answer without n")? as usize;
-    let partitions = value["partitions"].as_u64().ok_or("ring answer without partitions")? as u32;
-    let mut members = Vec::new();
-    for member in value["members"].as_array().ok_or("ring answer without members")? {
-        let node = NodeId(member["node"].as_u64().ok_or("member without node")? as u32);
-        let name = member["name"].as_str().ok_or("member without name")?.to_string();
-        let addr: SocketAddr = member["addr"]
-            .as_str()
-            .ok_or("member without addr")?
-            .parse()
-            .map_err(|error| format!("member addr: {error}"))?;
-        let owned = member["partitions"].as_u64().unwrap_or(0);
-        let suspected = member["suspected"].as_bool().unwrap_or(false);
-        members.push((node, name, addr, owned, suspected));
-    }
-    let nodes: Vec<NodeId> = members.iter().map(|member| member.0).collect();
-    let ring = Ring::new(partitions, &nodes).map_err(|error| error.to_string())?;
-    Ok(ClusterView { n, members, ring })
 }

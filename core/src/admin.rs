@@ -1,0 +1,177 @@
+//! What operators and clients ask a node about the cluster, and its
+//! answers: typed on both sides, carried as JSON text in the wire's admin
+//! frames (so `dynamo-node client ring --json`-style tooling and people
+//! reading a packet capture both get something legible).
+//!
+//! The ring travels as the assignment itself (the owner of every
+//! partition, with its epoch), never as "Q plus the member order": a client
+//! that re-derived the assignment would route wrongly as soon as a join or
+//! a leave moved a partition.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::ids::NodeId;
+use crate::protocol::NodeStats;
+use crate::ring::{Ring, RingError};
+
+/// A question for one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminQuery {
+    /// The cluster as this node routes it: settings, members, assignment.
+    Ring,
+    /// This node's counters and storage figures.
+    Stats,
+}
+
+/// A node's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminAnswer {
+    /// The answer to [`AdminQuery::Ring`].
+    Ring(RingDescription),
+    /// The answer to [`AdminQuery::Stats`].
+    Stats(StatsReport),
+}
+
+/// One member as the node asked sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberDescription {
+    /// Its id in the ring.
+    pub node: NodeId,
+    /// Its name in the cluster file.
+    pub name: String,
+    /// Where it listens (clients and peers alike).
+    pub addr: String,
+    /// Partitions it owns.
+    pub partitions: u32,
+    /// Whether the node asked currently suspects it.
+    pub suspected: bool,
+}
+
+/// The cluster as one node routes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingDescription {
+    /// Replicas per key (N).
+    pub n: usize,
+    /// Replies a get waits for (R).
+    pub r: usize,
+    /// Acknowledgements a put waits for (W).
+    pub w: usize,
+    /// `dvv` or `paper`.
+    pub versioning: String,
+    /// The assignment's version: bumped by every join and leave.
+    pub epoch: u64,
+    /// The owner of each partition, by partition number (Q entries).
+    pub owners: Vec<NodeId>,
+    /// Every member.
+    pub members: Vec<MemberDescription>,
+}
+
+/// A ring description that does not describe a usable ring.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DescriptionError {
+    /// The assignment is not a valid ring.
+    #[error("the assignment is not a valid ring: {0}")]
+    Ring(#[from] RingError),
+    /// A partition is owned by a node that is not listed as a member.
+    #[error("partitions are assigned to {0}, which is not among the members")]
+    OwnerNotMember(NodeId),
+}
+
+impl RingDescription {
+    /// The ring this description carries, as the node routes it.
+    ///
+    /// # Errors
+    /// An assignment that no ring could have (out-of-range Q, an owner that
+    /// is not a member).
+    pub fn ring(&self) -> Result<Ring, DescriptionError> {
+        if let Some(stranger) = self
+            .owners
+            .iter()
+            .find(|owner| !self.members.iter().any(|member| member.node == **owner))
+        {
+            return Err(DescriptionError::OwnerNotMember(*stranger));
+        }
+        Ok(Ring::from_assignment(self.owners.clone(), self.epoch)?)
+    }
+}
+
+/// One node's counters and storage figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsReport {
+    /// The node reporting.
+    pub node: NodeId,
+    /// What its protocol state machine counted.
+    pub protocol: NodeStats,
+    /// Hints it holds for other nodes.
+    pub hints_pending: u64,
+    /// Peers it suspects.
+    pub suspected: Vec<NodeId>,
+    /// Keys stored in its partitions (hints excluded).
+    pub keys: u64,
+    /// Bytes of its partition files (hints excluded).
+    pub bytes: u64,
+}
+
+impl StatsReport {
+    /// Gets, puts and deletes this node coordinated.
+    pub fn requests_coordinated(&self) -> u64 {
+        self.protocol.coordinated_gets + self.protocol.coordinated_puts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn description(owners: Vec<NodeId>) -> RingDescription {
+        RingDescription {
+            n: 2,
+            r: 1,
+            w: 1,
+            versioning: "dvv".into(),
+            epoch: 3,
+            owners,
+            members: (0..3)
+                .map(|node| MemberDescription {
+                    node: NodeId(node),
+                    name: format!("n{node}"),
+                    addr: format!("127.0.0.1:{}", 7000 + node),
+                    partitions: 0,
+                    suspected: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_moved_partition_survives_the_round_trip() {
+        // The assignment after a join is not what Q and the member order
+        // would give: the description must carry it as it is.
+        let mut ring = Ring::new(8, &[NodeId(0), NodeId(1)]).unwrap();
+        ring.join(NodeId(2)).unwrap();
+        let sent = description((0..8).map(|p| ring.owner(crate::ids::PartitionId(p))).collect());
+        let sent = RingDescription {
+            epoch: ring.epoch(),
+            ..sent
+        };
+        let text = serde_json::to_string(&AdminAnswer::Ring(sent.clone())).unwrap();
+        let AdminAnswer::Ring(received) = serde_json::from_str(&text).unwrap() else {
+            panic!("not a ring answer: {text}")
+        };
+        assert_eq!(received, sent);
+        assert_eq!(received.ring().unwrap(), ring);
+        assert_ne!(
+            received.ring().unwrap(),
+            Ring::new(8, &[NodeId(0), NodeId(1), NodeId(2)]).unwrap()
+        );
+    }
+
+    #[test]
+    fn an_owner_outside_the_members_is_refused() {
+        let error = description(vec![NodeId(0), NodeId(9)]).ring().unwrap_err();
+        assert_eq!(error, DescriptionError::OwnerNotMember(NodeId(9)));
+    }
+}

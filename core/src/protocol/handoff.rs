@@ -1,0 +1,122 @@
+//! Sloppy quorum's second half (Dynamo §4.6): hinted writes kept for a
+//! preference node that was unreachable, handed off to it once it answers,
+//! and dropped only when it has made them durable and nothing was added to
+//! the hint since.
+
+use std::collections::BTreeMap;
+
+use super::node::Node;
+use super::persistence::Continuation;
+use super::types::{Effect, Message, RequestId};
+use crate::ids::NodeId;
+use crate::version::SiblingSet;
+
+/// Hinted data held for other nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(super) struct Hints {
+    /// (owner, key) → the hinted set.
+    pub(super) held: BTreeMap<(NodeId, Vec<u8>), SiblingSet>,
+    /// Hints sent in a handoff and not yet acknowledged, as sent.
+    handed: BTreeMap<(NodeId, Vec<u8>), SiblingSet>,
+}
+
+impl Hints {
+    /// Hints persisted before a restart.
+    pub(super) fn recovered(hints: Vec<(NodeId, Vec<u8>, SiblingSet)>) -> Hints {
+        Hints {
+            held: hints.into_iter().map(|(owner, key, set)| ((owner, key), set)).collect(),
+            handed: BTreeMap::new(),
+        }
+    }
+}
+
+impl Node {
+    /// Whether this node holds a hint for `owner`.
+    pub(super) fn holds_hints_for(&self, owner: NodeId) -> bool {
+        self.hints
+            .held
+            .range((owner, Vec::new())..)
+            .next()
+            .is_some_and(|((held_for, _), _)| *held_for == owner)
+    }
+
+    /// Sends `owner` every hint held for it that is not already on its way.
+    pub(super) fn hand_off_to(&mut self, owner: NodeId, out: &mut Vec<Effect>) {
+        let due: Vec<(Vec<u8>, SiblingSet)> = self
+            .hints
+            .held
+            .range((owner, Vec::new())..)
+            .take_while(|((held_for, _), _)| *held_for == owner)
+            .filter(|(slot, set)| self.hints.handed.get(*slot) != Some(*set))
+            .map(|((_, key), set)| (key.clone(), set.clone()))
+            .collect();
+        for (key, set) in due {
+            self.hints.handed.insert((owner, key.clone()), set.clone());
+            out.push(Effect::Send {
+                to: owner,
+                message: Message::Handoff { key, set },
+            });
+        }
+    }
+
+    /// Handoffs to `owner` that got no answer are sent again on its next
+    /// sign of life.
+    pub(super) fn forget_unanswered_handoffs(&mut self, owner: NodeId) {
+        self.hints.handed.retain(|(held_for, _), _| *held_for != owner);
+    }
+
+    /// A write that stands in for `owner`: merged into the hint, persisted,
+    /// acknowledged once durable; the owner is probed until it is back.
+    pub(super) fn on_hinted_write(&mut self, now_ms: u64, hinted: HintedWrite, out: &mut Vec<Effect>) {
+        let HintedWrite {
+            from,
+            request,
+            owner,
+            key,
+            set,
+        } = hinted;
+        self.stats.hinted_writes += 1;
+        let slot = (owner, key);
+        let mut held = self.hints.held.get(&slot).cloned().unwrap_or_default();
+        held.merge(&set, self.settings.versioning);
+        self.hints.held.insert(slot.clone(), held.clone());
+        let token = self.persistence.token(Continuation::AckWrite { to: from, request });
+        out.push(Effect::PersistHint {
+            token,
+            owner,
+            key: slot.1,
+            set: held,
+        });
+        self.arm_probe(owner, now_ms, self.settings.probe_interval_ms, out);
+    }
+
+    /// The owner made a handed-off hint durable: drop the hint, unless
+    /// something was added to it since it was sent.
+    pub(super) fn on_handoff_ack(&mut self, from: NodeId, key: Vec<u8>, out: &mut Vec<Effect>) {
+        let slot = (from, key);
+        if let Some(sent) = self.hints.handed.remove(&slot) {
+            if self.hints.held.get(&slot) == Some(&sent) {
+                self.hints.held.remove(&slot);
+                self.stats.handoffs += 1;
+                out.push(Effect::DropHint {
+                    owner: slot.0,
+                    key: slot.1,
+                });
+            }
+        }
+    }
+}
+
+/// A replica write that carries a hint: its parts, as they travel.
+pub(super) struct HintedWrite {
+    /// The coordinator.
+    pub(super) from: NodeId,
+    /// The coordinator's request.
+    pub(super) request: RequestId,
+    /// The preference node the write stands in for.
+    pub(super) owner: NodeId,
+    /// The key.
+    pub(super) key: Vec<u8>,
+    /// The coordinator's set.
+    pub(super) set: SiblingSet,
+}

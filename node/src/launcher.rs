@@ -1,0 +1,318 @@
+//! The one launcher of local clusters: separate `serve` processes on
+//! loopback, used by `dynamo-node cluster`, the integration tests, the
+//! benches and `dynamo-bench` (which starts nodes from its own binary).
+//!
+//! [`LocalCluster::start`] writes the cluster file (through
+//! [`ClusterConfig::write`], the one writer), starts every member with
+//! `BINARY serve --cluster FILE --id NAME --data DIR/NAME`, and waits for
+//! each to print its ready line. Nodes can then be killed (SIGKILL: no
+//! shutdown, no final sync), stopped (SIGTERM, then SIGKILL after a grace
+//! period) and restarted on the same data. Dropping the cluster kills
+//! whatever still runs.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use dynamo_core::ids::NodeId;
+use thiserror::Error;
+
+use crate::config::{ClusterConfig, ConfigError, Member};
+
+/// How long a node may take to print its ready line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`LocalCluster::stop`] waits for a node's clean shutdown before
+/// it kills it.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Why a local cluster could not start.
+#[derive(Debug, Error)]
+pub enum LaunchError {
+    /// The directory, a port or a process could not be had.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The cluster file could not be written.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A node exited before it was ready.
+    #[error("{name} exited before it was ready ({status}); its stderr says why")]
+    Exited {
+        /// The node.
+        name: String,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// A node printed no ready line in time.
+    #[error("{name} was not ready within {READY_TIMEOUT:?}")]
+    NotReady {
+        /// The node.
+        name: String,
+    },
+    /// No node has that index.
+    #[error("there is no node {index} in a cluster of {nodes}")]
+    NoSuchNode {
+        /// The index asked for.
+        index: usize,
+        /// The cluster's size.
+        nodes: usize,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LaunchError {
+    let what = what.into();
+    move |source| LaunchError::Io { what, source }
+}
+
+/// Ports nobody listens on right now (bound, then released).
+///
+/// # Errors
+/// Loopback cannot be bound.
+pub fn free_ports(count: usize) -> std::io::Result<Vec<u16>> {
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().map(|addr| addr.port()))
+        .collect()
+}
+
+/// `count` members `n1`, `n2`, ... on 127.0.0.1, on `ports`.
+pub fn loopback_members(ports: &[u16]) -> Vec<Member> {
+    ports
+        .iter()
+        .enumerate()
+        .map(|(index, port)| Member {
+            node: NodeId(index as u32),
+            name: format!("n{}", index + 1),
+            addr: SocketAddr::from(([127, 0, 0, 1], *port)),
+        })
+        .collect()
+}
+
+/// `count` members on free loopback ports.
+///
+/// # Errors
+/// Loopback cannot be bound.
+pub fn free_loopback_members(count: usize) -> Result<Vec<Member>, LaunchError> {
+    Ok(loopback_members(
+        &free_ports(count).map_err(io("finding free loopback ports"))?,
+    ))
+}
+
+/// Sends `signal` to a child process of ours.
+fn signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: kill(2) with the pid of a child we started and have not
+    // reaped (its pid cannot have been reused); no memory is touched.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, signal);
+    }
+}
+
+/// Running node processes.
+#[derive(Debug)]
+pub struct LocalCluster {
+    binary: PathBuf,
+    dir: PathBuf,
+    file: PathBuf,
+    config: ClusterConfig,
+    children: Vec<Option<Child>>,
+    log_level: String,
+    /// Print each node's ready line on stdout as it comes (the CLI does).
+    echo_ready: bool,
+}
+
+impl LocalCluster {
+    /// Writes `dir/cluster.toml` for `config` and starts every member with
+    /// `binary serve`, data under `dir/<name>`.
+    ///
+    /// # Errors
+    /// A file cannot be written, a process cannot start, or a node does not
+    /// become ready (its exit status or the timeout is in the message).
+    pub fn start(binary: &Path, dir: &Path, config: ClusterConfig) -> Result<LocalCluster, LaunchError> {
+        Self::start_with(binary, dir, config, false)
+    }
+
+    /// As [`LocalCluster::start`], printing each ready line on stdout.
+    ///
+    /// # Errors
+    /// As [`LocalCluster::start`].
+    pub fn start_echoing(binary: &Path, dir: &Path, config: ClusterConfig) -> Result<LocalCluster, LaunchError> {
+        Self::start_with(binary, dir, config, true)
+    }
+
+    fn start_with(
+        binary: &Path,
+        dir: &Path,
+        config: ClusterConfig,
+        echo_ready: bool,
+    ) -> Result<LocalCluster, LaunchError> {
+        std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
+        let file = dir.join("cluster.toml");
+        config.write(&file)?;
+        let mut cluster = LocalCluster {
+            binary: binary.to_path_buf(),
+            dir: dir.to_path_buf(),
+            file,
+            children: config.members.iter().map(|_| None).collect(),
+            config,
+            log_level: std::env::var("DYNAMO_LOG").unwrap_or_else(|_| "warn".into()),
+            echo_ready,
+        };
+        for index in 0..cluster.children.len() {
+            cluster.start_node(index)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The nodes' addresses, in order (node `i` is `n<i+1>`).
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.config.members.iter().map(|member| member.addr).collect()
+    }
+
+    /// The cluster as started.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// The cluster file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The node listening on `addr`.
+    pub fn index_of(&self, addr: SocketAddr) -> Option<usize> {
+        self.config.members.iter().position(|member| member.addr == addr)
+    }
+
+    /// The process id of node `index`, if running.
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.children.get(index)?.as_ref().map(Child::id)
+    }
+
+    /// Starts (or restarts) node `index` and waits for its ready line.
+    ///
+    /// # Errors
+    /// The process cannot start or exits before it is ready.
+    pub fn start_node(&mut self, index: usize) -> Result<(), LaunchError> {
+        let nodes = self.children.len();
+        let name = match self.config.members.get(index) {
+            Some(member) => member.name.clone(),
+            None => return Err(LaunchError::NoSuchNode { index, nodes }),
+        };
+        let mut child = Command::new(&self.binary)
+            .arg("serve")
+            .arg("--cluster")
+            .arg(&self.file)
+            .arg("--id")
+            .arg(&name)
+            .arg("--data")
+            .arg(self.dir.join(&name))
+            .env("DYNAMO_LOG", &self.log_level)
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(io(format!("starting {name} ({})", self.binary.display())))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io(format!("{name}'s stdout"))(std::io::Error::other("not piped")))?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("ready ") {
+                    let _ = ready_tx.send(line);
+                }
+            }
+        });
+        match ready_rx.recv_timeout(READY_TIMEOUT) {
+            Ok(line) => {
+                if self.echo_ready {
+                    println!("{line}");
+                }
+                self.children[index] = Some(child);
+                Ok(())
+            }
+            Err(_) => {
+                let status = child.try_wait().ok().flatten();
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(match status {
+                    Some(status) => LaunchError::Exited { name, status },
+                    None => LaunchError::NotReady { name },
+                })
+            }
+        }
+    }
+
+    /// Nodes that exited on their own since they were started, with how
+    /// (each reported once; the node then counts as stopped).
+    pub fn exited(&mut self) -> Vec<(String, ExitStatus)> {
+        let mut exited = Vec::new();
+        for (member, slot) in self.config.members.iter().zip(&mut self.children) {
+            if let Some(status) = slot.as_mut().and_then(|child| child.try_wait().ok().flatten()) {
+                exited.push((member.name.clone(), status));
+                *slot = None;
+            }
+        }
+        exited
+    }
+
+    /// SIGKILL node `index`: no shutdown, no final sync.
+    pub fn kill9(&mut self, index: usize) {
+        if let Some(mut child) = self.children.get_mut(index).and_then(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM every node and wait for its clean shutdown; a node still
+    /// running after [`STOP_GRACE`] is killed. Returns the nodes that did
+    /// not stop cleanly, with why.
+    pub fn stop(&mut self) -> Vec<(String, String)> {
+        for child in self.children.iter().flatten() {
+            signal(child, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        let mut unclean = Vec::new();
+        for (member, slot) in self.config.members.iter().zip(&mut self.children) {
+            let Some(mut child) = slot.take() else { continue };
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) if status.success() => break,
+                    Ok(Some(status)) => {
+                        unclean.push((member.name.clone(), status.to_string()));
+                        break;
+                    }
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        unclean.push((
+                            member.name.clone(),
+                            format!("did not stop within {STOP_GRACE:?}; killed"),
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        unclean
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for index in 0..self.children.len() {
+            self.kill9(index);
+        }
+    }
+}
