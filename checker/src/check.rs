@@ -48,15 +48,66 @@ impl std::str::FromStr for Mode {
     }
 }
 
-/// The invariants, in HISTORY.md's order.
-pub const INVARIANTS: [&str; 6] = [
-    "phantom",
-    "sibling-antichain",
-    "stale-read",
-    "lost-write",
-    "divergence",
-    "history",
-];
+/// The invariants of HISTORY.md. Their serde names (in `check.json`, as
+/// `violations` keys and each finding's `invariant`) are exactly
+/// HISTORY.md's strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    /// 1. Every value a get returns was written by some put.
+    Phantom,
+    /// 2. No get returns a value beside one that supersedes it.
+    SiblingAntichain,
+    /// 3. (strict) A get sees every put acknowledged before it began.
+    StaleRead,
+    /// 4. Every acknowledged put is covered by the final reads.
+    LostWrite,
+    /// 5. The final reads of a key agree across nodes.
+    Divergence,
+    /// 7. The history itself is well formed.
+    History,
+}
+
+impl Invariant {
+    /// Every invariant, in HISTORY.md's order.
+    pub const ALL: [Invariant; 6] = [
+        Invariant::Phantom,
+        Invariant::SiblingAntichain,
+        Invariant::StaleRead,
+        Invariant::LostWrite,
+        Invariant::Divergence,
+        Invariant::History,
+    ];
+
+    /// HISTORY.md's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::Phantom => "phantom",
+            Invariant::SiblingAntichain => "sibling-antichain",
+            Invariant::StaleRead => "stale-read",
+            Invariant::LostWrite => "lost-write",
+            Invariant::Divergence => "divergence",
+            Invariant::History => "history",
+        }
+    }
+}
+
+impl std::fmt::Display for Invariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Invariant {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Invariant, String> {
+        Invariant::ALL
+            .into_iter()
+            .find(|invariant| invariant.name() == text)
+            .ok_or_else(|| format!("{text:?} is not an invariant of HISTORY.md"))
+    }
+}
 
 /// How the checker runs.
 #[derive(Clone, Debug)]
@@ -80,7 +131,7 @@ impl Default for Options {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Finding {
     /// Which invariant.
-    pub invariant: &'static str,
+    pub invariant: Invariant,
     /// The key (empty when none is involved).
     pub key: String,
     /// The op ids involved.
@@ -208,7 +259,7 @@ pub struct Verdict {
     /// Operations in the history.
     pub ops: u64,
     /// Violations per invariant (every invariant named, 0 where none).
-    pub violations: BTreeMap<&'static str, u64>,
+    pub violations: BTreeMap<Invariant, u64>,
     /// The first findings of each invariant.
     pub findings: Vec<Finding>,
     /// Findings beyond the kept ones were dropped (all are counted).
@@ -226,15 +277,15 @@ pub struct Verdict {
 struct Findings {
     mode: Mode,
     keep: usize,
-    counts: BTreeMap<&'static str, u64>,
+    counts: BTreeMap<Invariant, u64>,
     kept: Vec<Finding>,
     truncated: bool,
     stale_measured: u64,
 }
 
 impl Findings {
-    fn add(&mut self, invariant: &'static str, key: &str, ops: Vec<u64>, message: impl FnOnce() -> String) {
-        if invariant == "stale-read" && self.mode == Mode::Eventual {
+    fn add(&mut self, invariant: Invariant, key: &str, ops: Vec<u64>, message: impl FnOnce() -> String) {
+        if invariant == Invariant::StaleRead && self.mode == Mode::Eventual {
             self.stale_measured += 1;
             return;
         }
@@ -258,14 +309,14 @@ pub fn check(history: &History, options: &Options) -> Verdict {
     let mut findings = Findings {
         mode: options.mode,
         keep: options.findings_per_invariant,
-        counts: INVARIANTS.iter().map(|&name| (name, 0)).collect(),
+        counts: Invariant::ALL.iter().map(|&invariant| (invariant, 0)).collect(),
         kept: Vec::new(),
         truncated: false,
         stale_measured: 0,
     };
     for problem in &history.problems {
         findings.add(
-            "history",
+            Invariant::History,
             problem.key.as_deref().unwrap_or(""),
             problem.ops.clone(),
             || format!("line {}: {}", problem.line, problem.message),
@@ -342,7 +393,7 @@ fn check_phantoms(history: &History, findings: &mut Findings) {
         for &value in history.ids(get.values) {
             let name = &history.value_names[value as usize];
             let Some(writer) = history.writers[value as usize] else {
-                findings.add("phantom", key, vec![get.id], || {
+                findings.add(Invariant::Phantom, key, vec![get.id], || {
                     format!("get {} returned {name:?}, which no put wrote", get.id)
                 });
                 continue;
@@ -360,7 +411,7 @@ fn check_phantoms(history: &History, findings: &mut Findings) {
                 None
             };
             if let Some(problem) = problem {
-                findings.add("phantom", key, vec![get.id, put.id], || {
+                findings.add(Invariant::Phantom, key, vec![get.id, put.id], || {
                     format!("get {} returned {name:?}, which {problem}", get.id)
                 });
             }
@@ -605,22 +656,27 @@ impl<'a> KeyJudge<'a> {
         let history = self.history;
         if let Some((ancestor, descendant)) = self.dag.ordered_pair(returned) {
             let (older, newer) = (self.operation(ancestor), self.operation(descendant));
-            findings.add("sibling-antichain", self.key, vec![get.id, older.id, newer.id], || {
-                format!(
-                    "get {} returned {:?} together with its descendant {:?} (written by op {})",
-                    get.id,
-                    history.value_names[older.value as usize],
-                    history.value_names[newer.value as usize],
-                    newer.id
-                )
-            });
+            findings.add(
+                Invariant::SiblingAntichain,
+                self.key,
+                vec![get.id, older.id, newer.id],
+                || {
+                    format!(
+                        "get {} returned {:?} together with its descendant {:?} (written by op {})",
+                        get.id,
+                        history.value_names[older.value as usize],
+                        history.value_names[newer.value as usize],
+                        newer.id
+                    )
+                },
+            );
         }
         // Part 1: nothing returned may be superseded by a completed write.
         if !frontier.is_empty() && !returned.is_empty() {
             let superseded = self.dag.covered(frontier, returned, true);
             for (&number, _) in returned.iter().zip(&superseded).filter(|pair| *pair.1) {
                 let old = self.operation(number);
-                findings.add("stale-read", self.key, vec![get.id, old.id], || {
+                findings.add(Invariant::StaleRead, self.key, vec![get.id, old.id], || {
                     format!(
                         "get {} returned {:?}, which an acknowledged write completed before the get began supersedes",
                         get.id, history.value_names[old.value as usize]
@@ -648,7 +704,7 @@ impl<'a> KeyJudge<'a> {
         }
         for &number in &missed {
             let put = self.operation(number);
-            findings.add("stale-read", self.key, vec![get.id, put.id], || {
+            findings.add(Invariant::StaleRead, self.key, vec![get.id, put.id], || {
                 format!(
                     "get {} began after put {} ({:?}) was acknowledged, and returned neither it nor a descendant",
                     get.id, put.id, history.value_names[put.value as usize]
@@ -708,7 +764,7 @@ impl<'a> KeyJudge<'a> {
                     .collect()
             };
             findings.add(
-                "divergence",
+                Invariant::Divergence,
                 self.key,
                 distinct.iter().map(|(_, read)| read.id).collect(),
                 || {
@@ -739,7 +795,7 @@ impl<'a> KeyJudge<'a> {
             for number in 0..self.versions.len() as u32 {
                 let put = self.operation(number);
                 if put.kind == Kind::Put && put.outcome == Outcome::Ok && !covered[number as usize] {
-                    findings.add("lost-write", self.key, vec![put.id, read.id], || {
+                    findings.add(Invariant::LostWrite, self.key, vec![put.id, read.id], || {
                         format!(
                             "put {} ({:?}) was acknowledged, but final get {} returned neither it nor a descendant, and no delete follows it",
                             put.id, history.value_names[put.value as usize], read.id
@@ -750,7 +806,7 @@ impl<'a> KeyJudge<'a> {
             for &number in &returned {
                 if superseded[number as usize] {
                     let old = self.operation(number);
-                    findings.add("lost-write", self.key, vec![old.id, read.id], || {
+                    findings.add(Invariant::LostWrite, self.key, vec![old.id, read.id], || {
                         format!(
                             "final get {} returned {:?} (op {}), which an acknowledged write supersedes: it came back",
                             read.id, history.value_names[old.value as usize], old.id

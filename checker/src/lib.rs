@@ -16,5 +16,5 @@ pub mod dag;
 pub mod history;
 pub mod summary;
 
-pub use check::{check, Finding, Mode, Options, Verdict, INVARIANTS};
+pub use check::{check, Finding, Invariant, Mode, Options, Verdict};
 pub use history::{read, read_file, History, ReadError};

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::check::{Verdict, INVARIANTS};
+use crate::check::{Invariant, Verdict};
 
 /// Findings shown per invariant in the text summary (all are in the JSON).
 const SHOWN_PER_INVARIANT: usize = 3;
@@ -35,23 +35,25 @@ pub fn text(verdict: &Verdict) -> String {
         },
         if verdict.valid { "VALID" } else { "INVALID" }
     );
-    for name in INVARIANTS {
-        let count = verdict.violations.get(name).copied().unwrap_or(0);
-        let note = match name {
-            "stale-read" if verdict.mode == crate::Mode::Eventual => {
+    for invariant in Invariant::ALL {
+        let count = verdict.violations.get(&invariant).copied().unwrap_or(0);
+        let note = match invariant {
+            Invariant::StaleRead if verdict.mode == crate::Mode::Eventual => {
                 format!(
                     "  (eventual mode: measured, {} stale reads)",
                     verdict.stale_reads_measured
                 )
             }
-            "lost-write" | "divergence" if counts.final_reads == 0 => "  (no final reads: not judged)".to_string(),
+            Invariant::LostWrite | Invariant::Divergence if counts.final_reads == 0 => {
+                "  (no final reads: not judged)".to_string()
+            }
             _ => String::new(),
         };
-        let _ = writeln!(out, "  {name:<18} {count:>8}{note}");
+        let _ = writeln!(out, "  {:<18} {count:>8}{note}", invariant.name());
         for finding in verdict
             .findings
             .iter()
-            .filter(|finding| finding.invariant == name)
+            .filter(|finding| finding.invariant == invariant)
             .take(SHOWN_PER_INVARIANT)
         {
             let _ = writeln!(

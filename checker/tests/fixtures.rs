@@ -3,7 +3,7 @@
 //! deletes, indeterminate (`info`) writes and malformed lines.
 #![allow(clippy::unwrap_used)]
 
-use dynamo_checker::{check, read, Mode, Options, Verdict};
+use dynamo_checker::{check, read, Invariant, Mode, Options, Verdict};
 
 /// Events as `(type, process, op, f, rest-of-json)`; time advances 1 µs per line.
 fn history(lines: &[&str]) -> String {
@@ -31,12 +31,12 @@ fn verdict(mode: Mode, lines: &[&str]) -> Verdict {
 }
 
 fn violations(verdict: &Verdict, invariant: &str) -> u64 {
-    verdict.violations[invariant]
+    verdict.violations[&invariant.parse::<Invariant>().unwrap()]
 }
 
 fn only(verdict: &Verdict, invariant: &str, count: u64) {
     for (name, &found) in &verdict.violations {
-        let expected = if *name == invariant { count } else { 0 };
+        let expected = if name.name() == invariant { count } else { 0 };
         assert_eq!(found, expected, "{name}: {:#?}", verdict.findings);
     }
     assert_eq!(verdict.valid, count == 0);
@@ -313,7 +313,11 @@ fn final_reads_that_disagree_are_divergence() {
     // The third read also misses a: divergence and a lost write.
     assert_eq!(violations(&verdict, "divergence"), 1);
     assert_eq!(violations(&verdict, "lost-write"), 1);
-    let divergence = verdict.findings.iter().find(|f| f.invariant == "divergence").unwrap();
+    let divergence = verdict
+        .findings
+        .iter()
+        .find(|f| f.invariant == Invariant::Divergence)
+        .unwrap();
     assert_eq!(divergence.ops, vec![2, 4]);
 }
 
@@ -432,4 +436,30 @@ fn an_invoke_without_completion_counts_as_info() {
     );
     only(&verdict, "", 0);
     assert_eq!(verdict.counts.info, 1);
+}
+
+#[test]
+fn invariant_names_in_check_json_are_history_md_s() {
+    // HISTORY.md, "check.json": the `violations` keys, in its order.
+    let documented = [
+        "phantom",
+        "sibling-antichain",
+        "stale-read",
+        "lost-write",
+        "divergence",
+        "history",
+    ];
+    let serialised: Vec<String> = Invariant::ALL
+        .iter()
+        .map(|invariant| serde_json::to_value(invariant).unwrap().as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(serialised, documented);
+    let verdict = verdict(Mode::Eventual, &W_A);
+    let json = serde_json::to_value(&verdict).unwrap();
+    let keys: Vec<&String> = json["violations"].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), documented.len());
+    for name in documented {
+        assert_eq!(json["violations"][name], 0, "{json}");
+        assert_eq!(name.parse::<Invariant>().unwrap().name(), name);
+    }
 }

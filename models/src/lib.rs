@@ -39,6 +39,6 @@ pub mod history;
 pub mod model;
 
 pub use model::{
-    checker_invariant, checker_verdict, checker_verdict_on, final_reads, properties, DynamoModel, ModelSettings,
-    NetworkKind, Puts,
+    checker_invariant, checker_verdict, checker_verdict_on, final_reads, properties, property, DynamoModel,
+    ModelSettings, NetworkKind, Puts,
 };

@@ -252,7 +252,7 @@ fn show_counterexample(
                 .iter()
                 .map(|finding| format!("{} {:?}", finding.invariant, finding.ops))
                 .collect();
-            let restated = dynamo_models::checker_invariant(property).unwrap_or("-");
+            let restated = dynamo_models::checker_invariant(property).map_or("-", |invariant| invariant.name());
             let found = if findings.is_empty() {
                 "valid".to_string()
             } else {

@@ -1,5 +1,6 @@
 //! The actors, the model and its properties.
 
+use dynamo_checker::Invariant;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -810,16 +811,35 @@ pub fn checker_verdict_on(
         .map_err(|error| format!("the checker cannot read the model's history: {error}\n{text}"))
 }
 
-/// The checker invariant each model property restates (`None`: the
-/// checker does not judge it).
-pub fn checker_invariant(property: &str) -> Option<&'static str> {
-    match property {
-        "siblings are concurrent" => Some("sibling-antichain"),
-        "no phantom" => Some("phantom"),
-        "acknowledged writes are durable" => Some("lost-write"),
-        "reads see acknowledged writes" => Some("stale-read"),
-        _ => None,
-    }
+/// The model's properties, by the names stateright reports them under.
+pub mod property {
+    /// Restates `sibling-antichain`.
+    pub const SIBLINGS_ARE_CONCURRENT: &str = "siblings are concurrent";
+    /// Restates `phantom`.
+    pub const NO_PHANTOM: &str = "no phantom";
+    /// Restates `lost-write`.
+    pub const DURABLE: &str = "acknowledged writes are durable";
+    /// Restates `stale-read`.
+    pub const READS_SEE_ACKNOWLEDGED: &str = "reads see acknowledged writes";
+    /// The model's own: replicas agree once the network is empty.
+    pub const CONVERGE: &str = "replicas converge once messages drain";
+}
+
+/// Each property that restates a checker invariant, with that invariant.
+const RESTATES: [(&str, Invariant); 4] = [
+    (property::SIBLINGS_ARE_CONCURRENT, Invariant::SiblingAntichain),
+    (property::NO_PHANTOM, Invariant::Phantom),
+    (property::DURABLE, Invariant::LostWrite),
+    (property::READS_SEE_ACKNOWLEDGED, Invariant::StaleRead),
+];
+
+/// The checker invariant a model property restates (`None`: the checker
+/// does not judge it).
+pub fn checker_invariant(property: &str) -> Option<Invariant> {
+    RESTATES
+        .iter()
+        .find(|(name, _)| *name == property)
+        .map(|(_, invariant)| *invariant)
 }
 
 /// Replicas converge: once no message is in flight, every server's durable
@@ -841,15 +861,17 @@ fn converged(model: &DynamoModel, state: &ActorModelState<DynamoActor, History>)
 /// Adds the properties to a model.
 pub fn properties(model: DynamoModel) -> DynamoModel {
     model
-        .property(Expectation::Always, "siblings are concurrent", |_, state| {
+        .property(Expectation::Always, property::SIBLINGS_ARE_CONCURRENT, |_, state| {
             state.history.siblings_are_concurrent()
         })
-        .property(Expectation::Always, "no phantom", |_, state| state.history.no_phantom())
-        .property(Expectation::Always, "acknowledged writes are durable", durable)
-        .property(Expectation::Always, "reads see acknowledged writes", |model, state| {
+        .property(Expectation::Always, property::NO_PHANTOM, |_, state| {
+            state.history.no_phantom()
+        })
+        .property(Expectation::Always, property::DURABLE, durable)
+        .property(Expectation::Always, property::READS_SEE_ACKNOWLEDGED, |model, state| {
             !model.cfg.strict() || state.history.reads_see_acknowledged_writes()
         })
-        .property(Expectation::Always, "replicas converge once messages drain", converged)
+        .property(Expectation::Always, property::CONVERGE, converged)
         .property(
             Expectation::Always,
             "reads never go back in real time",

@@ -7,8 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use dynamo_checker::Invariant;
 use dynamo_core::version::Versioning;
-use dynamo_models::{checker_invariant, checker_verdict, checker_verdict_on, DynamoModel, ModelSettings, Puts};
+use dynamo_models::{
+    checker_invariant, checker_verdict, checker_verdict_on, property, DynamoModel, ModelSettings, Puts,
+};
 use stateright::{Checker, HasDiscoveries, Model};
 use stateright::{CheckerVisitor, Path};
 
@@ -53,12 +56,8 @@ fn paper_versioning_loses_a_write_made_from_the_same_context_through_one_coordin
         same_coordinator: true,
         ..ModelSettings::default()
     });
-    let checker = assert_found(
-        checker,
-        "acknowledged writes are durable",
-        "the paper scheme loses a write",
-    );
-    assert_the_checker_agrees(&checker, "acknowledged writes are durable");
+    let checker = assert_found(checker, property::DURABLE, "the paper scheme loses a write");
+    assert_the_checker_agrees(&checker, property::DURABLE);
 }
 
 #[test]
@@ -73,10 +72,10 @@ fn r_plus_w_at_most_n_lets_a_read_miss_an_acknowledged_write() {
     });
     let checker = assert_found(
         checker,
-        "reads see acknowledged writes",
+        property::READS_SEE_ACKNOWLEDGED,
         "R + W <= N misses an acknowledged write",
     );
-    assert_the_checker_agrees(&checker, "reads see acknowledged writes");
+    assert_the_checker_agrees(&checker, property::READS_SEE_ACKNOWLEDGED);
 }
 
 /// The counterexample to `property` (`why` says what it shows); prints its
@@ -97,7 +96,7 @@ fn assert_the_checker_agrees(checker: &impl Checker<DynamoModel>, property: &'st
     let verdict = checker_verdict(checker.model(), path.last_state()).expect("the checker reads the model's history");
     let invariant = checker_invariant(property).expect("a property the checker judges");
     assert!(
-        verdict.violations.get(invariant).copied().unwrap_or(0) > 0,
+        verdict.violations.get(&invariant).copied().unwrap_or(0) > 0,
         "the checker missed {invariant} in the counterexample to {property:?}: {:?}",
         verdict.findings
     );
@@ -138,9 +137,9 @@ fn r_plus_w_over_n_is_still_not_linearizable_a_later_read_by_another_client_goes
         "R + W > N goes back in real time",
     );
     for property in [
-        "acknowledged writes are durable",
-        "reads see acknowledged writes",
-        "siblings are concurrent",
+        property::DURABLE,
+        property::READS_SEE_ACKNOWLEDGED,
+        property::SIBLINGS_ARE_CONCURRENT,
     ] {
         assert!(checker.discovery(property).is_none(), "{property} must still hold");
     }
@@ -178,18 +177,18 @@ fn truncation_under_paper_loses_a_write_the_untruncated_clock_keeps_and_under_dv
     let truncated = exhaustive(read_modify_write_then_blind(Versioning::Paper, 1));
     let truncated = assert_found(
         truncated,
-        "acknowledged writes are durable",
+        property::DURABLE,
         "paper versioning with truncation loses a write",
     );
-    assert_the_checker_agrees(&truncated, "acknowledged writes are durable");
+    assert_the_checker_agrees(&truncated, property::DURABLE);
 
     // dvv with the same truncation: the blind put's empty context covers no
     // dot, so nothing is lost; the truncated context forgets the preloaded
     // value, which comes back beside its descendant (extra siblings).
     let dvv = exhaustive(read_modify_write_then_blind(Versioning::Dvv, 1));
-    assert!(dvv.discovery("acknowledged writes are durable").is_none());
-    assert!(dvv.discovery("siblings are concurrent").is_some());
-    assert_the_checker_agrees(&dvv, "siblings are concurrent");
+    assert!(dvv.discovery(property::DURABLE).is_none());
+    assert!(dvv.discovery(property::SIBLINGS_ARE_CONCURRENT).is_some());
+    assert_the_checker_agrees(&dvv, property::SIBLINGS_ARE_CONCURRENT);
 }
 
 /// Compares, in every state a random walk visits, the model's restated
@@ -199,7 +198,7 @@ struct Agreement {
     /// States compared.
     states: Mutex<u64>,
     /// Per checker invariant, states where it was violated.
-    violated: Mutex<BTreeMap<&'static str, u64>>,
+    violated: Mutex<BTreeMap<Invariant, u64>>,
     /// Disagreements, described.
     disagreements: Mutex<Vec<String>>,
 }
@@ -213,18 +212,18 @@ impl CheckerVisitor<DynamoModel> for Visitor {
         let history = &state.history;
         let reads_only = checker_verdict_on(model, history, &[]).expect("the model writes well-formed histories");
         let with_finals = checker_verdict(model, state).expect("the model writes well-formed histories");
-        let found = |verdict: &dynamo_checker::Verdict, invariant: &str| {
-            verdict.violations.get(invariant).copied().unwrap_or(0) > 0
+        let found = |verdict: &dynamo_checker::Verdict, invariant: Invariant| {
+            verdict.violations.get(&invariant).copied().unwrap_or(0) > 0
         };
-        let antichain = found(&reads_only, "sibling-antichain");
-        let stale = found(&reads_only, "stale-read");
-        let phantom = found(&reads_only, "phantom");
-        let lost = found(&with_finals, "lost-write");
+        let antichain = found(&reads_only, Invariant::SiblingAntichain);
+        let stale = found(&reads_only, Invariant::StaleRead);
+        let phantom = found(&reads_only, Invariant::Phantom);
+        let lost = found(&with_finals, Invariant::LostWrite);
         let model_stale = model.cfg.strict() && !history.reads_see_acknowledged_writes();
         let model_lost = !model
             .properties()
             .iter()
-            .find(|p| p.name == "acknowledged writes are durable")
+            .find(|p| p.name == property::DURABLE)
             .is_none_or(|p| (p.condition)(model, state));
         let mut problems = Vec::new();
         if phantom == history.no_phantom() {
@@ -247,10 +246,10 @@ impl CheckerVisitor<DynamoModel> for Visitor {
         *this.states.lock().unwrap() += 1;
         let mut violated = this.violated.lock().unwrap();
         for (invariant, hit) in [
-            ("phantom", phantom),
-            ("sibling-antichain", antichain),
-            ("stale-read", stale),
-            ("lost-write", model_lost),
+            (Invariant::Phantom, phantom),
+            (Invariant::SiblingAntichain, antichain),
+            (Invariant::StaleRead, stale),
+            (Invariant::LostWrite, model_lost),
         ] {
             if hit {
                 *violated.entry(invariant).or_insert(0) += 1;
@@ -314,9 +313,9 @@ fn the_models_properties_and_the_checker_agree_on_random_walks() {
     );
     // Not vacuous: the walks reach violations of each compared invariant
     // but phantom (which the protocol never breaks).
-    for invariant in ["sibling-antichain", "stale-read", "lost-write"] {
+    for invariant in [Invariant::SiblingAntichain, Invariant::StaleRead, Invariant::LostWrite] {
         assert!(
-            violated.get(invariant).copied().unwrap_or(0) > 0,
+            violated.get(&invariant).copied().unwrap_or(0) > 0,
             "no walk broke {invariant}"
         );
     }

@@ -605,7 +605,10 @@ async fn connection_reader(
                             // Client ids: connection number and request count.
                             let client = ClientId((connection << 32) | (requests & 0xffff_ffff));
                             clients.lock().recover().insert(client, (respond.clone(), id));
-                            Input::Client { client, request }
+                            if !admit_client(&inputs, client, request, &clients) {
+                                return Ok(());
+                            }
+                            continue;
                         }
                         Frame::Peer { from, message } => Input::Peer { from, message },
                         Frame::Admin { id, query } => Input::Admin {
@@ -636,6 +639,26 @@ async fn connection_reader(
             ));
         }
         buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// Hands a client's request to the core, or, when the core's queue is full
+/// (the node is overloaded), answers `Unavailable` at once: nothing was
+/// done, so the client may go to another node rather than wait behind
+/// thousands of requests. Peer traffic is never shed this way; it waits.
+/// Returns false when the core is gone.
+fn admit_client(inputs: &mpsc::Sender<Input>, client: ClientId, request: ClientRequest, clients: &Waiting) -> bool {
+    match inputs.try_send(Input::Client { client, request }) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            if let Some((connection, id)) = clients.lock().recover().remove(&client) {
+                let reason = format!("the node has {CORE_INPUTS_MAX} requests queued");
+                let reply = ClientReply::Failed(ClientError::Unavailable(reason));
+                let _ = connection.try_send(Frame::Response { id, reply });
+            }
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 
@@ -698,5 +721,45 @@ async fn peer_writer(addr: SocketAddr, mut frames: mpsc::Receiver<Frame>) {
                 retry_at = tokio::time::Instant::now() + RECONNECT_BACKOFF;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_request_that_finds_the_core_full_is_answered_unavailable() {
+        let (inputs, mut core) = mpsc::channel::<Input>(1);
+        let (connection, mut answers) = mpsc::channel::<Frame>(4);
+        let clients: Waiting = Arc::default();
+        let get = |key: &str| ClientRequest::Get {
+            key: key.as_bytes().to_vec(),
+            r: None,
+        };
+        for (client, id) in [(ClientId(1), 10), (ClientId(2), 11)] {
+            clients.lock().recover().insert(client, (connection.clone(), id));
+        }
+        assert!(admit_client(&inputs, ClientId(1), get("a"), &clients));
+        assert!(admit_client(&inputs, ClientId(2), get("b"), &clients));
+        // The first went to the core; the second was answered at once and
+        // is no longer waiting for the core.
+        assert!(matches!(
+            core.try_recv(),
+            Ok(Input::Client {
+                client: ClientId(1),
+                ..
+            })
+        ));
+        match answers.try_recv() {
+            Ok(Frame::Response {
+                id: 11,
+                reply: ClientReply::Failed(ClientError::Unavailable(reason)),
+            }) => assert!(reason.contains("queued"), "{reason}"),
+            other => panic!("expected Unavailable for request 11, got {other:?}"),
+        }
+        assert!(!clients.lock().recover().contains_key(&ClientId(2)));
+        drop(core);
+        assert!(!admit_client(&inputs, ClientId(3), get("c"), &clients));
     }
 }

@@ -267,7 +267,7 @@ pub struct PartitionStats {
 }
 
 /// Called once with the outcome of a submitted write.
-pub type Completion = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+pub type OnDurable = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
 
 /// The storage engine of one node: every partition under one root.
 pub struct Engine {
@@ -431,7 +431,7 @@ impl Engine {
         partition: PartitionId,
         key: impl Into<Vec<u8>>,
         payload: Option<Vec<u8>>,
-        done: Completion,
+        done: OnDurable,
     ) -> Result<(), StorageError> {
         self.submit_stored(partition, partition::StoredKey::from(key.into()), payload, done)
     }
@@ -442,7 +442,7 @@ impl Engine {
         partition: PartitionId,
         key: partition::StoredKey,
         payload: Option<Vec<u8>>,
-        done: Completion,
+        done: OnDurable,
     ) -> Result<(), StorageError> {
         let (kind, payload) = match payload {
             Some(payload) => (RecordKind::Put, payload),

@@ -12,7 +12,7 @@ use super::commit_queue::CommitQueue;
 use super::format::{encode_record, RecordKind};
 use super::io::{Backend, WriteOp};
 use super::partition::{Partition, Segment, StoredKey, NO_SEGMENT};
-use super::{Completion, Location, Shared, StorageError, SyncPolicy};
+use super::{Location, OnDurable, Shared, StorageError, SyncPolicy};
 use crate::limits::{COMMIT_BATCH_BYTES_MAX, COMMIT_BATCH_WRITES_MAX};
 use crate::storage::format::SegmentId;
 use dynamo_core::ids::PartitionId;
@@ -22,7 +22,7 @@ pub(crate) enum Command {
     /// Append one record.
     Write(WriteRequest),
     /// Sync every file with acknowledged but unsynced writes.
-    Flush { done: Completion },
+    Flush { done: OnDurable },
 }
 
 /// One record to append, and whom to tell.
@@ -32,7 +32,7 @@ pub(crate) struct WriteRequest {
     /// Built on the caller's thread: it becomes the key directory's entry as is.
     pub key: StoredKey,
     pub payload: Vec<u8>,
-    pub done: Completion,
+    pub done: OnDurable,
 }
 
 impl Command {
@@ -199,7 +199,7 @@ impl Drop for Syncer {
 /// Tells a writer the outcome of its write. A completion that panics is a
 /// bug in its caller, but it must not take the storage thread down with it:
 /// every other writer, now and later, would wait for an answer forever.
-fn acknowledge(done: Completion, result: Result<(), StorageError>) {
+fn acknowledge(done: OnDurable, result: Result<(), StorageError>) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(result))).is_err() {
         log::error!("a write's completion callback panicked; the storage thread goes on");
     }
@@ -214,7 +214,7 @@ struct Placed {
     kind: RecordKind,
     key: StoredKey,
     location: Location,
-    done: Completion,
+    done: OnDurable,
 }
 
 impl Writer {
