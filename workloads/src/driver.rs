@@ -503,206 +503,91 @@ fn cpu_time() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
+/// Why a drive could not run or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    /// No node of the cluster answered before the load began.
+    #[error("cannot reach the cluster: {0}")]
+    Unreachable(#[from] ClientLibError),
+    /// The history file could not be created or written.
+    #[error("{path}: {source}")]
+    History {
+        /// The history file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A task of the driver itself panicked (a bug: its message says where).
+    #[error("a driver task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The pacing of one drive: every operation's intended start is
+/// `load_start + k · interval`, for `k` while it is before `total`.
+#[derive(Clone, Copy)]
+struct Pace {
+    load_start: Instant,
+    interval: Duration,
+    warmup: Duration,
+    total: Duration,
+}
+
+/// The scheduler's worst lateness and how many operations were late by
+/// more than [`LAG_WARNING`].
+type Lag = Arc<Mutex<(Duration, u64)>>;
+
 /// Drives `spec` against `target`; returns what it measured. The history
 /// is complete (and synced) when this returns.
 ///
 /// # Errors
 /// The cluster cannot be reached at the start, or the history cannot be
 /// written.
-pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<Measured, String> {
+pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<Measured, DriveError> {
     let start = Instant::now();
     let cpu_start = cpu_time();
     let seeds: Vec<SocketAddr> = target.nodes.iter().map(|(_, addr)| *addr).collect();
     // Fail fast, with the reason, when the cluster is not there.
-    let probe = Client::new(seeds.clone(), spec.load.timeout);
-    probe
-        .view()
-        .await
-        .map_err(|error| format!("cannot reach the cluster: {error}"))?;
-
-    let key_width = (spec.keys.count.max(2) - 1).to_string().len();
-    let history = HistoryWriter::create(&options.history, start)
-        .map_err(|error| format!("{}: {error}", options.history.display()))?;
-    let clients = spec.load.clients;
-    let shared = Arc::new(Shared {
-        history,
-        recorder: Mutex::new(LatencyRecorder::new()),
-        next_op: AtomicU64::new(0),
-        next_process: AtomicU64::new(clients as u64),
-        node_names: target.nodes.iter().map(|(name, addr)| (*addr, name.clone())).collect(),
-        node_requests: Mutex::new(target.nodes.iter().map(|(name, _)| (name.clone(), 0)).collect()),
-        versions_per_read: Mutex::new(BTreeMap::new()),
-        touched: (0..spec.keys.count).map(|_| AtomicBool::new(false)).collect(),
-        cart: Mutex::new(CartBook::default()),
-        errors: AtomicU64::new(0),
-        in_flight: AtomicU64::new(0),
-        queued: AtomicU64::new(0),
-        key_width,
-        padding: vec![b'.'; spec.keys.value_bytes],
-        spec: spec.clone(),
-    });
-
-    // The scheduler.
+    Client::new(seeds.clone(), spec.load.timeout).view().await?;
+    let history = HistoryWriter::create(&options.history, start).map_err(|source| DriveError::History {
+        path: options.history.clone(),
+        source,
+    })?;
+    let shared = Arc::new(Shared::new(&spec, &target, history));
     let (sender, receiver) = tokio::sync::mpsc::channel::<Scheduled>(QUEUE_OPERATIONS_MAX);
     let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
     let in_flight_limit = Arc::new(tokio::sync::Semaphore::new(spec.load.max_in_flight));
-    let warmup = spec.load.warmup;
-    let total = warmup + spec.load.duration;
-    let interval = Duration::from_secs_f64(1.0 / spec.load.rate);
-    let load_start = Instant::now();
-    let lag = Arc::new(Mutex::new((Duration::ZERO, 0u64)));
-    let scheduler = {
-        let spec = spec.clone();
-        let lag = lag.clone();
-        tokio::spawn(async move {
-            let mut rng = Rng::new(spec.seed);
-            let mut chooser = KeyChooser::new(spec.keys.count, spec.keys.distribution);
-            let weight_total: u64 = spec.mix.iter().map(|(_, weight)| *weight as u64).sum();
-            let mut scheduled = 0u64;
-            loop {
-                let offset = interval.mul_f64(scheduled as f64);
-                if offset >= total {
-                    break;
-                }
-                let intended = load_start + offset;
-                if intended > Instant::now() {
-                    tokio::time::sleep_until(intended.into()).await;
-                }
-                let late = Instant::now().saturating_duration_since(intended);
-                {
-                    let mut lag = lag.lock().recover();
-                    lag.0 = lag.0.max(late);
-                    if late > LAG_WARNING {
-                        lag.1 += 1;
-                    }
-                }
-                let mut pick = rng.below(weight_total);
-                let mut kind = spec.mix[0].0;
-                for (candidate, weight) in &spec.mix {
-                    if pick < *weight as u64 {
-                        kind = *candidate;
-                        break;
-                    }
-                    pick -= *weight as u64;
-                }
-                let key = chooser.choose(kind, &mut rng);
-                let operation = Scheduled {
-                    intended,
-                    dispatched: Instant::now(),
-                    kind,
-                    key,
-                    measured: offset >= warmup,
-                };
-                if sender.send(operation).await.is_err() {
-                    break;
-                }
-                scheduled += 1;
-            }
-            scheduled
-        })
+    let pace = Pace {
+        load_start: Instant::now(),
+        interval: Duration::from_secs_f64(1.0 / spec.load.rate),
+        warmup: spec.load.warmup,
+        total: spec.load.warmup + spec.load.duration,
     };
-
-    // The clients.
-    let mut workers = Vec::with_capacity(clients);
-    for index in 0..clients {
-        let shared = shared.clone();
-        let receiver = receiver.clone();
-        let limit = in_flight_limit.clone();
-        let seeds = seeds.clone();
-        workers.push(tokio::spawn(async move {
-            let mut worker = Worker {
-                client: Client::new(seeds, shared.spec.load.timeout),
-                shared: shared.clone(),
-                process: index as u64,
-                contexts: HashMap::new(),
-                measured: false,
-            };
-            loop {
-                let next = receiver.lock().await.recv().await;
-                let Some(operation) = next else { break };
-                let Ok(_permit) = limit.acquire().await else { break };
-                let began = Instant::now();
-                // Waiting for a free client (or an in-flight slot), not the
-                // scheduler's own timer slack (that is the lag above).
-                if began.saturating_duration_since(operation.dispatched) > Duration::from_millis(1) {
-                    shared.queued.fetch_add(1, Ordering::Relaxed);
-                }
-                worker.measured = operation.measured;
-                shared.in_flight.fetch_add(1, Ordering::Relaxed);
-                let ok = worker.execute(operation.kind, operation.key).await;
-                shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                let done = Instant::now();
-                let intended_us = done.saturating_duration_since(operation.intended).as_micros() as u64;
-                let service_us = done.saturating_duration_since(began).as_micros() as u64;
-                if operation.measured {
-                    shared
-                        .recorder
-                        .lock()
-                        .recover()
-                        .record(operation.kind.name(), intended_us, service_us, !ok);
-                }
-            }
-        }));
-    }
-
-    // Intervals: histogram log, progress line, the warm-up boundary.
+    let lag: Lag = Arc::default();
+    let scheduler = tokio::spawn(schedule(spec.clone(), pace, sender, lag.clone()));
+    let workers: Vec<_> = (0..spec.load.clients)
+        .map(|index| {
+            let client = Client::new(seeds.clone(), spec.load.timeout);
+            let worker = Worker::new(client, shared.clone(), index as u64);
+            tokio::spawn(worker.run(receiver.clone(), in_flight_limit.clone()))
+        })
+        .collect();
     let finished = Arc::new(AtomicBool::new(false));
-    let ticker = {
-        let shared = shared.clone();
-        let finished = finished.clone();
-        let progress = options.progress;
-        let hlog = options.hlog;
-        tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval_at((load_start + Duration::from_secs(1)).into(), Duration::from_secs(1));
-            let mut second = 0u64;
-            let mut errors_before = 0;
-            let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            loop {
-                tick.tick().await;
-                let elapsed = load_start.elapsed();
-                let intervals = shared.recorder.lock().recover().rotate();
-                let (count, p99) = interval_summary(&intervals);
-                hlog.add(intervals, Duration::from_secs(second), Duration::from_secs(1));
-                second += 1;
-                if progress {
-                    let errors = shared.errors.load(Ordering::Relaxed);
-                    let line = format!(
-                        "[{:>6.1}s/{:.0}s] {:>7} ops/s  errors {:<5} p99 {:>8.2} ms  in flight {:<4} queued {}{}",
-                        elapsed.as_secs_f64(),
-                        total.as_secs_f64(),
-                        count,
-                        errors - errors_before,
-                        p99,
-                        shared.in_flight.load(Ordering::Relaxed),
-                        shared.queued.load(Ordering::Relaxed),
-                        if elapsed < warmup { "  (warm-up)" } else { "" }
-                    );
-                    errors_before = errors;
-                    if is_terminal {
-                        eprint!("\r{line}\x1b[K");
-                    } else if second % 5 == 0 {
-                        eprintln!("{line}");
-                    }
-                }
-                if finished.load(Ordering::Relaxed) {
-                    break;
-                }
-            }
-            if progress && is_terminal {
-                eprintln!();
-            }
-            hlog
-        })
-    };
+    let ticker = tokio::spawn(tick(
+        shared.clone(),
+        pace,
+        options.progress,
+        options.hlog,
+        finished.clone(),
+    ));
 
-    let scheduled = scheduler.await.map_err(|error| error.to_string())?;
+    let scheduled = scheduler.await?;
     for worker in workers {
         let _ = worker.await;
     }
     let load_end = Instant::now();
     finished.store(true, Ordering::Relaxed);
-    let hlog = ticker.await.map_err(|error| error.to_string())?;
+    let hlog = ticker.await?;
     let cpu = cpu_time().saturating_sub(cpu_start);
     let (totals, clamped) = {
         let mut recorder = shared.recorder.lock().recover();
@@ -711,51 +596,235 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
     };
     let _ = hlog.finish();
 
-    // Final reads: after a quiet period, every touched key through every
-    // node, asking all N replicas.
-    let mut final_reads = 0;
-    let keys_touched: Vec<u64> = (0..spec.keys.count)
-        .filter(|&key| shared.touched[key as usize].load(Ordering::Relaxed))
-        .collect();
-    if spec.check.final_reads {
-        if options.progress {
-            eprintln!(
-                "quiet for {:.1}s, then final reads of {} keys through {} nodes (R = N = {})",
-                spec.check.quiet.as_secs_f64(),
-                keys_touched.len(),
-                target.nodes.len(),
-                target.n
-            );
-        }
-        tokio::time::sleep(spec.check.quiet).await;
-        final_reads = final_read_phase(&shared, &target, &keys_touched).await;
-    }
-    let events = shared
-        .history
-        .finish()
-        .map_err(|error| format!("{}: {error}", options.history.display()))?;
+    let (final_reads, keys_touched) = final_reads(&shared, &target, options.progress).await;
+    let events = shared.history.finish().map_err(|source| DriveError::History {
+        path: options.history.clone(),
+        source,
+    })?;
     debug_assert!(events > 0 || scheduled == 0);
 
-    let cart = spec.is_cart().then(|| cart_figures(&shared));
     let (lag_max, lagged_operations) = *lag.lock().recover();
-    let measured = Measured {
+    let node_requests = shared.node_requests.lock().recover().clone();
+    let versions_per_read = shared.versions_per_read.lock().recover().clone();
+    Ok(Measured {
         totals,
         // From the first measured intended start to the last completion.
-        measured_seconds: load_end.saturating_duration_since(load_start + warmup).as_secs_f64(),
+        measured_seconds: load_end
+            .saturating_duration_since(pace.load_start + pace.warmup)
+            .as_secs_f64(),
         scheduled,
-        node_requests: shared.node_requests.lock().recover().clone(),
-        versions_per_read: shared.versions_per_read.lock().recover().clone(),
+        node_requests,
+        versions_per_read,
         lag_max,
         lagged_operations,
         queued_operations: shared.queued.load(Ordering::Relaxed),
         cpu,
-        wall: load_end.saturating_duration_since(load_start),
+        wall: load_end.saturating_duration_since(pace.load_start),
         final_reads,
-        keys_touched: keys_touched.len() as u64,
-        cart,
+        keys_touched,
+        cart: spec.is_cart().then(|| cart_figures(&shared)),
         clamped,
-    };
-    Ok(measured)
+    })
+}
+
+impl Shared {
+    fn new(spec: &Spec, target: &Target, history: HistoryWriter) -> Shared {
+        Shared {
+            history,
+            recorder: Mutex::new(LatencyRecorder::new()),
+            next_op: AtomicU64::new(0),
+            next_process: AtomicU64::new(spec.load.clients as u64),
+            node_names: target.nodes.iter().map(|(name, addr)| (*addr, name.clone())).collect(),
+            node_requests: Mutex::new(target.nodes.iter().map(|(name, _)| (name.clone(), 0)).collect()),
+            versions_per_read: Mutex::new(BTreeMap::new()),
+            touched: (0..spec.keys.count).map(|_| AtomicBool::new(false)).collect(),
+            cart: Mutex::new(CartBook::default()),
+            errors: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            key_width: (spec.keys.count.max(2) - 1).to_string().len(),
+            padding: vec![b'.'; spec.keys.value_bytes],
+            spec: spec.clone(),
+        }
+    }
+}
+
+/// The scheduler: issues every operation at its intended start (open
+/// loop), whatever the clients are doing; returns how many it issued.
+async fn schedule(spec: Spec, pace: Pace, sender: tokio::sync::mpsc::Sender<Scheduled>, lag: Lag) -> u64 {
+    let mut rng = Rng::new(spec.seed);
+    let mut chooser = KeyChooser::new(spec.keys.count, spec.keys.distribution);
+    let weight_total: u64 = spec.mix.iter().map(|(_, weight)| *weight as u64).sum();
+    let mut scheduled = 0u64;
+    loop {
+        let offset = pace.interval.mul_f64(scheduled as f64);
+        if offset >= pace.total {
+            break;
+        }
+        let intended = pace.load_start + offset;
+        if intended > Instant::now() {
+            tokio::time::sleep_until(intended.into()).await;
+        }
+        let late = Instant::now().saturating_duration_since(intended);
+        {
+            let mut lag = lag.lock().recover();
+            lag.0 = lag.0.max(late);
+            if late > LAG_WARNING {
+                lag.1 += 1;
+            }
+        }
+        let kind = choose_kind(&spec.mix, rng.below(weight_total));
+        let key = chooser.choose(kind, &mut rng);
+        let operation = Scheduled {
+            intended,
+            dispatched: Instant::now(),
+            kind,
+            key,
+            measured: offset >= pace.warmup,
+        };
+        if sender.send(operation).await.is_err() {
+            break;
+        }
+        scheduled += 1;
+    }
+    scheduled
+}
+
+/// The operation a draw of `pick` in `[0, total weight)` lands on.
+fn choose_kind(mix: &[(OpKind, u32)], mut pick: u64) -> OpKind {
+    for (candidate, weight) in mix {
+        if pick < u64::from(*weight) {
+            return *candidate;
+        }
+        pick -= u64::from(*weight);
+    }
+    mix[0].0
+}
+
+impl Worker {
+    fn new(client: Client, shared: Arc<Shared>, process: u64) -> Worker {
+        Worker {
+            client,
+            shared,
+            process,
+            contexts: HashMap::new(),
+            measured: false,
+        }
+    }
+
+    /// Takes scheduled operations until the scheduler stops, one at a time,
+    /// within the in-flight limit; records each one's latency from its
+    /// intended start and from when it began.
+    async fn run(
+        mut self,
+        receiver: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Scheduled>>>,
+        limit: Arc<tokio::sync::Semaphore>,
+    ) {
+        let shared = self.shared.clone();
+        loop {
+            let next = receiver.lock().await.recv().await;
+            let Some(operation) = next else { break };
+            let Ok(_permit) = limit.acquire().await else { break };
+            let began = Instant::now();
+            // Waiting for a free client (or an in-flight slot), not the
+            // scheduler's own timer slack (that is the lag above).
+            if began.saturating_duration_since(operation.dispatched) > Duration::from_millis(1) {
+                shared.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            self.measured = operation.measured;
+            shared.in_flight.fetch_add(1, Ordering::Relaxed);
+            let ok = self.execute(operation.kind, operation.key).await;
+            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+            let done = Instant::now();
+            let intended_us = done.saturating_duration_since(operation.intended).as_micros() as u64;
+            let service_us = done.saturating_duration_since(began).as_micros() as u64;
+            if operation.measured {
+                shared
+                    .recorder
+                    .lock()
+                    .recover()
+                    .record(operation.kind.name(), intended_us, service_us, !ok);
+            }
+        }
+    }
+}
+
+/// Every second: the histogram log's interval, the progress line; stops
+/// after the load has finished. Returns the log, to be finished.
+async fn tick(
+    shared: Arc<Shared>,
+    pace: Pace,
+    progress: bool,
+    hlog: dynamo_reports::hlog::HistogramLog,
+    finished: Arc<AtomicBool>,
+) -> dynamo_reports::hlog::HistogramLog {
+    let mut tick = tokio::time::interval_at(
+        (pace.load_start + Duration::from_secs(1)).into(),
+        Duration::from_secs(1),
+    );
+    let mut second = 0u64;
+    let mut errors_before = 0;
+    let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    loop {
+        tick.tick().await;
+        let elapsed = pace.load_start.elapsed();
+        let intervals = shared.recorder.lock().recover().rotate();
+        let (count, p99) = interval_summary(&intervals);
+        hlog.add(intervals, Duration::from_secs(second), Duration::from_secs(1));
+        second += 1;
+        if progress {
+            let errors = shared.errors.load(Ordering::Relaxed);
+            let line = format!(
+                "[{:>6.1}s/{:.0}s] {:>7} ops/s  errors {:<5} p99 {:>8.2} ms  in flight {:<4} queued {}{}",
+                elapsed.as_secs_f64(),
+                pace.total.as_secs_f64(),
+                count,
+                errors - errors_before,
+                p99,
+                shared.in_flight.load(Ordering::Relaxed),
+                shared.queued.load(Ordering::Relaxed),
+                if elapsed < pace.warmup { "  (warm-up)" } else { "" }
+            );
+            errors_before = errors;
+            if is_terminal {
+                eprint!("\r{line}\x1b[K");
+            } else if second % 5 == 0 {
+                eprintln!("{line}");
+            }
+        }
+        if finished.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    if progress && is_terminal {
+        eprintln!();
+    }
+    hlog
+}
+
+/// Final reads: after a quiet period, every touched key through every
+/// node, asking all N replicas. Returns the reads made and the keys
+/// touched.
+async fn final_reads(shared: &Arc<Shared>, target: &Target, progress: bool) -> (u64, u64) {
+    let spec = &shared.spec;
+    let keys_touched: Vec<u64> = (0..spec.keys.count)
+        .filter(|&key| shared.touched[key as usize].load(Ordering::Relaxed))
+        .collect();
+    if !spec.check.final_reads {
+        return (0, keys_touched.len() as u64);
+    }
+    if progress {
+        eprintln!(
+            "quiet for {:.1}s, then final reads of {} keys through {} nodes (R = N = {})",
+            spec.check.quiet.as_secs_f64(),
+            keys_touched.len(),
+            target.nodes.len(),
+            target.n
+        );
+    }
+    tokio::time::sleep(spec.check.quiet).await;
+    let reads = final_read_phase(shared, target, &keys_touched).await;
+    (reads, keys_touched.len() as u64)
 }
 
 fn interval_summary(intervals: &BTreeMap<String, Pair>) -> (u64, f64) {

@@ -12,12 +12,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dynamo_checker::{check, read_file, Options, Verdict};
 use dynamo_node::config::ClusterConfig;
-use dynamo_node::launcher::{free_loopback_members, LocalCluster};
+use dynamo_node::launcher::{free_loopback_members, LaunchError, LocalCluster};
 use dynamo_reports::hlog::HistogramLog;
 use dynamo_reports::latency::{rows, table, Row};
 use serde_json::json;
 
-use crate::driver::{drive, DriveOptions, Measured, Target};
+use crate::driver::{drive, DriveError, DriveOptions, Measured, Target};
 use crate::spec::Spec;
 
 /// How `run` was asked to run.
@@ -87,93 +87,68 @@ fn process_cpu(pid: u32) -> Option<Duration> {
     (ticks > 0).then(|| Duration::from_secs_f64((utime + stime) as f64 / ticks as f64))
 }
 
+/// Why a run could not be made (exit status 2). A run that was made but
+/// found violations or missed its SLA is a [`RunResult`], not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A file or directory of the run could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The existing cluster's file is unusable.
+    #[error(transparent)]
+    ClusterFile(#[from] dynamo_node::config::ConfigError),
+    /// The spec's `[cluster]` describes a cluster no node would run.
+    #[error("{0}")]
+    Spec(String),
+    /// The local cluster did not start.
+    #[error("the local cluster did not start: {0}")]
+    Launch(#[from] LaunchError),
+    /// The async runtime could not be built.
+    #[error("cannot start the driver's runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The drive itself failed (cluster unreachable, history unwritable).
+    #[error(transparent)]
+    Drive(#[from] DriveError),
+    /// The recorded history could not be read back.
+    #[error(transparent)]
+    History(#[from] dynamo_checker::ReadError),
+}
+
+/// The cluster a run drives: where its nodes are, and how the run
+/// describes it in `summary.json`; a local one is kept here to be stopped.
+struct Cluster {
+    target: Target,
+    description: serde_json::Value,
+    local: Option<LocalCluster>,
+}
+
 /// Runs the whole job.
 ///
 /// # Errors
 /// Bad input, a cluster that cannot be started or reached, a run directory
-/// that cannot be written: the message says which (exit status 2).
-pub fn run(request: RunRequest) -> Result<RunResult, String> {
-    let spec = request.spec;
+/// that cannot be written: the error says which (exit status 2).
+pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
+    let spec = &request.spec;
     let started_at = SystemTime::now();
     let dir = request
         .out
+        .clone()
         .unwrap_or_else(|| PathBuf::from("reports/runs").join(format!("{}-{}", timestamp(started_at), spec.name)));
-    std::fs::create_dir_all(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
-
-    // The cluster.
-    let mut local = None;
-    let (target, cluster_description) = match &request.cluster_file {
-        Some(file) => {
-            let config = ClusterConfig::load(file).map_err(|error| error.to_string())?;
-            let nodes = config
-                .members
-                .iter()
-                .map(|member| (member.name.clone(), member.addr))
-                .collect();
-            let settings = &config.settings;
-            let description = json!({
-                "kind": "existing",
-                "file": file.display().to_string(),
-                "nodes": config.members.len(),
-                "n": settings.n, "r": settings.r, "w": settings.w,
-                "partitions": config.partitions,
-                "versioning": format!("{:?}", settings.versioning).to_lowercase(),
-                "sync": format!("{:?}", config.sync),
-            });
-            (Target { nodes, n: settings.n }, description)
-        }
-        None => {
-            let cluster_dir = dir.join("cluster");
-            if request.progress {
-                eprintln!(
-                    "starting {} local nodes (N={} R={} W={}, Q={}, {} versioning, sync {}) in {}",
-                    spec.cluster.nodes,
-                    spec.cluster.n,
-                    spec.cluster.r,
-                    spec.cluster.w,
-                    spec.cluster.partitions,
-                    spec.cluster.versioning,
-                    spec.cluster.sync,
-                    cluster_dir.display()
-                );
-            }
-            let members = free_loopback_members(spec.cluster.nodes)
-                .map_err(|error| format!("the local cluster did not start: {error}"))?;
-            let config = spec.cluster_config(members)?;
-            let cluster = LocalCluster::start(&request.node_binary, &cluster_dir, config)
-                .map_err(|error| format!("the local cluster did not start: {error}"))?;
-            let nodes = cluster
-                .addrs()
-                .iter()
-                .enumerate()
-                .map(|(index, addr)| (format!("n{}", index + 1), *addr))
-                .collect();
-            local = Some(cluster);
-            let description = json!({
-                "kind": "local",
-                "file": cluster_dir.join("cluster.toml").display().to_string(),
-                "nodes": spec.cluster.nodes,
-                "n": spec.cluster.n, "r": spec.cluster.r, "w": spec.cluster.w,
-                "partitions": spec.cluster.partitions,
-                "versioning": spec.cluster.versioning,
-                "sync": spec.cluster.sync,
-            });
-            (
-                Target {
-                    nodes,
-                    n: spec.cluster.n,
-                },
-                description,
-            )
-        }
+    std::fs::create_dir_all(&dir).map_err(|source| RunError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut cluster = match &request.cluster_file {
+        Some(file) => existing_cluster(file)?,
+        None => local_cluster(&request, &dir)?,
     };
-    let node_cpu_start: Vec<Option<Duration>> = match &local {
-        Some(cluster) => (0..spec.cluster.nodes)
-            .map(|index| cluster.pid(index).and_then(process_cpu))
-            .collect(),
-        None => Vec::new(),
-    };
-
+    let cpu = NodeCpu::start(cluster.local.as_ref());
     if request.progress {
         eprintln!(
             "driving {} for {:.0}s (+{:.0}s warm-up) at {} ops/s, {} clients, up to {} in flight; seed {}",
@@ -190,82 +165,182 @@ pub fn run(request: RunRequest) -> Result<RunResult, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|error| error.to_string())?;
-    let hlog = HistogramLog::start(&dir, started_at);
-    let measured = runtime.block_on(drive(
-        spec.clone(),
-        target.clone(),
-        DriveOptions {
-            progress: request.progress,
-            hlog,
-            history: history_path.clone(),
-        },
-    ))?;
-    let node_cpu: Vec<f64> = match &local {
-        Some(cluster) => (0..spec.cluster.nodes)
-            .map(|index| {
-                let end = cluster.pid(index).and_then(process_cpu);
-                match (node_cpu_start.get(index).copied().flatten(), end) {
-                    (Some(start), Some(end)) => end.saturating_sub(start).as_secs_f64(),
-                    _ => f64::NAN,
-                }
-            })
-            .collect(),
-        None => Vec::new(),
+        .map_err(RunError::Runtime)?;
+    let options = DriveOptions {
+        progress: request.progress,
+        hlog: HistogramLog::start(&dir, started_at),
+        history: history_path.clone(),
     };
-    if let Some(mut cluster) = local {
-        cluster.stop();
+    let measured = runtime.block_on(drive(spec.clone(), cluster.target.clone(), options))?;
+    let node_cpu = cpu.since(cluster.local.as_ref());
+    if let Some(local) = cluster.local.as_mut() {
+        for (name, why) in local.stop() {
+            eprintln!("note: node {name} did not stop cleanly: {why}");
+        }
     }
-
-    // Check.
-    if request.progress {
-        eprintln!("checking {}", history_path.display());
-    }
-    let check_started = std::time::Instant::now();
-    let history = read_file(&history_path).map_err(|error| error.to_string())?;
-    let verdict = check(
-        &history,
-        &Options {
-            mode: spec.check.mode,
-            ..Options::default()
-        },
-    );
-    let check_seconds = check_started.elapsed().as_secs_f64();
-    drop(history);
+    let (verdict, check_seconds) = check_history(&history_path, spec, request.progress)?;
     write_json(
         &dir.join("check.json"),
         &serde_json::to_value(&verdict).unwrap_or_default(),
     )?;
-
-    // Report.
     let rows = rows(&measured.totals, measured.measured_seconds, &spec.sla);
     let sla_met = rows.iter().all(|row| row.sla_met);
-    let summary = summary_json(
-        &spec,
-        &cluster_description,
+    let figures = Figures {
+        spec,
+        cluster: &cluster.description,
         started_at,
-        &measured,
-        &rows,
+        measured: &measured,
+        rows: &rows,
         sla_met,
-        &verdict,
-        &node_cpu,
+        verdict: &verdict,
+        node_cpu: &node_cpu,
         check_seconds,
-    );
-    write_json(&dir.join("summary.json"), &summary)?;
-    print!(
-        "{}",
-        terminal_report(&spec, &measured, &rows, sla_met, &verdict, &node_cpu, &dir)
-    );
+        dir: &dir,
+    };
+    write_json(&dir.join("summary.json"), &summary_json(&figures))?;
+    print!("{}", terminal_report(&figures));
     Ok(RunResult {
-        dir,
         valid: verdict.valid,
         sla_met,
+        dir,
     })
 }
 
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|error| error.to_string())?;
-    std::fs::write(path, text + "\n").map_err(|error| format!("{}: {error}", path.display()))
+/// An existing cluster, from its file.
+fn existing_cluster(file: &Path) -> Result<Cluster, RunError> {
+    let config = ClusterConfig::load(file)?;
+    let nodes = config
+        .members
+        .iter()
+        .map(|member| (member.name.clone(), member.addr))
+        .collect();
+    let settings = &config.settings;
+    let description = json!({
+        "kind": "existing",
+        "file": file.display().to_string(),
+        "nodes": config.members.len(),
+        "n": settings.n, "r": settings.r, "w": settings.w,
+        "partitions": config.partitions,
+        "versioning": format!("{:?}", settings.versioning).to_lowercase(),
+        "sync": format!("{:?}", config.sync),
+    });
+    Ok(Cluster {
+        target: Target { nodes, n: settings.n },
+        description,
+        local: None,
+    })
+}
+
+/// A local cluster as the spec asks, started in `dir/cluster`.
+fn local_cluster(request: &RunRequest, dir: &Path) -> Result<Cluster, RunError> {
+    let spec = &request.spec.cluster;
+    let cluster_dir = dir.join("cluster");
+    if request.progress {
+        eprintln!(
+            "starting {} local nodes (N={} R={} W={}, Q={}, {} versioning, sync {}) in {}",
+            spec.nodes,
+            spec.n,
+            spec.r,
+            spec.w,
+            spec.partitions,
+            spec.versioning,
+            spec.sync,
+            cluster_dir.display()
+        );
+    }
+    let config = request
+        .spec
+        .cluster_config(free_loopback_members(spec.nodes)?)
+        .map_err(RunError::Spec)?;
+    let local = LocalCluster::start(&request.node_binary, &cluster_dir, config)?;
+    let nodes = local
+        .config()
+        .members
+        .iter()
+        .map(|member| (member.name.clone(), member.addr))
+        .collect();
+    let description = json!({
+        "kind": "local",
+        "file": local.file().display().to_string(),
+        "nodes": spec.nodes,
+        "n": spec.n, "r": spec.r, "w": spec.w,
+        "partitions": spec.partitions,
+        "versioning": spec.versioning,
+        "sync": spec.sync,
+    });
+    Ok(Cluster {
+        target: Target { nodes, n: spec.n },
+        description,
+        local: Some(local),
+    })
+}
+
+/// The local nodes' CPU time at the start of the load.
+struct NodeCpu(Vec<Option<Duration>>);
+
+impl NodeCpu {
+    fn read(cluster: Option<&LocalCluster>) -> Vec<Option<Duration>> {
+        match cluster {
+            Some(cluster) => (0..cluster.config().members.len())
+                .map(|index| cluster.pid(index).and_then(process_cpu))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn start(cluster: Option<&LocalCluster>) -> NodeCpu {
+        NodeCpu(Self::read(cluster))
+    }
+
+    /// CPU seconds each node used since the start (NaN where unknown).
+    fn since(&self, cluster: Option<&LocalCluster>) -> Vec<f64> {
+        Self::read(cluster)
+            .into_iter()
+            .enumerate()
+            .map(|(index, end)| match (self.0.get(index).copied().flatten(), end) {
+                (Some(start), Some(end)) => end.saturating_sub(start).as_secs_f64(),
+                _ => f64::NAN,
+            })
+            .collect()
+    }
+}
+
+/// Reads the history back and checks it in the spec's mode; returns the
+/// verdict and the seconds it took.
+fn check_history(path: &Path, spec: &Spec, progress: bool) -> Result<(Verdict, f64), RunError> {
+    if progress {
+        eprintln!("checking {}", path.display());
+    }
+    let started = std::time::Instant::now();
+    let history = read_file(path)?;
+    let options = Options {
+        mode: spec.check.mode,
+        ..Options::default()
+    };
+    let verdict = check(&history, &options);
+    Ok((verdict, started.elapsed().as_secs_f64()))
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), RunError> {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    std::fs::write(path, text + "\n").map_err(|source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Everything a run's reports are made of.
+struct Figures<'a> {
+    spec: &'a Spec,
+    cluster: &'a serde_json::Value,
+    started_at: SystemTime,
+    measured: &'a Measured,
+    rows: &'a [Row],
+    sla_met: bool,
+    verdict: &'a Verdict,
+    node_cpu: &'a [f64],
+    check_seconds: f64,
+    dir: &'a Path,
 }
 
 fn one_version_share(versions: &std::collections::BTreeMap<usize, u64>) -> Option<f64> {
@@ -277,18 +352,19 @@ fn one_version_share(versions: &std::collections::BTreeMap<usize, u64>) -> Optio
     (found > 0).then(|| versions.get(&1).copied().unwrap_or(0) as f64 / found as f64)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn summary_json(
-    spec: &Spec,
-    cluster: &serde_json::Value,
-    started_at: SystemTime,
-    measured: &Measured,
-    rows: &[Row],
-    sla_met: bool,
-    verdict: &Verdict,
-    node_cpu: &[f64],
-    check_seconds: f64,
-) -> serde_json::Value {
+fn summary_json(figures: &Figures<'_>) -> serde_json::Value {
+    let Figures {
+        spec,
+        cluster,
+        started_at,
+        measured,
+        rows,
+        sla_met,
+        verdict,
+        node_cpu,
+        check_seconds,
+        ..
+    } = *figures;
     let requests: Vec<u64> = measured.node_requests.values().copied().collect();
     let wall = measured.wall.as_secs_f64();
     json!({
@@ -348,15 +424,17 @@ fn summary_json(
     })
 }
 
-fn terminal_report(
-    spec: &Spec,
-    measured: &Measured,
-    rows: &[Row],
-    sla_met: bool,
-    verdict: &Verdict,
-    node_cpu: &[f64],
-    dir: &Path,
-) -> String {
+fn terminal_report(figures: &Figures<'_>) -> String {
+    let Figures {
+        spec,
+        measured,
+        rows,
+        sla_met,
+        verdict,
+        node_cpu,
+        dir,
+        ..
+    } = *figures;
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(out);

@@ -305,216 +305,281 @@ impl Partition {
         Ok(segment)
     }
 
-    /// Recovers the partition stored in `root/p<id>`.
+    /// Recovers the partition stored in `root/p<id>`: lists its segments,
+    /// checks their headers (rewriting one torn while the newest segment
+    /// was created), then scans every record of every segment on a reader
+    /// thread while this one folds them into the key directory. Only the
+    /// last appendable segment may have a torn tail, which is cut; any
+    /// other damage fails the partition.
     pub(crate) fn recover(root: &Path, id: PartitionId) -> Result<Partition, StorageError> {
         let dir = partition_dir(root, id);
-        let mut files: BTreeMap<SegmentId, PathBuf> = BTreeMap::new();
-        let entries = std::fs::read_dir(&dir).map_err(|error| StorageError::io(&dir, error))?;
-        for entry in entries {
-            let entry = entry.map_err(|error| StorageError::io(&dir, error))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.ends_with(COMPACTING_SUFFIX) {
-                let path = entry.path();
-                log::info!("{}: removing an unfinished compaction output", path.display());
-                std::fs::remove_file(&path).map_err(|error| StorageError::io(&path, error))?;
-                continue;
-            }
-            let Some(number) = name.strip_suffix(SEGMENT_SUFFIX) else {
-                continue;
-            };
-            if let Ok(number) = number.parse::<u64>() {
-                files.insert(SegmentId(number), entry.path());
-            }
-        }
-
-        // Pass 1: headers, to learn which segment is the last appendable one
-        // (the only one that may have a torn tail).
-        let mut headers: BTreeMap<SegmentId, Result<SegmentHeader, HeaderProblem>> = BTreeMap::new();
-        for (&segment, path) in &files {
-            let mut header = [0u8; HEADER_BYTES];
-            let file = File::open(path).map_err(|error| StorageError::io(path, error))?;
-            let read = read_up_to(&file, &mut header).map_err(|error| StorageError::io(path, error))?;
-            headers.insert(segment, SegmentHeader::decode(&header[..read]));
-        }
-        let newest = files.keys().next_back().copied();
-        let last_appendable = headers
-            .iter()
-            .filter(|(&segment, header)| match header {
-                Ok(header) => header.flags & FLAG_COMPACTED == 0,
-                // A header torn while the newest segment was being created.
-                Err(_) => Some(segment) == newest,
-            })
-            .map(|(&segment, _)| segment)
-            .next_back();
-
-        let partition = Partition::empty(id, dir.clone());
-        let mut keys = KeyDirectory::default();
-        // Keys whose newest record so far is a remove, with its sequence:
-        // files are not in write order (compaction outputs), so a put read
-        // later may still be older than a remove read earlier.
-        let mut removed: HashMap<StoredKey, u64, KeyHasherBuilder> = HashMap::default();
-        let mut max_sequence = 0u64;
-        let mut state = PartitionState::default();
-        let mut total_bytes = 0u64;
+        let files = list_segments(&dir)?;
+        let last_appendable = check_headers(&dir, id, &files)?;
+        let mut fold = Fold::default();
         for path in files.values() {
-            total_bytes += std::fs::metadata(path)
+            fold.total_bytes += std::fs::metadata(path)
                 .map_err(|error| StorageError::io(path, error))?
                 .len();
         }
-        // Headers first (cheap, and a torn one is rewritten here), so that
-        // the reading below can run ahead on its own thread.
-        for (&segment, path) in &files {
+        scan_segments(&files, |segment, path, scanned| {
             let is_last = Some(segment) == last_appendable;
-            let header = match headers.remove(&segment).unwrap_or(Err(HeaderProblem::Short)) {
-                Ok(header) => header,
-                Err(problem) if is_last && is_torn_header(path, problem)? => {
-                    log::warn!(
-                        "{}: the header was torn while the segment was created; rewriting it",
-                        path.display()
-                    );
-                    let (file, len) = write_new_segment(path, id, segment, false, true)?;
-                    drop(file);
-                    sync_dir(&dir)?;
-                    debug_assert_eq!(len, HEADER_BYTES as u64);
-                    SegmentHeader {
-                        flags: 0,
-                        partition: id,
-                        segment,
-                    }
-                }
-                Err(problem) => {
-                    return Err(StorageError::BadHeader {
-                        path: path.clone(),
-                        reason: format!("{problem:?}"),
-                    })
-                }
-            };
-            if header.partition != id || header.segment != segment {
-                return Err(StorageError::BadHeader {
-                    path: path.clone(),
-                    reason: format!(
-                        "the header names partition {} segment {}, but the file is partition {} segment {}",
-                        header.partition.0, header.segment.0, id.0, segment.0
-                    ),
-                });
-            }
-        }
-        // Two threads, so that recovery uses both cores: a reader maps each
-        // segment and verifies every record's checksum, while this thread
-        // folds the records into the key directory (hashing and inserting
-        // are ours). Mapping instead of reading saves the copy out of the
-        // page cache, which was most of the reader's time and made it the
-        // slower of the two. Used bytes go back to the reader: it unmaps
-        // (off this thread, which is the one recovery waits for) or reuses
-        // the buffer of a segment that had to be read.
-        std::thread::scope(|scope| -> Result<(), StorageError> {
-            let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<ScannedSegment, StorageError>>(2);
-            let (recycle, recycled) = std::sync::mpsc::channel::<SegmentBytes>();
-            let files = &files;
-            scope.spawn(move || {
-                let mut spare = Vec::new();
-                for (&segment, path) in files {
-                    while let Ok(used) = recycled.try_recv() {
-                        if let SegmentBytes::Read(buffer) = used {
-                            spare = buffer;
-                        }
-                    }
-                    let read = OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open(path)
-                        .and_then(|file| {
-                            let bytes = SegmentBytes::of(&file, &mut spare)?;
-                            Ok((file, bytes))
-                        })
-                        .map_err(|error| StorageError::io(path, error))
-                        .map(|(file, bytes)| scan_segment(segment, file, bytes));
-                    let failed = read.is_err();
-                    if sender.send(read).is_err() || failed {
-                        return;
-                    }
-                }
-            });
-            for (&segment, path) in files {
-                let scanned = receiver
-                    .recv()
-                    .map_err(|_| StorageError::io(path, std::io::Error::other("segment reader stopped")))??;
-                if keys.is_empty() && !scanned.bytes.is_empty() {
-                    // Size the directory once, from the first segment's
-                    // record density, rather than rehashing it log₂(n) times.
-                    let density = scanned.records.len() as f64 / scanned.bytes.len() as f64;
-                    keys.reserve((total_bytes as f64 * density) as usize);
-                }
-                for record in &scanned.records {
-                    let key = &scanned.bytes[record.key_start..record.key_start + record.key_len];
-                    max_sequence = max_sequence.max(record.location.sequence);
-                    apply_recovered(&mut keys, &mut removed, record.kind, key, record.location);
-                }
-                let is_last = Some(segment) == last_appendable;
-                let mut len = scanned.bytes.len();
-                match scanned.damage {
-                    None => {}
-                    Some((offset, Damage::Malformed(reason))) => {
-                        return Err(StorageError::Corrupt {
-                            path: path.clone(),
-                            offset: offset as u64,
-                            reason: reason.to_string(),
-                        })
-                    }
-                    Some((offset, damage)) if is_last => {
-                        let cut = len - offset;
-                        log::warn!(
-                            "{}: cutting a torn tail of {cut} bytes at offset {offset} ({damage:?})",
-                            path.display()
-                        );
-                        scanned
-                            .file
-                            .set_len(offset as u64)
-                            .map_err(|error| StorageError::io(path, error))?;
-                        scanned.file.sync_all().map_err(|error| StorageError::io(path, error))?;
-                        sync_dir(&dir)?;
-                        len = offset;
-                    }
-                    Some((offset, Damage::Checksum { got, expected })) => {
-                        return Err(StorageError::ChecksumMismatch {
-                            path: path.clone(),
-                            offset: offset as u64,
-                            got,
-                            expected,
-                        })
-                    }
-                    Some((offset, damage)) => {
-                        return Err(StorageError::Corrupt {
-                            path: path.clone(),
-                            offset: offset as u64,
-                            reason: format!("{damage:?} in a segment that is not the last one"),
-                        })
-                    }
-                }
-                state.segments.insert(
-                    segment,
-                    Arc::new(Segment {
-                        id: segment,
-                        path: path.clone(),
-                        file: Arc::new(scanned.file),
-                        len: AtomicU64::new(len as u64),
-                    }),
-                );
-                let _ = recycle.send(scanned.bytes);
-            }
-            Ok(())
+            fold.segment(&dir, segment, path, scanned, is_last)
         })?;
-        state.keys = keys;
+        let partition = Partition::empty(id, dir.clone());
         let next_segment = files.keys().next_back().map_or(1, |last| last.0 + 1);
         partition.next_segment.store(next_segment, Ordering::Release);
-        partition.next_sequence.store(max_sequence + 1, Ordering::Release);
+        partition.next_sequence.store(fold.max_sequence + 1, Ordering::Release);
         partition.active_segment.store(
             last_appendable.map_or(NO_SEGMENT, |segment| segment.0),
             Ordering::Release,
         );
-        *partition.state.write().recover() = state;
+        fold.state.keys = fold.keys;
+        *partition.state.write().recover() = fold.state;
         Ok(partition)
+    }
+}
+
+/// The segment files of a partition directory, by id; an unfinished
+/// compaction's output is removed on the way.
+fn list_segments(dir: &Path) -> Result<BTreeMap<SegmentId, PathBuf>, StorageError> {
+    let mut files = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|error| StorageError::io(dir, error))?;
+    for entry in entries {
+        let entry = entry.map_err(|error| StorageError::io(dir, error))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(COMPACTING_SUFFIX) {
+            let path = entry.path();
+            log::info!("{}: removing an unfinished compaction output", path.display());
+            std::fs::remove_file(&path).map_err(|error| StorageError::io(&path, error))?;
+            continue;
+        }
+        let Some(number) = name.strip_suffix(SEGMENT_SUFFIX) else {
+            continue;
+        };
+        if let Ok(number) = number.parse::<u64>() {
+            files.insert(SegmentId(number), entry.path());
+        }
+    }
+    Ok(files)
+}
+
+/// Checks every segment's header and returns the last appendable segment
+/// (the only one that may have a torn tail). A header torn while the
+/// newest segment was being created is rewritten; any other bad header,
+/// or one naming another partition or segment, is an error.
+fn check_headers(
+    dir: &Path,
+    id: PartitionId,
+    files: &BTreeMap<SegmentId, PathBuf>,
+) -> Result<Option<SegmentId>, StorageError> {
+    let mut headers: BTreeMap<SegmentId, Result<SegmentHeader, HeaderProblem>> = BTreeMap::new();
+    for (&segment, path) in files {
+        let mut header = [0u8; HEADER_BYTES];
+        let file = File::open(path).map_err(|error| StorageError::io(path, error))?;
+        let read = read_up_to(&file, &mut header).map_err(|error| StorageError::io(path, error))?;
+        headers.insert(segment, SegmentHeader::decode(&header[..read]));
+    }
+    let newest = files.keys().next_back().copied();
+    let last_appendable = headers
+        .iter()
+        .filter(|(&segment, header)| match header {
+            Ok(header) => header.flags & FLAG_COMPACTED == 0,
+            // A header torn while the newest segment was being created.
+            Err(_) => Some(segment) == newest,
+        })
+        .map(|(&segment, _)| segment)
+        .next_back();
+    for (&segment, path) in files {
+        let is_last = Some(segment) == last_appendable;
+        let header = match headers.remove(&segment).unwrap_or(Err(HeaderProblem::Short)) {
+            Ok(header) => header,
+            Err(problem) if is_last && is_torn_header(path, problem)? => {
+                log::warn!(
+                    "{}: the header was torn while the segment was created; rewriting it",
+                    path.display()
+                );
+                let (file, len) = write_new_segment(path, id, segment, false, true)?;
+                drop(file);
+                sync_dir(dir)?;
+                debug_assert_eq!(len, HEADER_BYTES as u64);
+                SegmentHeader {
+                    flags: 0,
+                    partition: id,
+                    segment,
+                }
+            }
+            Err(problem) => {
+                return Err(StorageError::BadHeader {
+                    path: path.clone(),
+                    reason: format!("{problem:?}"),
+                })
+            }
+        };
+        if header.partition != id || header.segment != segment {
+            return Err(StorageError::BadHeader {
+                path: path.clone(),
+                reason: format!(
+                    "the header names partition {} segment {}, but the file is partition {} segment {}",
+                    header.partition.0, header.segment.0, id.0, segment.0
+                ),
+            });
+        }
+    }
+    Ok(last_appendable)
+}
+
+/// Scans every segment on a reader thread, handing each to `take` in id
+/// order on this one, so that recovery uses both cores: the reader maps
+/// each segment and verifies every record's checksum, while this thread
+/// folds the records into the key directory (hashing and inserting are
+/// ours). Mapping instead of reading saves the copy out of the page cache,
+/// which was most of the reader's time and made it the slower of the two.
+/// Used bytes go back to the reader: it unmaps (off this thread, which is
+/// the one recovery waits for) or reuses the buffer of a segment that had
+/// to be read.
+fn scan_segments(
+    files: &BTreeMap<SegmentId, PathBuf>,
+    mut take: impl FnMut(SegmentId, &Path, ScannedSegment) -> Result<SegmentBytes, StorageError>,
+) -> Result<(), StorageError> {
+    std::thread::scope(|scope| -> Result<(), StorageError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<ScannedSegment, StorageError>>(2);
+        let (recycle, recycled) = std::sync::mpsc::channel::<SegmentBytes>();
+        scope.spawn(move || {
+            let mut spare = Vec::new();
+            for (&segment, path) in files {
+                while let Ok(used) = recycled.try_recv() {
+                    if let SegmentBytes::Read(buffer) = used {
+                        spare = buffer;
+                    }
+                }
+                let read = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .and_then(|file| {
+                        let bytes = SegmentBytes::of(&file, &mut spare)?;
+                        Ok((file, bytes))
+                    })
+                    .map_err(|error| StorageError::io(path, error))
+                    .map(|(file, bytes)| scan_segment(segment, file, bytes));
+                let failed = read.is_err();
+                if sender.send(read).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for (&segment, path) in files {
+            let scanned = receiver
+                .recv()
+                .map_err(|_| StorageError::io(path, std::io::Error::other("segment reader stopped")))??;
+            let _ = recycle.send(take(segment, path, scanned)?);
+        }
+        Ok(())
+    })
+}
+
+/// What recovery has folded so far.
+#[derive(Default)]
+struct Fold {
+    keys: KeyDirectory,
+    /// Keys whose newest record so far is a remove, with its sequence:
+    /// files are not in write order (compaction outputs), so a put read
+    /// later may still be older than a remove read earlier.
+    removed: HashMap<StoredKey, u64, KeyHasherBuilder>,
+    max_sequence: u64,
+    state: PartitionState,
+    /// Bytes of all segments, to size the key directory once.
+    total_bytes: u64,
+}
+
+impl Fold {
+    /// Folds one scanned segment in, and decides on its damage: a torn tail
+    /// of the last appendable segment is cut (and the cut synced); any
+    /// other damage is an error. Returns the segment's bytes, to recycle.
+    fn segment(
+        &mut self,
+        dir: &Path,
+        segment: SegmentId,
+        path: &Path,
+        scanned: ScannedSegment,
+        is_last: bool,
+    ) -> Result<SegmentBytes, StorageError> {
+        if self.keys.is_empty() && !scanned.bytes.is_empty() {
+            // Size the directory once, from the first segment's record
+            // density, rather than rehashing it log₂(n) times.
+            let density = scanned.records.len() as f64 / scanned.bytes.len() as f64;
+            self.keys.reserve((self.total_bytes as f64 * density) as usize);
+        }
+        for record in &scanned.records {
+            let key = &scanned.bytes[record.key_start..record.key_start + record.key_len];
+            self.max_sequence = self.max_sequence.max(record.location.sequence);
+            apply_recovered(&mut self.keys, &mut self.removed, record.kind, key, record.location);
+        }
+        let len = match scanned.damage {
+            None => scanned.bytes.len(),
+            Some((offset, damage)) => {
+                let tail = Tail {
+                    len: scanned.bytes.len(),
+                    offset,
+                    damage,
+                };
+                cut_torn_tail(dir, path, &scanned.file, tail, is_last)?
+            }
+        };
+        self.state.segments.insert(
+            segment,
+            Arc::new(Segment {
+                id: segment,
+                path: path.to_path_buf(),
+                file: Arc::new(scanned.file),
+                len: AtomicU64::new(len as u64),
+            }),
+        );
+        Ok(scanned.bytes)
+    }
+}
+
+/// Where a scan of a segment of `len` bytes stopped, and why.
+struct Tail {
+    len: usize,
+    offset: usize,
+    damage: Damage,
+}
+
+/// Damage found by a scan: cut when it is a torn tail of the last
+/// appendable segment (returns the new length), an error otherwise.
+fn cut_torn_tail(dir: &Path, path: &Path, file: &File, tail: Tail, is_last: bool) -> Result<usize, StorageError> {
+    let Tail { len, offset, damage } = tail;
+    match damage {
+        Damage::Malformed(reason) => Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: offset as u64,
+            reason: reason.to_string(),
+        }),
+        damage if is_last => {
+            let cut = len - offset;
+            log::warn!(
+                "{}: cutting a torn tail of {cut} bytes at offset {offset} ({damage:?})",
+                path.display()
+            );
+            file.set_len(offset as u64)
+                .map_err(|error| StorageError::io(path, error))?;
+            file.sync_all().map_err(|error| StorageError::io(path, error))?;
+            sync_dir(dir)?;
+            Ok(offset)
+        }
+        Damage::Checksum { got, expected } => Err(StorageError::ChecksumMismatch {
+            path: path.to_path_buf(),
+            offset: offset as u64,
+            got,
+            expected,
+        }),
+        damage => Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: offset as u64,
+            reason: format!("{damage:?} in a segment that is not the last one"),
+        }),
     }
 }
 
