@@ -1,0 +1,225 @@
+//! Connections: the accept loop, one reader and one writer task per
+//! connection (clients and peers share the port; each frame says what it
+//! is), and one writer per peer that connects lazily and drops messages
+//! while the peer is unreachable (the protocol copes with loss).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::core::Input;
+use super::{Waiting, CORE_INPUTS_MAX, OUTBOUND_FRAMES_MAX, READ_CHUNK_BYTES, RECONNECT_BACKOFF};
+use crate::sync::Recover;
+use dynamo_core::protocol::{ClientError, ClientId, ClientReply, ClientRequest};
+use dynamo_core::wire::{decode_frame, encode_frame, Frame};
+
+pub(super) async fn accept_loop(listener: TcpListener, inputs: mpsc::Sender<Input>, clients: Waiting) {
+    let mut next_client = 0u64;
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                log::warn!("accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        let (tx, rx) = mpsc::channel::<Frame>(OUTBOUND_FRAMES_MAX);
+        tokio::spawn(connection_writer(writer, rx));
+        let inputs = inputs.clone();
+        let clients = Arc::clone(&clients);
+        next_client += 1;
+        let connection = next_client;
+        tokio::spawn(async move {
+            if let Err(reason) = connection_reader(reader, connection, tx, inputs, clients).await {
+                log::warn!("closing the connection from {addr}: {reason}");
+            }
+        });
+    }
+}
+
+async fn connection_reader(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    connection: u64,
+    respond: mpsc::Sender<Frame>,
+    inputs: mpsc::Sender<Input>,
+    clients: Waiting,
+) -> Result<(), String> {
+    let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    let mut requests = 0u64;
+    loop {
+        loop {
+            match decode_frame(&buffer) {
+                Ok(Some((frame, used))) => {
+                    buffer.drain(..used);
+                    let input = match frame {
+                        Frame::Request { id, request } => {
+                            requests += 1;
+                            // Client ids: connection number and request count.
+                            let client = ClientId((connection << 32) | (requests & 0xffff_ffff));
+                            clients.lock().recover().insert(client, (respond.clone(), id));
+                            if !admit_client(&inputs, client, request, &clients) {
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                        Frame::Peer { from, message } => Input::Peer { from, message },
+                        Frame::Admin { id, query } => Input::Admin {
+                            id,
+                            query,
+                            respond: respond.clone(),
+                        },
+                        Frame::Response { .. } | Frame::AdminReply { .. } => {
+                            return Err("a node does not take responses".into());
+                        }
+                    };
+                    if inputs.send(input).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        let read = reader.read(&mut chunk).await.map_err(|error| error.to_string())?;
+        if read == 0 {
+            if buffer.is_empty() {
+                return Ok(());
+            }
+            return Err(format!(
+                "the connection closed inside a frame ({} bytes buffered)",
+                buffer.len()
+            ));
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// Hands a client's request to the core, or, when the core's queue is full
+/// (the node is overloaded), answers `Unavailable` at once: nothing was
+/// done, so the client may go to another node rather than wait behind
+/// thousands of requests. Peer traffic is never shed this way; it waits.
+/// Returns false when the core is gone.
+fn admit_client(inputs: &mpsc::Sender<Input>, client: ClientId, request: ClientRequest, clients: &Waiting) -> bool {
+    match inputs.try_send(Input::Client { client, request }) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            if let Some((connection, id)) = clients.lock().recover().remove(&client) {
+                let reason = format!("the node has {CORE_INPUTS_MAX} requests queued");
+                let reply = ClientReply::Failed(ClientError::Unavailable(reason));
+                let _ = connection.try_send(Frame::Response { id, reply });
+            }
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// Encodes `first` and whatever else is already queued (up to a read
+/// chunk's worth) into `bytes`: one write system call for a burst.
+fn encode_batch(first: Frame, frames: &mut mpsc::Receiver<Frame>, bytes: &mut Vec<u8>) {
+    bytes.clear();
+    encode_frame(&first, bytes);
+    while bytes.len() < READ_CHUNK_BYTES {
+        match frames.try_recv() {
+            Ok(more) => encode_frame(&more, bytes),
+            Err(_) => break,
+        }
+    }
+}
+
+async fn connection_writer(mut writer: tokio::net::tcp::OwnedWriteHalf, mut frames: mpsc::Receiver<Frame>) {
+    let mut bytes = Vec::with_capacity(READ_CHUNK_BYTES);
+    while let Some(frame) = frames.recv().await {
+        encode_batch(frame, &mut frames, &mut bytes);
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+}
+
+pub(super) async fn peer_writer(addr: SocketAddr, mut frames: mpsc::Receiver<Frame>) {
+    let mut stream: Option<TcpStream> = None;
+    let mut retry_at = tokio::time::Instant::now();
+    let mut bytes = Vec::with_capacity(READ_CHUNK_BYTES);
+    while let Some(frame) = frames.recv().await {
+        // Peers never write on our outbound connection: if it reads as
+        // closed, the peer restarted; reconnect now rather than lose the
+        // next frames to a dead socket.
+        if let Some(connected) = stream.as_ref() {
+            let mut probe = [0u8; 1];
+            if matches!(connected.try_read(&mut probe), Ok(0) | Ok(1..)) {
+                stream = None;
+            }
+        }
+        if stream.is_none() {
+            if tokio::time::Instant::now() < retry_at {
+                continue; // unreachable for now: the message is lost
+            }
+            match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await {
+                Ok(Ok(connected)) => {
+                    let _ = connected.set_nodelay(true);
+                    stream = Some(connected);
+                }
+                _ => {
+                    retry_at = tokio::time::Instant::now() + RECONNECT_BACKOFF;
+                    continue;
+                }
+            }
+        }
+        encode_batch(frame, &mut frames, &mut bytes);
+        if let Some(connected) = stream.as_mut() {
+            if connected.write_all(&bytes).await.is_err() {
+                stream = None;
+                retry_at = tokio::time::Instant::now() + RECONNECT_BACKOFF;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_request_that_finds_the_core_full_is_answered_unavailable() {
+        let (inputs, mut core) = mpsc::channel::<Input>(1);
+        let (connection, mut answers) = mpsc::channel::<Frame>(4);
+        let clients: Waiting = Arc::default();
+        let get = |key: &str| ClientRequest::Get {
+            key: key.as_bytes().to_vec(),
+            r: None,
+        };
+        for (client, id) in [(ClientId(1), 10), (ClientId(2), 11)] {
+            clients.lock().recover().insert(client, (connection.clone(), id));
+        }
+        assert!(admit_client(&inputs, ClientId(1), get("a"), &clients));
+        assert!(admit_client(&inputs, ClientId(2), get("b"), &clients));
+        // The first went to the core; the second was answered at once and
+        // is no longer waiting for the core.
+        assert!(matches!(
+            core.try_recv(),
+            Ok(Input::Client {
+                client: ClientId(1),
+                ..
+            })
+        ));
+        match answers.try_recv() {
+            Ok(Frame::Response {
+                id: 11,
+                reply: ClientReply::Failed(ClientError::Unavailable(reason)),
+            }) => assert!(reason.contains("queued"), "{reason}"),
+            other => panic!("expected Unavailable for request 11, got {other:?}"),
+        }
+        assert!(!clients.lock().recover().contains_key(&ClientId(2)));
+        drop(core);
+        assert!(!admit_client(&inputs, ClientId(3), get("c"), &clients));
+    }
+}

@@ -1,0 +1,341 @@
+//! The core task: owns the protocol state machine, takes every input
+//! (client requests, peer messages, storage completions, timers, admin
+//! queries) from channels, and carries out the effects in order: frames to
+//! peers and clients, writes to storage, timers on one timer wheel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::{hint_key, hint_partition, Waiting};
+use crate::config::ClusterConfig;
+use crate::storage::{Engine, StorageError};
+use crate::sync::Recover;
+use dynamo_core::admin::{AdminAnswer, AdminQuery, MemberDescription, RingDescription, StatsReport};
+use dynamo_core::ids::{NodeId, PartitionId};
+use dynamo_core::protocol::{
+    ClientError, ClientId, ClientReply, ClientRequest, Effect, Message, Node, PersistToken, Store, StoreError, Timer,
+};
+use dynamo_core::ring::Ring;
+use dynamo_core::version::{decode_sibling_set, encode_sibling_set, SiblingSet};
+use dynamo_core::wire::Frame;
+
+/// What reaches the core task from the connections.
+pub(super) enum Input {
+    Client {
+        client: ClientId,
+        request: ClientRequest,
+    },
+    Peer {
+        from: NodeId,
+        message: Message,
+    },
+    Admin {
+        id: u64,
+        query: AdminQuery,
+        respond: mpsc::Sender<Frame>,
+    },
+}
+
+/// The storage engine finished a persist the protocol asked for.
+pub(super) struct Persisted {
+    token: PersistToken,
+    result: Result<(), StoreError>,
+}
+
+/// Read access to the engine for the protocol core.
+struct EngineStore<'a> {
+    engine: &'a Engine,
+    ring: &'a Ring,
+}
+
+impl Store for EngineStore<'_> {
+    fn load(&self, key: &[u8]) -> Result<SiblingSet, StoreError> {
+        match self.engine.get(self.ring.partition_of(key), key) {
+            Ok(Some(bytes)) => {
+                decode_sibling_set(&bytes).map_err(|error| StoreError::Corrupt(format!("stored sibling set: {error}")))
+            }
+            Ok(None) => Ok(SiblingSet::new()),
+            Err(error) => Err(StoreError::from(&error)),
+        }
+    }
+}
+
+pub(super) struct Core {
+    node: Node,
+    engine: Arc<Engine>,
+    ring: Ring,
+    config: ClusterConfig,
+    peers: HashMap<NodeId, mpsc::Sender<Frame>>,
+    clients: Waiting,
+    completion_tx: mpsc::UnboundedSender<Persisted>,
+    started: Instant,
+    shutting_down: bool,
+    /// Armed timers, by due time: one sleep for all of them instead of a
+    /// task per timer.
+    timers: BTreeMap<(u64, u64), Timer>,
+    timer_sequence: u64,
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                log::warn!("cannot watch SIGTERM: {error}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+impl Core {
+    pub(super) fn new(
+        node: Node,
+        engine: Arc<Engine>,
+        config: ClusterConfig,
+        peers: HashMap<NodeId, mpsc::Sender<Frame>>,
+        clients: Waiting,
+        completion_tx: mpsc::UnboundedSender<Persisted>,
+    ) -> Core {
+        Core {
+            ring: node.ring().clone(),
+            node,
+            engine,
+            config,
+            peers,
+            clients,
+            completion_tx,
+            started: Instant::now(),
+            shutting_down: false,
+            timers: BTreeMap::new(),
+            timer_sequence: 0,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<Input>,
+        mut completions: mpsc::UnboundedReceiver<Persisted>,
+    ) {
+        let mut out = Vec::new();
+        self.node.start(self.now_ms(), &mut out);
+        self.apply(&mut out);
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if let Some(deadline) = drain_deadline {
+                if self.node.requests_in_flight() == 0 || tokio::time::Instant::now() >= deadline {
+                    log::info!(
+                        "shutting down with {} requests still in flight",
+                        self.node.requests_in_flight()
+                    );
+                    return;
+                }
+            }
+            let next_timer_ms = self.timers.keys().next().map(|(at_ms, _)| *at_ms);
+            let wake = match next_timer_ms {
+                Some(at_ms) => self.started + Duration::from_millis(at_ms),
+                None => Instant::now() + Duration::from_millis(50),
+            };
+            let tick = tokio::time::sleep_until(tokio::time::Instant::from_std(wake));
+            tokio::select! {
+                biased;
+                completion = completions.recv() => match completion {
+                    Some(Persisted { token, result }) => {
+                        self.node.handle_persisted(token, result, &mut out);
+                    }
+                    None => return,
+                },
+                input = inputs.recv() => match input {
+                    Some(input) => self.handle(input, &mut out),
+                    None => return,
+                },
+                _ = &mut signal, if drain_deadline.is_none() => {
+                    log::info!("signal received: finishing requests in flight, then stopping");
+                    self.shutting_down = true;
+                    drain_deadline = Some(
+                        tokio::time::Instant::now() + Duration::from_millis(self.config.settings.request_timeout_ms),
+                    );
+                }
+                _ = tick => {}
+            }
+            self.fire_due_timers(&mut out);
+            self.apply(&mut out);
+        }
+    }
+
+    fn fire_due_timers(&mut self, out: &mut Vec<Effect>) {
+        let now = self.now_ms();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let timer = entry.remove();
+            let store = EngineStore {
+                engine: &self.engine,
+                ring: &self.ring,
+            };
+            self.node.handle_timer(now, timer, &store, out);
+        }
+    }
+
+    fn handle(&mut self, input: Input, out: &mut Vec<Effect>) {
+        let now = self.now_ms();
+        let store = EngineStore {
+            engine: &self.engine,
+            ring: &self.ring,
+        };
+        match input {
+            Input::Client { client, request } => {
+                if self.shutting_down {
+                    out.push(Effect::Reply {
+                        client,
+                        reply: ClientReply::Failed(ClientError::ShuttingDown),
+                    });
+                } else {
+                    self.node.handle_client(now, client, request, &store, out);
+                }
+            }
+            Input::Peer { from, message } => self.node.handle_message(now, from, message, &store, out),
+            Input::Admin { id, query, respond } => {
+                let answer = self.admin(query);
+                let _ = respond.try_send(Frame::AdminReply { id, answer });
+            }
+        }
+    }
+
+    fn admin(&self, query: AdminQuery) -> AdminAnswer {
+        match query {
+            AdminQuery::Ring => AdminAnswer::Ring(self.describe_ring()),
+            AdminQuery::Stats => AdminAnswer::Stats(self.stats_report()),
+        }
+    }
+
+    /// The cluster as this node routes it: the assignment itself, with its
+    /// epoch, so that clients route exactly as it does.
+    fn describe_ring(&self) -> RingDescription {
+        let loads = self.ring.loads();
+        let suspects = self.node.suspects();
+        let settings = &self.config.settings;
+        RingDescription {
+            n: settings.n,
+            r: settings.r,
+            w: settings.w,
+            versioning: settings.versioning.to_string(),
+            epoch: self.ring.epoch(),
+            owners: self.ring.owners().to_vec(),
+            members: self
+                .config
+                .members
+                .iter()
+                .map(|member| MemberDescription {
+                    node: member.node,
+                    name: member.name.clone(),
+                    addr: member.addr.to_string(),
+                    partitions: loads.get(&member.node).copied().unwrap_or(0),
+                    suspected: suspects.contains(&member.node),
+                })
+                .collect(),
+        }
+    }
+
+    fn stats_report(&self) -> StatsReport {
+        let hint = hint_partition(&self.config);
+        let (keys, bytes) = self
+            .engine
+            .stats()
+            .iter()
+            .filter(|partition| partition.partition != hint)
+            .fold((0u64, 0u64), |(keys, bytes), partition| {
+                (keys + partition.keys, bytes + partition.bytes)
+            });
+        StatsReport {
+            node: self.node.id(),
+            protocol: self.node.stats().clone(),
+            hints_pending: self.node.hints_pending() as u64,
+            suspected: self.node.suspects(),
+            keys,
+            bytes,
+        }
+    }
+
+    fn apply(&mut self, out: &mut Vec<Effect>) {
+        for effect in out.drain(..) {
+            match effect {
+                Effect::Send { to, message } => {
+                    if let Some(peer) = self.peers.get(&to) {
+                        // Best effort: a full queue means the peer is slow or
+                        // gone, and the protocol treats the loss as silence.
+                        let _ = peer.try_send(Frame::Peer {
+                            from: self.node.id(),
+                            message,
+                        });
+                    }
+                }
+                Effect::Reply { client, reply } => {
+                    let entry = self.clients.lock().recover().remove(&client);
+                    if let Some((connection, id)) = entry {
+                        let _ = connection.try_send(Frame::Response { id, reply });
+                    }
+                }
+                Effect::Persist { token, key, set } => {
+                    let partition = self.ring.partition_of(&key);
+                    self.submit(partition, key, Some(encode_sibling_set(&set)), Some(token));
+                }
+                Effect::PersistHint { token, owner, key, set } => {
+                    let partition = hint_partition(&self.config);
+                    self.submit(
+                        partition,
+                        hint_key(owner, &key),
+                        Some(encode_sibling_set(&set)),
+                        Some(token),
+                    );
+                }
+                Effect::DropHint { owner, key } => {
+                    let partition = hint_partition(&self.config);
+                    self.submit(partition, hint_key(owner, &key), None, None);
+                }
+                Effect::SetTimer { timer, at_ms } => {
+                    self.timer_sequence += 1;
+                    self.timers.insert((at_ms, self.timer_sequence), timer);
+                }
+            }
+        }
+    }
+
+    fn submit(&self, partition: PartitionId, key: Vec<u8>, payload: Option<Vec<u8>>, token: Option<PersistToken>) {
+        let completions = self.completion_tx.clone();
+        let done = Box::new(move |result: Result<(), StorageError>| {
+            if let Some(token) = token {
+                let _ = completions.send(Persisted {
+                    token,
+                    result: result.map_err(|error| StoreError::from(&error)),
+                });
+            } else if let Err(error) = result {
+                log::warn!("dropping a handed-off hint failed: {error}");
+            }
+        });
+        if let Err(error) = self.engine.submit(partition, key, payload, done) {
+            if let Some(token) = token {
+                let _ = self.completion_tx.send(Persisted {
+                    token,
+                    result: Err(StoreError::from(&error)),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The node runtime: turns [`dynamo_core::protocol::Node`]'s effects into TCP
+//! frames, storage writes and tokio timers.
+//!
+//! Tasks and threads:
+//! - the **core task** owns the protocol state machine; every input (client
+//!   request, peer message, timer, storage completion, admin query) reaches
+//!   it through a channel, and it carries out the effects in order;
+//! - an **accept loop** and one reader and one writer task per connection
+//!   (clients and peers share the port: each frame says what it is);
+//! - one **peer writer** task per other member, connecting lazily and
+//!   dropping messages while the peer is unreachable (the protocol copes
+//!   with loss);
+//! - the storage engine's own thread (see [`crate::storage`]).
+//!
+//! Shutdown (SIGTERM or Ctrl-C): new client requests are refused, requests
+//! in flight are given up to the request timeout to finish, then storage is
+//! closed (everything acknowledged is synced).
+//!
+//! Files: this one starts a node (cluster file, data directory, storage,
+//! hints, listener); `core.rs` is the core task (effects, timers, admin
+//! answers); `connections.rs` the accept loop, the per-connection reader
+//! and writer tasks and the peer writers.
+
+mod connections;
+mod core;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use self::connections::{accept_loop, peer_writer};
+use self::core::{Core, Input, Persisted};
+use crate::config::{ClusterConfig, ConfigError, Member};
+use crate::storage::{fresh_incarnation, Engine, StorageConfig, StorageError};
+use dynamo_core::ids::{NodeId, PartitionId};
+use dynamo_core::protocol::{ClientId, Node};
+use dynamo_core::version::{decode_sibling_set, Actor, SiblingSet};
+use dynamo_core::wire::Frame;
+
+/// Frames queued for one connection or peer at most; beyond that, frames
+/// to it are dropped (peers) or the request fails (clients).
+const OUTBOUND_FRAMES_MAX: usize = 4_096;
+/// Inputs queued for the core at most (client and peer traffic; storage
+/// completions and timers have their own channels, bounded by the requests
+/// in flight that caused them).
+const CORE_INPUTS_MAX: usize = 16_384;
+/// Bytes read from a socket at a time.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// How long a peer writer waits before trying a failed peer again.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Why a node could not start or stopped badly.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// The node's name is not in the cluster file.
+    #[error("node {name:?} is not in the cluster file (members: {members})")]
+    UnknownNode {
+        /// The name asked for.
+        name: String,
+        /// The names in the file.
+        members: String,
+    },
+    /// The data directory belongs to another node.
+    #[error("{path} holds the data of node {found:?}, not {expected:?}: pass the right --data")]
+    WrongDataDir {
+        /// The identity file.
+        path: PathBuf,
+        /// The node it names.
+        found: String,
+        /// The node starting.
+        expected: String,
+    },
+    /// The cluster file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The listening address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another I/O failure.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How to run one node.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The cluster.
+    pub config: ClusterConfig,
+    /// This node's name in it.
+    pub name: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+}
+
+/// Clients waiting for a reply: the connection to answer on and the id
+/// their request carried. Shared by the connection readers (which add) and
+/// the core (which answers and removes).
+type Waiting = Arc<Mutex<HashMap<ClientId, (mpsc::Sender<Frame>, u64)>>>;
+
+/// Hints live in a partition of their own, numbered Q (one past the ring's
+/// last): key = owner (u32 BE) followed by the user key.
+fn hint_partition(config: &ClusterConfig) -> PartitionId {
+    PartitionId(config.partitions)
+}
+
+fn hint_key(owner: NodeId, key: &[u8]) -> Vec<u8> {
+    let mut bytes = owner.0.to_be_bytes().to_vec();
+    bytes.extend_from_slice(key);
+    bytes
+}
+
+/// The hints this node persisted before it stopped, as `(owner, key, set)`.
+fn recover_hints(engine: &Engine, partition: PartitionId) -> Result<Vec<(NodeId, Vec<u8>, SiblingSet)>, StorageError> {
+    let mut hints = Vec::new();
+    for key in engine.keys(partition) {
+        if key.len() < 4 {
+            continue;
+        }
+        let owner = NodeId(u32::from_be_bytes([key[0], key[1], key[2], key[3]]));
+        if let Some(bytes) = engine.get(partition, &key)? {
+            match decode_sibling_set(&bytes) {
+                Ok(set) => hints.push((owner, key[4..].to_vec(), set)),
+                Err(error) => log::error!("skipping an undecodable hint: {error}"),
+            }
+        }
+    }
+    Ok(hints)
+}
+
+/// One writer task per other member, each with its bounded queue.
+fn spawn_peer_writers(members: &[Member], me: NodeId) -> HashMap<NodeId, mpsc::Sender<Frame>> {
+    let mut peers = HashMap::new();
+    for other in members.iter().filter(|other| other.node != me) {
+        let (tx, rx) = mpsc::channel(OUTBOUND_FRAMES_MAX);
+        tokio::spawn(peer_writer(other.addr, rx));
+        peers.insert(other.node, tx);
+    }
+    peers
+}
+
+/// Checks (or, for a new directory, writes) the file naming the node whose
+/// data this is.
+fn claim_data_dir(data_dir: &Path, name: &str) -> Result<(), ServerError> {
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join("NODE");
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found.trim() == name => Ok(()),
+        Ok(found) => Err(ServerError::WrongDataDir {
+            path,
+            found: found.trim().to_string(),
+            expected: name.to_string(),
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, format!("{name}\n"))?;
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// What `serve` does from a command line: loads the cluster file, names
+/// the log, and runs node `id` with its data in `data` (default
+/// `data/<id>`). Shared by `dynamo-node serve` and the node processes that
+/// `dynamo-bench` starts from its own binary.
+///
+/// # Errors
+/// The cluster file is not valid, or [`serve`] fails.
+pub fn serve_from_file(cluster: &Path, id: &str, data: Option<PathBuf>) -> Result<(), ServerError> {
+    let config = ClusterConfig::load(cluster)?;
+    crate::logging::set_name(id);
+    let data_dir = data.unwrap_or_else(|| PathBuf::from("data").join(id));
+    serve(ServeOptions {
+        config,
+        name: id.to_string(),
+        data_dir,
+    })
+}
+
+/// Runs a node until SIGTERM or Ctrl-C. Prints `ready <name> <addr>` on
+/// stdout once it serves.
+///
+/// # Errors
+/// A bad name or data directory, storage that cannot open, an address that
+/// cannot be bound.
+pub fn serve(options: ServeOptions) -> Result<(), ServerError> {
+    // One thread for the core and every connection: a request then hops
+    // between tasks, not threads. Measured on the 2-core machine with five
+    // nodes: a multi-threaded runtime spent its time waking threads.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run(options))
+}
+
+async fn run(options: ServeOptions) -> Result<(), ServerError> {
+    let ServeOptions { config, name, data_dir } = options;
+    let member = config.member(&name).cloned().ok_or_else(|| ServerError::UnknownNode {
+        name: name.clone(),
+        members: config
+            .members
+            .iter()
+            .map(|member| member.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    claim_data_dir(&data_dir, &name)?;
+    let ring = config
+        .ring()
+        .map_err(|error| ServerError::Io(std::io::Error::other(error.to_string())))?;
+    let storage = StorageConfig {
+        sync: config.sync,
+        ..StorageConfig::default()
+    };
+    let engine = Arc::new(Engine::open(&data_dir.join("partitions"), storage)?);
+    let hints = recover_hints(&engine, hint_partition(&config))?;
+    let actor = Actor {
+        node: member.node,
+        incarnation: fresh_incarnation()?,
+    };
+    log::info!(
+        "{name} ({}) starts as incarnation {:x} with {} hints, storage on {:?}",
+        member.node,
+        actor.incarnation,
+        hints.len(),
+        engine.backend()
+    );
+    let node = Node::new(member.node, actor, ring.clone(), config.settings.clone(), hints);
+    let listener = TcpListener::bind(member.addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: member.addr,
+            source,
+        })?;
+    let (input_tx, input_rx) = mpsc::channel::<Input>(CORE_INPUTS_MAX);
+    let (completion_tx, completion_rx) = mpsc::unbounded_channel::<Persisted>();
+    let peers = spawn_peer_writers(&config.members, member.node);
+    let clients: Waiting = Arc::default();
+    let accept = tokio::spawn(accept_loop(listener, input_tx.clone(), Arc::clone(&clients)));
+    println!("ready {name} {}", member.addr);
+    let _ = std::io::stdout().flush();
+
+    let core = Core::new(node, Arc::clone(&engine), config, peers, clients, completion_tx);
+    core.run(input_rx, completion_rx).await;
+    accept.abort();
+    drop(input_tx);
+    match Arc::try_unwrap(engine) {
+        Ok(engine) => engine.close(),
+        Err(engine) => {
+            if let Err(error) = engine.flush() {
+                log::error!("final sync failed: {error}");
+            }
+        }
+    }
+    log::info!("{name} stopped");
+    Ok(())
+}

@@ -1,0 +1,424 @@
+//! The driver: one scheduler issues operations at their intended start
+//! times (open loop, constant arrival at the target rate), a fixed set of
+//! logical clients executes them one at a time each, and every request is
+//! recorded in the history as it is sent and as it is answered.
+//!
+//! Latency is measured from the *intended* start: when the cluster (or
+//! the clients) fall behind, operations wait in the scheduler's queue and
+//! that wait counts, so a stall shows at the percentiles it really hits
+//! (coordinated omission corrected). Service time, from the moment the
+//! first request of an operation was sent, is kept beside it.
+//!
+//! The scheduler's queue is bounded: when it is full the scheduler waits,
+//! but the intended start times stay on the schedule, so the wait still
+//! shows in the latency.
+
+mod finals;
+mod worker;
+
+use dynamo_node::sync::Recover;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dynamo_client::Client;
+use dynamo_client::Error as ClientLibError;
+use dynamo_reports::latency::Pair;
+use dynamo_reports::LatencyRecorder;
+
+use crate::keys::{KeyChooser, Rng};
+use crate::record::HistoryWriter;
+
+use crate::spec::{OpKind, Spec};
+pub use finals::CartFigures;
+use finals::{cart_figures, final_reads, CartBook};
+use worker::Worker;
+
+/// Scheduled operations waiting for a free client.
+const QUEUE_OPERATIONS_MAX: usize = 10_000;
+
+/// Contexts each client keeps for `update` (oldest dropped beyond this).
+const CACHED_CONTEXTS_MAX: usize = 10_000;
+
+/// The scheduler counts itself late beyond this.
+const LAG_WARNING: Duration = Duration::from_millis(10);
+
+/// Final reads in flight at once.
+const FINAL_READERS: usize = 32;
+
+/// One scheduled operation.
+struct Scheduled {
+    intended: Instant,
+    /// When the scheduler handed it over (after its timer fired).
+    dispatched: Instant,
+    kind: OpKind,
+    key: u64,
+    measured: bool,
+}
+
+/// The nodes the driver talks to.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Addresses with names, in cluster order.
+    pub nodes: Vec<(String, SocketAddr)>,
+    /// N: the replicas a final read asks.
+    pub n: usize,
+}
+
+/// What the driver measured, for the report.
+#[derive(Debug, Default)]
+pub struct Measured {
+    /// Latency totals over the measured period.
+    pub totals: BTreeMap<String, Pair>,
+    /// Seconds measured (after warm-up).
+    pub measured_seconds: f64,
+    /// Operations scheduled in all (warm-up included).
+    pub scheduled: u64,
+    /// Requests per node during the measured period.
+    pub node_requests: BTreeMap<String, u64>,
+    /// Sibling counts of measured gets: count → gets.
+    pub versions_per_read: BTreeMap<usize, u64>,
+    /// The scheduler's worst lateness.
+    pub lag_max: Duration,
+    /// Operations the scheduler issued more than [`LAG_WARNING`] late.
+    pub lagged_operations: u64,
+    /// Operations that waited for a free client more than 1 ms.
+    pub queued_operations: u64,
+    /// The driver's own CPU time over the run.
+    pub cpu: Duration,
+    /// Wall time of the load phase.
+    pub wall: Duration,
+    /// Final reads made (ok or not).
+    pub final_reads: u64,
+    /// Keys touched.
+    pub keys_touched: u64,
+    /// Cart figures, when the spec is a cart.
+    pub cart: Option<CartFigures>,
+    /// Latencies clamped to the histogram's bound.
+    pub clamped: u64,
+}
+
+struct Shared {
+    spec: Spec,
+    history: HistoryWriter,
+    recorder: Mutex<LatencyRecorder>,
+    next_op: AtomicU64,
+    next_process: AtomicU64,
+    node_names: HashMap<SocketAddr, String>,
+    node_requests: Mutex<BTreeMap<String, u64>>,
+    versions_per_read: Mutex<BTreeMap<usize, u64>>,
+    touched: Vec<AtomicBool>,
+    cart: Mutex<CartBook>,
+    errors: AtomicU64,
+    in_flight: AtomicU64,
+    queued: AtomicU64,
+    key_width: usize,
+    padding: Vec<u8>,
+}
+
+impl Shared {
+    /// The name of the node a routed request goes to first (for the
+    /// history's `node` field).
+    fn first_node<E>(&self, routed: &Result<Vec<SocketAddr>, E>) -> Option<&str> {
+        routed
+            .as_ref()
+            .ok()
+            .and_then(|order| order.first())
+            .and_then(|addr| self.node_names.get(addr))
+            .map(String::as_str)
+    }
+
+    fn key_name(&self, index: u64) -> String {
+        format!("{}{:0width$}", self.spec.keys.prefix, index, width = self.key_width)
+    }
+}
+
+/// Options of one drive.
+pub struct DriveOptions {
+    /// Show a progress line.
+    pub progress: bool,
+    /// Where HdrHistogram interval logs go.
+    pub hlog: dynamo_reports::hlog::HistogramLog,
+    /// The history file.
+    pub history: std::path::PathBuf,
+}
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the struct we pass and nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let status = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    if status != 0 {
+        return Duration::ZERO;
+    }
+    let time = |value: libc::timeval| Duration::new(value.tv_sec as u64, value.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// Why a drive could not run or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    /// No node of the cluster answered before the load began.
+    #[error("cannot reach the cluster: {0}")]
+    Unreachable(#[from] ClientLibError),
+    /// The history file could not be created or written.
+    #[error("{path}: {source}")]
+    History {
+        /// The history file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A task of the driver itself panicked (a bug: its message says where).
+    #[error("a driver task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The pacing of one drive: every operation's intended start is
+/// `load_start + k · interval`, for `k` while it is before `total`.
+#[derive(Clone, Copy)]
+struct Pace {
+    load_start: Instant,
+    interval: Duration,
+    warmup: Duration,
+    total: Duration,
+}
+
+/// The scheduler's worst lateness and how many operations were late by
+/// more than [`LAG_WARNING`].
+type Lag = Arc<Mutex<(Duration, u64)>>;
+
+/// Drives `spec` against `target`; returns what it measured. The history
+/// is complete (and synced) when this returns.
+///
+/// # Errors
+/// The cluster cannot be reached at the start, or the history cannot be
+/// written.
+pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<Measured, DriveError> {
+    let start = Instant::now();
+    let cpu_start = cpu_time();
+    let seeds: Vec<SocketAddr> = target.nodes.iter().map(|(_, addr)| *addr).collect();
+    // Fail fast, with the reason, when the cluster is not there.
+    Client::new(seeds.clone(), spec.load.timeout).view().await?;
+    let history = HistoryWriter::create(&options.history, start).map_err(|source| DriveError::History {
+        path: options.history.clone(),
+        source,
+    })?;
+    let shared = Arc::new(Shared::new(&spec, &target, history));
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Scheduled>(QUEUE_OPERATIONS_MAX);
+    let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+    let in_flight_limit = Arc::new(tokio::sync::Semaphore::new(spec.load.max_in_flight));
+    let pace = Pace {
+        load_start: Instant::now(),
+        interval: Duration::from_secs_f64(1.0 / spec.load.rate),
+        warmup: spec.load.warmup,
+        total: spec.load.warmup + spec.load.duration,
+    };
+    let lag: Lag = Arc::default();
+    let scheduler = tokio::spawn(schedule(spec.clone(), pace, sender, lag.clone()));
+    let workers: Vec<_> = (0..spec.load.clients)
+        .map(|index| {
+            let client = Client::new(seeds.clone(), spec.load.timeout);
+            let worker = Worker::new(client, shared.clone(), index as u64);
+            tokio::spawn(worker.run(receiver.clone(), in_flight_limit.clone()))
+        })
+        .collect();
+    let finished = Arc::new(AtomicBool::new(false));
+    let ticker = tokio::spawn(tick(
+        shared.clone(),
+        pace,
+        options.progress,
+        options.hlog,
+        finished.clone(),
+    ));
+
+    let scheduled = scheduler.await?;
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let load_end = Instant::now();
+    finished.store(true, Ordering::Relaxed);
+    let hlog = ticker.await?;
+    let cpu = cpu_time().saturating_sub(cpu_start);
+    let (totals, clamped) = {
+        let mut recorder = shared.recorder.lock().recover();
+        recorder.rotate();
+        (recorder.totals().clone(), recorder.clamped)
+    };
+    let _ = hlog.finish();
+
+    let (final_reads, keys_touched) = final_reads(&shared, &target, options.progress).await;
+    let events = shared.history.finish().map_err(|source| DriveError::History {
+        path: options.history.clone(),
+        source,
+    })?;
+    debug_assert!(events > 0 || scheduled == 0);
+
+    let (lag_max, lagged_operations) = *lag.lock().recover();
+    let node_requests = shared.node_requests.lock().recover().clone();
+    let versions_per_read = shared.versions_per_read.lock().recover().clone();
+    Ok(Measured {
+        totals,
+        // From the first measured intended start to the last completion.
+        measured_seconds: load_end
+            .saturating_duration_since(pace.load_start + pace.warmup)
+            .as_secs_f64(),
+        scheduled,
+        node_requests,
+        versions_per_read,
+        lag_max,
+        lagged_operations,
+        queued_operations: shared.queued.load(Ordering::Relaxed),
+        cpu,
+        wall: load_end.saturating_duration_since(pace.load_start),
+        final_reads,
+        keys_touched,
+        cart: spec.is_cart().then(|| cart_figures(&shared)),
+        clamped,
+    })
+}
+
+impl Shared {
+    fn new(spec: &Spec, target: &Target, history: HistoryWriter) -> Shared {
+        Shared {
+            history,
+            recorder: Mutex::new(LatencyRecorder::new()),
+            next_op: AtomicU64::new(0),
+            next_process: AtomicU64::new(spec.load.clients as u64),
+            node_names: target.nodes.iter().map(|(name, addr)| (*addr, name.clone())).collect(),
+            node_requests: Mutex::new(target.nodes.iter().map(|(name, _)| (name.clone(), 0)).collect()),
+            versions_per_read: Mutex::new(BTreeMap::new()),
+            touched: (0..spec.keys.count).map(|_| AtomicBool::new(false)).collect(),
+            cart: Mutex::new(CartBook::default()),
+            errors: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            key_width: (spec.keys.count.max(2) - 1).to_string().len(),
+            padding: vec![b'.'; spec.keys.value_bytes],
+            spec: spec.clone(),
+        }
+    }
+}
+
+/// The scheduler: issues every operation at its intended start (open
+/// loop), whatever the clients are doing; returns how many it issued.
+async fn schedule(spec: Spec, pace: Pace, sender: tokio::sync::mpsc::Sender<Scheduled>, lag: Lag) -> u64 {
+    let mut rng = Rng::new(spec.seed);
+    let mut chooser = KeyChooser::new(spec.keys.count, spec.keys.distribution);
+    let weight_total: u64 = spec.mix.iter().map(|(_, weight)| *weight as u64).sum();
+    let mut scheduled = 0u64;
+    loop {
+        let offset = pace.interval.mul_f64(scheduled as f64);
+        if offset >= pace.total {
+            break;
+        }
+        let intended = pace.load_start + offset;
+        if intended > Instant::now() {
+            tokio::time::sleep_until(intended.into()).await;
+        }
+        let late = Instant::now().saturating_duration_since(intended);
+        {
+            let mut lag = lag.lock().recover();
+            lag.0 = lag.0.max(late);
+            if late > LAG_WARNING {
+                lag.1 += 1;
+            }
+        }
+        let kind = choose_kind(&spec.mix, rng.below(weight_total));
+        let key = chooser.choose(kind, &mut rng);
+        let operation = Scheduled {
+            intended,
+            dispatched: Instant::now(),
+            kind,
+            key,
+            measured: offset >= pace.warmup,
+        };
+        if sender.send(operation).await.is_err() {
+            break;
+        }
+        scheduled += 1;
+    }
+    scheduled
+}
+
+/// The operation a draw of `pick` in `[0, total weight)` lands on.
+fn choose_kind(mix: &[(OpKind, u32)], mut pick: u64) -> OpKind {
+    for (candidate, weight) in mix {
+        if pick < u64::from(*weight) {
+            return *candidate;
+        }
+        pick -= u64::from(*weight);
+    }
+    mix[0].0
+}
+
+/// Every second: the histogram log's interval, the progress line; stops
+/// after the load has finished. Returns the log, to be finished.
+async fn tick(
+    shared: Arc<Shared>,
+    pace: Pace,
+    progress: bool,
+    hlog: dynamo_reports::hlog::HistogramLog,
+    finished: Arc<AtomicBool>,
+) -> dynamo_reports::hlog::HistogramLog {
+    let mut tick = tokio::time::interval_at(
+        (pace.load_start + Duration::from_secs(1)).into(),
+        Duration::from_secs(1),
+    );
+    let mut second = 0u64;
+    let mut errors_before = 0;
+    let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    loop {
+        tick.tick().await;
+        let elapsed = pace.load_start.elapsed();
+        let intervals = shared.recorder.lock().recover().rotate();
+        let (count, p99) = interval_summary(&intervals);
+        hlog.add(intervals, Duration::from_secs(second), Duration::from_secs(1));
+        second += 1;
+        if progress {
+            let errors = shared.errors.load(Ordering::Relaxed);
+            let line = format!(
+                "[{:>6.1}s/{:.0}s] {:>7} ops/s  errors {:<5} p99 {:>8.2} ms  in flight {:<4} queued {}{}",
+                elapsed.as_secs_f64(),
+                pace.total.as_secs_f64(),
+                count,
+                errors - errors_before,
+                p99,
+                shared.in_flight.load(Ordering::Relaxed),
+                shared.queued.load(Ordering::Relaxed),
+                if elapsed < pace.warmup { "  (warm-up)" } else { "" }
+            );
+            errors_before = errors;
+            if is_terminal {
+                eprint!("\r{line}\x1b[K");
+            } else if second % 5 == 0 {
+                eprintln!("{line}");
+            }
+        }
+        if finished.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    if progress && is_terminal {
+        eprintln!();
+    }
+    hlog
+}
+
+fn interval_summary(intervals: &BTreeMap<String, Pair>) -> (u64, f64) {
+    let mut all: Option<hdrhistogram::Histogram<u64>> = None;
+    for pair in intervals.values() {
+        match &mut all {
+            None => all = Some(pair.intended.clone()),
+            Some(all) => {
+                let _ = all.add(&pair.intended);
+            }
+        }
+    }
+    match all {
+        Some(all) => (all.len(), all.value_at_quantile(0.99) as f64 / 1000.0),
+        None => (0, 0.0),
+    }
+}
