@@ -20,7 +20,7 @@
 //! key directory, a positioned read, and the record's checksum is verified
 //! again before anything is returned.
 //!
-//! Recovery on open ([`partition`]): every record of every segment is
+//! Recovery on open (`recovery.rs`): every record of every segment is
 //! checksummed; only a torn tail of a partition's last appendable segment is
 //! cut (then the file and the directory are synced, and the cut is logged);
 //! damage anywhere else is an error naming the file and offset, and the
@@ -42,7 +42,9 @@ mod compaction;
 mod dump;
 pub mod format;
 pub(crate) mod io;
+mod keydir;
 mod partition;
+mod recovery;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -433,14 +435,14 @@ impl Engine {
         payload: Option<Vec<u8>>,
         done: OnDurable,
     ) -> Result<(), StorageError> {
-        self.submit_stored(partition, partition::StoredKey::from(key.into()), payload, done)
+        self.submit_stored(partition, keydir::StoredKey::from(key.into()), payload, done)
     }
 
     /// [`Engine::submit`] with the key already in its key-directory form.
     fn submit_stored(
         &self,
         partition: PartitionId,
-        key: partition::StoredKey,
+        key: keydir::StoredKey,
         payload: Option<Vec<u8>>,
         done: OnDurable,
     ) -> Result<(), StorageError> {
@@ -466,7 +468,7 @@ impl Engine {
         // is copied inline, with no vector allocated on the way.
         self.submit_stored(
             partition,
-            partition::StoredKey::from(key),
+            keydir::StoredKey::from(key),
             payload.map(<[u8]>::to_vec),
             Box::new(move |result| answer.complete(result)),
         )?;
