@@ -5,7 +5,7 @@
 //! the data behind a poisoned lock is as good as any; what panicked was a
 //! caller's callback, and it is logged where it is caught.
 //!
-//! [`handoff`] holds the primitives of the storage engine's hand-off:
+//! `handoff` holds the primitives of the storage engine's hand-off:
 //! loom's under `--cfg dynamo_loom`, so the loom tests explore every
 //! interleaving of the real code; std's otherwise. (The cfg is
 //! `dynamo_loom`, not `loom`: tokio reads `cfg(loom)` too and compiles its

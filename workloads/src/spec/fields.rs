@@ -1,0 +1,205 @@
+//! Checking a spec section by section: every error names the file, the
+//! line (where it can be found) and the field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use dynamo_checker::Mode;
+
+use super::raw::{RawCheck, RawClusterSection, RawKeys, RawLoad, RawSla};
+use super::{line_of, parse_duration, CheckSpec, ClusterSpec, KeyDistribution, KeySpec, LoadSpec, OpKind, SpecError};
+
+/// The spec being read, for errors that name its file, line and field;
+/// one checker per section.
+pub(super) struct Fields<'a> {
+    pub(super) path: &'a Path,
+    pub(super) text: &'a str,
+}
+
+impl Fields<'_> {
+    fn invalid(&self, section: &str, field: &str, message: String) -> SpecError {
+        SpecError::Invalid {
+            path: self.path.to_path_buf(),
+            line: line_of(self.text, section, field),
+            field: if section.is_empty() {
+                field.to_string()
+            } else {
+                format!("{section}.{field}")
+            },
+            message,
+        }
+    }
+
+    fn duration(&self, section: &str, field: &str, value: &str) -> Result<Duration, SpecError> {
+        parse_duration(value).map_err(|message| self.invalid(section, field, message))
+    }
+
+    pub(super) fn cluster(&self, cluster: RawClusterSection) -> Result<ClusterSpec, SpecError> {
+        let invalid = |field: &str, message: String| self.invalid("cluster", field, message);
+        if cluster.nodes == 0 {
+            return Err(invalid("nodes", "must be at least 1".into()));
+        }
+        if cluster.n == 0 || cluster.n > cluster.nodes {
+            return Err(invalid("n", format!("must be between 1 and nodes ({})", cluster.nodes)));
+        }
+        for (field, value) in [("r", cluster.r), ("w", cluster.w)] {
+            if value == 0 || value > cluster.n {
+                return Err(invalid(field, format!("must be between 1 and n ({})", cluster.n)));
+            }
+        }
+        if !["dvv", "paper"].contains(&cluster.versioning.as_str()) {
+            return Err(invalid(
+                "versioning",
+                format!("{:?} is not dvv or paper", cluster.versioning),
+            ));
+        }
+        if !["always", "batch", "none"].contains(&cluster.sync.as_str()) {
+            return Err(invalid(
+                "sync",
+                format!("{:?} is not always, batch or none", cluster.sync),
+            ));
+        }
+        if cluster.batch_interval_ms.is_some() && cluster.sync != "batch" {
+            return Err(invalid(
+                "batch_interval_ms",
+                "is only meaningful with sync = \"batch\"".into(),
+            ));
+        }
+        Ok(ClusterSpec {
+            nodes: cluster.nodes,
+            n: cluster.n,
+            r: cluster.r,
+            w: cluster.w,
+            partitions: cluster.partitions,
+            versioning: cluster.versioning,
+            sync: cluster.sync,
+            batch_interval_ms: cluster.batch_interval_ms,
+            sloppy_quorum: cluster.sloppy_quorum,
+            read_repair: cluster.read_repair,
+            request_timeout_ms: cluster.request_timeout_ms,
+        })
+    }
+
+    pub(super) fn load(&self, raw: &RawLoad) -> Result<LoadSpec, SpecError> {
+        let invalid = |field: &str, message: &str| self.invalid("load", field, message.into());
+        let load = LoadSpec {
+            duration: self.duration("load", "duration", &raw.duration)?,
+            warmup: self.duration("load", "warmup", &raw.warmup)?,
+            rate: raw.rate,
+            clients: raw.clients,
+            max_in_flight: raw.max_in_flight.unwrap_or(raw.clients),
+            timeout: self.duration("load", "timeout", &raw.timeout)?,
+        };
+        if load.duration.is_zero() {
+            return Err(invalid("duration", "must be positive"));
+        }
+        if !(load.rate.is_finite() && load.rate > 0.0) {
+            return Err(invalid("rate", "must be a positive number of operations per second"));
+        }
+        if load.clients == 0 {
+            return Err(invalid("clients", "must be at least 1"));
+        }
+        if load.max_in_flight == 0 {
+            return Err(invalid("max_in_flight", "must be at least 1"));
+        }
+        if load.timeout.is_zero() {
+            return Err(invalid("timeout", "must be positive"));
+        }
+        Ok(load)
+    }
+
+    pub(super) fn keys(&self, raw: RawKeys) -> Result<KeySpec, SpecError> {
+        let invalid = |field: &str, message: String| self.invalid("keys", field, message);
+        let theta = raw.theta.unwrap_or(0.99);
+        let distribution = match raw.distribution.as_str() {
+            "uniform" => KeyDistribution::Uniform,
+            "zipfian" => KeyDistribution::Zipfian {
+                theta,
+                scrambled: raw.scrambled.unwrap_or(true),
+            },
+            "latest" => KeyDistribution::Latest { theta },
+            other => {
+                return Err(invalid(
+                    "distribution",
+                    format!("{other:?} is not uniform, zipfian or latest"),
+                ))
+            }
+        };
+        if raw.distribution == "uniform" && raw.theta.is_some() {
+            return Err(invalid("theta", "only zipfian and latest have a theta".into()));
+        }
+        if raw.distribution != "zipfian" && raw.scrambled.is_some() {
+            return Err(invalid("scrambled", "only zipfian can be scrambled".into()));
+        }
+        if !(theta > 0.0 && theta < 1.0) && raw.distribution != "uniform" {
+            return Err(invalid("theta", format!("{theta} must be between 0 and 1 (exclusive)")));
+        }
+        if raw.count == 0 {
+            return Err(invalid("count", "must be at least 1".into()));
+        }
+        let value_bytes_max = dynamo_core::limits::VALUE_BYTES_MAX / 2;
+        if raw.value_bytes > value_bytes_max {
+            return Err(invalid("value_bytes", format!("must be at most {value_bytes_max}")));
+        }
+        Ok(KeySpec {
+            count: raw.count,
+            prefix: raw.prefix,
+            value_bytes: raw.value_bytes,
+            distribution,
+        })
+    }
+
+    pub(super) fn mix(&self, raw: &BTreeMap<String, u32>) -> Result<Vec<(OpKind, u32)>, SpecError> {
+        let mut mix = Vec::new();
+        for (name, &weight) in raw {
+            let Some(kind) = OpKind::parse(name) else {
+                let known: Vec<&str> = OpKind::ALL.iter().map(|(_, name)| *name).collect();
+                let message = format!("unknown operation (known: {})", known.join(", "));
+                return Err(self.invalid("mix", name, message));
+            };
+            if weight > 0 {
+                mix.push((kind, weight));
+            }
+        }
+        if mix.is_empty() {
+            let message = "needs at least one operation with a positive weight".into();
+            return Err(self.invalid("mix", "", message));
+        }
+        Ok(mix)
+    }
+
+    pub(super) fn sla(&self, raw: &RawSla) -> Result<dynamo_reports::Sla, SpecError> {
+        let sla = dynamo_reports::Sla {
+            percentile: raw.percentile,
+            max_ms: raw.max_ms,
+        };
+        if !(sla.percentile > 0.0 && sla.percentile < 100.0) {
+            let message = "must be between 0 and 100 (exclusive)".into();
+            return Err(self.invalid("sla", "percentile", message));
+        }
+        if !(sla.max_ms.is_finite() && sla.max_ms > 0.0) {
+            return Err(self.invalid("sla", "max_ms", "must be positive".into()));
+        }
+        Ok(sla)
+    }
+
+    pub(super) fn check(&self, raw: &RawCheck, cluster: &ClusterSpec) -> Result<CheckSpec, SpecError> {
+        let mode: Mode = raw
+            .mode
+            .parse()
+            .map_err(|message| self.invalid("check", "mode", message))?;
+        if mode == Mode::Strict && cluster.r + cluster.w <= cluster.n {
+            let message = format!(
+                "strict mode needs R + W > N (here {} + {} <= {}): quorums that do not overlap read stale values by design",
+                cluster.r, cluster.w, cluster.n
+            );
+            return Err(self.invalid("check", "mode", message));
+        }
+        Ok(CheckSpec {
+            mode,
+            final_reads: raw.final_reads,
+            quiet: self.duration("check", "quiet", &raw.quiet)?,
+        })
+    }
+}
