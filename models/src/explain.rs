@@ -6,7 +6,8 @@ use dynamo_core::protocol::{ClientReply, ClientRequest, Message};
 use dynamo_core::version::SiblingSet;
 use stateright::actor::{ActorModelAction, Id};
 
-use crate::model::{ModelSettings, Msg};
+use crate::model::Msg;
+use crate::settings::ModelSettings;
 use dynamo_core::protocol::Timer;
 
 fn text(bytes: &[u8]) -> String {

@@ -47,13 +47,13 @@ pub struct History {
 
 impl History {
     /// A history that starts with one acknowledged put per `(key, value)`,
-    /// by [`crate::model::PRELOAD_CLIENT`], before any client's event.
+    /// by [`crate::settings::PRELOAD_CLIENT`], before any client's event.
     pub fn preloaded(values: impl IntoIterator<Item = (String, String)>) -> History {
         let operations: Vec<Arc<Operation>> = values
             .into_iter()
             .map(|(key, value)| {
                 Arc::new(Operation {
-                    client: crate::model::PRELOAD_CLIENT,
+                    client: crate::settings::PRELOAD_CLIENT,
                     key,
                     value: Some(value),
                     context: Vec::new(),
@@ -185,11 +185,11 @@ impl History {
             .operations
             .iter()
             .map(|op| op.client)
-            .filter(|&client| client != crate::model::PRELOAD_CLIENT)
+            .filter(|&client| client != crate::settings::PRELOAD_CLIENT)
             .max()
             .map_or(0, |client| client + 1);
         let process = |op: &Operation| {
-            if op.client == crate::model::PRELOAD_CLIENT {
+            if op.client == crate::settings::PRELOAD_CLIENT {
                 preload_process
             } else {
                 op.client

@@ -34,11 +34,19 @@
 //! messages drain* (checked when every server replicates every key);
 //! sometimes *siblings appear* and *a read returns another client's write*.
 
+//!
+//! Modules: [`settings`] (what a check explores, and the stateright model
+//! it becomes), [`model`] (the actors and their history), [`properties`]
+//! (the invariants, and the bridge to the checker), [`history`] (the
+//! model's history, written as HISTORY.md JSON Lines), [`explain`]
+//! (counterexamples in words).
+
 pub mod explain;
 pub mod history;
 pub mod model;
+pub mod properties;
+pub mod settings;
 
-pub use model::{
-    checker_invariant, checker_verdict, checker_verdict_on, final_reads, properties, property, DynamoModel,
-    ModelSettings, NetworkKind, Puts,
-};
+pub use model::DynamoModel;
+pub use properties::{checker_invariant, checker_verdict, checker_verdict_on, final_reads, properties, property};
+pub use settings::{ModelSettings, NetworkKind, Puts};

@@ -1,6 +1,8 @@
-//! The actors, the model and its properties.
+//! The actors (servers driving `dynamo_core::protocol::Node`, clients), how
+//! their effects become stateright sends and timers, and how every request
+//! and reply is recorded in the history. Settings are in `settings.rs`,
+//! properties in `properties.rs`.
 
-use dynamo_checker::Invariant;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -10,295 +12,11 @@ use dynamo_core::protocol::{
     ClientId, ClientReply, ClientRequest, Effect, Message, Node, Settings, Store, StoreError, Timer,
 };
 use dynamo_core::ring::Ring;
-use dynamo_core::version::{Actor as VersionActor, SiblingSet, VectorClock, Versioning};
-use stateright::actor::{model_timeout, Actor, ActorModel, ActorModelState, Envelope, Id, LossyNetwork, Network, Out};
-use stateright::Expectation;
+use dynamo_core::version::{Actor as VersionActor, SiblingSet, VectorClock};
+use stateright::actor::{model_timeout, Actor, ActorModel, Envelope, Id, Out};
 
 use crate::history::{History, Operation, Outcome};
-
-/// The network the model explores.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum NetworkKind {
-    /// Messages arrive in any order, each at most once (the default).
-    Unordered,
-    /// Messages arrive in any order, any number of times.
-    Duplicating,
-    /// Unordered, and any message may be lost.
-    Lossy,
-}
-
-/// How full clients write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Puts {
-    /// Each put carries the context of the get before it (the default).
-    ReadModifyWrite,
-    /// Each put has an empty context.
-    Blind,
-    /// Read-modify-write, then blind, then read-modify-write, ...: a
-    /// client that sometimes overwrites without reading (a reset, say).
-    Alternate,
-}
-
-impl std::str::FromStr for Puts {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "rmw" => Ok(Puts::ReadModifyWrite),
-            "blind" => Ok(Puts::Blind),
-            "alternate" => Ok(Puts::Alternate),
-            other => Err(format!("{other:?}: expected rmw, blind or alternate")),
-        }
-    }
-}
-
-/// The process id the history gives the preloaded values' writer.
-pub const PRELOAD_CLIENT: usize = usize::MAX;
-
-/// What to model.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ModelSettings {
-    /// Server actors.
-    pub servers: usize,
-    /// Client actors.
-    pub clients: usize,
-    /// Operations per client.
-    pub ops: usize,
-    /// Replicas per key.
-    pub n: usize,
-    /// Read quorum.
-    pub r: usize,
-    /// Write quorum.
-    pub w: usize,
-    /// Versioning scheme.
-    pub versioning: Versioning,
-    /// Clock truncation threshold.
-    pub truncate: usize,
-    /// Sloppy quorum on (replica timers armed, hinted writes).
-    pub sloppy: bool,
-    /// Server crashes allowed.
-    pub crashes: usize,
-    /// The network.
-    pub network: NetworkKind,
-    /// Keys the clients use (1 or 2).
-    pub keys: usize,
-    /// How full clients' puts get their context.
-    pub puts: Puts,
-    /// Every key starts with one value, held by all its replicas: written
-    /// (and acknowledged) before the clients start, through a node that has
-    /// since left the ring, so its clock entry is one no server advances.
-    pub preload: bool,
-    /// Every client talks to server 0 (else client i talks to server i mod S).
-    pub same_coordinator: bool,
-    /// Arm request deadlines (see [`TimerPolicy::deadlines`]).
-    pub deadlines: bool,
-    /// Judge "reads see acknowledged writes": `None` decides by the
-    /// configuration (R + W > N without sloppy quorum), `Some` forces it
-    /// (to show what R + W <= N does).
-    pub strict: Option<bool>,
-    /// Also judge "reads never go back in real time" (what a linearizable
-    /// register promises and Dynamo does not), to exhibit its violation.
-    pub real_time_reads: bool,
-    /// Extra clients that make one blind put each (after the `clients`,
-    /// talking to the servers in turn from server 0).
-    pub writers: usize,
-    /// Extra clients that only get (after the writers, talking to the
-    /// servers in turn from server 0): reader k makes k + 1 gets. A client
-    /// sends its first request at start, so only a later get of a later
-    /// reader can begin after an earlier reader's get completed. Writers
-    /// and readers watch a write in flight without multiplying the states
-    /// as full clients would.
-    pub readers: usize,
-}
-
-impl Default for ModelSettings {
-    fn default() -> Self {
-        ModelSettings {
-            servers: 3,
-            clients: 2,
-            ops: 2,
-            n: 3,
-            r: 2,
-            w: 2,
-            versioning: Versioning::Dvv,
-            truncate: 10,
-            sloppy: false,
-            crashes: 0,
-            network: NetworkKind::Unordered,
-            keys: 1,
-            puts: Puts::ReadModifyWrite,
-            preload: false,
-            same_coordinator: false,
-            deadlines: false,
-            strict: None,
-            real_time_reads: false,
-            writers: 0,
-            readers: 0,
-        }
-    }
-}
-
-impl ModelSettings {
-    /// The protocol settings the servers run with.
-    pub fn protocol(&self) -> Settings {
-        Settings {
-            n: self.n,
-            r: self.r,
-            w: self.w,
-            versioning: self.versioning,
-            clock_entries_max: self.truncate,
-            sloppy_quorum: self.sloppy,
-            ..Settings::default()
-        }
-    }
-
-    /// Reads must see acknowledged writes: R + W > N without sloppy quorum.
-    pub fn strict(&self) -> bool {
-        self.strict.unwrap_or(self.r + self.w > self.n && !self.sloppy)
-    }
-
-    /// Checks the settings; the message names the setting.
-    ///
-    /// # Errors
-    /// A setting out of range.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.servers == 0 || self.ops == 0 {
-            return Err("--servers and --ops must be at least 1".into());
-        }
-        if self.clients + self.writers + self.readers == 0 {
-            return Err("the model needs a client: --clients, --writers or --readers".into());
-        }
-        if !(1..=2).contains(&self.keys) {
-            return Err(format!("--keys must be 1 or 2, got {}", self.keys));
-        }
-        if self.truncate == 0 {
-            return Err("--truncate must be at least 1".into());
-        }
-        self.protocol()
-            .validate(self.servers)
-            .map_err(|error| error.to_string())
-    }
-
-    /// With `preload`: each key, its first value, that value's sibling set,
-    /// and the servers that replicate it.
-    fn preloaded(&self, ring: &Ring) -> Vec<(String, String, SiblingSet, Vec<NodeId>)> {
-        if !self.preload {
-            return Vec::new();
-        }
-        let departed = VersionActor {
-            node: NodeId(self.servers as u32),
-            incarnation: 1,
-        };
-        (0..self.keys)
-            .map(|index| {
-                let key = key_of(index);
-                let value = format!("init-{key}");
-                let mut set = SiblingSet::new();
-                set.put(
-                    departed,
-                    &VectorClock::new(),
-                    Some(value.clone().into_bytes()),
-                    0,
-                    self.versioning,
-                    self.truncate,
-                );
-                let replicas = ring.preference_list(ring.partition_of(key.as_bytes()), self.n);
-                (key, value, set, replicas)
-            })
-            .collect()
-    }
-
-    /// The stateright model.
-    pub fn into_model(self) -> DynamoModel {
-        let members: Vec<NodeId> = (0..self.servers as u32).map(NodeId).collect();
-        let ring = Ring::new(self.servers as u32, &members).expect("validated: one partition per server");
-        let settings = self.protocol();
-        let network = match self.network {
-            NetworkKind::Duplicating => Network::new_unordered_duplicating([]),
-            NetworkKind::Unordered | NetworkKind::Lossy => Network::new_unordered_nonduplicating([]),
-        };
-        let lossy = if self.network == NetworkKind::Lossy {
-            LossyNetwork::Yes
-        } else {
-            LossyNetwork::No
-        };
-        let timers = TimerPolicy {
-            replicas: self.sloppy,
-            deadlines: self.deadlines,
-        };
-        let preloaded = self.preloaded(&ring);
-        let servers = (0..self.servers).map(|server| DynamoActor::Server {
-            ring: ring.clone(),
-            settings: settings.clone(),
-            timers,
-            preload: preloaded
-                .iter()
-                .filter(|(_, _, _, replicas)| replicas.contains(&NodeId(server as u32)))
-                .map(|(key, _, set, _)| (key.clone().into_bytes(), set.clone()))
-                .collect(),
-        });
-        let full = (0..self.clients).map(|index| (index, Role::Full, index % self.servers, self.ops));
-        let writers = (0..self.writers).map(|k| (self.clients + k, Role::Writer, k % self.servers, 1));
-        let readers =
-            (0..self.readers).map(|k| (self.clients + self.writers + k, Role::Reader, k % self.servers, k + 1));
-        let clients: Vec<DynamoActor> = full
-            .chain(writers)
-            .chain(readers)
-            .map(|(index, role, server, ops)| DynamoActor::Client {
-                index,
-                server: Id::from(if self.same_coordinator { 0 } else { server }),
-                ops,
-                keys: self.keys,
-                puts: self.puts,
-                role,
-            })
-            .collect();
-        let servers: Vec<DynamoActor> = servers.collect();
-        let crashes = self.crashes;
-        let history = History::preloaded(preloaded.into_iter().map(|(key, value, _, _)| (key, value)));
-        properties(
-            ActorModel::new(self, history)
-                .actors(servers)
-                .actors(clients)
-                .init_network(network)
-                .lossy_network(lossy)
-                .max_crashes(crashes)
-                .within_boundary(crash_budget)
-                .record_msg_out(record_invocation)
-                .record_msg_in(record_completion),
-        )
-    }
-}
-
-/// `--crashes K` means K crashes in all. stateright's `max_crashes` bounds
-/// only the actors down *at the same time*, and would crash clients too: a
-/// server could crash and recover for ever, each start a new incarnation, so
-/// the state space would have no end (a depth-first run filled 24 GB in half
-/// a minute). The boundary keeps the states where servers have crashed at
-/// most K times in all (restarts so far, from the incarnation each stored,
-/// plus servers down now) and no client is down.
-fn crash_budget(cfg: &ModelSettings, state: &ActorModelState<DynamoActor, History>) -> bool {
-    if cfg.crashes == 0 {
-        return true;
-    }
-    if state.crashed.iter().skip(cfg.servers).any(|&crashed| crashed) {
-        return false;
-    }
-    let restarts: u64 = state
-        .actor_storages
-        .iter()
-        .take(cfg.servers)
-        .flatten()
-        .map(|storage| storage.incarnation.saturating_sub(1))
-        .sum();
-    let down = state
-        .crashed
-        .iter()
-        .take(cfg.servers)
-        .filter(|&&crashed| crashed)
-        .count() as u64;
-    restarts + down <= cfg.crashes as u64
-}
+use crate::settings::{ModelSettings, Puts};
 
 /// The model type.
 pub type DynamoModel = ActorModel<DynamoActor, ModelSettings, History>;
@@ -433,7 +151,7 @@ impl Store for MemoryStore<'_> {
 const OP_BITS: u64 = 20;
 
 /// The model's keys: `k0`, `k1`.
-fn key_of(index: usize) -> String {
+pub(crate) fn key_of(index: usize) -> String {
     format!("k{index}")
 }
 
@@ -675,7 +393,11 @@ impl Actor for DynamoActor {
     }
 }
 
-fn record_invocation(settings: &ModelSettings, history: &History, envelope: Envelope<&Msg>) -> Option<History> {
+pub(crate) fn record_invocation(
+    settings: &ModelSettings,
+    history: &History,
+    envelope: Envelope<&Msg>,
+) -> Option<History> {
     let Msg::Request {
         op,
         value,
@@ -698,7 +420,11 @@ fn record_invocation(settings: &ModelSettings, history: &History, envelope: Enve
     Some(next)
 }
 
-fn record_completion(settings: &ModelSettings, history: &History, envelope: Envelope<&Msg>) -> Option<History> {
+pub(crate) fn record_completion(
+    settings: &ModelSettings,
+    history: &History,
+    envelope: Envelope<&Msg>,
+) -> Option<History> {
     let Msg::Reply { op, reply } = envelope.msg else {
         return None;
     };
@@ -722,167 +448,4 @@ fn record_completion(settings: &ModelSettings, history: &History, envelope: Enve
     Arc::make_mut(operation).completed = Some((history.events, outcome));
     next.events += 1;
     Some(next)
-}
-
-/// Acknowledged writes are durable: every `ok` put's value, or a value that
-/// causally follows it, is in some server's durable store or hints.
-fn durable(_: &DynamoModel, state: &ActorModelState<DynamoActor, History>) -> bool {
-    let mut held: Vec<String> = Vec::new();
-    for storage in state.actor_storages.iter().flatten() {
-        for set in storage.store.values().chain(storage.hints.values()) {
-            held.extend(
-                set.live_values()
-                    .map(|value| String::from_utf8_lossy(value).into_owned()),
-            );
-        }
-    }
-    state.history.acknowledged().all(|value| {
-        held.iter()
-            .any(|kept| kept == value || state.history.ancestors(kept).contains(value))
-    })
-}
-
-/// What a final read asking every replica would return for each key the
-/// history touched: the merge of every server's durable set (store and
-/// hints, as [`durable`] counts them), its live values sorted.
-pub fn final_reads(model: &DynamoModel, state: &ActorModelState<DynamoActor, History>) -> Vec<(String, Vec<String>)> {
-    let keys: std::collections::BTreeSet<&str> = state.history.operations.iter().map(|op| op.key.as_str()).collect();
-    keys.into_iter()
-        .map(|key| {
-            let mut merged = SiblingSet::new();
-            for storage in state.actor_storages.iter().flatten() {
-                let held = storage.store.get(key.as_bytes()).into_iter().chain(
-                    storage
-                        .hints
-                        .iter()
-                        .filter(|((_, hinted), _)| hinted == key.as_bytes())
-                        .map(|(_, set)| set),
-                );
-                for set in held {
-                    merged.merge(set, model.cfg.versioning);
-                }
-            }
-            let mut values: Vec<String> = merged
-                .live_values()
-                .map(|value| String::from_utf8_lossy(value).into_owned())
-                .collect();
-            values.sort();
-            (key.to_string(), values)
-        })
-        .collect()
-}
-
-/// The history checker's verdict (the `checker` crate, which knows nothing
-/// of the node) on a state's history followed by its [`final_reads`]: the
-/// model's properties restate HISTORY.md's invariants so that they can be
-/// judged in every state at model-checking speed; this is how the two are
-/// held to each other. Strict mode where the model judges reads strictly.
-///
-/// # Errors
-/// The checker could not read the history (a bug in [`History::to_jsonl`]).
-pub fn checker_verdict(
-    model: &DynamoModel,
-    state: &ActorModelState<DynamoActor, History>,
-) -> Result<dynamo_checker::Verdict, String> {
-    checker_verdict_on(model, &state.history, &final_reads(model, state))
-}
-
-/// The checker's verdict on `history` followed by the final reads `finals`
-/// (none: the clients' operations alone), in the model's mode.
-///
-/// # Errors
-/// The checker could not read the history (a bug in [`History::to_jsonl`]).
-pub fn checker_verdict_on(
-    model: &DynamoModel,
-    history: &History,
-    finals: &[(String, Vec<String>)],
-) -> Result<dynamo_checker::Verdict, String> {
-    let text = history.to_jsonl(finals);
-    let options = dynamo_checker::Options {
-        mode: if model.cfg.strict() {
-            dynamo_checker::Mode::Strict
-        } else {
-            dynamo_checker::Mode::Eventual
-        },
-        ..dynamo_checker::Options::default()
-    };
-    dynamo_checker::read("model history", text.as_bytes())
-        .map(|history| dynamo_checker::check(&history, &options))
-        .map_err(|error| format!("the checker cannot read the model's history: {error}\n{text}"))
-}
-
-/// The model's properties, by the names stateright reports them under.
-pub mod property {
-    /// Restates `sibling-antichain`.
-    pub const SIBLINGS_ARE_CONCURRENT: &str = "siblings are concurrent";
-    /// Restates `phantom`.
-    pub const NO_PHANTOM: &str = "no phantom";
-    /// Restates `lost-write`.
-    pub const DURABLE: &str = "acknowledged writes are durable";
-    /// Restates `stale-read`.
-    pub const READS_SEE_ACKNOWLEDGED: &str = "reads see acknowledged writes";
-    /// The model's own: replicas agree once the network is empty.
-    pub const CONVERGE: &str = "replicas converge once messages drain";
-}
-
-/// Each property that restates a checker invariant, with that invariant.
-const RESTATES: [(&str, Invariant); 4] = [
-    (property::SIBLINGS_ARE_CONCURRENT, Invariant::SiblingAntichain),
-    (property::NO_PHANTOM, Invariant::Phantom),
-    (property::DURABLE, Invariant::LostWrite),
-    (property::READS_SEE_ACKNOWLEDGED, Invariant::StaleRead),
-];
-
-/// The checker invariant a model property restates (`None`: the checker
-/// does not judge it).
-pub fn checker_invariant(property: &str) -> Option<Invariant> {
-    RESTATES
-        .iter()
-        .find(|(name, _)| *name == property)
-        .map(|(_, invariant)| *invariant)
-}
-
-/// Replicas converge: once no message is in flight, every server's durable
-/// store holds the same sibling set of every key (all servers are replicas
-/// of every key when N equals the number of servers).
-fn converged(model: &DynamoModel, state: &ActorModelState<DynamoActor, History>) -> bool {
-    if model.cfg.n < model.cfg.servers || state.network.len() > 0 {
-        return true;
-    }
-    let mut stores = state
-        .actor_storages
-        .iter()
-        .take(model.cfg.servers)
-        .map(|storage| storage.as_ref().map(|storage| &storage.store));
-    let first = stores.next().flatten();
-    stores.all(|store| store == first)
-}
-
-/// Adds the properties to a model.
-pub fn properties(model: DynamoModel) -> DynamoModel {
-    model
-        .property(Expectation::Always, property::SIBLINGS_ARE_CONCURRENT, |_, state| {
-            state.history.siblings_are_concurrent()
-        })
-        .property(Expectation::Always, property::NO_PHANTOM, |_, state| {
-            state.history.no_phantom()
-        })
-        .property(Expectation::Always, property::DURABLE, durable)
-        .property(Expectation::Always, property::READS_SEE_ACKNOWLEDGED, |model, state| {
-            !model.cfg.strict() || state.history.reads_see_acknowledged_writes()
-        })
-        .property(Expectation::Always, property::CONVERGE, converged)
-        .property(
-            Expectation::Always,
-            "reads never go back in real time",
-            |model, state| !model.cfg.real_time_reads || state.history.reads_never_go_back(),
-        )
-        .property(Expectation::Sometimes, "siblings appear", |_, state| {
-            state.history.siblings_appeared()
-        })
-        .property(
-            Expectation::Sometimes,
-            "a read returns another client's write",
-            |_, state| state.history.read_another_clients_write(),
-        )
 }
