@@ -39,12 +39,18 @@
 
 use thiserror::Error;
 
+mod client;
+mod peer;
+
+use client::{put_reply, put_request, read_reply, read_request};
+use peer::{put_message, read_message};
+
 use crate::admin::{AdminAnswer, AdminQuery};
 use crate::codec::{put_bytes, put_varint, DecodeError, Reader};
 use crate::ids::NodeId;
-use crate::limits::{FRAME_BYTES_MAX, KEY_BYTES_MAX, SIBLINGS_MAX, VALUE_BYTES_MAX};
-use crate::protocol::{ClientError, ClientReply, ClientRequest, Message, RequestId, StoreError};
-use crate::version::{decode_sibling_set, encode_sibling_set, put_clock, read_clock, SiblingSet};
+use crate::limits::FRAME_BYTES_MAX;
+use crate::protocol::{ClientReply, ClientRequest, Message, RequestId};
+use crate::version::{decode_sibling_set, encode_sibling_set, SiblingSet};
 
 /// The wire version this build speaks.
 pub const WIRE_VERSION: u8 = 2;
@@ -199,7 +205,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> 
     Ok(Some((frame, 4 + len)))
 }
 
-fn put_optional_count(out: &mut Vec<u8>, value: Option<usize>) {
+pub(super) fn put_optional_count(out: &mut Vec<u8>, value: Option<usize>) {
     match value {
         None => out.push(0),
         Some(count) => {
@@ -209,7 +215,7 @@ fn put_optional_count(out: &mut Vec<u8>, value: Option<usize>) {
     }
 }
 
-fn read_optional_count(reader: &mut Reader<'_>, what: &'static str) -> Result<Option<usize>, DecodeError> {
+pub(super) fn read_optional_count(reader: &mut Reader<'_>, what: &'static str) -> Result<Option<usize>, DecodeError> {
     match reader.u8(what)? {
         0 => Ok(None),
         1 => Ok(Some(reader.varint_at_most(u16::MAX as usize, what)?)),
@@ -217,11 +223,11 @@ fn read_optional_count(reader: &mut Reader<'_>, what: &'static str) -> Result<Op
     }
 }
 
-fn put_set(out: &mut Vec<u8>, set: &SiblingSet) {
+pub(super) fn put_set(out: &mut Vec<u8>, set: &SiblingSet) {
     put_bytes(out, &encode_sibling_set(set));
 }
 
-fn read_set(reader: &mut Reader<'_>) -> Result<SiblingSet, DecodeError> {
+pub(super) fn read_set(reader: &mut Reader<'_>) -> Result<SiblingSet, DecodeError> {
     let start = reader.offset();
     let bytes = reader.bytes(FRAME_BYTES_MAX, "sibling set")?;
     decode_sibling_set(bytes).map_err(|error| DecodeError {
@@ -230,112 +236,16 @@ fn read_set(reader: &mut Reader<'_>) -> Result<SiblingSet, DecodeError> {
     })
 }
 
-fn put_request_id(out: &mut Vec<u8>, id: &RequestId) {
+pub(super) fn put_request_id(out: &mut Vec<u8>, id: &RequestId) {
     put_varint(out, u64::from(id.node.0));
     put_varint(out, id.sequence);
 }
 
-fn read_request_id(reader: &mut Reader<'_>) -> Result<RequestId, DecodeError> {
+pub(super) fn read_request_id(reader: &mut Reader<'_>) -> Result<RequestId, DecodeError> {
     Ok(RequestId {
         node: NodeId(reader.varint_at_most(u32::MAX as usize, "node id")? as u32),
         sequence: reader.varint("request sequence")?,
     })
-}
-
-fn put_request(out: &mut Vec<u8>, request: &ClientRequest) {
-    match request {
-        ClientRequest::Get { key, r } => {
-            out.push(1);
-            put_bytes(out, key);
-            put_optional_count(out, *r);
-        }
-        ClientRequest::Put { key, context, value, w } => {
-            out.push(2);
-            put_bytes(out, key);
-            put_clock(out, context);
-            match value {
-                None => out.push(0),
-                Some(value) => {
-                    out.push(1);
-                    put_bytes(out, value);
-                }
-            }
-            put_optional_count(out, *w);
-        }
-    }
-}
-
-fn read_request(reader: &mut Reader<'_>) -> Result<ClientRequest, DecodeError> {
-    match reader.u8("request tag")? {
-        1 => Ok(ClientRequest::Get {
-            key: reader.bytes(KEY_BYTES_MAX, "key")?.to_vec(),
-            r: read_optional_count(reader, "r")?,
-        }),
-        2 => {
-            let key = reader.bytes(KEY_BYTES_MAX, "key")?.to_vec();
-            let context = read_clock(reader)?;
-            let value = match reader.u8("value tag")? {
-                0 => None,
-                1 => Some(reader.bytes(VALUE_BYTES_MAX, "value")?.to_vec()),
-                _ => return Err(reader.error("value tag")),
-            };
-            Ok(ClientRequest::Put {
-                key,
-                context,
-                value,
-                w: read_optional_count(reader, "w")?,
-            })
-        }
-        _ => Err(reader.error("unknown request tag")),
-    }
-}
-
-fn put_reply(out: &mut Vec<u8>, reply: &ClientReply) {
-    match reply {
-        ClientReply::Got { values, context } => {
-            out.push(1);
-            put_varint(out, values.len() as u64);
-            for value in values {
-                put_bytes(out, value);
-            }
-            put_clock(out, context);
-        }
-        ClientReply::Stored => out.push(2),
-        ClientReply::Failed(error) => {
-            out.push(3);
-            match error {
-                ClientError::Timeout { got, needed } => {
-                    out.push(1);
-                    put_varint(out, *got as u64);
-                    put_varint(out, *needed as u64);
-                }
-                ClientError::BadRequest(text) => {
-                    out.push(2);
-                    put_bytes(out, text.as_bytes());
-                }
-                ClientError::Storage(failure) => {
-                    out.push(3);
-                    let (kind, text) = match failure {
-                        StoreError::Failed(text) => (1, text),
-                        StoreError::Corrupt(text) => (2, text),
-                        StoreError::TooLarge(text) => (3, text),
-                    };
-                    out.push(kind);
-                    put_bytes(out, text.as_bytes());
-                }
-                ClientError::ShuttingDown => out.push(4),
-                ClientError::Unavailable(text) => {
-                    out.push(5);
-                    put_bytes(out, text.as_bytes());
-                }
-            }
-        }
-    }
-}
-
-fn read_text(reader: &mut Reader<'_>) -> Result<String, DecodeError> {
-    let bytes = reader.bytes(64 * 1024, "text")?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| reader.error("text is not UTF-8"))
 }
 
 /// An admin message as length-prefixed JSON text (serialising these plain
@@ -350,344 +260,5 @@ fn read_json<T: serde::de::DeserializeOwned>(reader: &mut Reader<'_>, what: &'st
     serde_json::from_slice(bytes).map_err(|_| reader.error(what))
 }
 
-fn read_reply(reader: &mut Reader<'_>) -> Result<ClientReply, DecodeError> {
-    match reader.u8("reply tag")? {
-        1 => {
-            let count = reader.varint_at_most(SIBLINGS_MAX, "value count")?;
-            let mut values = Vec::with_capacity(count.min(64));
-            for _ in 0..count {
-                values.push(reader.bytes(VALUE_BYTES_MAX, "value")?.to_vec());
-            }
-            Ok(ClientReply::Got {
-                values,
-                context: read_clock(reader)?,
-            })
-        }
-        2 => Ok(ClientReply::Stored),
-        3 => {
-            let error = match reader.u8("error tag")? {
-                1 => ClientError::Timeout {
-                    got: reader.varint_at_most(u16::MAX as usize, "got")?,
-                    needed: reader.varint_at_most(u16::MAX as usize, "needed")?,
-                },
-                2 => ClientError::BadRequest(read_text(reader)?),
-                3 => ClientError::Storage(match reader.u8("storage error kind")? {
-                    1 => StoreError::Failed(read_text(reader)?),
-                    2 => StoreError::Corrupt(read_text(reader)?),
-                    3 => StoreError::TooLarge(read_text(reader)?),
-                    _ => return Err(reader.error("unknown storage error kind")),
-                }),
-                4 => ClientError::ShuttingDown,
-                5 => ClientError::Unavailable(read_text(reader)?),
-                _ => return Err(reader.error("unknown error tag")),
-            };
-            Ok(ClientReply::Failed(error))
-        }
-        _ => Err(reader.error("unknown reply tag")),
-    }
-}
-
-fn put_message(out: &mut Vec<u8>, message: &Message) {
-    match message {
-        Message::Read { request, key } => {
-            out.push(1);
-            put_request_id(out, request);
-            put_bytes(out, key);
-        }
-        Message::ReadReply { request, set } => {
-            out.push(2);
-            put_request_id(out, request);
-            put_set(out, set);
-        }
-        Message::Write {
-            request,
-            key,
-            set,
-            hint,
-        } => {
-            out.push(3);
-            put_request_id(out, request);
-            put_bytes(out, key);
-            put_set(out, set);
-            put_optional_count(out, hint.map(|node| node.0 as usize));
-        }
-        Message::WriteAck { request } => {
-            out.push(4);
-            put_request_id(out, request);
-        }
-        Message::Forward { request, op } => {
-            out.push(5);
-            put_request_id(out, request);
-            put_request(out, op);
-        }
-        Message::ForwardReply { request, reply } => {
-            out.push(6);
-            put_request_id(out, request);
-            put_reply(out, reply);
-        }
-        Message::Handoff { key, set } => {
-            out.push(7);
-            put_bytes(out, key);
-            put_set(out, set);
-        }
-        Message::HandoffAck { key } => {
-            out.push(8);
-            put_bytes(out, key);
-        }
-        Message::Ping => out.push(9),
-        Message::Pong => out.push(10),
-    }
-}
-
-fn read_message(reader: &mut Reader<'_>) -> Result<Message, DecodeError> {
-    Ok(match reader.u8("message tag")? {
-        1 => Message::Read {
-            request: read_request_id(reader)?,
-            key: reader.bytes(KEY_BYTES_MAX, "key")?.to_vec(),
-        },
-        2 => Message::ReadReply {
-            request: read_request_id(reader)?,
-            set: read_set(reader)?,
-        },
-        3 => Message::Write {
-            request: read_request_id(reader)?,
-            key: reader.bytes(KEY_BYTES_MAX, "key")?.to_vec(),
-            set: read_set(reader)?,
-            hint: match reader.u8("hint tag")? {
-                0 => None,
-                1 => Some(NodeId(reader.varint_at_most(u32::MAX as usize, "hint")? as u32)),
-                _ => return Err(reader.error("hint tag")),
-            },
-        },
-        4 => Message::WriteAck {
-            request: read_request_id(reader)?,
-        },
-        5 => Message::Forward {
-            request: read_request_id(reader)?,
-            op: read_request(reader)?,
-        },
-        6 => Message::ForwardReply {
-            request: read_request_id(reader)?,
-            reply: read_reply(reader)?,
-        },
-        7 => Message::Handoff {
-            key: reader.bytes(KEY_BYTES_MAX, "key")?.to_vec(),
-            set: read_set(reader)?,
-        },
-        8 => Message::HandoffAck {
-            key: reader.bytes(KEY_BYTES_MAX, "key")?.to_vec(),
-        },
-        9 => Message::Ping,
-        10 => Message::Pong,
-        _ => return Err(reader.error("unknown message tag")),
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::version::{Actor, VectorClock, Versioning};
-    use proptest::prelude::*;
-
-    fn sample_set() -> SiblingSet {
-        let actor = Actor {
-            node: NodeId(3),
-            incarnation: 77,
-        };
-        let mut set = SiblingSet::new();
-        set.put(
-            actor,
-            &VectorClock::new(),
-            Some(b"one".to_vec()),
-            5,
-            Versioning::Dvv,
-            10,
-        );
-        set.put(actor, &VectorClock::new(), None, 6, Versioning::Dvv, 10);
-        set
-    }
-
-    fn samples() -> Vec<Frame> {
-        let request = RequestId {
-            node: NodeId(2),
-            sequence: 99,
-        };
-        let set = sample_set();
-        let context = set.context();
-        let put = ClientRequest::Put {
-            key: b"cart:1".to_vec(),
-            context: context.clone(),
-            value: Some(vec![0, 1, 2, 255]),
-            w: Some(3),
-        };
-        let messages = vec![
-            Message::Read {
-                request,
-                key: b"k".to_vec(),
-            },
-            Message::ReadReply {
-                request,
-                set: set.clone(),
-            },
-            Message::Write {
-                request,
-                key: b"k".to_vec(),
-                set: set.clone(),
-                hint: Some(NodeId(4)),
-            },
-            Message::Write {
-                request,
-                key: Vec::new(),
-                set: SiblingSet::new(),
-                hint: None,
-            },
-            Message::WriteAck { request },
-            Message::Forward {
-                request,
-                op: put.clone(),
-            },
-            Message::ForwardReply {
-                request,
-                reply: ClientReply::Failed(ClientError::Timeout { got: 1, needed: 2 }),
-            },
-            Message::Handoff {
-                key: b"k".to_vec(),
-                set,
-            },
-            Message::HandoffAck { key: b"k".to_vec() },
-            Message::Ping,
-            Message::Pong,
-        ];
-        let mut frames: Vec<Frame> = messages
-            .into_iter()
-            .map(|message| Frame::Peer {
-                from: NodeId(1),
-                message,
-            })
-            .collect();
-        frames.push(Frame::Request {
-            id: 1,
-            request: ClientRequest::Get {
-                key: b"k".to_vec(),
-                r: None,
-            },
-        });
-        frames.push(Frame::Request { id: 2, request: put });
-        frames.push(Frame::Admin {
-            id: 7,
-            query: AdminQuery::Ring,
-        });
-        frames.push(Frame::Admin {
-            id: 8,
-            query: AdminQuery::Stats,
-        });
-        frames.push(Frame::AdminReply {
-            id: 8,
-            answer: AdminAnswer::Stats(crate::admin::StatsReport {
-                node: NodeId(2),
-                keys: 5,
-                ..Default::default()
-            }),
-        });
-        frames.push(Frame::Request {
-            id: 3,
-            request: ClientRequest::Put {
-                key: b"k".to_vec(),
-                context: context.clone(),
-                value: None,
-                w: None,
-            },
-        });
-        for reply in [
-            ClientReply::Got {
-                values: vec![b"a".to_vec(), Vec::new()],
-                context,
-            },
-            ClientReply::Stored,
-            ClientReply::Failed(ClientError::BadRequest("r = 9".into())),
-            ClientReply::Failed(ClientError::Storage(StoreError::Failed("disk".into()))),
-            ClientReply::Failed(ClientError::Storage(StoreError::Corrupt("crc".into()))),
-            ClientReply::Failed(ClientError::Storage(StoreError::TooLarge("big".into()))),
-            ClientReply::Failed(ClientError::ShuttingDown),
-            ClientReply::Failed(ClientError::Unavailable("queue full".into())),
-        ] {
-            frames.push(Frame::Response { id: u64::MAX, reply });
-        }
-        frames
-    }
-
-    #[test]
-    fn every_frame_round_trips_and_back_to_back_frames_split() {
-        let frames = samples();
-        let mut wire = Vec::new();
-        for frame in &frames {
-            encode_frame(frame, &mut wire);
-        }
-        let mut offset = 0;
-        for frame in &frames {
-            let (decoded, used) = decode_frame(&wire[offset..]).unwrap().unwrap();
-            assert_eq!(&decoded, frame);
-            offset += used;
-        }
-        assert_eq!(offset, wire.len());
-    }
-
-    #[test]
-    fn half_frames_ask_for_more_bytes() {
-        for frame in samples() {
-            let mut wire = Vec::new();
-            encode_frame(&frame, &mut wire);
-            for cut in 0..wire.len() {
-                assert_eq!(decode_frame(&wire[..cut]), Ok(None), "{frame:?} cut at {cut}");
-            }
-        }
-    }
-
-    #[test]
-    fn oversized_and_foreign_frames_are_errors() {
-        let oversized = ((FRAME_BYTES_MAX + 1) as u32).to_le_bytes();
-        assert!(matches!(decode_frame(&oversized), Err(FrameError::BadLength { .. })));
-        assert!(matches!(
-            decode_frame(&[0, 0, 0, 0]),
-            Err(FrameError::BadLength { len: 0 })
-        ));
-        assert_eq!(decode_frame(&[2, 0, 0, 0, 9, 1]), Err(FrameError::Version { found: 9 }));
-        assert!(matches!(
-            decode_frame(&[2, 0, 0, 0, WIRE_VERSION, 77]),
-            Err(FrameError::Malformed(_))
-        ));
-        // A version-1 peer (before the admin frames were typed) is told so.
-        assert_eq!(decode_frame(&[2, 0, 0, 0, 1, 4]), Err(FrameError::Version { found: 1 }));
-        // An admin query that is not one of ours is malformed, not a panic.
-        let mut unknown = vec![4u8, 7];
-        put_bytes(&mut unknown, b"\"shutdown\"");
-        let mut frame = ((unknown.len() + 1) as u32).to_le_bytes().to_vec();
-        frame.push(WIRE_VERSION);
-        frame.extend_from_slice(&unknown);
-        assert!(matches!(decode_frame(&frame), Err(FrameError::Malformed(_))));
-    }
-
-    proptest! {
-        #[test]
-        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = decode_frame(&bytes);
-        }
-
-        #[test]
-        fn flipped_bytes_never_panic(index: usize, flip in 1u8..=255) {
-            let mut wire = Vec::new();
-            for frame in samples() {
-                encode_frame(&frame, &mut wire);
-            }
-            let index = index % wire.len();
-            wire[index] ^= flip;
-            let mut offset = 0;
-            while offset < wire.len() {
-                match decode_frame(&wire[offset..]) {
-                    Ok(Some((_, used))) => offset += used,
-                    Ok(None) | Err(_) => break,
-                }
-            }
-        }
-    }
-}
+mod tests;
