@@ -197,7 +197,8 @@ impl ModelSettings {
                     0,
                     self.versioning,
                     self.truncate,
-                );
+                )
+                .expect("an empty set takes a first version");
                 let replicas = ring.preference_list(ring.partition_of(key.as_bytes()), self.n);
                 (key, value, set, replicas)
             })

@@ -41,7 +41,8 @@ fn dump_prints_one_line_per_record_and_flags_damage() {
             1,
             Versioning::Dvv,
             10,
-        );
+        )
+        .unwrap();
         set.put(
             actor,
             &VectorClock::new(),
@@ -49,7 +50,8 @@ fn dump_prints_one_line_per_record_and_flags_damage() {
             2,
             Versioning::Dvv,
             10,
-        );
+        )
+        .unwrap();
         engine
             .put(PartitionId(7), b"cart:1", &encode_sibling_set(&set))
             .unwrap();

@@ -56,7 +56,7 @@ impl Node {
                 return;
             }
         };
-        set.put(
+        let made = set.put(
             self.actor,
             context,
             value,
@@ -64,6 +64,11 @@ impl Node {
             self.settings.versioning,
             self.settings.clock_entries_max,
         );
+        if let Err(exhausted) = made {
+            let reply = ClientReply::Failed(ClientError::BadRequest(exhausted.to_string()));
+            self.reply(origin, reply, out);
+            return;
+        }
         let id = self.new_request();
         self.persist(key.clone(), set.clone(), Continuation::LocalWrite { request: id }, out);
         let mut targets = BTreeMap::new();

@@ -7,6 +7,15 @@ use super::clock::{put_actor, put_clock, read_actor, read_clock, Actor, Causalit
 use crate::codec::{put_bytes, put_varint, DecodeError, Reader};
 use crate::limits::{SIBLINGS_MAX, VALUE_BYTES_MAX};
 
+/// A put whose context (or stored set) already holds the coordinator's
+/// largest counter: no new version can be made by that actor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the context's counter for {actor} is already at its maximum ({max}); it cannot have come from this cluster", max = u64::MAX)]
+pub struct CounterExhausted {
+    /// The coordinator's actor.
+    pub actor: Actor,
+}
+
 /// Which rule decides that one version supersedes another. A cluster-wide
 /// setting: every node of a cluster must use the same one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -157,8 +166,15 @@ impl SiblingSet {
         now_ms: u64,
         versioning: Versioning,
         clock_entries_max: usize,
-    ) -> Version {
-        let counter = self.max_counter(&actor).max(context.get(&actor)) + 1;
+    ) -> Result<Version, CounterExhausted> {
+        // The context is client input: a forged counter at u64::MAX must be
+        // refused, not wrapped to 0 (a version no decoder accepts) or let
+        // overflow (a panic in a debug build).
+        let counter = self
+            .max_counter(&actor)
+            .max(context.get(&actor))
+            .checked_add(1)
+            .ok_or(CounterExhausted { actor })?;
         let mut past = context.clone();
         if versioning == Versioning::Paper {
             // The paper's new clock is the context with the coordinator's
@@ -178,7 +194,7 @@ impl SiblingSet {
             value,
         };
         self.insert(version.clone(), versioning);
-        version
+        Ok(version)
     }
 
     /// Adds one version: it is dropped if a sibling supersedes it (or it is
@@ -345,13 +361,16 @@ mod tests {
     fn blind_puts_through_one_coordinator_survive_under_dvv() {
         let a = actor(1);
         let mut set = SiblingSet::new();
-        set.put(a, &VectorClock::new(), Some(b"x".to_vec()), 1, Versioning::Dvv, ENTRIES);
-        set.put(a, &VectorClock::new(), Some(b"y".to_vec()), 2, Versioning::Dvv, ENTRIES);
+        set.put(a, &VectorClock::new(), Some(b"x".to_vec()), 1, Versioning::Dvv, ENTRIES)
+            .unwrap();
+        set.put(a, &VectorClock::new(), Some(b"y".to_vec()), 2, Versioning::Dvv, ENTRIES)
+            .unwrap();
         let values: Vec<&[u8]> = set.live_values().collect();
         assert_eq!(values, vec![&b"x"[..], &b"y"[..]]);
         // A put with the merged context replaces both: exactly one value.
         let context = set.context();
-        set.put(a, &context, Some(b"xy".to_vec()), 3, Versioning::Dvv, ENTRIES);
+        set.put(a, &context, Some(b"xy".to_vec()), 3, Versioning::Dvv, ENTRIES)
+            .unwrap();
         assert_eq!(set.live_values().collect::<Vec<_>>(), vec![&b"xy"[..]]);
     }
 
@@ -360,10 +379,13 @@ mod tests {
         let a = actor(1);
         for versioning in [Versioning::Dvv, Versioning::Paper] {
             let mut set = SiblingSet::new();
-            set.put(a, &VectorClock::new(), Some(b"v0".to_vec()), 1, versioning, ENTRIES);
+            set.put(a, &VectorClock::new(), Some(b"v0".to_vec()), 1, versioning, ENTRIES)
+                .unwrap();
             let read = set.context();
-            set.put(a, &read, Some(b"client-1".to_vec()), 2, versioning, ENTRIES);
-            set.put(a, &read, Some(b"client-2".to_vec()), 3, versioning, ENTRIES);
+            set.put(a, &read, Some(b"client-1".to_vec()), 2, versioning, ENTRIES)
+                .unwrap();
+            set.put(a, &read, Some(b"client-2".to_vec()), 3, versioning, ENTRIES)
+                .unwrap();
             let values: Vec<&[u8]> = set.live_values().collect();
             match versioning {
                 Versioning::Dvv => assert_eq!(values, vec![&b"client-1"[..], &b"client-2"[..]]),
@@ -376,15 +398,17 @@ mod tests {
     fn a_delete_leaves_a_tombstone_that_gets_do_not_return() {
         let a = actor(1);
         let mut set = SiblingSet::new();
-        set.put(a, &VectorClock::new(), Some(b"x".to_vec()), 1, Versioning::Dvv, ENTRIES);
+        set.put(a, &VectorClock::new(), Some(b"x".to_vec()), 1, Versioning::Dvv, ENTRIES)
+            .unwrap();
         let context = set.context();
-        set.put(a, &context, None, 2, Versioning::Dvv, ENTRIES);
+        set.put(a, &context, None, 2, Versioning::Dvv, ENTRIES).unwrap();
         assert_eq!(set.live_values().count(), 0);
         assert_eq!(set.versions().len(), 1);
         assert!(set.versions()[0].is_tombstone());
         // Writing after the delete, with the get's context, supersedes it.
         let context = set.context();
-        set.put(a, &context, Some(b"z".to_vec()), 3, Versioning::Dvv, ENTRIES);
+        set.put(a, &context, Some(b"z".to_vec()), 3, Versioning::Dvv, ENTRIES)
+            .unwrap();
         assert_eq!(set.versions().len(), 1);
         assert_eq!(set.live_values().collect::<Vec<_>>(), vec![&b"z"[..]]);
     }
@@ -396,9 +420,11 @@ mod tests {
         let (a, b) = (actor(1), actor(2));
         for versioning in [Versioning::Dvv, Versioning::Paper] {
             let mut set = SiblingSet::new();
-            set.put(a, &VectorClock::new(), Some(b"first".to_vec()), 1, versioning, 1);
+            set.put(a, &VectorClock::new(), Some(b"first".to_vec()), 1, versioning, 1)
+                .unwrap();
             let context = set.context();
-            set.put(b, &context, Some(b"second".to_vec()), 2, versioning, 1);
+            set.put(b, &context, Some(b"second".to_vec()), 2, versioning, 1)
+                .unwrap();
             let values: Vec<&[u8]> = set.live_values().collect();
             // Under both schemes the truncated clock no longer shows that
             // "second" descends from "first", so both are kept as siblings:
@@ -420,14 +446,16 @@ mod tests {
                     replicas[read_from].context()
                 };
                 let value = (!delete).then(|| format!("v{index}").into_bytes());
-                replicas[coordinator].put(
-                    actor(coordinator as u32),
-                    &context,
-                    value,
-                    index as u64,
-                    versioning,
-                    ENTRIES,
-                );
+                replicas[coordinator]
+                    .put(
+                        actor(coordinator as u32),
+                        &context,
+                        value,
+                        index as u64,
+                        versioning,
+                        ENTRIES,
+                    )
+                    .unwrap();
                 let sent = replicas[coordinator].clone();
                 replicas[sync_to].merge(&sent, versioning);
             }
@@ -462,7 +490,7 @@ mod tests {
             let context = replicas[read_from].context();
             let before = replicas[write_at].clone();
             let mut after = before.clone();
-            let new = after.put(actor(9), &context, Some(b"new".to_vec()), 1_000, Versioning::Dvv, ENTRIES);
+            let new = after.put(actor(9), &context, Some(b"new".to_vec()), 1_000, Versioning::Dvv, ENTRIES).unwrap();
             for old in before.versions() {
                 let kept = after.versions().contains(old);
                 prop_assert_eq!(kept, !context.covers(&old.dot), "sibling {} with context {}", old.dot, context);

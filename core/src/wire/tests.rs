@@ -18,8 +18,10 @@ fn sample_set() -> SiblingSet {
         5,
         Versioning::Dvv,
         10,
-    );
-    set.put(actor, &VectorClock::new(), None, 6, Versioning::Dvv, 10);
+    )
+    .unwrap();
+    set.put(actor, &VectorClock::new(), None, 6, Versioning::Dvv, 10)
+        .unwrap();
     set
 }
 

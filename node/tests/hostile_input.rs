@@ -1,0 +1,49 @@
+//! Input a client controls must never crash a node or damage a key: real
+//! node processes on loopback, fed what a buggy or hostile client sends.
+
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::TestCluster;
+use dynamo_client::{Client, Error};
+use dynamo_core::protocol::ClientError;
+use dynamo_core::version::{ClockEntry, VectorClock};
+
+/// A context whose counter for the coordinator is u64::MAX: before the
+/// coordinator checked its arithmetic, `+ 1` overflowed (a panic that
+/// killed a debug-built node; a wrap to 0 in release, after which the
+/// stored set no longer decoded and the key was unreadable on that node).
+/// Now the put is refused with a reason, and the key and node are as they
+/// were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_context_at_the_counters_maximum_is_refused_and_the_key_stays_readable() {
+    let cluster = TestCluster::start(
+        "forged-context",
+        1,
+        "n = 1\nr = 1\nw = 1\npartitions = 8\nsync = \"none\"",
+    );
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    client
+        .put(b"k", Some(b"apple"), &VectorClock::new(), None)
+        .await
+        .unwrap();
+    let read = client.get(b"k", None).await.unwrap();
+    let forged = VectorClock::from_entries(read.context.entries().iter().map(|entry| ClockEntry {
+        counter: u64::MAX,
+        ..*entry
+    }));
+    match client.put(b"k", Some(b"pear"), &forged, None).await {
+        Err(Error::Failed(ClientError::BadRequest(reason))) => {
+            assert!(reason.contains("maximum"), "{reason}")
+        }
+        other => panic!("a forged context must be refused as a bad request, got {other:?}"),
+    }
+    let after = client.get(b"k", None).await.unwrap();
+    assert_eq!(after.values, vec![b"apple".to_vec()]);
+    // The node is alive and takes an honest write.
+    client.put(b"k", Some(b"pear"), &after.context, None).await.unwrap();
+    assert_eq!(client.get(b"k", None).await.unwrap().values, vec![b"pear".to_vec()]);
+}
