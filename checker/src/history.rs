@@ -39,6 +39,13 @@ pub enum ReadError {
         /// What is wrong.
         message: String,
     },
+    /// The file holds no event at all: nothing was recorded, so there is
+    /// nothing to judge (a valid verdict would be a lie).
+    #[error("{path}: the history holds no events: nothing was recorded")]
+    Empty {
+        /// The file.
+        path: String,
+    },
 }
 
 /// What an operation does.
@@ -222,7 +229,7 @@ pub fn read(path: &str, reader: impl BufRead) -> Result<History, ReadError> {
 /// supported and say so).
 ///
 /// # Errors
-/// As [`read`].
+/// As [`read`]; and a file with no event at all is [`ReadError::Empty`].
 pub fn read_file(path: &std::path::Path) -> Result<History, ReadError> {
     let name = path.display().to_string();
     if name.ends_with(".gz") || name.ends_with(".zst") {
@@ -236,7 +243,11 @@ pub fn read_file(path: &std::path::Path) -> Result<History, ReadError> {
         path: name.clone(),
         source,
     })?;
-    read(&name, std::io::BufReader::with_capacity(1 << 20, file))
+    let history = read(&name, std::io::BufReader::with_capacity(1 << 20, file))?;
+    if history.events == 0 {
+        return Err(ReadError::Empty { path: name });
+    }
+    Ok(history)
 }
 
 struct Reader {

@@ -22,6 +22,11 @@ pub const CLOCK_ENTRIES_MAX: usize = 256;
 /// Siblings a decoded sibling set may have at most.
 pub const SIBLINGS_MAX: usize = 4_096;
 
+/// Any protocol timeout or probe interval at most, in milliseconds (an
+/// hour): `now + timeout` can then never overflow, and a cluster file that
+/// asks for more has a typo.
+pub const TIMEOUT_MS_MAX: u64 = 3_600_000;
+
 /// Bytes of a key at most.
 pub const KEY_BYTES_MAX: usize = 64 * 1024;
 /// Bytes of one value at most (the paper's objects are under 1 MB).

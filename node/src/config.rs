@@ -147,6 +147,20 @@ pub fn sync_policy(sync: &str, batch_interval_ms: Option<u64>) -> Result<SyncPol
     }
 }
 
+/// A member's name names its data directory (`DATA/<name>`) and its log
+/// lines: letters, digits, `.`, `_` and `-`, at most 64, and not `.` or
+/// `..`, so that no name can reach outside the data directory.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    let allowed = |character: char| character.is_ascii_alphanumeric() || matches!(character, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 64 {
+        Err("must have 1 to 64 characters")
+    } else if name == "." || name == ".." || !name.chars().all(allowed) {
+        Err("may hold only letters, digits, '.', '_' and '-' (it names the node's data directory), and not be '.' or '..'")
+    } else {
+        Ok(())
+    }
+}
+
 /// One member of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
@@ -251,6 +265,7 @@ impl ClusterConfig {
         };
         let mut members = Vec::with_capacity(raw.nodes.len());
         for (index, node) in raw.nodes.iter().enumerate() {
+            check_name(&node.id).map_err(|why| invalid(format!("nodes[{index}]: id {:?} {why}", node.id)))?;
             if raw.nodes[..index].iter().any(|other| other.id == node.id) {
                 return Err(invalid(format!("nodes[{index}]: id {:?} is listed twice", node.id)));
             }
@@ -446,5 +461,19 @@ addr = "127.0.0.1:7003"
         assert!(addr.contains("nodes[2] (n3)") && addr.contains("localhost"), "{addr}");
         let twice = error(&GOOD.replace("id = \"n3\"", "id = \"n1\""));
         assert!(twice.contains("listed twice"), "{twice}");
+        // A name is a directory under the data root: no way out of it.
+        for escaping in ["/etc", "../n1", "..", "a/b", ""] {
+            let message = error(&GOOD.replace("id = \"n3\"", &format!("id = {escaping:?}")));
+            assert!(
+                message.contains("nodes[2]") && message.contains("id"),
+                "{escaping}: {message}"
+            );
+        }
+        // `now + timeout` must not wrap.
+        let timeout = error(&GOOD.replace("w = 2", "w = 2\nrequest_timeout_ms = 18446744073709551615"));
+        assert!(
+            timeout.contains("request_timeout_ms") && timeout.contains("over the limit"),
+            "{timeout}"
+        );
     }
 }

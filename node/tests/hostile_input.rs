@@ -47,3 +47,33 @@ async fn a_forged_context_at_the_counters_maximum_is_refused_and_the_key_stays_r
     client.put(b"k", Some(b"pear"), &after.context, None).await.unwrap();
     assert_eq!(client.get(b"k", None).await.unwrap().values, vec![b"pear".to_vec()]);
 }
+
+/// Stored bytes are data, not terminal commands: `client get` once printed
+/// values raw, so a value holding an escape sequence cleared (or
+/// retitled, or worse) the terminal of whoever read it. It now prints
+/// such a value as base64url.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_never_writes_a_stored_escape_sequence_to_the_terminal() {
+    let cluster = TestCluster::start("escape", 1, "n = 1\nr = 1\nw = 1\npartitions = 8\nsync = \"none\"");
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    let hostile = b"\x1b]0;owned\x07\x1b[2Jgone".to_vec();
+    client
+        .put(b"k", Some(&hostile), &VectorClock::new(), None)
+        .await
+        .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dynamo-node"))
+        .args(["client", "--connect", &cluster.addrs[0].to_string(), "get", "k"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        !output
+            .stdout
+            .iter()
+            .any(|byte| byte.is_ascii_control() && *byte != b'\n'),
+        "control bytes reached stdout: {:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.starts_with("base64:"), "{shown}");
+}

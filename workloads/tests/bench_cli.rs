@@ -160,6 +160,41 @@ fn bad_input_and_unreachable_clusters_exit_two_with_a_clear_message() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+    // Overrides that once panicked (Duration overflow) or would schedule
+    // nothing for ages: refused before anything starts, naming the flag.
+    for (flag, value) in [
+        ("--duration", "99999999999999999999999"),
+        ("--rate", "1e-30"),
+        ("--rate", "NaN"),
+    ] {
+        let output = bench()
+            .args(["run", spec("cart.toml").to_str().unwrap(), flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {}", show(&output));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(&flag[2..]),
+            "{flag} {value}: {}",
+            show(&output)
+        );
+    }
+    // A key count the driver would allocate a byte for each of.
+    let huge = dir.join("huge.toml");
+    std::fs::write(
+        &huge,
+        std::fs::read_to_string(spec("cart.toml"))
+            .unwrap()
+            .replace("count = ", "count = 10000000000000 # was "),
+    )
+    .unwrap();
+    let output = bench().args(["run", huge.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("keys.count") && stderr.contains("huge.toml"),
+        "{}",
+        show(&output)
+    );
     // A cluster file naming a port nobody listens on.
     let members = dynamo_node::launcher::free_loopback_members(1).unwrap();
     let cluster = dir.join("cluster.toml");
@@ -228,6 +263,17 @@ fn check_exits_zero_one_and_two_for_valid_violating_and_unreadable_histories() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("lost.json")).unwrap()).unwrap();
     assert_eq!(verdict["violations"]["lost-write"], 1);
     assert_eq!(verdict["findings"][0]["ops"], serde_json::json!([0, 1]));
+
+    // Nothing recorded is not a valid history: it is no history.
+    let empty = dir.join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let output = bench().args(["check", empty.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no events"),
+        "{}",
+        show(&output)
+    );
 
     let broken = dir.join("broken.jsonl");
     std::fs::write(&broken, std::fs::read_to_string(&good).unwrap() + "{\"type\":\"ok\"\n").unwrap();

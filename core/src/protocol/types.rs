@@ -5,7 +5,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::ids::NodeId;
-use crate::limits::{CLOCK_ENTRIES_DEFAULT, REPLICAS_MAX};
+use crate::limits::{CLOCK_ENTRIES_DEFAULT, CLOCK_ENTRIES_MAX, REPLICAS_MAX, TIMEOUT_MS_MAX};
 use crate::version::{SiblingSet, VectorClock, Versioning};
 
 /// Cluster-wide protocol settings. Every node of a cluster must use the
@@ -88,6 +88,16 @@ pub enum SettingsError {
     /// A zero truncation threshold or timeout.
     #[error("{0} must be positive")]
     Zero(&'static str),
+    /// A truncation threshold or timeout over its bound.
+    #[error("{name} = {value} is over the limit of {max}")]
+    TooLarge {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        value: u64,
+        /// The most it may be.
+        max: u64,
+    },
 }
 
 impl Settings {
@@ -108,15 +118,22 @@ impl Settings {
         if nodes < self.n {
             return Err(SettingsError::TooFewNodes { n: self.n, nodes });
         }
-        for (value, name) in [
-            (self.clock_entries_max as u64, "clock_entries_max"),
-            (self.request_timeout_ms, "request_timeout_ms"),
-            (self.replica_timeout_ms, "replica_timeout_ms"),
-            (self.probe_interval_ms, "probe_interval_ms"),
-            (self.probe_interval_max_ms, "probe_interval_max_ms"),
+        for (value, name, max) in [
+            (
+                self.clock_entries_max as u64,
+                "clock_entries_max",
+                CLOCK_ENTRIES_MAX as u64,
+            ),
+            (self.request_timeout_ms, "request_timeout_ms", TIMEOUT_MS_MAX),
+            (self.replica_timeout_ms, "replica_timeout_ms", TIMEOUT_MS_MAX),
+            (self.probe_interval_ms, "probe_interval_ms", TIMEOUT_MS_MAX),
+            (self.probe_interval_max_ms, "probe_interval_max_ms", TIMEOUT_MS_MAX),
         ] {
             if value == 0 {
                 return Err(SettingsError::Zero(name));
+            }
+            if value > max {
+                return Err(SettingsError::TooLarge { name, value, max });
             }
         }
         Ok(())

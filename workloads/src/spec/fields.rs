@@ -8,7 +8,10 @@ use std::time::Duration;
 use dynamo_checker::Mode;
 
 use super::raw::{RawCheck, RawClusterSection, RawKeys, RawLoad, RawSla};
-use super::{line_of, parse_duration, CheckSpec, ClusterSpec, KeyDistribution, KeySpec, LoadSpec, OpKind, SpecError};
+use super::{
+    check_rate, line_of, parse_duration, CheckSpec, ClusterSpec, KeyDistribution, KeySpec, LoadSpec, OpKind, SpecError,
+    KEYS_MAX,
+};
 
 /// The spec being read, for errors that name its file, line and field;
 /// one checker per section.
@@ -94,9 +97,7 @@ impl Fields<'_> {
         if load.duration.is_zero() {
             return Err(invalid("duration", "must be positive"));
         }
-        if !(load.rate.is_finite() && load.rate > 0.0) {
-            return Err(invalid("rate", "must be a positive number of operations per second"));
-        }
+        check_rate(load.rate).map_err(|message| invalid("rate", &message))?;
         if load.clients == 0 {
             return Err(invalid("clients", "must be at least 1"));
         }
@@ -135,8 +136,8 @@ impl Fields<'_> {
         if !(theta > 0.0 && theta < 1.0) && raw.distribution != "uniform" {
             return Err(invalid("theta", format!("{theta} must be between 0 and 1 (exclusive)")));
         }
-        if raw.count == 0 {
-            return Err(invalid("count", "must be at least 1".into()));
+        if raw.count == 0 || raw.count > KEYS_MAX {
+            return Err(invalid("count", format!("must be between 1 and {KEYS_MAX}")));
         }
         let value_bytes_max = dynamo_core::limits::VALUE_BYTES_MAX / 2;
         if raw.value_bytes > value_bytes_max {

@@ -223,6 +223,31 @@ pub struct Spec {
 }
 
 /// Parses `20s`, `500ms`, `2m`, `1h` (a bare number is seconds).
+/// The longest duration a spec or an override may ask for (a year: longer
+/// than any soak, and far from `Duration`'s overflow).
+pub const DURATION_MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The slowest target rate: one operation every 1,000 seconds. Below it
+/// the schedule's interval would outgrow any run.
+pub const RATE_MIN: f64 = 0.001;
+/// The fastest target rate (one driver on one machine is far below it).
+pub const RATE_MAX: f64 = 10_000_000.0;
+/// Keys a spec may name at most: the driver keeps a byte per key.
+pub const KEYS_MAX: u64 = 100_000_000;
+
+/// Checks an operation rate against [`RATE_MIN`] and [`RATE_MAX`].
+///
+/// # Errors
+/// A rate that is not a number in range, in words.
+pub fn check_rate(rate: f64) -> Result<f64, String> {
+    if rate.is_finite() && (RATE_MIN..=RATE_MAX).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "{rate} is not a rate between {RATE_MIN} and {RATE_MAX} operations per second"
+        ))
+    }
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -241,6 +266,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("{text:?} is not a duration"));
+    }
+    if seconds > DURATION_MAX.as_secs_f64() {
+        return Err(format!(
+            "{text:?} is longer than the longest duration accepted ({} days)",
+            DURATION_MAX.as_secs() / 86_400
+        ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -350,10 +381,7 @@ impl Spec {
             self.load.duration = duration;
         }
         if let Some(rate) = overrides.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(invalid("--rate", "must be a positive number of operations per second"));
-            }
-            self.load.rate = rate;
+            self.load.rate = check_rate(rate).map_err(|message| invalid("--rate", &message))?;
         }
         if let Some(seed) = overrides.seed {
             self.seed = seed;
