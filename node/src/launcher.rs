@@ -8,10 +8,17 @@
 //! each to print its ready line. Nodes can then be killed (SIGKILL: no
 //! shutdown, no final sync), stopped (SIGTERM, then SIGKILL after a grace
 //! period) and restarted on the same data. Dropping the cluster kills
-//! whatever still runs.
+//! whatever still runs, and no node outlives the thread that started it:
+//! each is started with `PR_SET_PDEATHSIG` = SIGKILL, so even a launcher
+//! killed by SIGKILL (which runs no destructor) takes its nodes with it,
+//! instead of leaving them holding their ports and data locks. (The
+//! kernel ties that signal to the starting *thread*: start nodes from a
+//! thread that lives as long as the cluster should, such as the main
+//! thread.)
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -106,6 +113,27 @@ pub fn free_loopback_members(count: usize) -> Result<Vec<Member>, LaunchError> {
     Ok(loopback_members(
         &free_ports(count).map_err(io("finding free loopback ports"))?,
     ))
+}
+
+/// Makes the child die (SIGKILL) when the thread that starts it does, and
+/// refuses to start it if that already happened.
+fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: prctl(2) and getppid(2)
+    // are; it allocates nothing and touches no lock.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl took effect.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("the launcher exited while starting the node"));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Sends `signal` to a child process of ours.
@@ -208,7 +236,8 @@ impl LocalCluster {
             Some(member) => member.name.clone(),
             None => return Err(LaunchError::NoSuchNode { index, nodes }),
         };
-        let mut child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .arg("serve")
             .arg("--cluster")
             .arg(&self.file)
@@ -217,7 +246,9 @@ impl LocalCluster {
             .arg("--data")
             .arg(self.dir.join(&name))
             .env("DYNAMO_LOG", &self.log_level)
-            .stdout(Stdio::piped())
+            .stdout(Stdio::piped());
+        die_with_parent(&mut command);
+        let mut child = command
             .spawn()
             .map_err(io(format!("starting {name} ({})", self.binary.display())))?;
         let stdout = child

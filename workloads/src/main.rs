@@ -15,7 +15,9 @@ use dynamo_checker::Mode;
 /// 5-node cluster, drives the shopping-cart workload open-loop, checks the
 /// recorded history and prints the latency table and the verdict. Exit
 /// status: 0 valid and SLA met, 1 an invariant failed or the SLA was
-/// missed, 2 bad input or a cluster that could not be started or reached.
+/// missed, 2 bad input or a cluster that could not be started or reached,
+/// 3 interrupted (SIGINT or SIGTERM: the load stops, what was recorded is
+/// checked and reported, the local nodes are stopped).
 #[derive(Parser, Debug)]
 #[command(name = "dynamo-bench", version)]
 struct Arguments {
@@ -124,6 +126,7 @@ fn main() -> ExitCode {
                 node_binary,
                 progress: !quiet,
             }) {
+                Ok(result) if result.interrupted => ExitCode::from(3),
                 Ok(result) if result.valid && result.sla_met => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::from(1),
                 Err(error) => {

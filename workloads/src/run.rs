@@ -42,6 +42,27 @@ pub struct RunResult {
     pub valid: bool,
     /// The SLA held for every operation type.
     pub sla_met: bool,
+    /// SIGINT or SIGTERM stopped the load early: what was recorded was
+    /// checked and reported, without final reads.
+    pub interrupted: bool,
+}
+
+/// Resolves at the first SIGINT or SIGTERM (never, if neither can be
+/// watched, which is said once).
+async fn interrupt() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        _ => {
+            eprintln!("note: cannot watch SIGINT/SIGTERM; an interrupted run will not be reported");
+            std::future::pending::<()>().await
+        }
+    }
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC.
@@ -166,12 +187,22 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    runtime.spawn(async move {
+        interrupt().await;
+        eprintln!(
+            "\ninterrupted: stopping the load; the history is completed, checked and reported, then the nodes stop"
+        );
+        let _ = stop_tx.send(true);
+    });
     let options = DriveOptions {
         progress: request.progress,
         hlog: HistogramLog::start(&dir, started_at),
         history: history_path.clone(),
+        stop: stop.clone(),
     };
     let measured = runtime.block_on(drive(spec.clone(), cluster.target.clone(), options))?;
+    let interrupted = *stop.borrow();
     let node_cpu = cpu.since(cluster.local.as_ref());
     if let Some(local) = cluster.local.as_mut() {
         for (name, why) in local.stop() {
@@ -199,9 +230,13 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
     };
     write_json(&dir.join("summary.json"), &summary_json(&figures))?;
     print!("{}", terminal_report(&figures));
+    if interrupted {
+        eprintln!("the run was interrupted: the figures above cover what ran, and lost writes were not judged (no final reads)");
+    }
     Ok(RunResult {
         valid: verdict.valid,
         sla_met,
+        interrupted,
         dir,
     })
 }

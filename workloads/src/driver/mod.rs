@@ -143,6 +143,10 @@ pub struct DriveOptions {
     pub hlog: dynamo_reports::hlog::HistogramLog,
     /// The history file.
     pub history: std::path::PathBuf,
+    /// Becomes true when the run is interrupted (SIGINT, SIGTERM): the
+    /// scheduler stops issuing, operations in flight finish, the final
+    /// reads are skipped, and the history is completed and synced.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 fn cpu_time() -> Duration {
@@ -217,7 +221,7 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
         total: spec.load.warmup + spec.load.duration,
     };
     let lag: Lag = Arc::default();
-    let scheduler = tokio::spawn(schedule(spec.clone(), pace, sender, lag.clone()));
+    let scheduler = tokio::spawn(schedule(spec.clone(), pace, sender, lag.clone(), options.stop.clone()));
     let workers: Vec<_> = (0..spec.load.clients)
         .map(|index| {
             let client = Client::new(seeds.clone(), spec.load.timeout);
@@ -249,7 +253,9 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
     };
     let _ = hlog.finish();
 
-    let (final_reads, keys_touched) = final_reads(&shared, &target, options.progress).await;
+    let interrupted = *options.stop.borrow();
+    let (final_reads, keys_touched) =
+        final_reads(&shared, &target, options.progress && !interrupted, interrupted).await;
     let events = shared.history.finish().map_err(|source| DriveError::History {
         path: options.history.clone(),
         source,
@@ -304,7 +310,13 @@ impl Shared {
 
 /// The scheduler: issues every operation at its intended start (open
 /// loop), whatever the clients are doing; returns how many it issued.
-async fn schedule(spec: Spec, pace: Pace, sender: tokio::sync::mpsc::Sender<Scheduled>, lag: Lag) -> u64 {
+async fn schedule(
+    spec: Spec,
+    pace: Pace,
+    sender: tokio::sync::mpsc::Sender<Scheduled>,
+    lag: Lag,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> u64 {
     let mut rng = Rng::new(spec.seed);
     let mut chooser = KeyChooser::new(spec.keys.count, spec.keys.distribution);
     let weight_total: u64 = spec.mix.iter().map(|(_, weight)| *weight as u64).sum();
@@ -315,8 +327,14 @@ async fn schedule(spec: Spec, pace: Pace, sender: tokio::sync::mpsc::Sender<Sche
             break;
         }
         let intended = pace.load_start + offset;
+        if *stop.borrow() {
+            break;
+        }
         if intended > Instant::now() {
-            tokio::time::sleep_until(intended.into()).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(intended.into()) => {}
+                _ = stop.changed() => break,
+            }
         }
         let late = Instant::now().saturating_duration_since(intended);
         {
@@ -335,8 +353,9 @@ async fn schedule(spec: Spec, pace: Pace, sender: tokio::sync::mpsc::Sender<Sche
             key,
             measured: offset >= pace.warmup,
         };
-        if sender.send(operation).await.is_err() {
-            break;
+        tokio::select! {
+            sent = sender.send(operation) => if sent.is_err() { break },
+            _ = stop.changed() => break,
         }
         scheduled += 1;
     }
