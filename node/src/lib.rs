@@ -9,6 +9,8 @@
 //! - [`storage`]: append-only partition files written through io_uring with
 //!   group commit, recovery that cuts only a torn tail, compaction, `dump`.
 //! - [`config`]: the cluster file (`cluster.toml`): read, checked, written.
+//! - [`data_dir`]: the data directory's identity (`NODE`: whose data, under
+//!   which Q and versioning), written atomically.
 //! - [`server`]: the node runtime: listeners, connections, timers and the
 //!   storage thread around [`dynamo_core::protocol::Node`]; `serve`.
 //! - [`launcher`]: the one launcher of local clusters of node processes,
@@ -23,6 +25,7 @@
 //! durable under the configured sync policy.
 
 pub mod config;
+pub mod data_dir;
 pub mod launcher;
 pub mod limits;
 pub mod logging;

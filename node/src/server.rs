@@ -38,6 +38,7 @@ use tokio::sync::mpsc;
 use self::connections::{accept_loop, peer_writer};
 use self::core::{Core, Input, Persisted};
 use crate::config::{ClusterConfig, ConfigError, Member};
+use crate::data_dir::{self, DataDirError, Identity};
 use crate::storage::{fresh_incarnation, Engine, StorageConfig, StorageError};
 use dynamo_core::ids::{NodeId, PartitionId};
 use dynamo_core::protocol::{ClientId, Node};
@@ -67,16 +68,10 @@ pub enum ServerError {
         /// The names in the file.
         members: String,
     },
-    /// The data directory belongs to another node.
-    #[error("{path} holds the data of node {found:?}, not {expected:?}: pass the right --data")]
-    WrongDataDir {
-        /// The identity file.
-        path: PathBuf,
-        /// The node it names.
-        found: String,
-        /// The node starting.
-        expected: String,
-    },
+    /// The data directory belongs to another node, or was written under
+    /// another Q or versioning.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     /// The cluster file is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -154,26 +149,6 @@ fn spawn_peer_writers(members: &[Member], me: NodeId) -> HashMap<NodeId, mpsc::S
     peers
 }
 
-/// Checks (or, for a new directory, writes) the file naming the node whose
-/// data this is.
-fn claim_data_dir(data_dir: &Path, name: &str) -> Result<(), ServerError> {
-    std::fs::create_dir_all(data_dir)?;
-    let path = data_dir.join("NODE");
-    match std::fs::read_to_string(&path) {
-        Ok(found) if found.trim() == name => Ok(()),
-        Ok(found) => Err(ServerError::WrongDataDir {
-            path,
-            found: found.trim().to_string(),
-            expected: name.to_string(),
-        }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::write(&path, format!("{name}\n"))?;
-            Ok(())
-        }
-        Err(error) => Err(error.into()),
-    }
-}
-
 /// What `serve` does from a command line: loads the cluster file, names
 /// the log, and runs node `id` with its data in `data` (default
 /// `data/<id>`). Shared by `dynamo-node serve` and the node processes that
@@ -217,7 +192,12 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
             .collect::<Vec<_>>()
             .join(", "),
     })?;
-    claim_data_dir(&data_dir, &name)?;
+    let identity = Identity {
+        name: name.clone(),
+        partitions: config.partitions,
+        versioning: config.settings.versioning,
+    };
+    data_dir::claim(&data_dir, &identity)?;
     let ring = config
         .ring()
         .map_err(|error| ServerError::Io(std::io::Error::other(error.to_string())))?;

@@ -6,75 +6,30 @@ use std::collections::HashMap;
 
 use super::Location;
 
-/// The key directory's hasher: FxHash-style word-at-a-time mixing from a
-/// per-process random seed, then a final avalanche. Profiling recovery
-/// showed std's SipHash as the largest single cost; keys come from the
-/// cluster's own clients (Dynamo's trusted domain), and the random seed
-/// still keeps collisions from being chosen in advance.
+/// The key directory's hasher: SipHash-1-3 (std's), keyed with a random
+/// key drawn once per process. Keys come from clients, and the fast
+/// unkeyed-in-effect mixer used before had collisions no seed prevented
+/// (a bit flipped at the top of one 8-byte word cancelled one flipped in
+/// the next word after its rotate), so chosen keys could make every lookup
+/// of a partition linear. A keyed PRF leaves nothing to choose.
 #[derive(Clone, Debug)]
 pub(crate) struct KeyHasherBuilder {
-    seed: u64,
+    keys: std::collections::hash_map::RandomState,
 }
 
 impl Default for KeyHasherBuilder {
     fn default() -> Self {
-        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        let seed = *SEED.get_or_init(|| {
-            use std::hash::{BuildHasher, Hasher};
-            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-            hasher.write_u64(0x5eed);
-            hasher.finish()
-        });
-        KeyHasherBuilder { seed }
+        static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+        KeyHasherBuilder {
+            keys: KEYS.get_or_init(std::collections::hash_map::RandomState::new).clone(),
+        }
     }
 }
 
 impl std::hash::BuildHasher for KeyHasherBuilder {
-    type Hasher = KeyHasher;
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher { state: self.seed }
-    }
-}
-
-/// See [`KeyHasherBuilder`].
-#[derive(Clone, Debug)]
-pub(crate) struct KeyHasher {
-    state: u64,
-}
-
-impl KeyHasher {
-    const MULTIPLIER: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    fn mix(&mut self, word: u64) {
-        self.state = (self.state.rotate_left(5) ^ word).wrapping_mul(Self::MULTIPLIER);
-    }
-}
-
-impl std::hash::Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_usize(&mut self, value: usize) {
-        self.mix(value as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        let mut hash = self.state;
-        hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        hash ^ (hash >> 31)
+    type Hasher = std::collections::hash_map::DefaultHasher;
+    fn build_hasher(&self) -> Self::Hasher {
+        self.keys.build_hasher()
     }
 }
 
@@ -170,6 +125,26 @@ impl std::fmt::Debug for StoredKey {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Pairs of keys the old mixer sent to the same bucket whatever its
+    /// seed: flip the top bit of one word and bit 4 of the next.
+    #[test]
+    fn keys_built_to_collide_under_the_old_mixer_do_not_collide() {
+        use std::hash::BuildHasher;
+        let hasher = KeyHasherBuilder::default();
+        let mut distinct = std::collections::HashSet::new();
+        for base in 0u64..64 {
+            let words = [base.wrapping_mul(0x9e37_79b9_7f4a_7c15), !base, base << 7];
+            let mut flipped = words;
+            flipped[0] ^= 1 << 63;
+            flipped[1] ^= 1 << 4;
+            let key = |words: [u64; 3]| words.iter().flat_map(|word| word.to_le_bytes()).collect::<Vec<u8>>();
+            let (a, b) = (StoredKey::from(key(words)), StoredKey::from(key(flipped)));
+            assert_ne!(hasher.hash_one(&a), hasher.hash_one(&b), "key pair {base} collides");
+            distinct.insert(hasher.hash_one(&a));
+        }
+        assert_eq!(distinct.len(), 64);
+    }
 
     proptest! {
         /// Short and long keys, built from a slice or a vector, are found by

@@ -360,7 +360,7 @@ impl Engine {
                 config.segment_bytes_max
             )));
         }
-        std::fs::create_dir_all(root).map_err(|error| StorageError::io(root, error))?;
+        crate::data_dir::create_durably(root).map_err(|error| StorageError::io(root, error))?;
         let lock = lock_directory(root)?;
         let mut partitions = BTreeMap::new();
         let entries = std::fs::read_dir(root).map_err(|error| StorageError::io(root, error))?;
