@@ -31,17 +31,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::sync::Recover;
+
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use self::connections::{accept_loop, peer_writer};
+use self::connections::{accept_loop, peer_writer, Connections};
 use self::core::{Core, Input, Persisted};
 use crate::config::{ClusterConfig, ConfigError, Member};
 use crate::data_dir::{self, DataDirError, Identity};
 use crate::storage::{fresh_incarnation, Engine, StorageConfig, StorageError};
 use dynamo_core::ids::{NodeId, PartitionId};
-use dynamo_core::protocol::{ClientId, Node};
+use dynamo_core::protocol::{ClientError, ClientId, ClientReply, Node};
 use dynamo_core::version::{decode_sibling_set, Actor, SiblingSet};
 use dynamo_core::wire::Frame;
 
@@ -54,6 +56,9 @@ const OUTBOUND_FRAMES_MAX: usize = 4_096;
 const CORE_INPUTS_MAX: usize = 16_384;
 /// Bytes read from a socket at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// How long a stopping node waits for its connections to send their last
+/// replies.
+const LAST_REPLIES_GRACE: Duration = Duration::from_secs(2);
 /// How long a peer writer waits before trying a failed peer again.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -118,6 +123,19 @@ fn hint_key(owner: NodeId, key: &[u8]) -> Vec<u8> {
     let mut bytes = owner.0.to_be_bytes().to_vec();
     bytes.extend_from_slice(key);
     bytes
+}
+
+/// Answers every client request still waiting with `ShuttingDown` (nothing
+/// more will be done for it here), and forgets them.
+fn fail_waiting_clients(clients: &Waiting) {
+    let waiting: Vec<_> = clients.lock().recover().drain().collect();
+    if !waiting.is_empty() {
+        log::info!("answering {} requests still waiting: shutting down", waiting.len());
+    }
+    for (_, (connection, id)) in waiting {
+        let reply = ClientReply::Failed(ClientError::ShuttingDown);
+        let _ = connection.try_send(Frame::Response { id, reply });
+    }
 }
 
 /// The hints this node persisted before it stopped, as `(owner, key, set)`.
@@ -229,14 +247,31 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
     let (completion_tx, completion_rx) = mpsc::unbounded_channel::<Persisted>();
     let peers = spawn_peer_writers(&config.members, member.node);
     let clients: Waiting = Arc::default();
-    let accept = tokio::spawn(accept_loop(listener, input_tx.clone(), Arc::clone(&clients)));
+    let connections = Arc::new(Mutex::new(Connections::default()));
+    let accept = tokio::spawn(accept_loop(
+        listener,
+        input_tx.clone(),
+        Arc::clone(&clients),
+        Arc::clone(&connections),
+    ));
     println!("ready {name} {}", member.addr);
     let _ = std::io::stdout().flush();
 
-    let core = Core::new(node, Arc::clone(&engine), config, peers, clients, completion_tx);
+    let core = Core::new(
+        node,
+        Arc::clone(&engine),
+        config,
+        peers,
+        Arc::clone(&clients),
+        completion_tx,
+    );
     core.run(input_rx, completion_rx).await;
     accept.abort();
     drop(input_tx);
+    // Every client still waiting is told, rather than left to see the
+    // connection close; then each connection sends what is queued for it.
+    fail_waiting_clients(&clients);
+    connections::close_all(&connections, LAST_REPLIES_GRACE).await;
     match Arc::try_unwrap(engine) {
         Ok(engine) => engine.close(),
         Err(engine) => {

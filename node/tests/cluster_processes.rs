@@ -262,3 +262,58 @@ async fn garbage_oversized_and_half_frames_close_only_their_connection() {
         );
     }
 }
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A node stopped with SIGTERM answers every request it holds: the put
+/// waiting for two paused replicas gets a failure it can act on, never a
+/// bare EOF. (Before, the reply queued in the core's last step was dropped
+/// with the runtime, and the client saw the connection close.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_the_requests_in_flight() {
+    let mut cluster = TestCluster::start(
+        "sigterm-in-flight",
+        3,
+        "n = 3\nr = 2\nw = 3\npartitions = 8\nsync = \"none\"\nrequest_timeout_ms = 1500",
+    );
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(10));
+    client
+        .put(b"warm", Some(b"up"), &VectorClock::new(), None)
+        .await
+        .unwrap();
+    let pids: Vec<u32> = (0..3).map(|index| cluster.cluster.pid(index).unwrap()).collect();
+    signal(pids[1], "STOP");
+    signal(pids[2], "STOP");
+    let coordinator = cluster.addrs[0];
+    let put = {
+        let client = Client::new(vec![coordinator], Duration::from_secs(10));
+        tokio::spawn(async move {
+            client
+                .put_via(&[coordinator], b"k", Some(b"v"), &VectorClock::new(), None)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(pids[0], "TERM");
+    let answer = tokio::time::timeout(Duration::from_secs(10), put)
+        .await
+        .unwrap()
+        .unwrap();
+    signal(pids[1], "CONT");
+    signal(pids[2], "CONT");
+    match answer {
+        Err(dynamo_client::Error::Failed(
+            dynamo_core::protocol::ClientError::ShuttingDown | dynamo_core::protocol::ClientError::Timeout { .. },
+        )) => {}
+        other => panic!("expected a timeout or shutting-down failure from the stopping node, got {other:?}"),
+    }
+    cluster.kill9(1);
+    cluster.kill9(2);
+}

@@ -4,7 +4,7 @@
 //! while the peer is unreachable (the protocol copes with loss).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,7 +17,53 @@ use crate::sync::Recover;
 use dynamo_core::protocol::{ClientError, ClientId, ClientReply, ClientRequest};
 use dynamo_core::wire::{decode_frame, encode_frame, Frame};
 
-pub(super) async fn accept_loop(listener: TcpListener, inputs: mpsc::Sender<Input>, clients: Waiting) {
+/// The tasks of every open connection, so that shutdown can stop the
+/// readers and wait for the writers to send what is queued.
+#[derive(Default)]
+pub(super) struct Connections {
+    readers: Vec<tokio::task::AbortHandle>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Connections {
+    fn add(&mut self, reader: tokio::task::AbortHandle, writer: tokio::task::JoinHandle<()>) {
+        // Forget the connections that have closed since (bounded by the
+        // connections open at once).
+        self.readers.retain(|reader| !reader.is_finished());
+        self.writers.retain(|writer| !writer.is_finished());
+        self.readers.push(reader);
+        self.writers.push(writer);
+    }
+}
+
+/// Stops every connection's reader and waits, up to `limit`, for every
+/// writer to send what was queued for it (replies the core gave in its
+/// last steps included) and close. The caller has dropped every other
+/// sender of the connections' queues (the waiting-clients map).
+pub(super) async fn close_all(connections: &Mutex<Connections>, limit: Duration) {
+    let writers = {
+        let mut connections = connections.lock().recover();
+        for reader in connections.readers.drain(..) {
+            reader.abort();
+        }
+        std::mem::take(&mut connections.writers)
+    };
+    let all = async {
+        for writer in writers {
+            let _ = writer.await;
+        }
+    };
+    if tokio::time::timeout(limit, all).await.is_err() {
+        log::warn!("some connections did not take their last replies within {limit:?}");
+    }
+}
+
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    inputs: mpsc::Sender<Input>,
+    clients: Waiting,
+    connections: Arc<Mutex<Connections>>,
+) {
     let mut next_client = 0u64;
     loop {
         let (stream, addr) = match listener.accept().await {
@@ -31,16 +77,17 @@ pub(super) async fn accept_loop(listener: TcpListener, inputs: mpsc::Sender<Inpu
         let _ = stream.set_nodelay(true);
         let (reader, writer) = stream.into_split();
         let (tx, rx) = mpsc::channel::<Frame>(OUTBOUND_FRAMES_MAX);
-        tokio::spawn(connection_writer(writer, rx));
+        let writer = tokio::spawn(connection_writer(writer, rx));
         let inputs = inputs.clone();
         let clients = Arc::clone(&clients);
         next_client += 1;
         let connection = next_client;
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             if let Err(reason) = connection_reader(reader, connection, tx, inputs, clients).await {
                 log::warn!("closing the connection from {addr}: {reason}");
             }
         });
+        connections.lock().recover().add(reader.abort_handle(), writer);
     }
 }
 
