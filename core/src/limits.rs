@@ -27,6 +27,17 @@ pub const SIBLINGS_MAX: usize = 4_096;
 /// asks for more has a typo.
 pub const TIMEOUT_MS_MAX: u64 = 3_600_000;
 
+/// Siblings a put may leave on a key, by default (Riak's `max_siblings`):
+/// a put past it is refused, telling the client to read and merge.
+pub const SIBLINGS_LIMIT_DEFAULT: usize = 100;
+/// Siblings past which a put is logged as a warning, by default (Riak warns
+/// at 25).
+pub const SIBLINGS_WARNING_DEFAULT: usize = 25;
+/// The largest sibling limit a cluster may set: far enough under
+/// [`SIBLINGS_MAX`] (the decoders' bound) that replicas merging sets from
+/// a few coordinators stay readable.
+pub const SIBLINGS_LIMIT_MAX: usize = SIBLINGS_MAX / 4;
+
 /// Bytes of a key at most.
 pub const KEY_BYTES_MAX: usize = 64 * 1024;
 /// Bytes of one value at most (the paper's objects are under 1 MB).
@@ -37,6 +48,8 @@ pub const RECORD_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 const _: () = assert!(PARTITIONS_DEFAULT <= PARTITIONS_MAX);
 const _: () = assert!(PARTITIONS_MAX as u64 <= u32::MAX as u64);
 const _: () = assert!(CLOCK_ENTRIES_DEFAULT <= CLOCK_ENTRIES_MAX);
+const _: () = assert!(SIBLINGS_WARNING_DEFAULT <= SIBLINGS_LIMIT_DEFAULT);
+const _: () = assert!(SIBLINGS_LIMIT_DEFAULT <= SIBLINGS_LIMIT_MAX);
 const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < RECORD_BODY_BYTES_MAX);
 
 /// Bytes of one network frame at most (length prefix excluded). A put of

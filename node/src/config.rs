@@ -14,7 +14,9 @@
 //! ```
 //!
 //! Optional settings and their defaults: `batch_interval_ms = 10`,
-//! `clock_entries_max = 10`, `request_timeout_ms = 1000`,
+//! `clock_entries_max = 10`, `siblings_max = 100` (a put that would leave
+//! more siblings is refused), `siblings_warning = 25` (a put past it is
+//! logged), `request_timeout_ms = 1000`,
 //! `replica_timeout_ms = 100`, `probe_interval_ms = 100`,
 //! `probe_interval_max_ms = 2000`, `sloppy_quorum = true`,
 //! `read_repair = true`. Unknown or ill-typed fields are rejected with the
@@ -97,6 +99,10 @@ struct RawCluster {
     batch_interval_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     clock_entries_max: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    siblings_max: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    siblings_warning: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     request_timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +262,8 @@ impl ClusterConfig {
             w: raw.w,
             versioning,
             clock_entries_max: raw.clock_entries_max.unwrap_or(defaults.clock_entries_max),
+            siblings_max: raw.siblings_max.unwrap_or(defaults.siblings_max),
+            siblings_warning: raw.siblings_warning.unwrap_or(defaults.siblings_warning),
             request_timeout_ms: raw.request_timeout_ms.unwrap_or(defaults.request_timeout_ms),
             replica_timeout_ms: raw.replica_timeout_ms.unwrap_or(defaults.replica_timeout_ms),
             probe_interval_ms: raw.probe_interval_ms.unwrap_or(defaults.probe_interval_ms),
@@ -348,6 +356,8 @@ impl ClusterConfig {
             versioning: s.versioning.to_string(),
             batch_interval_ms: self.batch_interval().map(|interval| interval.as_millis() as u64),
             clock_entries_max: Some(s.clock_entries_max),
+            siblings_max: Some(s.siblings_max),
+            siblings_warning: Some(s.siblings_warning),
             request_timeout_ms: Some(s.request_timeout_ms),
             replica_timeout_ms: Some(s.replica_timeout_ms),
             probe_interval_ms: Some(s.probe_interval_ms),

@@ -77,3 +77,41 @@ async fn the_cli_never_writes_a_stored_escape_sequence_to_the_terminal() {
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(shown.starts_with("base64:"), "{shown}");
 }
+
+/// Blind puts to one key pile up siblings (every one concurrent with the
+/// rest). Before the limit, 4,097 of them made the key unreadable on every
+/// replica (the stored set was past the decoder's bound) and no put could
+/// heal it. Now the put past `siblings_max` is refused before anything is
+/// written, saying to read and merge, and a merging put heals the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_puts_past_the_sibling_limit_are_refused_and_a_merge_heals_the_key() {
+    let cluster = TestCluster::start(
+        "siblings",
+        1,
+        "n = 1\nr = 1\nw = 1\npartitions = 8\nsync = \"none\"\nsiblings_max = 40\nsiblings_warning = 10",
+    );
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    for index in 0..40 {
+        let value = format!("v{index}");
+        client
+            .put(b"hot", Some(value.as_bytes()), &VectorClock::new(), None)
+            .await
+            .unwrap();
+    }
+    match client
+        .put(b"hot", Some(b"one too many"), &VectorClock::new(), None)
+        .await
+    {
+        Err(Error::Failed(ClientError::BadRequest(reason))) => {
+            assert!(
+                reason.contains("41 siblings") && reason.contains("read the key"),
+                "{reason}"
+            )
+        }
+        other => panic!("the 41st sibling must be refused, got {other:?}"),
+    }
+    let read = client.get(b"hot", None).await.unwrap();
+    assert_eq!(read.values.len(), 40);
+    client.put(b"hot", Some(b"merged"), &read.context, None).await.unwrap();
+    assert_eq!(client.get(b"hot", None).await.unwrap().values, vec![b"merged".to_vec()]);
+}

@@ -11,6 +11,7 @@ use super::coordinator::Round;
 use super::node::Node;
 use super::persistence::Continuation;
 use super::types::{ClientError, ClientReply, Effect, Message, Origin, RequestId, Store};
+use crate::codec::printable;
 use crate::ids::NodeId;
 use crate::version::{SiblingSet, VectorClock};
 
@@ -68,6 +69,27 @@ impl Node {
             let reply = ClientReply::Failed(ClientError::BadRequest(exhausted.to_string()));
             self.reply(origin, reply, out);
             return;
+        }
+        // Checked before anything is persisted or sent: a set past the
+        // limit is never written anywhere.
+        let siblings = set.versions().len();
+        if siblings > self.settings.siblings_max {
+            let reason = format!(
+                "key {}: this put would leave {siblings} siblings, over the limit of {} (siblings_max): \
+                 read the key and write one value merging its siblings, with the context of that read",
+                printable(&key, true, 64),
+                self.settings.siblings_max
+            );
+            self.reply(origin, ClientReply::Failed(ClientError::BadRequest(reason)), out);
+            return;
+        }
+        if siblings == self.settings.siblings_warning + 1 {
+            log::warn!(
+                "key {} now has {siblings} siblings (warning at {}, refused past {}): its writers do not read before they write",
+                printable(&key, true, 64),
+                self.settings.siblings_warning,
+                self.settings.siblings_max
+            );
         }
         let id = self.new_request();
         self.persist(key.clone(), set.clone(), Continuation::LocalWrite { request: id }, out);

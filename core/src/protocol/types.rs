@@ -5,7 +5,10 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::ids::NodeId;
-use crate::limits::{CLOCK_ENTRIES_DEFAULT, CLOCK_ENTRIES_MAX, REPLICAS_MAX, TIMEOUT_MS_MAX};
+use crate::limits::{
+    CLOCK_ENTRIES_DEFAULT, CLOCK_ENTRIES_MAX, REPLICAS_MAX, SIBLINGS_LIMIT_DEFAULT, SIBLINGS_LIMIT_MAX,
+    SIBLINGS_WARNING_DEFAULT, TIMEOUT_MS_MAX,
+};
 use crate::version::{SiblingSet, VectorClock, Versioning};
 
 /// Cluster-wide protocol settings. Every node of a cluster must use the
@@ -22,6 +25,10 @@ pub struct Settings {
     pub versioning: Versioning,
     /// Vector clock truncation threshold.
     pub clock_entries_max: usize,
+    /// Siblings a put may leave on a key: a put past it is refused.
+    pub siblings_max: usize,
+    /// Siblings past which a put is logged as a warning.
+    pub siblings_warning: usize,
     /// A request not answered by then fails with a timeout.
     pub request_timeout_ms: u64,
     /// A replica silent for this long is suspected; with sloppy quorum a
@@ -45,6 +52,8 @@ impl Default for Settings {
             w: 2,
             versioning: Versioning::Dvv,
             clock_entries_max: CLOCK_ENTRIES_DEFAULT,
+            siblings_max: SIBLINGS_LIMIT_DEFAULT,
+            siblings_warning: SIBLINGS_WARNING_DEFAULT,
             request_timeout_ms: 1_000,
             replica_timeout_ms: 100,
             probe_interval_ms: 100,
@@ -123,6 +132,12 @@ impl Settings {
                 self.clock_entries_max as u64,
                 "clock_entries_max",
                 CLOCK_ENTRIES_MAX as u64,
+            ),
+            (self.siblings_max as u64, "siblings_max", SIBLINGS_LIMIT_MAX as u64),
+            (
+                self.siblings_warning as u64,
+                "siblings_warning",
+                self.siblings_max as u64,
             ),
             (self.request_timeout_ms, "request_timeout_ms", TIMEOUT_MS_MAX),
             (self.replica_timeout_ms, "replica_timeout_ms", TIMEOUT_MS_MAX),
