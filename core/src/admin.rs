@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::ids::NodeId;
+use crate::ids::{NodeId, PartitionId};
 use crate::protocol::NodeStats;
 use crate::ring::{Ring, RingError};
 
@@ -113,6 +113,18 @@ pub struct StatsReport {
     pub keys: u64,
     /// Bytes of its partition files (hints excluded).
     pub bytes: u64,
+    /// Partitions whose recovery found damage (skipped, never served):
+    /// they need the other replicas' data.
+    pub needs_repair: Vec<Repair>,
+}
+
+/// A partition that needs repair, and why.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repair {
+    /// The partition.
+    pub partition: PartitionId,
+    /// What recovery found (file and byte range).
+    pub reason: String,
 }
 
 impl StatsReport {
@@ -152,7 +164,7 @@ mod tests {
         // would give: the description must carry it as it is.
         let mut ring = Ring::new(8, &[NodeId(0), NodeId(1)]).unwrap();
         ring.join(NodeId(2)).unwrap();
-        let sent = description((0..8).map(|p| ring.owner(crate::ids::PartitionId(p))).collect());
+        let sent = description((0..8).map(|p| ring.owner(PartitionId(p))).collect());
         let sent = RingDescription {
             epoch: ring.epoch(),
             ..sent

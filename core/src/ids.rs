@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct NodeId(pub u32);
 
-/// One of the Q equal partitions of the 64-bit hash space.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// One of the Q equal partitions of the 64-bit hash space. Serialised as
+/// the bare number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct PartitionId(pub u32);
 
 impl fmt::Display for NodeId {

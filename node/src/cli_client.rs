@@ -107,24 +107,34 @@ async fn run_async(arguments: ClientArguments) -> Result<(), String> {
                 "{:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}",
                 "name", "coordinated", "r-reads", "r-writes", "hinted", "hints", "keys", "bytes"
             );
+            let mut repairs = Vec::new();
             for member in view.members() {
                 let name = &member.name;
                 let Some(addr) = view.addrs.get(&member.node) else {
                     continue;
                 };
                 match client.stats(*addr).await {
-                    Ok(stats) => println!(
-                        "{name:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}",
-                        stats.requests_coordinated(),
-                        stats.protocol.replica_reads,
-                        stats.protocol.replica_writes,
-                        stats.protocol.hinted_writes,
-                        stats.hints_pending,
-                        stats.keys,
-                        stats.bytes
-                    ),
+                    Ok(stats) => {
+                        println!(
+                            "{name:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}",
+                            stats.requests_coordinated(),
+                            stats.protocol.replica_reads,
+                            stats.protocol.replica_writes,
+                            stats.protocol.hinted_writes,
+                            stats.hints_pending,
+                            stats.keys,
+                            stats.bytes
+                        );
+                        repairs.extend(stats.needs_repair.into_iter().map(|repair| (name.clone(), repair)));
+                    }
                     Err(error) => println!("{name:<8} unreachable: {error}"),
                 }
+            }
+            for (name, repair) in repairs {
+                println!(
+                    "{name}: partition {} needs repair: {}",
+                    repair.partition.0, repair.reason
+                );
             }
         }
     }

@@ -13,7 +13,7 @@ use super::{hint_key, hint_partition, Waiting};
 use crate::config::ClusterConfig;
 use crate::storage::{Engine, StorageError};
 use crate::sync::Recover;
-use dynamo_core::admin::{AdminAnswer, AdminQuery, MemberDescription, RingDescription, StatsReport};
+use dynamo_core::admin::{AdminAnswer, AdminQuery, MemberDescription, Repair, RingDescription, StatsReport};
 use dynamo_core::ids::{NodeId, PartitionId};
 use dynamo_core::protocol::{
     ClientError, ClientId, ClientReply, ClientRequest, Effect, Message, Node, PersistToken, Store, StoreError, Timer,
@@ -255,9 +255,18 @@ impl Core {
 
     fn stats_report(&self) -> StatsReport {
         let hint = hint_partition(&self.config);
-        let (keys, bytes) = self
-            .engine
-            .stats()
+        let partitions = self.engine.stats();
+        let needs_repair = partitions
+            .iter()
+            .filter_map(|partition| {
+                let reason = partition.needs_repair.clone()?;
+                Some(Repair {
+                    partition: partition.partition,
+                    reason,
+                })
+            })
+            .collect();
+        let (keys, bytes) = partitions
             .iter()
             .filter(|partition| partition.partition != hint)
             .fold((0u64, 0u64), |(keys, bytes), partition| {
@@ -270,6 +279,7 @@ impl Core {
             suspected: self.node.suspects(),
             keys,
             bytes,
+            needs_repair,
         }
     }
 

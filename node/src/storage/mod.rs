@@ -22,9 +22,13 @@
 //!
 //! Recovery on open (`recovery.rs`): every record of every segment is
 //! checksummed; only a torn tail of a partition's last appendable segment is
-//! cut (then the file and the directory are synced, and the cut is logged);
-//! damage anywhere else is an error naming the file and offset, and the
-//! engine does not open.
+//! cut (then the file and the directory are synced, and the cut is logged).
+//! Damage followed by a record that verifies is corruption, not a tear: the
+//! damaged bytes are never served, the records after them are salvaged
+//! (the scan resynchronises on the next header whose length and checksum
+//! verify), the range is logged, and the partition is reported as needing
+//! repair ([`PartitionStats::needs_repair`]); so is damage at the end of a
+//! sealed segment. The node starts: N−1 other replicas hold the same data.
 //!
 //! Compaction ([`Engine::compact`]) copies the live records of every sealed
 //! segment into new segments written beside them under a temporary name,
@@ -266,6 +270,9 @@ pub struct PartitionStats {
     pub segments: u64,
     /// Bytes in segment files (live and dead records).
     pub bytes: u64,
+    /// Why the partition needs repair from the other replicas, if recovery
+    /// found damage in it.
+    pub needs_repair: Option<String>,
 }
 
 /// Called once with the outcome of a submitted write.

@@ -63,6 +63,10 @@ pub(crate) struct Partition {
     pub failed: Mutex<Option<String>>,
     /// One compaction at a time.
     pub compaction: Mutex<()>,
+    /// Why recovery found this partition damaged (corrupt bytes skipped,
+    /// records salvaged): it serves what verified, and needs the other
+    /// replicas' data (read repair now, anti-entropy later).
+    pub needs_repair: Mutex<Option<String>>,
 }
 
 /// What readers look at, behind one lock so that a location and the file it
@@ -94,6 +98,7 @@ impl Partition {
             next_sequence: AtomicU64::new(1),
             failed: Mutex::new(None),
             compaction: Mutex::new(()),
+            needs_repair: Mutex::new(None),
         }
     }
 
@@ -125,6 +130,7 @@ impl Partition {
                 .values()
                 .map(|segment| segment.len.load(Ordering::Acquire))
                 .sum(),
+            needs_repair: self.needs_repair.lock().recover().clone(),
         }
     }
 

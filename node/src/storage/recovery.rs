@@ -32,7 +32,15 @@ impl Partition {
         let dir = partition_dir(root, id);
         let files = list_segments(&dir)?;
         let last_appendable = check_headers(&dir, id, &files)?;
-        let mut fold = Fold::default();
+        let mut fold = Fold {
+            partition: id,
+            needs_repair: None,
+            keys: KeyDirectory::default(),
+            removed: HashMap::default(),
+            max_sequence: 0,
+            state: PartitionState::default(),
+            total_bytes: 0,
+        };
         for path in files.values() {
             fold.total_bytes += std::fs::metadata(path)
                 .map_err(|error| StorageError::io(path, error))?
@@ -51,6 +59,10 @@ impl Partition {
             Ordering::Release,
         );
         fold.state.keys = fold.keys;
+        if let Some(reason) = fold.needs_repair {
+            log::error!("partition {} needs repair: {reason}", id.0);
+            *partition.needs_repair.lock().recover() = Some(reason);
+        }
         *partition.state.write().recover() = fold.state;
         Ok(partition)
     }
@@ -197,8 +209,12 @@ fn scan_segments(
 }
 
 /// What recovery has folded so far.
-#[derive(Default)]
 struct Fold {
+    /// The partition recovered.
+    partition: PartitionId,
+    /// Why the partition needs repair from the other replicas (the first
+    /// damage found), if it does.
+    needs_repair: Option<String>,
     keys: KeyDirectory,
     /// Keys whose newest record so far is a remove, with its sequence:
     /// files are not in write order (compaction outputs), so a put read
@@ -233,6 +249,16 @@ impl Fold {
             self.max_sequence = self.max_sequence.max(record.location.sequence);
             apply_recovered(&mut self.keys, &mut self.removed, record.kind, key, record.location);
         }
+        for (start, end, damage) in &scanned.corrupt {
+            log::error!(
+                "{}: bytes {start}..{end} are corrupt ({damage:?}) and valid records follow: they are skipped, the \
+                 records after them salvaged, and partition {} is marked for repair from the other replicas",
+                path.display(),
+                self.partition.0
+            );
+            self.needs_repair
+                .get_or_insert_with(|| format!("corrupt bytes {start}..{end} in {}", path.display()));
+        }
         let len = match scanned.damage {
             None => scanned.bytes.len(),
             Some((offset, damage)) => {
@@ -241,7 +267,11 @@ impl Fold {
                     offset,
                     damage,
                 };
-                cut_torn_tail(dir, path, &scanned.file, tail, is_last)?
+                let (len, repair) = cut_torn_tail(dir, path, &scanned.file, tail, is_last)?;
+                if let Some(reason) = repair {
+                    self.needs_repair.get_or_insert(reason);
+                }
+                len
             }
         };
         self.state.segments.insert(
@@ -264,40 +294,41 @@ struct Tail {
     damage: Damage,
 }
 
-/// Damage found by a scan: cut when it is a torn tail of the last
-/// appendable segment (returns the new length), an error otherwise.
-fn cut_torn_tail(dir: &Path, path: &Path, file: &File, tail: Tail, is_last: bool) -> Result<usize, StorageError> {
+/// Damage with nothing valid after it. In the last appendable segment it
+/// is a torn tail (the last batch, never acknowledged under `always`): cut,
+/// and the cut synced; returns the new length. Anywhere else (a sealed
+/// segment), or when the checksum verified but the body did not decode, it
+/// is corruption: nothing is cut, the damaged bytes are never served, and
+/// the reason comes back for the partition to be repaired.
+fn cut_torn_tail(
+    dir: &Path,
+    path: &Path,
+    file: &File,
+    tail: Tail,
+    is_last: bool,
+) -> Result<(usize, Option<String>), StorageError> {
     let Tail { len, offset, damage } = tail;
-    match damage {
-        Damage::Malformed(reason) => Err(StorageError::Corrupt {
-            path: path.to_path_buf(),
-            offset: offset as u64,
-            reason: reason.to_string(),
-        }),
-        damage if is_last => {
-            let cut = len - offset;
-            log::warn!(
-                "{}: cutting a torn tail of {cut} bytes at offset {offset} ({damage:?})",
-                path.display()
-            );
-            file.set_len(offset as u64)
-                .map_err(|error| StorageError::io(path, error))?;
-            file.sync_all().map_err(|error| StorageError::io(path, error))?;
-            sync_dir(dir)?;
-            Ok(offset)
-        }
-        Damage::Checksum { got, expected } => Err(StorageError::ChecksumMismatch {
-            path: path.to_path_buf(),
-            offset: offset as u64,
-            got,
-            expected,
-        }),
-        damage => Err(StorageError::Corrupt {
-            path: path.to_path_buf(),
-            offset: offset as u64,
-            reason: format!("{damage:?} in a segment that is not the last one"),
-        }),
+    if is_last && !matches!(damage, Damage::Malformed(_)) {
+        let cut = len - offset;
+        log::warn!(
+            "{}: cutting a torn tail of {cut} bytes at offset {offset} ({damage:?})",
+            path.display()
+        );
+        file.set_len(offset as u64)
+            .map_err(|error| StorageError::io(path, error))?;
+        file.sync_all().map_err(|error| StorageError::io(path, error))?;
+        sync_dir(dir)?;
+        return Ok((offset, None));
     }
+    log::error!(
+        "{}: bytes {offset}..{len} are damaged ({damage:?}) in a segment that is not being appended to: \
+         they are not served, and the partition is marked for repair from the other replicas",
+        path.display()
+    );
+    Ok((
+        len,
+        Some(format!("damaged bytes {offset}..{len} in {}", path.display())),
+    ))
 }
 
 /// A segment read and checked, ready to be indexed.
@@ -305,7 +336,12 @@ struct ScannedSegment {
     file: File,
     bytes: SegmentBytes,
     records: Vec<ScannedRecord>,
-    /// Where the valid records stop short of the end, and why.
+    /// Damaged byte ranges followed by a record that verifies: corruption,
+    /// not a tear (a tear only ever damages the last batch written). Never
+    /// served; the records after each are salvaged.
+    corrupt: Vec<(usize, usize, Damage)>,
+    /// Where the valid records stop short of the end with nothing valid
+    /// after, and why: a torn tail in the last appendable segment.
     damage: Option<(usize, Damage)>,
 }
 
@@ -318,9 +354,11 @@ struct ScannedRecord {
 
 /// What [`Scan`] found instead of a record, without the borrow.
 #[derive(Clone, Copy, Debug)]
+// The fields are read through Debug, in the log lines that report damage.
+#[allow(dead_code)]
 enum Damage {
     Truncated,
-    BadLength(#[allow(dead_code)] u32),
+    BadLength(u32),
     Checksum { got: u32, expected: u32 },
     Malformed(&'static str),
 }
@@ -418,6 +456,7 @@ impl Drop for Mapping {
 /// Verifies every record of a segment's bytes.
 fn scan_segment(segment: SegmentId, file: File, buffer: SegmentBytes) -> ScannedSegment {
     let mut records = Vec::with_capacity(buffer.len() / 256);
+    let mut corrupt = Vec::new();
     let mut offset = HEADER_BYTES.min(buffer.len());
     let damage = loop {
         let damage = match scan_record(&buffer[offset..]) {
@@ -442,14 +481,31 @@ fn scan_segment(segment: SegmentId, file: File, buffer: SegmentBytes) -> Scanned
             Scan::Checksum { got, expected } => Some(Damage::Checksum { got, expected }),
             Scan::Malformed(reason) => Some(Damage::Malformed(reason)),
         };
-        break damage.map(|damage| (offset, damage));
+        let Some(damage) = damage else { break None };
+        // Damage followed by any record that verifies is corruption: skip
+        // to that record (resynchronise on the next header whose length
+        // and checksum verify) and go on. Only damage with nothing valid
+        // after it can be a torn tail.
+        match resynchronise(&buffer, offset + 1) {
+            Some(next) => {
+                corrupt.push((offset, next, damage));
+                offset = next;
+            }
+            None => break Some((offset, damage)),
+        }
     };
     ScannedSegment {
         file,
         bytes: buffer,
         records,
+        corrupt,
         damage,
     }
+}
+
+/// The first offset at or after `from` where a whole record verifies.
+fn resynchronise(buffer: &[u8], from: usize) -> Option<usize> {
+    (from..buffer.len()).find(|&offset| matches!(scan_record(&buffer[offset..]), Scan::Record(_)))
 }
 
 /// Folds one recovered record into the key directory: the record with the

@@ -1,0 +1,77 @@
+//! A node whose disk damaged a byte of acknowledged data: it starts, never
+//! serves the damaged record, serves every record around it, and says
+//! which partition needs repair (`client stats`, and its log).
+
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::cluster::TestCluster;
+use dynamo_client::Client;
+use dynamo_core::version::VectorClock;
+
+/// The partition directory holding the most bytes, and its one segment.
+fn fullest_segment(data: &std::path::Path) -> PathBuf {
+    let mut best: Option<(u64, PathBuf)> = None;
+    for partition in std::fs::read_dir(data.join("partitions")).unwrap().flatten() {
+        if !partition.path().is_dir() {
+            continue;
+        }
+        for segment in std::fs::read_dir(partition.path()).unwrap().flatten() {
+            let len = segment.metadata().unwrap().len();
+            if best.as_ref().is_none_or(|(most, _)| len > *most) {
+                best = Some((len, segment.path()));
+            }
+        }
+    }
+    best.unwrap().1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_costs_one_record_and_the_partition_is_reported_for_repair() {
+    let mut cluster = TestCluster::start("damaged", 1, "n = 1\nr = 1\nw = 1\npartitions = 2\nsync = \"always\"");
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    for key in 0..40 {
+        let value = format!("value-{key}-{}", "x".repeat(100));
+        client
+            .put(
+                format!("k{key}").as_bytes(),
+                Some(value.as_bytes()),
+                &VectorClock::new(),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    cluster.kill9(0);
+    let segment = fullest_segment(&cluster.dir.path().join("n1"));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let third = bytes.len() / 3;
+    bytes[third] ^= 0x40;
+    std::fs::write(&segment, &bytes).unwrap();
+    cluster.start_node(0);
+
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    let mut missing = Vec::new();
+    for key in 0..40 {
+        let got = client.get(format!("k{key}").as_bytes(), None).await.unwrap();
+        let expected = format!("value-{key}-{}", "x".repeat(100)).into_bytes();
+        if got.values != vec![expected] {
+            missing.push(key);
+        }
+    }
+    assert!(missing.len() <= 1, "only the damaged record may be lost: {missing:?}");
+    let stats = client.stats(cluster.addrs[0]).await.unwrap();
+    assert_eq!(stats.needs_repair.len(), 1, "{stats:?}");
+    let partition = segment
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(format!("p{:05}", stats.needs_repair[0].partition.0), partition);
+}
