@@ -1,9 +1,27 @@
-//! The storage engine's own bounds: segment sizes, the commit queue, group
-//! commit batches and the io_uring ring. The bounds of the protocol and its
+//! The node's own bounds: the storage engine's (segment sizes, the commit
+//! queue, group commit batches, the io_uring ring) and the network's
+//! (connections, partial frames, accept backoff). The bounds of the protocol and its
 //! formats (keys, values, records, frames) are in [`dynamo_core::limits`];
 //! relations across the two are asserted here, at compile time.
 
+use std::time::Duration;
+
 use dynamo_core::limits::RECORD_BODY_BYTES_MAX;
+
+/// Connections a node keeps open at most (clients and peers together); a
+/// connection past it is closed as soon as it is accepted.
+pub const CONNECTIONS_MAX: usize = 4_096;
+/// How long a frame may stay half-received: a connection that sends part
+/// of a frame and stops is closed then, instead of held open forever.
+pub const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// Room made in a connection's buffer before each read: an idle connection
+/// holds about this much.
+pub const READ_RESERVE_BYTES: usize = 4 * 1024;
+/// The first pause after a failed accept (out of file descriptors, say).
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest pause between failed accepts.
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+const _: () = assert!(ACCEPT_BACKOFF_MIN.as_millis() <= ACCEPT_BACKOFF_MAX.as_millis());
 
 /// A segment is sealed and a new one started once it reaches this size.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;

@@ -13,6 +13,9 @@ use tokio::sync::mpsc;
 
 use super::core::Input;
 use super::{Waiting, CORE_INPUTS_MAX, OUTBOUND_FRAMES_MAX, READ_CHUNK_BYTES, RECONNECT_BACKOFF};
+use crate::limits::{
+    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, CONNECTIONS_MAX, PARTIAL_FRAME_TIMEOUT, READ_RESERVE_BYTES,
+};
 use crate::sync::Recover;
 use dynamo_core::protocol::{ClientError, ClientId, ClientReply, ClientRequest};
 use dynamo_core::wire::{decode_frame, encode_frame, Frame};
@@ -65,14 +68,34 @@ pub(super) async fn accept_loop(
     connections: Arc<Mutex<Connections>>,
 ) {
     let mut next_client = 0u64;
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut refused_logged = tokio::time::Instant::now() - Duration::from_secs(1);
     loop {
         let (stream, addr) = match listener.accept().await {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                accepted
+            }
             Err(error) => {
-                log::warn!("accept failed: {error}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors (or another passing failure):
+                // back off, doubling up to a second, instead of spinning.
+                log::warn!("accept failed: {error}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            // At the cap: close at once (the peer sees the connection
+            // refused by a close) rather than let connections grow without
+            // bound. Said at most once a second.
+            if refused_logged.elapsed() >= Duration::from_secs(1) {
+                log::warn!("{CONNECTIONS_MAX} connections are open: closing new ones (from {addr} and others)");
+                refused_logged = tokio::time::Instant::now();
+            }
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let (reader, writer) = stream.into_split();
@@ -83,6 +106,7 @@ pub(super) async fn accept_loop(
         next_client += 1;
         let connection = next_client;
         let reader = tokio::spawn(async move {
+            let _slot = slot;
             if let Err(reason) = connection_reader(reader, connection, tx, inputs, clients).await {
                 log::warn!("closing the connection from {addr}: {reason}");
             }
@@ -98,9 +122,12 @@ async fn connection_reader(
     inputs: mpsc::Sender<Input>,
     clients: Waiting,
 ) -> Result<(), String> {
-    let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
-    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    // Idle connections cost a small buffer, not a read chunk each: 1,100
+    // of them once held 140 MB.
+    let mut buffer: Vec<u8> = Vec::new();
     let mut requests = 0u64;
+    // When the frame now half-received must be whole.
+    let mut frame_deadline: Option<tokio::time::Instant> = None;
     loop {
         loop {
             match decode_frame(&buffer) {
@@ -135,7 +162,29 @@ async fn connection_reader(
                 Err(error) => return Err(error.to_string()),
             }
         }
-        let read = reader.read(&mut chunk).await.map_err(|error| error.to_string())?;
+        if buffer.is_empty() {
+            frame_deadline = None;
+            if buffer.capacity() > READ_CHUNK_BYTES {
+                // Give back what a large frame needed.
+                buffer = Vec::new();
+            }
+        } else if frame_deadline.is_none() {
+            frame_deadline = Some(tokio::time::Instant::now() + PARTIAL_FRAME_TIMEOUT);
+        }
+        buffer.reserve(READ_RESERVE_BYTES);
+        let read = match frame_deadline {
+            None => reader.read_buf(&mut buffer).await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, reader.read_buf(&mut buffer)).await {
+                Ok(read) => read,
+                Err(_) => {
+                    return Err(format!(
+                        "a frame stayed incomplete for {PARTIAL_FRAME_TIMEOUT:?} ({} bytes buffered)",
+                        buffer.len()
+                    ))
+                }
+            },
+        };
+        let read = read.map_err(|error| error.to_string())?;
         if read == 0 {
             if buffer.is_empty() {
                 return Ok(());
@@ -145,7 +194,6 @@ async fn connection_reader(
                 buffer.len()
             ));
         }
-        buffer.extend_from_slice(&chunk[..read]);
     }
 }
 
@@ -183,7 +231,9 @@ fn encode_batch(first: Frame, frames: &mut mpsc::Receiver<Frame>, bytes: &mut Ve
 }
 
 async fn connection_writer(mut writer: tokio::net::tcp::OwnedWriteHalf, mut frames: mpsc::Receiver<Frame>) {
-    let mut bytes = Vec::with_capacity(READ_CHUNK_BYTES);
+    // Grown by the first burst, not reserved up front: most connections
+    // never send more than a few small frames at once.
+    let mut bytes = Vec::new();
     while let Some(frame) = frames.recv().await {
         encode_batch(frame, &mut frames, &mut bytes);
         if writer.write_all(&bytes).await.is_err() {
