@@ -317,3 +317,39 @@ async fn sigterm_answers_the_requests_in_flight() {
     cluster.kill9(1);
     cluster.kill9(2);
 }
+
+/// Clock entries carry the wall clock (the paper's timestamp), not the
+/// milliseconds since the node process started: truncation drops the
+/// oldest entry first, which is only right if timestamps compare across
+/// restarts and nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_timestamps_are_wall_clock_time_across_a_restart() {
+    let mut cluster = TestCluster::start(
+        "wall-clock",
+        1,
+        "n = 1\nr = 1\nw = 1\npartitions = 8\nsync = \"always\"",
+    );
+    let client = client(&cluster);
+    let wall_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    client.put(b"k", Some(b"a"), &VectorClock::new(), None).await.unwrap();
+    cluster.kill9(0);
+    cluster.start_node(0);
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    let read = client.get(b"k", None).await.unwrap();
+    client.put(b"k", Some(b"b"), &read.context, None).await.unwrap();
+    let context = client.get(b"k", None).await.unwrap().context;
+    let stamps: Vec<u64> = context.entries().iter().map(|entry| entry.timestamp_ms).collect();
+    assert_eq!(stamps.len(), 2, "one entry per incarnation: {context:?}");
+    for stamp in stamps {
+        assert!(
+            stamp.abs_diff(wall_ms()) < 60_000,
+            "a timestamp of {stamp} ms is not the wall clock ({} ms)",
+            wall_ms()
+        );
+    }
+}

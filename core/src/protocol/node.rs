@@ -43,6 +43,11 @@ pub struct Node {
     pub(super) settings: Settings,
     /// The last request number issued here.
     next_request: u64,
+    /// Wall-clock milliseconds (since the Unix epoch) at the driver's time
+    /// zero: version timestamps are `wall_origin_ms + now_ms`, so they
+    /// order entries across restarts and nodes (truncation drops the
+    /// oldest), while timers keep the driver's monotonic `now_ms`.
+    wall_origin_ms: u64,
     /// Gets, puts and forwards in flight.
     pub(super) rounds: Rounds,
     /// Writes in flight to local storage, and what waits on them.
@@ -61,11 +66,18 @@ impl Node {
     fn protocol_state(
         &self,
     ) -> (
-        (NodeId, Actor, &Ring, &Settings, u64),
+        (NodeId, Actor, &Ring, &Settings, u64, u64),
         (&Rounds, &Persistence, &Hints, &FailureDetector),
     ) {
         (
-            (self.id, self.actor, &self.ring, &self.settings, self.next_request),
+            (
+                self.id,
+                self.actor,
+                &self.ring,
+                &self.settings,
+                self.next_request,
+                self.wall_origin_ms,
+            ),
             (&self.rounds, &self.persistence, &self.hints, &self.failures),
         )
     }
@@ -101,6 +113,7 @@ impl Node {
             ring,
             settings,
             next_request: 0,
+            wall_origin_ms: 0,
             rounds: Rounds::default(),
             persistence: Persistence::default(),
             hints: Hints::recovered(hints),
@@ -116,6 +129,20 @@ impl Node {
         for owner in owners {
             self.arm_probe(owner, now_ms, self.settings.probe_interval_ms, out);
         }
+    }
+
+    /// Anchors version timestamps to the wall clock: `origin_ms` is the
+    /// wall-clock time (ms since the Unix epoch) at the driver's `now_ms`
+    /// zero. Without it (the model, simulations) timestamps are `now_ms`.
+    #[must_use]
+    pub fn with_wall_clock(mut self, origin_ms: u64) -> Node {
+        self.wall_origin_ms = origin_ms;
+        self
+    }
+
+    /// The wall-clock time at the driver's `now_ms`.
+    pub(super) fn wall_ms(&self, now_ms: u64) -> u64 {
+        self.wall_origin_ms.saturating_add(now_ms)
     }
 
     /// This node.

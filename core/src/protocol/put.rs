@@ -61,7 +61,7 @@ impl Node {
             self.actor,
             context,
             value,
-            now_ms,
+            self.wall_ms(now_ms),
             self.settings.versioning,
             self.settings.clock_entries_max,
         );

@@ -106,15 +106,21 @@ impl Core {
         clients: Waiting,
         completion_tx: mpsc::UnboundedSender<Persisted>,
     ) -> Core {
+        // The core's clock (`now_ms`) starts at zero here; version
+        // timestamps are anchored to the wall clock at the same moment.
+        let started = Instant::now();
+        let wall_origin_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
         Core {
             ring: node.ring().clone(),
-            node,
+            node: node.with_wall_clock(wall_origin_ms),
             engine,
             config,
             peers,
             clients,
             completion_tx,
-            started: Instant::now(),
+            started,
             shutting_down: false,
             timers: BTreeMap::new(),
             timer_sequence: 0,
