@@ -208,3 +208,25 @@ proptest! {
         }
     }
 }
+
+/// Writes the fuzz seed corpus (`core/tests/corpus/`): every sample frame,
+/// and the contexts they carry. Run after a format change:
+/// `cargo test -p dynamo-core --lib write_fuzz_corpus -- --ignored`.
+#[test]
+#[ignore = "writes the committed seed corpus"]
+fn write_fuzz_corpus() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    for dir in ["frames", "contexts"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    for (index, frame) in samples().iter().enumerate() {
+        let mut bytes = Vec::new();
+        encode_frame(frame, &mut bytes);
+        std::fs::write(root.join(format!("frames/seed-{index:02}.bin")), bytes).unwrap();
+    }
+    let contexts = [VectorClock::new(), sample_set().context()];
+    for (index, context) in contexts.iter().enumerate() {
+        let text = crate::version::encode_context(context);
+        std::fs::write(root.join(format!("contexts/seed-{index:02}.txt")), text).unwrap();
+    }
+}
