@@ -38,6 +38,10 @@ pub const SIBLINGS_WARNING_DEFAULT: usize = 25;
 /// a few coordinators stay readable.
 pub const SIBLINGS_LIMIT_MAX: usize = SIBLINGS_MAX / 4;
 
+/// Hints one node holds for others at most: past it, a hinted write is
+/// refused (the coordinator writes to another substitute or times out).
+pub const HINTS_MAX: usize = 100_000;
+
 /// Bytes of a key at most.
 pub const KEY_BYTES_MAX: usize = 64 * 1024;
 /// Bytes of one value at most (the paper's objects are under 1 MB).

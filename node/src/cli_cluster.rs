@@ -32,6 +32,7 @@ fn make_config(arguments: &ClusterArguments) -> Result<ClusterConfig, String> {
         partitions: arguments.partitions,
         sync: arguments.sync.parse().map_err(|error| format!("--sync: {error}"))?,
         members: loopback_members(&ports),
+        secret: None,
     };
     // Round-trip through the file format so that every check applies.
     ClusterConfig::parse(std::path::Path::new("<arguments>"), &config.to_toml()).map_err(|error| error.to_string())

@@ -22,6 +22,13 @@
 //! `read_repair = true`. Unknown or ill-typed fields are rejected with the
 //! file, line and field.
 //!
+//! Peers prove they hold the cluster secret before a node takes their
+//! messages: `secret = "..."` (at least 16 bytes; the file is then written
+//! readable by its owner only) or `secret_file = "PATH"` (relative to the
+//! cluster file). `dynamo-node cluster` and `dynamo-bench`'s local clusters
+//! generate one. A file without a secret runs only when every member is on
+//! loopback (one warning line says peers are not authenticated).
+//!
 //! One reader ([`ClusterConfig::parse`]) and one writer
 //! ([`ClusterConfig::to_toml`], which serialises the same raw type the
 //! reader deserialises): every cluster file this workspace writes — by
@@ -115,6 +122,10 @@ struct RawCluster {
     sloppy_quorum: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     read_repair: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_file: Option<PathBuf>,
     #[serde(default)]
     nodes: Vec<RawNode>,
 }
@@ -167,6 +178,86 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
+/// The cluster secret peers prove they hold (HMAC-SHA256 key): at least
+/// [`SECRET_BYTES_MIN`] bytes. Never shown: its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+/// The shortest secret accepted.
+pub const SECRET_BYTES_MIN: usize = 16;
+
+impl Secret {
+    /// A secret from its text (surrounding white space dropped).
+    ///
+    /// # Errors
+    /// Shorter than [`SECRET_BYTES_MIN`].
+    pub fn new(text: &str) -> Result<Secret, String> {
+        let text = text.trim();
+        if text.len() < SECRET_BYTES_MIN {
+            return Err(format!(
+                "the secret has {} bytes; it needs at least {SECRET_BYTES_MIN}",
+                text.len()
+            ));
+        }
+        Ok(Secret(text.as_bytes().to_vec()))
+    }
+
+    /// A fresh random secret (32 bytes from the kernel, as 64 hex digits).
+    ///
+    /// # Errors
+    /// `/dev/urandom` cannot be read.
+    pub fn generate() -> std::io::Result<Secret> {
+        let mut bytes = [0u8; 32];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+        Ok(Secret(
+            bytes
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>()
+                .into_bytes(),
+        ))
+    }
+
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+/// Where the secret came from, so that writing the file keeps it there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `secret = "..."` in the cluster file.
+    Inline(Secret),
+    /// `secret_file = "PATH"`: the file holds it (PATH as written, relative
+    /// to the cluster file's directory).
+    File {
+        /// The path as written in the cluster file.
+        path: PathBuf,
+        /// The secret read from it.
+        secret: Secret,
+    },
+}
+
+impl SecretSource {
+    /// The secret.
+    pub fn secret(&self) -> &Secret {
+        match self {
+            SecretSource::Inline(secret) | SecretSource::File { secret, .. } => secret,
+        }
+    }
+}
+
 /// One member of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
@@ -189,6 +280,10 @@ pub struct ClusterConfig {
     pub sync: SyncPolicy,
     /// The members, in file order.
     pub members: Vec<Member>,
+    /// The cluster secret peers authenticate with (none: peers are not
+    /// authenticated, which a node accepts only when every member is on
+    /// loopback).
+    pub secret: Option<SecretSource>,
 }
 
 impl ClusterConfig {
@@ -293,14 +388,36 @@ impl ClusterConfig {
                 addr,
             });
         }
+        let secret = match (raw.secret, raw.secret_file) {
+            (Some(_), Some(_)) => return Err(invalid("give secret or secret_file, not both".into())),
+            (Some(text), None) => Some(SecretSource::Inline(
+                Secret::new(&text).map_err(|why| invalid(format!("secret: {why}")))?,
+            )),
+            (None, Some(file)) => {
+                let full = path.parent().unwrap_or(Path::new("")).join(&file);
+                let text = std::fs::read_to_string(&full)
+                    .map_err(|error| invalid(format!("secret_file {}: {error}", full.display())))?;
+                let secret =
+                    Secret::new(&text).map_err(|why| invalid(format!("secret_file {}: {why}", full.display())))?;
+                Some(SecretSource::File { path: file, secret })
+            }
+            (None, None) => None,
+        };
         let config = ClusterConfig {
             settings,
             partitions: raw.partitions,
             sync,
             members,
+            secret,
         };
         config.check().map_err(invalid)?;
         Ok(config)
+    }
+
+    /// Whether every member listens on a loopback address (where a cluster
+    /// without a secret is allowed to run).
+    pub fn all_loopback(&self) -> bool {
+        self.members.iter().all(|member| member.addr.ip().is_loopback())
     }
 
     /// Checks what a file's syntax cannot: N, R and W against the members,
@@ -364,6 +481,14 @@ impl ClusterConfig {
             probe_interval_max_ms: Some(s.probe_interval_max_ms),
             sloppy_quorum: Some(s.sloppy_quorum),
             read_repair: Some(s.read_repair),
+            secret: match &self.secret {
+                Some(SecretSource::Inline(secret)) => Some(secret.text()),
+                _ => None,
+            },
+            secret_file: match &self.secret {
+                Some(SecretSource::File { path, .. }) => Some(path.clone()),
+                _ => None,
+            },
             nodes: self
                 .members
                 .iter()
@@ -381,11 +506,25 @@ impl ClusterConfig {
     ///
     /// # Errors
     /// The file cannot be written.
+    /// The file is readable by its owner only when it holds the secret.
+    ///
+    /// # Errors
+    /// The file cannot be written.
     pub fn write(&self, path: &Path) -> Result<(), ConfigError> {
-        std::fs::write(path, self.to_toml()).map_err(|source| ConfigError::Write {
+        use std::os::unix::fs::OpenOptionsExt;
+        let write_error = |source| ConfigError::Write {
             path: path.to_path_buf(),
             source,
-        })
+        };
+        let inline = matches!(self.secret, Some(SecretSource::Inline(_)));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(if inline { 0o600 } else { 0o644 })
+            .open(path)
+            .map_err(write_error)?;
+        std::io::Write::write_all(&mut file, self.to_toml().as_bytes()).map_err(write_error)
     }
 }
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use dynamo_core::ids::NodeId;
 use thiserror::Error;
 
-use crate::config::{ClusterConfig, ConfigError, Member};
+use crate::config::{ClusterConfig, ConfigError, Member, Secret, SecretSource};
 
 /// How long a node may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -180,10 +180,16 @@ impl LocalCluster {
     fn start_with(
         binary: &Path,
         dir: &Path,
-        config: ClusterConfig,
+        mut config: ClusterConfig,
         echo_ready: bool,
     ) -> Result<LocalCluster, LaunchError> {
         std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
+        if config.secret.is_none() {
+            // Peers authenticate even on loopback: a fresh secret per
+            // cluster, in its file (readable by its owner only).
+            let secret = Secret::generate().map_err(io("generating the cluster secret"))?;
+            config.secret = Some(SecretSource::Inline(secret));
+        }
         let file = dir.join("cluster.toml");
         config.write(&file)?;
         let mut cluster = LocalCluster {

@@ -21,6 +21,7 @@
 //! answers); `connections.rs` the accept loop, the per-connection reader
 //! and writer tasks and the peer writers.
 
+mod auth;
 mod connections;
 mod core;
 
@@ -37,6 +38,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use self::auth::PeerAuth;
 use self::connections::{accept_loop, peer_writer, Connections};
 use self::core::{Core, Input, Persisted};
 use crate::config::{ClusterConfig, ConfigError, Member};
@@ -80,6 +82,16 @@ pub enum ServerError {
     /// The cluster file is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Members beyond loopback, and no secret to authenticate them with.
+    #[error(
+        "the cluster file names members beyond loopback ({addr}) but no cluster secret, so any host could send peer \
+         messages: add `secret_file = \"secret\"` (a file of at least 16 random bytes, readable only by the nodes, \
+         e.g. `head -c 32 /dev/urandom | base64 > secret`) or `secret = \"...\"` to every member's cluster file"
+    )]
+    NoSecret {
+        /// A member address that is not loopback.
+        addr: SocketAddr,
+    },
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -157,11 +169,11 @@ fn recover_hints(engine: &Engine, partition: PartitionId) -> Result<Vec<(NodeId,
 }
 
 /// One writer task per other member, each with its bounded queue.
-fn spawn_peer_writers(members: &[Member], me: NodeId) -> HashMap<NodeId, mpsc::Sender<Frame>> {
+fn spawn_peer_writers(members: &[Member], auth: &Arc<PeerAuth>) -> HashMap<NodeId, mpsc::Sender<Frame>> {
     let mut peers = HashMap::new();
-    for other in members.iter().filter(|other| other.node != me) {
+    for other in members.iter().filter(|other| other.node != auth.me) {
         let (tx, rx) = mpsc::channel(OUTBOUND_FRAMES_MAX);
-        tokio::spawn(peer_writer(other.addr, rx));
+        tokio::spawn(peer_writer(other.addr, other.node, Arc::clone(auth), rx));
         peers.insert(other.node, tx);
     }
     peers
@@ -210,6 +222,12 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
             .collect::<Vec<_>>()
             .join(", "),
     })?;
+    if config.secret.is_none() {
+        if let Some(remote) = config.members.iter().find(|member| !member.addr.ip().is_loopback()) {
+            return Err(ServerError::NoSecret { addr: remote.addr });
+        }
+        log::warn!("no cluster secret: peers are not authenticated (allowed because every member is on loopback)");
+    }
     let identity = Identity {
         name: name.clone(),
         partitions: config.partitions,
@@ -245,7 +263,12 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
         })?;
     let (input_tx, input_rx) = mpsc::channel::<Input>(CORE_INPUTS_MAX);
     let (completion_tx, completion_rx) = mpsc::unbounded_channel::<Persisted>();
-    let peers = spawn_peer_writers(&config.members, member.node);
+    let auth = Arc::new(PeerAuth {
+        me: member.node,
+        members: config.members.iter().map(|member| member.node).collect(),
+        secret: config.secret.as_ref().map(|source| source.secret().as_bytes().to_vec()),
+    });
+    let peers = spawn_peer_writers(&config.members, &auth);
     let clients: Waiting = Arc::default();
     let connections = Arc::new(Mutex::new(Connections::default()));
     let accept = tokio::spawn(accept_loop(
@@ -253,6 +276,7 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
         input_tx.clone(),
         Arc::clone(&clients),
         Arc::clone(&connections),
+        Arc::clone(&auth),
     ));
     println!("ready {name} {}", member.addr);
     let _ = std::io::stdout().flush();

@@ -92,3 +92,31 @@ fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> std::pr
     }
     child.wait_with_output().unwrap()
 }
+
+/// A cluster file without a secret runs on loopback (with a warning), but
+/// is refused, saying how to add one, when a member is beyond loopback:
+/// anyone who can reach the port could otherwise send peer messages.
+#[test]
+fn a_cluster_beyond_loopback_without_a_secret_is_refused_with_the_fix() {
+    use dynamo_node::config::Member;
+    let dir = TempDir::new("no-secret");
+    let file = dir.path().join("cluster.toml");
+    let mut members = free_loopback_members(1).unwrap();
+    members.push(Member {
+        node: dynamo_core::NodeId(1),
+        name: "n2".into(),
+        // TEST-NET-1 (RFC 5737): never contacted, the node refuses first.
+        addr: "192.0.2.10:7002".parse().unwrap(),
+    });
+    ClusterConfig::parse_settings(&file, "n = 1\nr = 1\nw = 1\npartitions = 8", &members)
+        .unwrap()
+        .write(&file)
+        .unwrap();
+    let output = wait_with_timeout(serve(&file, &dir.path().join("n1")), Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("192.0.2.10") && stderr.contains("secret_file"),
+        "{stderr}"
+    );
+}

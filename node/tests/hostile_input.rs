@@ -115,3 +115,72 @@ async fn blind_puts_past_the_sibling_limit_are_refused_and_a_merge_heals_the_key
     client.put(b"hot", Some(b"merged"), &read.context, None).await.unwrap();
     assert_eq!(client.get(b"hot", None).await.unwrap().values, vec![b"merged".to_vec()]);
 }
+
+/// Any TCP client could once send peer frames: acknowledgements forged in a
+/// replica's name satisfied W with nothing persisted there. Peers now prove
+/// they hold the cluster secret first; a peer frame on a connection that
+/// did not is refused (the connection closed), and the put it tried to
+/// satisfy times out as the paused replicas dictate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_peer_acknowledgements_do_not_satisfy_a_write() {
+    use dynamo_core::protocol::{Message, RequestId};
+    use dynamo_core::wire::{encode_frame, Frame};
+    use std::io::{Read, Write};
+
+    let mut cluster = TestCluster::start(
+        "forged-acks",
+        3,
+        "n = 3\nr = 1\nw = 2\npartitions = 8\nsync = \"none\"\nrequest_timeout_ms = 1500",
+    );
+    let pids: Vec<u32> = (0..3).map(|index| cluster.cluster.pid(index).unwrap()).collect();
+    let stop = |pid: u32, signal: &str| {
+        std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+    };
+    stop(pids[1], "STOP");
+    stop(pids[2], "STOP");
+    let coordinator = cluster.addrs[0];
+    let put = tokio::spawn(async move {
+        let client = Client::new(vec![coordinator], Duration::from_secs(10));
+        client
+            .put_via(&[coordinator], b"k", Some(b"v"), &VectorClock::new(), None)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Acknowledge, in n2's name, every request n1 may have made so far.
+    let mut forger = std::net::TcpStream::connect(coordinator).unwrap();
+    let mut bytes = Vec::new();
+    for sequence in 1..200 {
+        let request = RequestId {
+            node: dynamo_core::NodeId(0),
+            sequence,
+        };
+        let frame = Frame::Peer {
+            from: dynamo_core::NodeId(1),
+            message: Message::WriteAck { request },
+        };
+        encode_frame(&frame, &mut bytes);
+    }
+    let _ = forger.write_all(&bytes);
+    forger.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(forger.read(&mut byte), Ok(0) | Err(_)),
+        "the node kept a connection that sent unauthenticated peer frames"
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(10), put)
+        .await
+        .unwrap()
+        .unwrap();
+    stop(pids[1], "CONT");
+    stop(pids[2], "CONT");
+    assert!(
+        matches!(answer, Err(Error::Failed(ClientError::Timeout { got: 1, needed: 2 }))),
+        "forged acknowledgements counted towards W: {answer:?}"
+    );
+    cluster.kill9(1);
+    cluster.kill9(2);
+}

@@ -9,6 +9,7 @@ use super::node::Node;
 use super::persistence::Continuation;
 use super::types::{Effect, Message, RequestId};
 use crate::ids::NodeId;
+use crate::limits::HINTS_MAX;
 use crate::version::SiblingSet;
 
 /// Hinted data held for other nodes.
@@ -75,6 +76,17 @@ impl Node {
             key,
             set,
         } = hinted;
+        // A hint is a promise to hand data to a member: one for a node that
+        // is not a member would be probed for ever; past the cap, a hint
+        // is refused (no acknowledgement: the coordinator looks elsewhere).
+        if !self.ring.owners().contains(&owner) {
+            log::warn!("refusing a hinted write from {from} for {owner}, which is not a member");
+            return;
+        }
+        if self.hints.held.len() >= HINTS_MAX && !self.hints.held.contains_key(&(owner, key.clone())) {
+            log::warn!("refusing a hinted write from {from} for {owner}: {HINTS_MAX} hints are held already");
+            return;
+        }
         self.stats.hinted_writes += 1;
         let slot = (owner, key);
         let mut held = self.hints.held.get(&slot).cloned().unwrap_or_default();
@@ -119,4 +131,64 @@ pub(super) struct HintedWrite {
     pub(super) key: Vec<u8>,
     /// The coordinator's set.
     pub(super) set: SiblingSet,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::types::{Effect, Message, RequestId, Settings, Store, StoreError};
+    use super::super::Node;
+    use crate::ids::NodeId;
+    use crate::ring::Ring;
+    use crate::version::{Actor, SiblingSet, VectorClock, Versioning};
+
+    struct Empty;
+
+    impl Store for Empty {
+        fn load(&self, _key: &[u8]) -> Result<SiblingSet, StoreError> {
+            Ok(SiblingSet::new())
+        }
+    }
+
+    fn write(hint: NodeId) -> Message {
+        let actor = Actor {
+            node: NodeId(1),
+            incarnation: 1,
+        };
+        let mut set = SiblingSet::new();
+        set.put(actor, &VectorClock::new(), Some(b"v".to_vec()), 1, Versioning::Dvv, 10)
+            .unwrap();
+        Message::Write {
+            request: RequestId {
+                node: NodeId(1),
+                sequence: 1,
+            },
+            key: b"k".to_vec(),
+            set,
+            hint: Some(hint),
+        }
+    }
+
+    #[test]
+    fn a_hint_for_a_node_that_is_not_a_member_is_refused() {
+        let ring = Ring::new(8, &[NodeId(0), NodeId(1), NodeId(2)]).unwrap();
+        let actor = Actor {
+            node: NodeId(0),
+            incarnation: 7,
+        };
+        let mut node = Node::new(NodeId(0), actor, ring, Settings::default(), Vec::new());
+        let mut out = Vec::new();
+        node.handle_message(0, NodeId(1), write(NodeId(99)), &Empty, &mut out);
+        assert!(
+            !out.iter()
+                .any(|effect| matches!(effect, Effect::PersistHint { .. } | Effect::SetTimer { .. })),
+            "{out:?}"
+        );
+        assert_eq!(node.hints_pending(), 0);
+        // A member's hint is kept (and its owner probed).
+        node.handle_message(0, NodeId(1), write(NodeId(2)), &Empty, &mut out);
+        assert!(out
+            .iter()
+            .any(|effect| matches!(effect, Effect::PersistHint { owner: NodeId(2), .. })));
+        assert_eq!(node.hints_pending(), 1);
+    }
 }

@@ -20,6 +20,15 @@
 //! | 3 | `Peer` | varint from-node, message (below) |
 //! | 4 | `Admin` | varint id, the [`AdminQuery`] as JSON text (`"ring"`, `"stats"`) |
 //! | 5 | `AdminReply` | varint id, the [`AdminAnswer`] as JSON text |
+//! | 6 | `PeerHello` | varint from-node, 32-byte nonce |
+//! | 7 | `PeerChallenge` | 32-byte nonce, 32-byte proof |
+//! | 8 | `PeerProof` | 32-byte proof |
+//!
+//! Frames 6–8 are the peer handshake (see `dynamo-node`'s `server/auth.rs`):
+//! a node opening a peer connection says who it is with a nonce; the
+//! accepting node answers with its own nonce and an HMAC over both proving
+//! it holds the cluster secret; the opener answers with its HMAC. Only then
+//! does the accepting node take `Peer` frames on that connection.
 //!
 //! A request is `1 key r?` (get) or `2 key context value? w?` (put; no value
 //! deletes), where `x?` is a byte 0 (absent) or 1 followed by x. A reply is
@@ -51,6 +60,9 @@ use crate::ids::NodeId;
 use crate::limits::FRAME_BYTES_MAX;
 use crate::protocol::{ClientReply, ClientRequest, Message, RequestId};
 use crate::version::{decode_sibling_set, encode_sibling_set, SiblingSet};
+
+/// Bytes of a handshake nonce and of an HMAC-SHA256 proof.
+pub const NONCE_BYTES: usize = 32;
 
 /// The wire version this build speaks.
 pub const WIRE_VERSION: u8 = 2;
@@ -92,6 +104,25 @@ pub enum Frame {
         id: u64,
         /// The answer.
         answer: AdminAnswer,
+    },
+    /// Opening node → accepting node: who I am, and a fresh nonce.
+    PeerHello {
+        /// The opening node.
+        from: NodeId,
+        /// Its nonce.
+        nonce: [u8; NONCE_BYTES],
+    },
+    /// Accepting node → opening node: my nonce, and proof I hold the secret.
+    PeerChallenge {
+        /// The accepting node's nonce.
+        nonce: [u8; NONCE_BYTES],
+        /// HMAC of both nonces and both node ids under the cluster secret.
+        proof: [u8; NONCE_BYTES],
+    },
+    /// Opening node → accepting node: proof I hold the secret.
+    PeerProof {
+        /// HMAC of both nonces and both node ids under the cluster secret.
+        proof: [u8; NONCE_BYTES],
     },
 }
 
@@ -152,6 +183,20 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) {
             put_varint(out, *id);
             put_json(out, answer);
         }
+        Frame::PeerHello { from, nonce } => {
+            out.push(6);
+            put_varint(out, u64::from(from.0));
+            out.extend_from_slice(nonce);
+        }
+        Frame::PeerChallenge { nonce, proof } => {
+            out.push(7);
+            out.extend_from_slice(nonce);
+            out.extend_from_slice(proof);
+        }
+        Frame::PeerProof { proof } => {
+            out.push(8);
+            out.extend_from_slice(proof);
+        }
     }
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
@@ -198,6 +243,17 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> 
         5 => Frame::AdminReply {
             id: reader.varint("admin id")?,
             answer: read_json(&mut reader, "admin answer")?,
+        },
+        6 => Frame::PeerHello {
+            from: NodeId(reader.varint_at_most(u32::MAX as usize, "node id")? as u32),
+            nonce: read_array(&mut reader, "nonce")?,
+        },
+        7 => Frame::PeerChallenge {
+            nonce: read_array(&mut reader, "nonce")?,
+            proof: read_array(&mut reader, "proof")?,
+        },
+        8 => Frame::PeerProof {
+            proof: read_array(&mut reader, "proof")?,
         },
         _ => return Err(FrameError::Malformed(reader.error("unknown frame tag"))),
     };
@@ -258,6 +314,12 @@ fn put_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
 fn read_json<T: serde::de::DeserializeOwned>(reader: &mut Reader<'_>, what: &'static str) -> Result<T, DecodeError> {
     let bytes = reader.bytes(FRAME_BYTES_MAX, what)?;
     serde_json::from_slice(bytes).map_err(|_| reader.error(what))
+}
+
+fn read_array(reader: &mut Reader<'_>, what: &'static str) -> Result<[u8; NONCE_BYTES], DecodeError> {
+    let mut array = [0u8; NONCE_BYTES];
+    array.copy_from_slice(reader.take(NONCE_BYTES, what)?);
+    Ok(array)
 }
 
 #[cfg(test)]

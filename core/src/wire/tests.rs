@@ -95,6 +95,17 @@ fn samples() -> Vec<Frame> {
         id: 7,
         query: AdminQuery::Ring,
     });
+    frames.push(Frame::PeerHello {
+        from: NodeId(3),
+        nonce: [7; NONCE_BYTES],
+    });
+    frames.push(Frame::PeerChallenge {
+        nonce: [1; NONCE_BYTES],
+        proof: [255; NONCE_BYTES],
+    });
+    frames.push(Frame::PeerProof {
+        proof: [9; NONCE_BYTES],
+    });
     frames.push(Frame::Admin {
         id: 8,
         query: AdminQuery::Stats,

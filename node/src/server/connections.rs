@@ -11,12 +11,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use super::auth::{self, PeerAuth, Side};
 use super::core::Input;
 use super::{Waiting, CORE_INPUTS_MAX, OUTBOUND_FRAMES_MAX, READ_CHUNK_BYTES, RECONNECT_BACKOFF};
 use crate::limits::{
     ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, CONNECTIONS_MAX, PARTIAL_FRAME_TIMEOUT, READ_RESERVE_BYTES,
 };
 use crate::sync::Recover;
+use dynamo_core::ids::NodeId;
 use dynamo_core::protocol::{ClientError, ClientId, ClientReply, ClientRequest};
 use dynamo_core::wire::{decode_frame, encode_frame, Frame};
 
@@ -61,11 +63,62 @@ pub(super) async fn close_all(connections: &Mutex<Connections>, limit: Duration)
     }
 }
 
+/// Where an inbound connection stands in the peer handshake.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PeerState {
+    /// No handshake yet (a client, or a peer about to say hello).
+    Unknown,
+    /// Challenged `from`: the opener's nonce and ours.
+    Challenged {
+        from: NodeId,
+        opener: auth::Bytes,
+        acceptor: auth::Bytes,
+    },
+    /// `from` proved it holds the secret.
+    Authenticated(NodeId),
+}
+
+impl PeerState {
+    /// A peer says hello: answer with our nonce and proof.
+    fn hello(&mut self, auth: &PeerAuth, from: NodeId, opener: auth::Bytes) -> Result<Frame, String> {
+        let Some(secret) = auth.secret.as_deref() else {
+            return Err(format!(
+                "{from} opened a peer handshake, but this node has no cluster secret"
+            ));
+        };
+        if from == auth.me || !auth.members.contains(&from) {
+            return Err(format!("a peer handshake from {from}, which is not another member"));
+        }
+        if *self != PeerState::Unknown {
+            return Err("a second peer handshake on one connection".into());
+        }
+        let acceptor = auth::nonce().map_err(|error| format!("no nonce: {error}"))?;
+        let proof = auth::proof(secret, Side::Acceptor, from, auth.me, (&opener, &acceptor));
+        *self = PeerState::Challenged { from, opener, acceptor };
+        Ok(Frame::PeerChallenge { nonce: acceptor, proof })
+    }
+
+    /// The opener's proof: the connection now carries `from`'s messages.
+    fn proof(&mut self, auth: &PeerAuth, proof: &auth::Bytes) -> Result<(), String> {
+        let (Some(secret), PeerState::Challenged { from, opener, acceptor }) = (auth.secret.as_deref(), *self) else {
+            return Err("a handshake proof without a challenge".into());
+        };
+        if !auth::verify(secret, Side::Opener, from, auth.me, (&opener, &acceptor), proof) {
+            return Err(format!(
+                "{from} failed the peer handshake: it does not hold this cluster's secret"
+            ));
+        }
+        *self = PeerState::Authenticated(from);
+        Ok(())
+    }
+}
+
 pub(super) async fn accept_loop(
     listener: TcpListener,
     inputs: mpsc::Sender<Input>,
     clients: Waiting,
     connections: Arc<Mutex<Connections>>,
+    auth: Arc<PeerAuth>,
 ) {
     let mut next_client = 0u64;
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
@@ -105,9 +158,10 @@ pub(super) async fn accept_loop(
         let clients = Arc::clone(&clients);
         next_client += 1;
         let connection = next_client;
+        let auth = Arc::clone(&auth);
         let reader = tokio::spawn(async move {
             let _slot = slot;
-            if let Err(reason) = connection_reader(reader, connection, tx, inputs, clients).await {
+            if let Err(reason) = connection_reader(reader, connection, tx, inputs, clients, auth).await {
                 log::warn!("closing the connection from {addr}: {reason}");
             }
         });
@@ -121,10 +175,12 @@ async fn connection_reader(
     respond: mpsc::Sender<Frame>,
     inputs: mpsc::Sender<Input>,
     clients: Waiting,
+    auth: Arc<PeerAuth>,
 ) -> Result<(), String> {
     // Idle connections cost a small buffer, not a read chunk each: 1,100
     // of them once held 140 MB.
     let mut buffer: Vec<u8> = Vec::new();
+    let mut peer = PeerState::Unknown;
     let mut requests = 0u64;
     // When the frame now half-received must be whole.
     let mut frame_deadline: Option<tokio::time::Instant> = None;
@@ -144,7 +200,28 @@ async fn connection_reader(
                             }
                             continue;
                         }
-                        Frame::Peer { from, message } => Input::Peer { from, message },
+                        Frame::Peer { from, message } => {
+                            if auth.secret.is_some() && peer != PeerState::Authenticated(from) {
+                                return Err(format!(
+                                    "a peer frame from {from} on a connection that did not complete the handshake"
+                                ));
+                            }
+                            Input::Peer { from, message }
+                        }
+                        Frame::PeerHello { from, nonce } => {
+                            let challenge = peer.hello(&auth, from, nonce)?;
+                            if respond.send(challenge).await.is_err() {
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                        Frame::PeerProof { proof } => {
+                            peer.proof(&auth, &proof)?;
+                            continue;
+                        }
+                        Frame::PeerChallenge { .. } => {
+                            return Err("a handshake challenge sent to the accepting side".into());
+                        }
                         Frame::Admin { id, query } => Input::Admin {
                             id,
                             query,
@@ -242,7 +319,72 @@ async fn connection_writer(mut writer: tokio::net::tcp::OwnedWriteHalf, mut fram
     }
 }
 
-pub(super) async fn peer_writer(addr: SocketAddr, mut frames: mpsc::Receiver<Frame>) {
+/// How long a peer handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The opener's side of the peer handshake (see `auth.rs`).
+async fn open_handshake(stream: &mut TcpStream, auth: &PeerAuth, secret: &[u8], peer: NodeId) -> Result<(), String> {
+    let mine = auth::nonce().map_err(|error| format!("no nonce: {error}"))?;
+    let mut bytes = Vec::new();
+    encode_frame(
+        &Frame::PeerHello {
+            from: auth.me,
+            nonce: mine,
+        },
+        &mut bytes,
+    );
+    stream.write_all(&bytes).await.map_err(|error| error.to_string())?;
+    let mut buffer = Vec::new();
+    let (theirs, proof) = loop {
+        if let Some((frame, _)) = decode_frame(&buffer).map_err(|error| error.to_string())? {
+            match frame {
+                Frame::PeerChallenge { nonce, proof } => break (nonce, proof),
+                other => return Err(format!("expected a handshake challenge, got {other:?}")),
+            }
+        }
+        buffer.reserve(READ_RESERVE_BYTES);
+        if stream.read_buf(&mut buffer).await.map_err(|error| error.to_string())? == 0 {
+            return Err("the peer closed the connection during the handshake (does it hold the same secret?)".into());
+        }
+    };
+    if !auth::verify(secret, Side::Acceptor, auth.me, peer, (&mine, &theirs), &proof) {
+        return Err(format!("{peer} could not prove it holds the cluster secret"));
+    }
+    bytes.clear();
+    let proof = auth::proof(secret, Side::Opener, auth.me, peer, (&mine, &theirs));
+    encode_frame(&Frame::PeerProof { proof }, &mut bytes);
+    stream.write_all(&bytes).await.map_err(|error| error.to_string())
+}
+
+/// Connects to `peer` at `addr` and, with a secret, completes the handshake.
+async fn connect_peer(addr: SocketAddr, peer: NodeId, auth: &PeerAuth) -> Option<TcpStream> {
+    let mut stream = match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        _ => return None,
+    };
+    let _ = stream.set_nodelay(true);
+    if let Some(secret) = auth.secret.as_deref() {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, open_handshake(&mut stream, auth, secret, peer)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => {
+                log::warn!("peer handshake with {peer} at {addr} failed: {why}");
+                return None;
+            }
+            Err(_) => {
+                log::warn!("peer handshake with {peer} at {addr} took over {HANDSHAKE_TIMEOUT:?}");
+                return None;
+            }
+        }
+    }
+    Some(stream)
+}
+
+pub(super) async fn peer_writer(
+    addr: SocketAddr,
+    peer: NodeId,
+    auth: Arc<PeerAuth>,
+    mut frames: mpsc::Receiver<Frame>,
+) {
     let mut stream: Option<TcpStream> = None;
     let mut retry_at = tokio::time::Instant::now();
     let mut bytes = Vec::with_capacity(READ_CHUNK_BYTES);
@@ -260,12 +402,9 @@ pub(super) async fn peer_writer(addr: SocketAddr, mut frames: mpsc::Receiver<Fra
             if tokio::time::Instant::now() < retry_at {
                 continue; // unreachable for now: the message is lost
             }
-            match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await {
-                Ok(Ok(connected)) => {
-                    let _ = connected.set_nodelay(true);
-                    stream = Some(connected);
-                }
-                _ => {
+            match connect_peer(addr, peer, &auth).await {
+                Some(connected) => stream = Some(connected),
+                None => {
                     retry_at = tokio::time::Instant::now() + RECONNECT_BACKOFF;
                     continue;
                 }

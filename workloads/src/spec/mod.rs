@@ -416,6 +416,7 @@ impl Spec {
             sync: sync_policy(&cluster.sync, cluster.batch_interval_ms)
                 .map_err(|error| format!("[cluster] {error}"))?,
             members,
+            secret: None,
         };
         config.check().map_err(|error| format!("[cluster] {error}"))?;
         Ok(config)
