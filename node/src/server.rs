@@ -43,7 +43,7 @@ use self::connections::{accept_loop, peer_writer, Connections};
 use self::core::{Core, Input, Persisted};
 use crate::config::{ClusterConfig, ConfigError, Member};
 use crate::data_dir::{self, DataDirError, Identity};
-use crate::storage::{fresh_incarnation, Engine, StorageConfig, StorageError};
+use crate::storage::{fresh_incarnation, CompactionPolicy, Engine, StorageConfig, StorageError};
 use dynamo_core::ids::{NodeId, PartitionId};
 use dynamo_core::protocol::{ClientError, ClientId, ClientReply, Node};
 use dynamo_core::version::{decode_sibling_set, Actor, SiblingSet};
@@ -58,6 +58,10 @@ const OUTBOUND_FRAMES_MAX: usize = 4_096;
 const CORE_INPUTS_MAX: usize = 16_384;
 /// Bytes read from a socket at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// A node's segment size: compaction rewrites sealed segments, so a
+/// partition's dead bytes are bounded by about this much plus what the
+/// compaction threshold lets pile up.
+const NODE_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// How long a stopping node waits for its connections to send their last
 /// replies.
 const LAST_REPLIES_GRACE: Duration = Duration::from_secs(2);
@@ -239,6 +243,10 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
         .map_err(|error| ServerError::Io(std::io::Error::other(error.to_string())))?;
     let storage = StorageConfig {
         sync: config.sync,
+        // Compaction works on sealed segments: smaller segments let it
+        // reclaim a partition's dead bytes long before 64 MiB of them.
+        segment_bytes_max: NODE_SEGMENT_BYTES,
+        compaction: Some(CompactionPolicy::default()),
         ..StorageConfig::default()
     };
     let engine = Arc::new(Engine::open(&data_dir.join("partitions"), storage)?);

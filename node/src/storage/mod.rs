@@ -142,6 +142,9 @@ pub struct StorageConfig {
     pub segment_bytes_max: u64,
     /// io_uring, positioned I/O, or whichever works.
     pub io: IoMode,
+    /// Compact partitions in the background, and when (none: only when
+    /// [`Engine::compact`] is called).
+    pub compaction: Option<CompactionPolicy>,
 }
 
 impl Default for StorageConfig {
@@ -150,6 +153,34 @@ impl Default for StorageConfig {
             sync: SyncPolicy::Always,
             segment_bytes_max: SEGMENT_BYTES_DEFAULT,
             io: IoMode::Auto,
+            compaction: None,
+        }
+    }
+}
+
+/// When the background compactor rewrites a partition, and how fast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactionPolicy {
+    /// How often every partition is looked at.
+    pub interval: Duration,
+    /// A partition is compacted when at least this percentage of its
+    /// bytes is dead (overwritten or removed records) ...
+    pub dead_percent_min: u8,
+    /// ... and at least this many bytes are dead (small partitions are not
+    /// worth the work).
+    pub dead_bytes_min: u64,
+    /// Bytes copied per second at most, so that compaction never takes the
+    /// disk from the foreground's writes.
+    pub bytes_per_second_max: u64,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        CompactionPolicy {
+            interval: Duration::from_secs(5),
+            dead_percent_min: 50,
+            dead_bytes_min: 4 * 1024 * 1024,
+            bytes_per_second_max: 64 * 1024 * 1024,
         }
     }
 }
@@ -283,6 +314,8 @@ pub struct Engine {
     shared: Arc<Shared>,
     queue: Arc<CommitQueue<Command>>,
     writer: Option<JoinHandle<()>>,
+    /// The background compactor, with the channel that stops it.
+    compactor: Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>,
     backend: IoBackendKind,
     /// Held (an exclusive `flock` on `LOCK`) until the engine is dropped;
     /// the kernel releases it when the process dies, even by SIGKILL.
@@ -337,6 +370,10 @@ pub(crate) struct Shared {
     root: PathBuf,
     config: StorageConfig,
     partitions: RwLock<BTreeMap<PartitionId, Arc<Partition>>>,
+    /// Background compactions run.
+    compactions: std::sync::atomic::AtomicU64,
+    /// Bytes they freed.
+    compacted_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -386,14 +423,24 @@ impl Engine {
             root: root.to_path_buf(),
             config,
             partitions: RwLock::new(partitions),
+            compactions: std::sync::atomic::AtomicU64::new(0),
+            compacted_bytes: std::sync::atomic::AtomicU64::new(0),
         });
         let queue = Arc::new(CommitQueue::new(COMMIT_QUEUE_DEPTH));
         let writer = writer::spawn(Arc::clone(&shared), Arc::clone(&queue), backend)
             .map_err(|error| StorageError::io(root, error))?;
+        let compactor = match shared.config.compaction {
+            Some(policy) => Some(
+                compaction::spawn_compactor(Arc::clone(&shared), policy)
+                    .map_err(|error| StorageError::io(root, error))?,
+            ),
+            None => None,
+        };
         Ok(Engine {
             shared,
             queue,
             writer: Some(writer),
+            compactor,
             backend: backend_kind,
             _lock: lock,
         })
@@ -581,6 +628,14 @@ impl Engine {
         }
     }
 
+    /// Compactions the background compactor has run, and bytes it freed.
+    pub fn compactions(&self) -> (u64, u64) {
+        (
+            self.shared.compactions.load(std::sync::atomic::Ordering::Relaxed),
+            self.shared.compacted_bytes.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     /// Stops the storage thread after it has written, and synced, every
     /// write already queued.
     pub fn close(mut self) {
@@ -588,6 +643,12 @@ impl Engine {
     }
 
     fn shutdown(&mut self) {
+        if let Some((stop, compactor)) = self.compactor.take() {
+            drop(stop);
+            if compactor.join().is_err() {
+                log::error!("the compaction thread panicked");
+            }
+        }
         self.queue.close();
         if let Some(writer) = self.writer.take() {
             if writer.join().is_err() {

@@ -149,8 +149,44 @@ impl Partition {
             file: Arc::new(file),
             len: AtomicU64::new(len),
         });
-        self.state.write().recover().segments.insert(id, Arc::clone(&segment));
+        {
+            // Insert and make active under one lock: compaction reads the
+            // segment list and the active id under the same lock, so it can
+            // never take a just-rolled active segment for a sealed one (and
+            // unlink it while it is appended to).
+            let mut state = self.state.write().recover();
+            state.segments.insert(id, Arc::clone(&segment));
+            if !compacted {
+                self.active_segment.store(id.0, Ordering::Release);
+            }
+        }
         Ok(segment)
+    }
+
+    /// Bytes of its segments, and bytes of the records the key directory
+    /// points at: the rest is dead (overwritten, removed, headers).
+    pub(crate) fn total_and_live_bytes(&self) -> (u64, u64) {
+        let state = self.state.read().recover();
+        let total = state
+            .segments
+            .values()
+            .map(|segment| segment.len.load(Ordering::Acquire))
+            .sum();
+        let live = state.keys.values().map(|location| u64::from(location.len)).sum();
+        (total, live)
+    }
+
+    /// The segments that are sealed now (every one but the active), read
+    /// consistently with the active id (see [`Partition::create_segment`]).
+    pub(crate) fn sealed_segments(&self) -> Vec<Arc<Segment>> {
+        let state = self.state.read().recover();
+        let active = self.active_segment.load(Ordering::Acquire);
+        state
+            .segments
+            .values()
+            .filter(|segment| segment.id.0 != active)
+            .cloned()
+            .collect()
     }
 }
 

@@ -504,7 +504,7 @@ fn scan_segment(segment: SegmentId, file: File, buffer: SegmentBytes) -> Scanned
 }
 
 /// The first offset at or after `from` where a whole record verifies.
-fn resynchronise(buffer: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn resynchronise(buffer: &[u8], from: usize) -> Option<usize> {
     (from..buffer.len()).find(|&offset| matches!(scan_record(&buffer[offset..]), Scan::Record(_)))
 }
 

@@ -342,9 +342,8 @@ impl Writer {
 
     fn new_segment(&self, partition: &Partition) -> Result<Arc<Segment>, StorageError> {
         let durable = self.shared.config.sync != SyncPolicy::None;
-        let segment = partition.create_segment(false, durable)?;
-        partition.active_segment.store(segment.id.0, Ordering::Release);
-        Ok(segment)
+        // Made active by create_segment, under the partition's state lock.
+        partition.create_segment(false, durable)
     }
 
     /// Seals the active segment (syncing what it holds, whatever the
