@@ -154,6 +154,37 @@ fn fail_waiting_clients(clients: &Waiting) {
     }
 }
 
+/// A cluster without a secret runs only when every member is on loopback.
+fn check_secret(config: &ClusterConfig) -> Result<(), ServerError> {
+    if config.secret.is_none() {
+        if let Some(remote) = config.members.iter().find(|member| !member.addr.ip().is_loopback()) {
+            return Err(ServerError::NoSecret { addr: remote.addr });
+        }
+        log::warn!("no cluster secret: peers are not authenticated (allowed because every member is on loopback)");
+    }
+    Ok(())
+}
+
+/// Claims the data directory for this node (its `NODE` file, checked
+/// against Q and the versioning) and opens its storage.
+fn open_storage(config: &ClusterConfig, name: &str, data_dir: &Path) -> Result<Engine, ServerError> {
+    let identity = Identity {
+        name: name.to_string(),
+        partitions: config.partitions,
+        versioning: config.settings.versioning,
+    };
+    data_dir::claim(data_dir, &identity)?;
+    let storage = StorageConfig {
+        sync: config.sync,
+        // Compaction works on sealed segments: smaller segments let it
+        // reclaim a partition's dead bytes long before 64 MiB of them.
+        segment_bytes_max: NODE_SEGMENT_BYTES,
+        compaction: Some(CompactionPolicy::default()),
+        ..StorageConfig::default()
+    };
+    Ok(Engine::open(&data_dir.join("partitions"), storage)?)
+}
+
 /// The hints this node persisted before it stopped, as `(owner, key, set)`.
 fn recover_hints(engine: &Engine, partition: PartitionId) -> Result<Vec<(NodeId, Vec<u8>, SiblingSet)>, StorageError> {
     let mut hints = Vec::new();
@@ -226,30 +257,11 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
             .collect::<Vec<_>>()
             .join(", "),
     })?;
-    if config.secret.is_none() {
-        if let Some(remote) = config.members.iter().find(|member| !member.addr.ip().is_loopback()) {
-            return Err(ServerError::NoSecret { addr: remote.addr });
-        }
-        log::warn!("no cluster secret: peers are not authenticated (allowed because every member is on loopback)");
-    }
-    let identity = Identity {
-        name: name.clone(),
-        partitions: config.partitions,
-        versioning: config.settings.versioning,
-    };
-    data_dir::claim(&data_dir, &identity)?;
+    check_secret(&config)?;
     let ring = config
         .ring()
         .map_err(|error| ServerError::Io(std::io::Error::other(error.to_string())))?;
-    let storage = StorageConfig {
-        sync: config.sync,
-        // Compaction works on sealed segments: smaller segments let it
-        // reclaim a partition's dead bytes long before 64 MiB of them.
-        segment_bytes_max: NODE_SEGMENT_BYTES,
-        compaction: Some(CompactionPolicy::default()),
-        ..StorageConfig::default()
-    };
-    let engine = Arc::new(Engine::open(&data_dir.join("partitions"), storage)?);
+    let engine = Arc::new(open_storage(&config, &name, &data_dir)?);
     let hints = recover_hints(&engine, hint_partition(&config))?;
     let actor = Actor {
         node: member.node,

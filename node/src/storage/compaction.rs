@@ -129,8 +129,31 @@ pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<C
         }
         return Err(error);
     }
-    // Make the outputs durable under their temporary names, then rename them
-    // into place: a crash leaves either no output or a complete one.
+    install_outputs(partition, outputs, &mut stats)?;
+    swap_locations(partition, &moves);
+    forget_sealed(partition, &sealed);
+    unlink_sealed(partition, &sealed, &highest_sequence)?;
+    log::info!(
+        "partition {}: compacted {} segments ({} bytes) into {} ({} bytes); kept {} records, dropped {}",
+        partition.id,
+        stats.segments_in,
+        stats.bytes_in,
+        stats.segments_out,
+        stats.bytes_out,
+        stats.records_kept,
+        stats.records_dropped
+    );
+    Ok(stats)
+}
+
+/// Makes the outputs durable under their temporary names, renames them
+/// into place (a crash leaves either no output or a complete one), and
+/// adds them to the partition.
+fn install_outputs(
+    partition: &Partition,
+    mut outputs: Vec<Output>,
+    stats: &mut CompactionStats,
+) -> Result<(), StorageError> {
     for output in &mut outputs {
         output.flush()?;
         output
@@ -140,24 +163,27 @@ pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<C
         std::fs::rename(&output.temporary, &output.path).map_err(|error| StorageError::io(&output.path, error))?;
     }
     sync_dir(&partition.dir)?;
-    {
-        let mut state = partition.state.write().recover();
-        for output in outputs {
-            stats.bytes_out += output.len;
-            stats.segments_out += 1;
-            state.segments.insert(
-                output.id,
-                Arc::new(Segment {
-                    id: output.id,
-                    path: output.path,
-                    file: Arc::new(output.file),
-                    len: AtomicU64::new(output.len),
-                }),
-            );
-        }
+    let mut state = partition.state.write().recover();
+    for output in outputs {
+        stats.bytes_out += output.len;
+        stats.segments_out += 1;
+        state.segments.insert(
+            output.id,
+            Arc::new(Segment {
+                id: output.id,
+                path: output.path,
+                file: Arc::new(output.file),
+                len: AtomicU64::new(output.len),
+            }),
+        );
     }
-    // Swap only entries that still point at the copied record: a newer
-    // write that landed meanwhile wins.
+    Ok(())
+}
+
+/// Points the key directory at the copies, only where it still points at
+/// the copied record (a newer write that landed meanwhile wins), a chunk
+/// per lock acquisition.
+fn swap_locations(partition: &Partition, moves: &[(Box<[u8]>, Location, Location)]) {
     for chunk in moves.chunks(SWAP_CHUNK) {
         let mut state = partition.state.write().recover();
         for (key, old, new) in chunk {
@@ -168,26 +194,36 @@ pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<C
             }
         }
     }
-    {
-        let mut state = partition.state.write().recover();
-        for segment in &sealed {
-            state.segments.remove(&segment.id);
-        }
-        debug_assert!(
-            state
-                .keys
-                .values()
-                .all(|location| state.segments.contains_key(&location.segment)),
-            "a key points at a compacted-away segment"
-        );
+}
+
+/// Drops the compacted segments from the partition (readers holding one
+/// keep reading it: its file stays open until they let go).
+fn forget_sealed(partition: &Partition, sealed: &[Arc<Segment>]) {
+    let mut state = partition.state.write().recover();
+    for segment in sealed {
+        state.segments.remove(&segment.id);
     }
-    // Unlink oldest records first: a remove shadows only puts with lower
-    // sequences, and every segment holding such a put has a lower highest
-    // sequence than the remove's segment (segments are appended in
-    // sequence order, and a compaction output holds only records live when
-    // it was written, all older than any remove that came after). So a
-    // kill between two unlinks can leave a remove without its put, never a
-    // put without its remove: nothing comes back.
+    debug_assert!(
+        state
+            .keys
+            .values()
+            .all(|location| state.segments.contains_key(&location.segment)),
+        "a key points at a compacted-away segment"
+    );
+}
+
+/// Unlinks the compacted segments, oldest records first: a remove shadows
+/// only puts with lower sequences, and every segment holding such a put
+/// has a lower highest sequence than the remove's segment (segments are
+/// appended in sequence order, and a compaction output holds only records
+/// live when it was written, all older than any remove that came after).
+/// So a kill between two unlinks can leave a remove without its put, never
+/// a put without its remove: nothing comes back.
+fn unlink_sealed(
+    partition: &Partition,
+    sealed: &[Arc<Segment>],
+    highest_sequence: &HashMap<SegmentId, u64>,
+) -> Result<(), StorageError> {
     let mut unlink_order: Vec<(u64, &Arc<Segment>)> = sealed
         .iter()
         .map(|segment| (highest_sequence.get(&segment.id).copied().unwrap_or(0), segment))
@@ -201,18 +237,7 @@ pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<C
         }
         std::fs::remove_file(&segment.path).map_err(|error| StorageError::io(&segment.path, error))?;
     }
-    sync_dir(&partition.dir)?;
-    log::info!(
-        "partition {}: compacted {} segments ({} bytes) into {} ({} bytes); kept {} records, dropped {}",
-        partition.id,
-        stats.segments_in,
-        stats.bytes_in,
-        stats.segments_out,
-        stats.bytes_out,
-        stats.records_kept,
-        stats.records_dropped
-    );
-    Ok(stats)
+    sync_dir(&partition.dir)
 }
 
 /// What copying the live records fills in.
