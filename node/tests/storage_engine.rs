@@ -537,3 +537,68 @@ fn background_compaction_keeps_an_overwritten_partition_near_its_live_data() {
         assert_eq!(got, Some(value_for(key, 59, 200)), "k{key} after reopening");
     }
 }
+
+/// A failed fdatasync while rolling a segment used to return an error for
+/// that one write and leave the partition taking writes, though after a
+/// failed fdatasync the page cache cannot be trusted (a retried sync can
+/// "succeed" after the kernel dropped the pages). It now fails the
+/// partition, as the commit path does. Run in a child process, where the
+/// failure is injected (`DYNAMO_FAILPOINT_ROLL_SYNC`).
+#[test]
+#[ignore = "run as a child process by a_failed_sync_at_a_roll_fails_the_partition"]
+fn roll_sync_failure_child() {
+    let Some(dir) = std::env::var_os("DYNAMO_ROLL_CHILD_DIR") else {
+        return;
+    };
+    let engine = Engine::open(
+        std::path::Path::new(&dir),
+        config(
+            SyncPolicy::Batch {
+                interval: std::time::Duration::from_secs(60),
+            },
+            IoMode::Auto,
+            4 * 1024,
+        ),
+    )
+    .unwrap();
+    let partition = PartitionId(0);
+    let mut failed_at = None;
+    for index in 0..100u64 {
+        if engine
+            .put(partition, format!("k{index}").as_bytes(), &value_for(index, 0, 300))
+            .is_err()
+        {
+            failed_at = Some(index);
+            break;
+        }
+    }
+    let failed_at = failed_at.expect("a roll happened, and its sync failed");
+    let after = engine.put(partition, b"after", b"v").unwrap_err();
+    assert!(matches!(after, StorageError::PartitionFailed { .. }), "{after}");
+    // Other partitions are not affected.
+    engine.put(PartitionId(1), b"elsewhere", b"v").unwrap();
+    println!("roll sync failed at write {failed_at}; the partition refuses writes since");
+}
+
+#[test]
+fn a_failed_sync_at_a_roll_fails_the_partition() {
+    let dir = TempDir::new("roll-sync");
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "roll_sync_failure_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("DYNAMO_ROLL_CHILD_DIR", dir.path())
+        .env("DYNAMO_FAILPOINT_ROLL_SYNC", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("the partition refuses writes"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

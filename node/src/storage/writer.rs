@@ -13,7 +13,7 @@ use super::format::{encode_record, RecordKind};
 use super::io::{Backend, WriteOp};
 use super::keydir::StoredKey;
 use super::partition::{Partition, Segment, NO_SEGMENT};
-use super::{Location, OnDurable, Shared, StorageError, SyncPolicy};
+use super::{sync_dir, Location, OnDurable, Shared, StorageError, SyncPolicy};
 use crate::limits::{COMMIT_BATCH_BYTES_MAX, COMMIT_BATCH_WRITES_MAX};
 use crate::storage::format::SegmentId;
 use dynamo_core::ids::PartitionId;
@@ -263,6 +263,14 @@ impl Writer {
                 if let Err(error) = self.sync_dirty() {
                     log::error!("final sync at shutdown failed: {error}");
                 }
+                if self.shared.config.sync == SyncPolicy::None {
+                    // Segments created under `none` were not synced into
+                    // their directories: a clean shutdown still leaves
+                    // every file findable after a power cut.
+                    if let Err(error) = self.sync_directories() {
+                        log::error!("syncing directories at shutdown failed: {error}");
+                    }
+                }
                 return;
             }
             let mut writes = Vec::with_capacity(drained.items.len());
@@ -335,6 +343,14 @@ impl Writer {
         let limit = self.shared.config.segment_bytes_max;
         let needs_roll = self.appenders.get(&id).is_some_and(|appender| appender.end >= limit);
         if needs_roll {
+            // A failed partition does not try its sync again.
+            if let Some(error) = self
+                .appenders
+                .get(&id)
+                .and_then(|appender| Self::failure(&appender.partition))
+            {
+                return Err(error);
+            }
             self.roll(id)?;
         }
         self.appenders.get_mut(&id).ok_or(StorageError::Closed)
@@ -364,8 +380,20 @@ impl Writer {
                 bytes: Vec::new(),
                 sync: true,
             };
-            if let Some(Err(error)) = self.backend.run(&[sync]).pop() {
-                return Err(StorageError::io(&appender.segment.path, error));
+            let result = match roll_sync_failpoint() {
+                true => Some(Err(std::io::Error::other(
+                    "injected fdatasync failure (DYNAMO_FAILPOINT_ROLL_SYNC)",
+                ))),
+                false => self.backend.run(&[sync]).pop(),
+            };
+            if let Some(Err(error)) = result {
+                // As on the commit path: after a failed fdatasync the page
+                // cache cannot be trusted (a retry may "succeed" after the
+                // kernel dropped the dirty pages), so the partition takes
+                // no more writes until a restart recovers it from disk.
+                let error = StorageError::io(&appender.segment.path, error);
+                Self::fail(&appender.partition, &error);
+                return Err(error);
             }
         }
         let partition = Arc::clone(&appender.partition);
@@ -524,6 +552,15 @@ impl Writer {
         });
     }
 
+    /// Syncs every partition directory, then the root.
+    fn sync_directories(&self) -> Result<(), StorageError> {
+        let partitions: Vec<Arc<Partition>> = self.shared.partitions.read().recover().values().cloned().collect();
+        for partition in partitions {
+            sync_dir(&partition.dir)?;
+        }
+        sync_dir(&self.shared.root)
+    }
+
     /// Syncs every partition with unsynced acknowledged writes (after any
     /// background round in flight, so everything acknowledged is covered).
     fn sync_dirty(&mut self) -> Result<(), StorageError> {
@@ -567,4 +604,12 @@ impl Writer {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// Test hook: `DYNAMO_FAILPOINT_ROLL_SYNC=1` makes every segment roll's
+/// fdatasync fail, so a test can see the partition fail as on the commit
+/// path. Read once; unset in any real run.
+fn roll_sync_failpoint() -> bool {
+    static FAILPOINT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FAILPOINT.get_or_init(|| std::env::var_os("DYNAMO_FAILPOINT_ROLL_SYNC").is_some())
 }
