@@ -44,4 +44,6 @@ mod siblings;
 pub(crate) use clock::{put_clock, read_clock};
 pub use clock::{Actor, Causality, ClockEntry, Dot, VectorClock};
 pub use context::{decode_context, encode_context, ContextError};
-pub use siblings::{decode_sibling_set, encode_sibling_set, CounterExhausted, SiblingSet, Version, Versioning};
+pub use siblings::{
+    decode_sibling_set, encode_sibling_set, CounterExhausted, OverBound, SiblingSet, Version, Versioning,
+};

@@ -1,11 +1,12 @@
 //! Versions and sibling sets, under either versioning scheme.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use super::clock::{put_actor, put_clock, read_actor, read_clock, Actor, Causality, ClockEntry, Dot, VectorClock};
 use crate::codec::{put_bytes, put_varint, DecodeError, Reader};
-use crate::limits::{SIBLINGS_MAX, VALUE_BYTES_MAX};
+use crate::limits::{CLOCK_ENTRIES_MAX, SIBLINGS_MAX, VALUE_BYTES_MAX};
 
 /// A put whose context (or stored set) already holds the coordinator's
 /// largest counter: no new version can be made by that actor.
@@ -231,19 +232,10 @@ impl SiblingSet {
                 union.push(version.clone());
             }
         }
-        let keep: Vec<bool> = union
-            .iter()
-            .map(|candidate| {
-                !union.iter().any(|other| {
-                    other.supersedes(candidate, versioning)
-                        // Under `paper`, equal clocks with different dots can
-                        // only come from truncation; keep the larger dot.
-                        || (versioning == Versioning::Paper
-                            && other.dot > candidate.dot
-                            && other.clock().compare(&candidate.clock()) == Causality::Equal)
-                })
-            })
-            .collect();
+        let keep = match versioning {
+            Versioning::Dvv => survivors_dvv(&union),
+            Versioning::Paper => survivors_paper(&union),
+        };
         let merged: Vec<Version> = union
             .into_iter()
             .zip(keep)
@@ -254,12 +246,69 @@ impl SiblingSet {
         changed
     }
 
-    /// True when no version supersedes another.
+    /// True when no version supersedes another (pairwise: for checks).
     pub fn is_antichain(&self, versioning: Versioning) -> bool {
         self.versions
             .iter()
             .all(|a| self.versions.iter().all(|b| !a.supersedes(b, versioning)))
     }
+}
+
+/// Which versions of `union` no other version supersedes, under `dvv`,
+/// in O(total clock entries · log actors) rather than pairwise: a version
+/// is superseded exactly when another version's past covers its dot, so
+/// per actor it is enough to know the highest counter any past covers and
+/// which version's past that is (and the runner-up, from another version,
+/// for that version itself). With hundreds of siblings the pairwise test
+/// made every put quadratic and building a large set cubic.
+fn survivors_dvv(union: &[Version]) -> Vec<bool> {
+    // Per actor: (highest covered counter, the version covering it, the
+    // highest covered counter among all other versions).
+    let mut covered: BTreeMap<Actor, (u64, usize, u64)> = BTreeMap::new();
+    for (index, version) in union.iter().enumerate() {
+        for entry in version.past.entries() {
+            let slot = covered.entry(entry.actor).or_insert((0, usize::MAX, 0));
+            if entry.counter > slot.0 {
+                *slot = (entry.counter, index, slot.0);
+            } else if entry.counter > slot.2 {
+                slot.2 = entry.counter;
+            }
+        }
+    }
+    union
+        .iter()
+        .enumerate()
+        .map(|(index, candidate)| {
+            let by_others = covered.get(&candidate.dot.actor).map_or(
+                0,
+                |&(best, holder, runner_up)| {
+                    if holder == index {
+                        runner_up
+                    } else {
+                        best
+                    }
+                },
+            );
+            by_others < candidate.dot.counter
+        })
+        .collect()
+}
+
+/// Which versions of `union` no other version supersedes, under `paper`:
+/// dominance between whole clocks, pairwise (the paper's scheme is kept to
+/// show the write it loses, not to hold large sets).
+fn survivors_paper(union: &[Version]) -> Vec<bool> {
+    union
+        .iter()
+        .map(|candidate| {
+            !union.iter().any(|other| {
+                other.supersedes(candidate, Versioning::Paper)
+                    // Equal clocks with different dots can only come from
+                    // truncation; keep the larger dot.
+                    || (other.dot > candidate.dot && other.clock().compare(&candidate.clock()) == Causality::Equal)
+            })
+        })
+        .collect()
 }
 
 const SIBLING_SET_FORMAT_V1: u8 = 1;
@@ -280,6 +329,47 @@ const TAG_VALUE: u8 = 1;
 ///   u8      0 = tombstone, 1 = value
 ///   varint length + bytes                             the value (tag 1 only)
 /// ```
+/// Why a sibling set cannot be written: it is past a bound its decoder
+/// enforces, so what was written could never be read back.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OverBound {
+    /// More siblings than a decoder takes.
+    #[error("{0} siblings, over the decoders' limit of {SIBLINGS_MAX}")]
+    Siblings(usize),
+    /// A version's clock with more entries than a decoder takes.
+    #[error("a clock of {0} entries, over the decoders' limit of {CLOCK_ENTRIES_MAX}")]
+    ClockEntries(usize),
+    /// A value larger than a decoder takes.
+    #[error("a value of {0} bytes, over the limit of {VALUE_BYTES_MAX}")]
+    Value(usize),
+}
+
+impl SiblingSet {
+    /// Checks the set against every bound [`decode_sibling_set`] enforces:
+    /// the pair of bounds (what a decoder refuses, no writer writes).
+    ///
+    /// # Errors
+    /// The first bound the set is past.
+    pub fn check_bounds(&self) -> Result<(), OverBound> {
+        if self.versions.len() > SIBLINGS_MAX {
+            return Err(OverBound::Siblings(self.versions.len()));
+        }
+        for version in &self.versions {
+            if version.past.len() > CLOCK_ENTRIES_MAX {
+                return Err(OverBound::ClockEntries(version.past.len()));
+            }
+            if let Some(value) = &version.value {
+                if value.len() > VALUE_BYTES_MAX {
+                    return Err(OverBound::Value(value.len()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Encodes a set (its bounds are the caller's to check first, with
+/// [`SiblingSet::check_bounds`]: the node does before it persists).
 pub fn encode_sibling_set(set: &SiblingSet) -> Vec<u8> {
     let mut out = Vec::with_capacity(
         16 + set
@@ -470,6 +560,20 @@ mod tests {
     }
 
     proptest! {
+        /// The per-actor survivors test keeps exactly the versions the
+        /// pairwise definition keeps, on the unions replicas really merge.
+        #[test]
+        fn dvv_survivors_match_the_pairwise_definition(replicas in arb_replica_sets(Versioning::Dvv)) {
+            let mut union: Vec<Version> = replicas.iter().flat_map(|set| set.versions().iter().cloned()).collect();
+            union.sort_by_key(|version| version.dot);
+            union.dedup_by(|a, b| a.dot == b.dot);
+            let pairwise: Vec<bool> = union
+                .iter()
+                .map(|candidate| !union.iter().any(|other| other.supersedes(candidate, Versioning::Dvv)))
+                .collect();
+            prop_assert_eq!(survivors_dvv(&union), pairwise);
+        }
+
         #[test]
         fn merge_is_commutative_associative_idempotent_and_an_antichain(replicas in arb_replica_sets(Versioning::Dvv)) {
             let (a, b, c) = (&replicas[0], &replicas[1], &replicas[2]);
@@ -516,5 +620,39 @@ mod tests {
         fn sibling_set_decoder_rejects_garbage_without_panicking(bytes: Vec<u8>) {
             let _ = decode_sibling_set(&bytes);
         }
+    }
+
+    #[test]
+    fn a_set_past_a_decoder_bound_is_refused_before_it_is_written() {
+        let mut set = SiblingSet::new();
+        for node in 0..(SIBLINGS_MAX as u32 + 1) {
+            set.put(
+                actor(node),
+                &VectorClock::new(),
+                Some(vec![1]),
+                1,
+                Versioning::Dvv,
+                ENTRIES,
+            )
+            .unwrap();
+        }
+        assert_eq!(set.versions().len(), SIBLINGS_MAX + 1);
+        assert_eq!(set.check_bounds(), Err(OverBound::Siblings(SIBLINGS_MAX + 1)));
+        // And what it refuses, the decoder refuses too.
+        assert!(decode_sibling_set(&encode_sibling_set(&set)).is_err());
+        // What it passes, the decoder reads back.
+        let mut small = SiblingSet::new();
+        small
+            .put(
+                actor(1),
+                &VectorClock::new(),
+                Some(vec![1]),
+                1,
+                Versioning::Dvv,
+                ENTRIES,
+            )
+            .unwrap();
+        small.check_bounds().unwrap();
+        assert_eq!(decode_sibling_set(&encode_sibling_set(&small)).unwrap(), small);
     }
 }

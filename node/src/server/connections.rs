@@ -19,6 +19,7 @@ use crate::limits::{
 };
 use crate::sync::Recover;
 use dynamo_core::ids::NodeId;
+use dynamo_core::limits::FRAME_BYTES_MAX;
 use dynamo_core::protocol::{ClientError, ClientId, ClientReply, ClientRequest};
 use dynamo_core::wire::{decode_frame, encode_frame, Frame};
 
@@ -298,12 +299,25 @@ fn admit_client(inputs: &mpsc::Sender<Input>, client: ClientId, request: ClientR
 /// chunk's worth) into `bytes`: one write system call for a burst.
 fn encode_batch(first: Frame, frames: &mut mpsc::Receiver<Frame>, bytes: &mut Vec<u8>) {
     bytes.clear();
-    encode_frame(&first, bytes);
+    encode_bounded(&first, bytes);
     while bytes.len() < READ_CHUNK_BYTES {
         match frames.try_recv() {
-            Ok(more) => encode_frame(&more, bytes),
+            Ok(more) => encode_bounded(&more, bytes),
             Err(_) => break,
         }
+    }
+}
+
+/// Appends `frame` unless it encodes past `FRAME_BYTES_MAX`, which every
+/// decoder refuses (closing the connection): such a frame is dropped here,
+/// and said, instead of sent.
+fn encode_bounded(frame: &Frame, bytes: &mut Vec<u8>) {
+    let start = bytes.len();
+    encode_frame(frame, bytes);
+    let len = bytes.len() - start;
+    if len > FRAME_BYTES_MAX + 4 {
+        bytes.truncate(start);
+        log::error!("dropping a frame of {len} bytes: over the limit of {FRAME_BYTES_MAX} that every decoder enforces");
     }
 }
 
@@ -423,6 +437,28 @@ pub(super) async fn peer_writer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_no_decoder_would_take_is_never_sent() {
+        let huge = Frame::Response {
+            id: 1,
+            reply: ClientReply::Got {
+                values: vec![vec![0u8; FRAME_BYTES_MAX]],
+                context: dynamo_core::version::VectorClock::new(),
+            },
+        };
+        let small = Frame::Response {
+            id: 2,
+            reply: ClientReply::Stored,
+        };
+        let mut bytes = Vec::new();
+        encode_bounded(&small, &mut bytes);
+        let kept = bytes.len();
+        encode_bounded(&huge, &mut bytes);
+        assert_eq!(bytes.len(), kept, "the oversized frame was not dropped");
+        let (decoded, used) = decode_frame(&bytes).unwrap().unwrap();
+        assert_eq!((decoded, used), (small, kept));
+    }
 
     #[test]
     fn a_client_request_that_finds_the_core_full_is_answered_unavailable() {

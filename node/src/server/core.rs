@@ -289,6 +289,19 @@ impl Core {
         }
     }
 
+    /// A set past a bound its decoder enforces is never written (it could
+    /// never be read back): the persist fails instead, so nothing is
+    /// acknowledged for it. True when the set was refused.
+    fn refuse_unreadable(&self, token: PersistToken, set: &SiblingSet) -> bool {
+        let Err(over) = set.check_bounds() else { return false };
+        log::error!("refusing to store a sibling set no decoder would read back: {over}");
+        let _ = self.completion_tx.send(Persisted {
+            token,
+            result: Err(StoreError::TooLarge(over.to_string())),
+        });
+        true
+    }
+
     fn apply(&mut self, out: &mut Vec<Effect>) {
         for effect in out.drain(..) {
             match effect {
@@ -309,10 +322,16 @@ impl Core {
                     }
                 }
                 Effect::Persist { token, key, set } => {
+                    if self.refuse_unreadable(token, &set) {
+                        continue;
+                    }
                     let partition = self.ring.partition_of(&key);
                     self.submit(partition, key, Some(encode_sibling_set(&set)), Some(token));
                 }
                 Effect::PersistHint { token, owner, key, set } => {
+                    if self.refuse_unreadable(token, &set) {
+                        continue;
+                    }
                     let partition = hint_partition(&self.config);
                     self.submit(
                         partition,
