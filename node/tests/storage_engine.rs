@@ -602,3 +602,37 @@ fn a_failed_sync_at_a_roll_fails_the_partition() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A deleted middle segment went unnoticed: its keys silently reverted to
+/// older versions (or vanished). The partition's MANIFEST lists its
+/// segments; one listed and missing is damage, reported for repair.
+#[test]
+fn a_missing_middle_segment_is_noticed_and_reported_for_repair() {
+    let dir = TempDir::new("missing-segment");
+    {
+        let engine = Engine::open(dir.path(), config(SyncPolicy::Always, IoMode::Auto, 4 * 1024)).unwrap();
+        for key in 0..40u64 {
+            engine
+                .put(PartitionId(5), format!("k{key}").as_bytes(), &value_for(key, 0, 500))
+                .unwrap();
+        }
+    }
+    let files = segments(&dir.path().join("p00005"));
+    assert!(files.len() >= 3, "{files:?}");
+    let middle = &files[files.len() / 2];
+    std::fs::remove_file(middle).unwrap();
+    let engine = Engine::open(dir.path(), StorageConfig::default()).unwrap();
+    let stats = engine.stats();
+    let reason = stats[0]
+        .needs_repair
+        .as_deref()
+        .expect("the missing segment is reported");
+    assert!(reason.contains("missing"), "{reason}");
+    // The partition still serves what it has.
+    assert!(engine.get(PartitionId(5), b"k0").unwrap().is_some());
+    // And, reopened again, it is still reported: the loss did not become
+    // the new normal.
+    drop(engine);
+    let engine = Engine::open(dir.path(), StorageConfig::default()).unwrap();
+    assert!(engine.stats()[0].needs_repair.is_some(), "forgotten after one restart");
+}

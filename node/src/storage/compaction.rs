@@ -132,6 +132,8 @@ pub(crate) fn compact(partition: &Partition, config: &StorageConfig) -> Result<C
     install_outputs(partition, outputs, &mut stats)?;
     swap_locations(partition, &moves);
     forget_sealed(partition, &sealed);
+    // The list says outputs in, sealed out, before any file goes.
+    partition.write_manifest()?;
     unlink_sealed(partition, &sealed, &highest_sequence)?;
     log::info!(
         "partition {}: compacted {} segments ({} bytes) into {} ({} bytes); kept {} records, dropped {}",

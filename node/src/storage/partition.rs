@@ -19,6 +19,41 @@ use dynamo_core::ids::PartitionId;
 pub(crate) const SEGMENT_SUFFIX: &str = ".seg";
 /// Suffix of a compaction output not yet complete (deleted at open).
 pub(crate) const COMPACTING_SUFFIX: &str = ".seg.compacting";
+/// The file listing a partition's segments.
+pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
+/// Its first line.
+pub(crate) const MANIFEST_MAGIC: &str = "dynamo partition manifest v1";
+
+/// The segments `MANIFEST` lists, if the partition has one (data written
+/// before manifests existed has none).
+///
+/// # Errors
+/// The file exists but cannot be read, or is not a manifest.
+pub(crate) fn read_manifest(dir: &Path) -> Result<Option<Vec<SegmentId>>, StorageError> {
+    let path = dir.join(MANIFEST_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(StorageError::io(&path, error)),
+    };
+    let mut lines = text.lines();
+    let bad = |reason: &str| StorageError::BadHeader {
+        path: path.clone(),
+        reason: reason.to_string(),
+    };
+    if lines.next() != Some(MANIFEST_MAGIC) {
+        return Err(bad("not a partition manifest"));
+    }
+    lines
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            line.parse::<u64>()
+                .map(SegmentId)
+                .map_err(|_| bad("a line is not a segment id"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
 
 /// `p00042` → partition 42.
 pub(crate) fn parse_partition_dir(name: &str) -> Option<PartitionId> {
@@ -63,6 +98,9 @@ pub(crate) struct Partition {
     pub failed: Mutex<Option<String>>,
     /// One compaction at a time.
     pub compaction: Mutex<()>,
+    /// One writer of `MANIFEST` at a time (the storage thread's rolls and
+    /// compaction both rewrite it).
+    pub manifest: Mutex<()>,
     /// Why recovery found this partition damaged (corrupt bytes skipped,
     /// records salvaged): it serves what verified, and needs the other
     /// replicas' data (read repair now, anti-entropy later).
@@ -98,6 +136,7 @@ impl Partition {
             next_sequence: AtomicU64::new(1),
             failed: Mutex::new(None),
             compaction: Mutex::new(()),
+            manifest: Mutex::new(()),
             needs_repair: Mutex::new(None),
         }
     }
@@ -160,7 +199,25 @@ impl Partition {
                 self.active_segment.store(id.0, Ordering::Release);
             }
         }
+        self.write_manifest()?;
         Ok(segment)
+    }
+
+    /// Rewrites `MANIFEST`, the list of this partition's segments, from its
+    /// current state, atomically (a temporary file, fsync, rename, fsync of
+    /// the directory). Recovery treats a listed segment that is missing as
+    /// damage: without the list, a deleted middle segment went unnoticed
+    /// and its keys silently reverted to older versions.
+    pub(crate) fn write_manifest(&self) -> Result<(), StorageError> {
+        let _one_writer = self.manifest.lock().recover();
+        let ids: Vec<SegmentId> = self.state.read().recover().segments.keys().copied().collect();
+        let mut text = String::from(MANIFEST_MAGIC);
+        text.push('\n');
+        for id in ids {
+            text.push_str(&format!("{id}\n"));
+        }
+        let path = self.dir.join(MANIFEST_FILE);
+        crate::data_dir::write_atomically(&path, &text).map_err(|error| StorageError::io(&path, error))
     }
 
     /// Bytes of its segments, and bytes of the records the key directory

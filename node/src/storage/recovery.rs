@@ -14,7 +14,8 @@ use std::sync::Arc;
 use super::format::{scan_record, HeaderProblem, RecordKind, Scan, SegmentHeader, FLAG_COMPACTED, HEADER_BYTES};
 use super::keydir::{KeyDirectory, KeyHasherBuilder, StoredKey};
 use super::partition::{
-    partition_dir, write_new_segment, Partition, PartitionState, Segment, COMPACTING_SUFFIX, NO_SEGMENT, SEGMENT_SUFFIX,
+    partition_dir, read_manifest, write_new_segment, Partition, PartitionState, Segment, COMPACTING_SUFFIX,
+    MANIFEST_FILE, NO_SEGMENT, SEGMENT_SUFFIX,
 };
 use super::{sync_dir, Location, StorageError};
 use crate::storage::format::SegmentId;
@@ -31,6 +32,7 @@ impl Partition {
     pub(crate) fn recover(root: &Path, id: PartitionId) -> Result<Partition, StorageError> {
         let dir = partition_dir(root, id);
         let files = list_segments(&dir)?;
+        let missing = missing_segments(&dir, &files)?;
         let last_appendable = check_headers(&dir, id, &files)?;
         let mut fold = Fold {
             partition: id,
@@ -59,13 +61,53 @@ impl Partition {
             Ordering::Release,
         );
         fold.state.keys = fold.keys;
-        if let Some(reason) = fold.needs_repair {
+        if !missing.is_empty() {
+            let reason = format!(
+                "segments {missing:?} are listed in {} but missing: their records are lost here",
+                dir.join(MANIFEST_FILE).display()
+            );
+            log::error!("{reason}; the partition is marked for repair from the other replicas");
+            fold.needs_repair.get_or_insert(reason);
+        }
+        // Damage found before is remembered until a repair clears it: the
+        // data it cost is still missing even when its traces are gone (a
+        // manifest rewritten, a damaged range compacted away).
+        let noted = dir.join(REPAIR_FILE);
+        let earlier = std::fs::read_to_string(&noted)
+            .ok()
+            .filter(|text| !text.trim().is_empty());
+        if let Some(reason) = fold.needs_repair.as_ref() {
+            let text = match &earlier {
+                Some(earlier) => format!("{}\n{reason}\n", earlier.trim_end()),
+                None => format!("{reason}\n"),
+            };
+            crate::data_dir::write_atomically(&noted, &text).map_err(|error| StorageError::io(&noted, error))?;
+        }
+        if let Some(reason) = fold.needs_repair.or(earlier.map(|text| text.trim().to_string())) {
             log::error!("partition {} needs repair: {reason}", id.0);
             *partition.needs_repair.lock().recover() = Some(reason);
         }
         *partition.state.write().recover() = fold.state;
+        // The list now matches what is here (the missing stay reported).
+        partition.write_manifest()?;
         Ok(partition)
     }
+}
+
+/// The file that remembers why a partition needs repair, until a repair
+/// (anti-entropy) clears it.
+pub(crate) const REPAIR_FILE: &str = "NEEDS_REPAIR";
+
+/// Segments the manifest lists that are not on disk (none without a
+/// manifest). Files the manifest does not list are fine: a roll or a
+/// compaction creates its file before it rewrites the manifest.
+fn missing_segments(dir: &Path, files: &BTreeMap<SegmentId, PathBuf>) -> Result<Vec<u64>, StorageError> {
+    Ok(read_manifest(dir)?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|id| !files.contains_key(id))
+        .map(|id| id.0)
+        .collect())
 }
 
 /// The segment files of a partition directory, by id; an unfinished
