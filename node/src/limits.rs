@@ -17,6 +17,14 @@ pub const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Room made in a connection's buffer before each read: an idle connection
 /// holds about this much.
 pub const READ_RESERVE_BYTES: usize = 4 * 1024;
+/// Bytes of replies one connection may have queued and unread: past it,
+/// its reader takes no more of its requests until the client reads.
+pub const CONNECTION_BACKLOG_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Requests of one connection being answered at once at most: a client
+/// that pipelines more waits (its next request is not read) until replies
+/// go out. With the backlog bound, what one connection can pin is about
+/// this many replies plus the backlog.
+pub const CONNECTION_REQUESTS_IN_FLIGHT_MAX: usize = 64;
 /// The first pause after a failed accept (out of file descriptors, say).
 pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// The longest pause between failed accepts.

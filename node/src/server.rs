@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use self::auth::PeerAuth;
-use self::connections::{accept_loop, peer_writer, Connections};
+use self::connections::{accept_loop, peer_writer, Connections, Outbox};
 use self::core::{Core, Input, Persisted};
 use crate::config::{ClusterConfig, ConfigError, Member};
 use crate::data_dir::{self, DataDirError, Identity};
@@ -127,7 +127,7 @@ pub struct ServeOptions {
 /// Clients waiting for a reply: the connection to answer on and the id
 /// their request carried. Shared by the connection readers (which add) and
 /// the core (which answers and removes).
-type Waiting = Arc<Mutex<HashMap<ClientId, (mpsc::Sender<Frame>, u64)>>>;
+type Waiting = Arc<Mutex<HashMap<ClientId, (Outbox, u64)>>>;
 
 /// Hints live in a partition of their own, numbered Q (one past the ring's
 /// last): key = owner (u32 BE) followed by the user key.

@@ -98,3 +98,43 @@ async fn half_frames_from_a_thousand_connections_neither_starve_a_client_nor_pin
     );
     round_trips(&client, "after", 10).await;
 }
+
+/// A client that pipelines gets of a 1 MiB value and never reads the
+/// replies: the node's queue for it was bounded by frame count (4,096
+/// frames: 4 GiB of replies). It is now bounded by bytes, and the reader
+/// takes no more of that client's requests until it reads: memory stays
+/// bounded, and other clients are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_replies_pins_no_more_than_its_backlog() {
+    let cluster = TestCluster::start("unread", 1, "n = 1\nr = 1\nw = 1\npartitions = 8\nsync = \"none\"");
+    let pid = cluster.cluster.pid(0).unwrap();
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(5));
+    client
+        .put(b"big", Some(&vec![7u8; 1 << 20]), &VectorClock::new(), None)
+        .await
+        .unwrap();
+    round_trips(&client, "warm", 20).await;
+    let rss_before = rss_kib(pid);
+    let mut bytes = Vec::new();
+    for id in 0..300u64 {
+        let request = ClientRequest::Get {
+            key: b"big".to_vec(),
+            r: None,
+        };
+        encode_frame(&Frame::Request { id, request }, &mut bytes);
+    }
+    let mut greedy = TcpStream::connect(cluster.addrs[0]).unwrap();
+    greedy.write_all(&bytes).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_during = rss_kib(pid);
+    let during = round_trips(&client, "beside", 50).await;
+    eprintln!(
+        "node RSS {rss_before} KiB -> {rss_during} KiB with 300 unread 1 MiB replies requested; another client's p50 {:?}",
+        during[25]
+    );
+    assert!(
+        rss_during < rss_before + 96 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_during} KiB"
+    );
+    drop(greedy);
+}

@@ -4,6 +4,7 @@
 //! while the peer is unreachable (the protocol copes with loss).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ use super::auth::{self, PeerAuth, Side};
 use super::core::Input;
 use super::{Waiting, CORE_INPUTS_MAX, OUTBOUND_FRAMES_MAX, READ_CHUNK_BYTES, RECONNECT_BACKOFF};
 use crate::limits::{
-    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, CONNECTIONS_MAX, PARTIAL_FRAME_TIMEOUT, READ_RESERVE_BYTES,
+    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, CONNECTIONS_MAX, CONNECTION_BACKLOG_BYTES_MAX,
+    CONNECTION_REQUESTS_IN_FLIGHT_MAX, PARTIAL_FRAME_TIMEOUT, READ_RESERVE_BYTES,
 };
 use crate::sync::Recover;
 use dynamo_core::ids::NodeId;
@@ -153,8 +155,8 @@ pub(super) async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let (reader, writer) = stream.into_split();
-        let (tx, rx) = mpsc::channel::<Frame>(OUTBOUND_FRAMES_MAX);
-        let writer = tokio::spawn(connection_writer(writer, rx));
+        let (tx, rx) = Outbox::new();
+        let writer = tokio::spawn(connection_writer(writer, rx, tx.backlog()));
         let inputs = inputs.clone();
         let clients = Arc::clone(&clients);
         next_client += 1;
@@ -173,7 +175,7 @@ pub(super) async fn accept_loop(
 async fn connection_reader(
     mut reader: tokio::net::tcp::OwnedReadHalf,
     connection: u64,
-    respond: mpsc::Sender<Frame>,
+    respond: Outbox,
     inputs: mpsc::Sender<Input>,
     clients: Waiting,
     auth: Arc<PeerAuth>,
@@ -187,6 +189,9 @@ async fn connection_reader(
     let mut frame_deadline: Option<tokio::time::Instant> = None;
     loop {
         loop {
+            // Backpressure: while this connection's replies are not being
+            // read, take no more of its requests.
+            respond.wait_for_room().await;
             match decode_frame(&buffer) {
                 Ok(Some((frame, used))) => {
                     buffer.drain(..used);
@@ -196,6 +201,7 @@ async fn connection_reader(
                             // Client ids: connection number and request count.
                             let client = ClientId((connection << 32) | (requests & 0xffff_ffff));
                             clients.lock().recover().insert(client, (respond.clone(), id));
+                            respond.request_taken();
                             if !admit_client(&inputs, client, request, &clients) {
                                 return Ok(());
                             }
@@ -211,7 +217,7 @@ async fn connection_reader(
                         }
                         Frame::PeerHello { from, nonce } => {
                             let challenge = peer.hello(&auth, from, nonce)?;
-                            if respond.send(challenge).await.is_err() {
+                            if !respond.send(challenge).await {
                                 return Ok(());
                             }
                             continue;
@@ -297,15 +303,22 @@ fn admit_client(inputs: &mpsc::Sender<Input>, client: ClientId, request: ClientR
 
 /// Encodes `first` and whatever else is already queued (up to a read
 /// chunk's worth) into `bytes`: one write system call for a burst.
-fn encode_batch(first: Frame, frames: &mut mpsc::Receiver<Frame>, bytes: &mut Vec<u8>) {
+/// Returns what the frames encoded cost against their connection's
+/// backlog (see [`frame_cost`]).
+fn encode_batch(first: Frame, frames: &mut mpsc::Receiver<Frame>, bytes: &mut Vec<u8>) -> usize {
     bytes.clear();
+    let mut cost = frame_cost(&first);
     encode_bounded(&first, bytes);
     while bytes.len() < READ_CHUNK_BYTES {
         match frames.try_recv() {
-            Ok(more) => encode_bounded(&more, bytes),
+            Ok(more) => {
+                cost += frame_cost(&more);
+                encode_bounded(&more, bytes);
+            }
             Err(_) => break,
         }
     }
+    cost
 }
 
 /// Appends `frame` unless it encodes past `FRAME_BYTES_MAX`, which every
@@ -321,15 +334,126 @@ fn encode_bounded(frame: &Frame, bytes: &mut Vec<u8>) {
     }
 }
 
-async fn connection_writer(mut writer: tokio::net::tcp::OwnedWriteHalf, mut frames: mpsc::Receiver<Frame>) {
+async fn connection_writer(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut frames: mpsc::Receiver<Frame>,
+    backlog: Arc<Backlog>,
+) {
     // Grown by the first burst, not reserved up front: most connections
     // never send more than a few small frames at once.
     let mut bytes = Vec::new();
     while let Some(frame) = frames.recv().await {
-        encode_batch(frame, &mut frames, &mut bytes);
-        if writer.write_all(&bytes).await.is_err() {
+        let cost = encode_batch(frame, &mut frames, &mut bytes);
+        let written = writer.write_all(&bytes).await;
+        backlog.drained(cost);
+        if written.is_err() {
             return;
         }
+    }
+}
+
+/// What one connection has queued to send, counted in the bytes of its
+/// replies: the reader takes no more requests past
+/// `CONNECTION_BACKLOG_BYTES_MAX`, so a client that pipelines requests and
+/// never reads the replies holds that much at most, not gigabytes.
+pub(super) struct Backlog {
+    bytes: AtomicUsize,
+    /// Requests taken from this connection and not answered yet: their
+    /// replies are not in `bytes` until the core answers.
+    in_flight: AtomicUsize,
+    drained: tokio::sync::Notify,
+}
+
+impl Backlog {
+    fn drained(&self, cost: usize) {
+        self.bytes.fetch_sub(cost, Ordering::AcqRel);
+        self.drained.notify_waiters();
+    }
+}
+
+/// The sending side of a connection's queue, with its backlog.
+#[derive(Clone)]
+pub(super) struct Outbox {
+    frames: mpsc::Sender<Frame>,
+    backlog: Arc<Backlog>,
+}
+
+impl Outbox {
+    /// A connection's queue: its outbox and the writer's end.
+    pub(super) fn new() -> (Outbox, mpsc::Receiver<Frame>) {
+        let (frames, receiver) = mpsc::channel(OUTBOUND_FRAMES_MAX);
+        let backlog = Arc::new(Backlog {
+            bytes: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            drained: tokio::sync::Notify::new(),
+        });
+        (Outbox { frames, backlog }, receiver)
+    }
+
+    fn backlog(&self) -> Arc<Backlog> {
+        Arc::clone(&self.backlog)
+    }
+
+    /// A request was taken from this connection.
+    pub(super) fn request_taken(&self) {
+        self.backlog.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Queues `frame` unless the queue is full (then false: dropped).
+    pub(super) fn try_send(&self, frame: Frame) -> bool {
+        if matches!(frame, Frame::Response { .. }) {
+            // Answered: its reply now counts in bytes, not as in flight.
+            let _ = self
+                .backlog
+                .in_flight
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| count.checked_sub(1));
+            self.backlog.drained.notify_waiters();
+        }
+        let cost = frame_cost(&frame);
+        self.backlog.bytes.fetch_add(cost, Ordering::AcqRel);
+        let sent = self.frames.try_send(frame).is_ok();
+        if !sent {
+            self.backlog.bytes.fetch_sub(cost, Ordering::AcqRel);
+        }
+        sent
+    }
+
+    /// Queues `frame`, waiting for room; false when the writer is gone.
+    pub(super) async fn send(&self, frame: Frame) -> bool {
+        let cost = frame_cost(&frame);
+        self.backlog.bytes.fetch_add(cost, Ordering::AcqRel);
+        let sent = self.frames.send(frame).await.is_ok();
+        if !sent {
+            self.backlog.bytes.fetch_sub(cost, Ordering::AcqRel);
+        }
+        sent
+    }
+
+    /// Waits until the queued replies are under the connection's bound
+    /// and few enough of its requests are still being answered.
+    async fn wait_for_room(&self) {
+        loop {
+            let drained = self.backlog.drained.notified();
+            if self.backlog.bytes.load(Ordering::Acquire) <= CONNECTION_BACKLOG_BYTES_MAX
+                && self.backlog.in_flight.load(Ordering::Acquire) < CONNECTION_REQUESTS_IN_FLIGHT_MAX
+            {
+                return;
+            }
+            drained.await;
+        }
+    }
+}
+
+/// What a frame counts against its connection's backlog: its values'
+/// bytes (the only part that can be large) plus a little for the rest.
+fn frame_cost(frame: &Frame) -> usize {
+    const OVERHEAD: usize = 64;
+    match frame {
+        Frame::Response {
+            reply: ClientReply::Got { values, .. },
+            ..
+        } => OVERHEAD + values.iter().map(Vec::len).sum::<usize>(),
+        _ => OVERHEAD,
     }
 }
 
@@ -463,7 +587,7 @@ mod tests {
     #[test]
     fn a_client_request_that_finds_the_core_full_is_answered_unavailable() {
         let (inputs, mut core) = mpsc::channel::<Input>(1);
-        let (connection, mut answers) = mpsc::channel::<Frame>(4);
+        let (connection, mut answers) = Outbox::new();
         let clients: Waiting = Arc::default();
         let get = |key: &str| ClientRequest::Get {
             key: key.as_bytes().to_vec(),

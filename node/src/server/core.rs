@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::connections::Outbox;
 use super::{hint_key, hint_partition, Waiting};
 use crate::config::ClusterConfig;
 use crate::storage::{Engine, StorageError};
@@ -35,7 +36,7 @@ pub(super) enum Input {
     Admin {
         id: u64,
         query: AdminQuery,
-        respond: mpsc::Sender<Frame>,
+        respond: Outbox,
     },
 }
 
