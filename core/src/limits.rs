@@ -42,6 +42,11 @@ pub const SIBLINGS_LIMIT_MAX: usize = SIBLINGS_MAX / 4;
 /// refused (the coordinator writes to another substitute or times out).
 pub const HINTS_MAX: usize = 100_000;
 
+/// How long a hint is held before it is dropped, by default (a day).
+pub const HINT_AGE_MAX_MS_DEFAULT: u64 = 24 * 3600 * 1000;
+/// The longest a cluster may set it to (a month).
+pub const HINT_AGE_MAX_MS_MAX: u64 = 30 * 24 * 3600 * 1000;
+
 /// Bytes of a key at most.
 pub const KEY_BYTES_MAX: usize = 64 * 1024;
 /// Bytes of one value at most (the paper's objects are under 1 MB).

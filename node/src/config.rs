@@ -121,6 +121,8 @@ struct RawCluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sloppy_quorum: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    hint_age_max_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     read_repair: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
@@ -364,6 +366,7 @@ impl ClusterConfig {
             probe_interval_ms: raw.probe_interval_ms.unwrap_or(defaults.probe_interval_ms),
             probe_interval_max_ms: raw.probe_interval_max_ms.unwrap_or(defaults.probe_interval_max_ms),
             sloppy_quorum: raw.sloppy_quorum.unwrap_or(defaults.sloppy_quorum),
+            hint_age_max_ms: raw.hint_age_max_ms.unwrap_or(defaults.hint_age_max_ms),
             read_repair: raw.read_repair.unwrap_or(defaults.read_repair),
         };
         let mut members = Vec::with_capacity(raw.nodes.len());
@@ -480,6 +483,7 @@ impl ClusterConfig {
             probe_interval_ms: Some(s.probe_interval_ms),
             probe_interval_max_ms: Some(s.probe_interval_max_ms),
             sloppy_quorum: Some(s.sloppy_quorum),
+            hint_age_max_ms: Some(s.hint_age_max_ms),
             read_repair: Some(s.read_repair),
             secret: match &self.secret {
                 Some(SecretSource::Inline(secret)) => Some(secret.text()),

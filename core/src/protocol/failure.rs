@@ -58,6 +58,7 @@ impl Node {
     /// or owed hints) and arm the next probe, backing off.
     pub(super) fn on_probe_timer(&mut self, node: NodeId, now_ms: u64, out: &mut Vec<Effect>) {
         self.failures.probing.remove(&node);
+        self.expire_hints_for(node, now_ms, out);
         if !self.failures.suspects(node) && !self.holds_hints_for(node) {
             return;
         }

@@ -13,19 +13,43 @@ use crate::limits::HINTS_MAX;
 use crate::version::SiblingSet;
 
 /// Hinted data held for other nodes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+///
+/// Equality and hashing leave out `since` (as the node's do its counters):
+/// hint ages only matter past `hint_age_max_ms`, hours, far beyond any
+/// model run, and keeping them would split states that behave alike.
+#[derive(Clone, Debug, Default)]
 pub(super) struct Hints {
     /// (owner, key) → the hinted set.
     pub(super) held: BTreeMap<(NodeId, Vec<u8>), SiblingSet>,
     /// Hints sent in a handoff and not yet acknowledged, as sent.
     handed: BTreeMap<(NodeId, Vec<u8>), SiblingSet>,
+    /// When each hint was first held (the driver's `now_ms`; hints
+    /// recovered at a restart count from the start).
+    since: BTreeMap<(NodeId, Vec<u8>), u64>,
+}
+
+impl PartialEq for Hints {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.held, &self.handed) == (&other.held, &other.handed)
+    }
+}
+
+impl Eq for Hints {}
+
+impl std::hash::Hash for Hints {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.held, &self.handed).hash(state);
+    }
 }
 
 impl Hints {
     /// Hints persisted before a restart.
     pub(super) fn recovered(hints: Vec<(NodeId, Vec<u8>, SiblingSet)>) -> Hints {
+        let held: BTreeMap<(NodeId, Vec<u8>), SiblingSet> =
+            hints.into_iter().map(|(owner, key, set)| ((owner, key), set)).collect();
         Hints {
-            held: hints.into_iter().map(|(owner, key, set)| ((owner, key), set)).collect(),
+            since: held.keys().map(|slot| (slot.clone(), 0)).collect(),
+            held,
             handed: BTreeMap::new(),
         }
     }
@@ -56,6 +80,33 @@ impl Node {
             out.push(Effect::Send {
                 to: owner,
                 message: Message::Handoff { key, set },
+            });
+        }
+    }
+
+    /// Drops the hints for `owner` held longer than `hint_age_max_ms`: an
+    /// owner away that long is rebuilt from the other replicas (read repair,
+    /// anti-entropy), and a hint must not be probed for ever.
+    pub(super) fn expire_hints_for(&mut self, owner: NodeId, now_ms: u64, out: &mut Vec<Effect>) {
+        let age_max = self.settings.hint_age_max_ms;
+        let expired: Vec<(NodeId, Vec<u8>)> = self
+            .hints
+            .since
+            .range((owner, Vec::new())..)
+            .take_while(|((held_for, _), _)| *held_for == owner)
+            .filter(|(_, since)| now_ms.saturating_sub(**since) > age_max)
+            .map(|(slot, _)| slot.clone())
+            .collect();
+        if !expired.is_empty() {
+            log::warn!("dropping {} hints for {owner}, held over {age_max} ms", expired.len());
+        }
+        for slot in expired {
+            self.hints.held.remove(&slot);
+            self.hints.handed.remove(&slot);
+            self.hints.since.remove(&slot);
+            out.push(Effect::DropHint {
+                owner: slot.0,
+                key: slot.1,
             });
         }
     }
@@ -92,6 +143,7 @@ impl Node {
         let mut held = self.hints.held.get(&slot).cloned().unwrap_or_default();
         held.merge(&set, self.settings.versioning);
         self.hints.held.insert(slot.clone(), held.clone());
+        self.hints.since.entry(slot.clone()).or_insert(now_ms);
         let token = self.persistence.token(Continuation::AckWrite { to: from, request });
         out.push(Effect::PersistHint {
             token,
@@ -109,6 +161,7 @@ impl Node {
         if let Some(sent) = self.hints.handed.remove(&slot) {
             if self.hints.held.get(&slot) == Some(&sent) {
                 self.hints.held.remove(&slot);
+                self.hints.since.remove(&slot);
                 self.stats.handoffs += 1;
                 out.push(Effect::DropHint {
                     owner: slot.0,
@@ -190,5 +243,32 @@ mod tests {
             .iter()
             .any(|effect| matches!(effect, Effect::PersistHint { owner: NodeId(2), .. })));
         assert_eq!(node.hints_pending(), 1);
+    }
+
+    #[test]
+    fn a_hint_held_past_its_age_limit_is_dropped_at_the_next_probe() {
+        use super::super::types::Timer;
+        let ring = Ring::new(8, &[NodeId(0), NodeId(1), NodeId(2)]).unwrap();
+        let actor = Actor {
+            node: NodeId(0),
+            incarnation: 7,
+        };
+        let settings = Settings::default();
+        let age_max = settings.hint_age_max_ms;
+        let mut node = Node::new(NodeId(0), actor, ring, settings, Vec::new());
+        let mut out = Vec::new();
+        node.handle_message(0, NodeId(1), write(NodeId(2)), &Empty, &mut out);
+        assert_eq!(node.hints_pending(), 1);
+        out.clear();
+        node.handle_timer(age_max / 2, Timer::Probe(NodeId(2)), &Empty, &mut out);
+        assert_eq!(node.hints_pending(), 1, "not yet expired");
+        out.clear();
+        node.handle_timer(age_max + 1, Timer::Probe(NodeId(2)), &Empty, &mut out);
+        assert_eq!(node.hints_pending(), 0);
+        assert!(
+            out.iter()
+                .any(|effect| matches!(effect, Effect::DropHint { owner: NodeId(2), .. })),
+            "{out:?}"
+        );
     }
 }

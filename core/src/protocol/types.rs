@@ -6,8 +6,8 @@ use thiserror::Error;
 
 use crate::ids::NodeId;
 use crate::limits::{
-    CLOCK_ENTRIES_DEFAULT, CLOCK_ENTRIES_MAX, REPLICAS_MAX, SIBLINGS_LIMIT_DEFAULT, SIBLINGS_LIMIT_MAX,
-    SIBLINGS_WARNING_DEFAULT, TIMEOUT_MS_MAX,
+    CLOCK_ENTRIES_DEFAULT, CLOCK_ENTRIES_MAX, HINT_AGE_MAX_MS_DEFAULT, HINT_AGE_MAX_MS_MAX, REPLICAS_MAX,
+    SIBLINGS_LIMIT_DEFAULT, SIBLINGS_LIMIT_MAX, SIBLINGS_WARNING_DEFAULT, TIMEOUT_MS_MAX,
 };
 use crate::version::{SiblingSet, VectorClock, Versioning};
 
@@ -40,6 +40,9 @@ pub struct Settings {
     pub probe_interval_max_ms: u64,
     /// Write to fallback nodes with hints when preference nodes are down.
     pub sloppy_quorum: bool,
+    /// A hint held longer than this is dropped (its owner is rebuilt by
+    /// read repair and anti-entropy instead).
+    pub hint_age_max_ms: u64,
     /// Repair stale replicas after a get.
     pub read_repair: bool,
 }
@@ -59,6 +62,7 @@ impl Default for Settings {
             probe_interval_ms: 100,
             probe_interval_max_ms: 2_000,
             sloppy_quorum: true,
+            hint_age_max_ms: HINT_AGE_MAX_MS_DEFAULT,
             read_repair: true,
         }
     }
@@ -143,6 +147,7 @@ impl Settings {
             (self.replica_timeout_ms, "replica_timeout_ms", TIMEOUT_MS_MAX),
             (self.probe_interval_ms, "probe_interval_ms", TIMEOUT_MS_MAX),
             (self.probe_interval_max_ms, "probe_interval_max_ms", TIMEOUT_MS_MAX),
+            (self.hint_age_max_ms, "hint_age_max_ms", HINT_AGE_MAX_MS_MAX),
         ] {
             if value == 0 {
                 return Err(SettingsError::Zero(name));
