@@ -13,12 +13,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{seed, value_for, Rng, TempDir};
+use common::{read_acks, seed, spawn_child, value_for, Rng, TempDir};
 use dynamo_core::PartitionId;
 use dynamo_node::storage::{Engine, StorageConfig, SyncPolicy};
 
@@ -98,43 +97,17 @@ fn kill9_never_loses_an_acknowledged_write() {
         .unwrap_or(25);
     let mut rng = Rng::new(seed("kill9_never_loses_an_acknowledged_write"));
     let dir = TempDir::new("kill9");
-    let me = std::env::current_exe().unwrap();
     // round → thread → highest acknowledged index + 1
     let mut acknowledged: BTreeMap<(u64, u64), u64> = BTreeMap::new();
     let mut total_acks = 0u64;
     for round in 0..rounds {
-        let mut child = Command::new(&me)
-            .args([
-                "--ignored",
-                "--exact",
-                "crash_child_appends_until_killed",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir.path())
-            .env(CHILD_ROUND, round.to_string())
-            .env("DYNAMO_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut acks = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // libtest prints "test NAME ... " without a newline before
-                // the child's first line: look for the marker anywhere.
-                let Some(start) = line.find("ack ") else { continue };
-                let mut words = line[start..].split(' ');
-                if words.next() == Some("ack") {
-                    let thread: u64 = words.next().unwrap().parse().unwrap();
-                    let index: u64 = words.next().unwrap().parse().unwrap();
-                    acks.push((thread, index));
-                }
-            }
-            acks
-        });
+        let env = [
+            (CHILD_DIR, dir.path().display().to_string()),
+            (CHILD_ROUND, round.to_string()),
+            ("DYNAMO_LOG", "warn".to_string()),
+        ];
+        let mut child = spawn_child("crash_child_appends_until_killed", &env);
+        let reader = read_acks(&mut child);
         // Let it start (open + recovery) and write for a random while.
         std::thread::sleep(Duration::from_millis(30 + rng.below(250)));
         child.kill().unwrap(); // SIGKILL

@@ -16,12 +16,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{seed, value_for, Rng, TempDir};
+use common::{read_acks, seed, spawn_child, value_for, Rng, TempDir};
 use dynamo_core::PartitionId;
 use dynamo_node::storage::{CompactionPolicy, Engine, StorageConfig, SyncPolicy};
 
@@ -100,43 +100,21 @@ fn compaction_under_kill9_loses_and_resurrects_nothing() {
         .unwrap_or(15);
     let mut rng = Rng::new(seed("compaction_under_kill9_loses_and_resurrects_nothing"));
     let dir = TempDir::new("kill9-compaction");
-    let me = std::env::current_exe().unwrap();
     // Keys of finished rounds and the state each settled in.
     let mut settled: BTreeMap<(u64, String), Option<Vec<u8>>> = BTreeMap::new();
     let mut total_acks = 0u64;
     for round in 0..rounds {
-        let mut child = Command::new(&me)
-            .args([
-                "--ignored",
-                "--exact",
-                "compaction_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir.path())
-            .env(CHILD_ROUND, round.to_string())
-            .env("DYNAMO_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut last: BTreeMap<u64, u64> = BTreeMap::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let Some(start) = line.find("ack ") else { continue };
-                let mut words = line[start + 4..].split(' ');
-                let thread: u64 = words.next().unwrap().parse().unwrap();
-                let index: u64 = words.next().unwrap().parse().unwrap();
-                last.insert(thread, index);
-            }
-            last
-        });
+        let env = [
+            (CHILD_DIR, dir.path().display().to_string()),
+            (CHILD_ROUND, round.to_string()),
+            ("DYNAMO_LOG", "error".to_string()),
+        ];
+        let mut child = spawn_child("compaction_crash_child", &env);
+        let reader = read_acks(&mut child);
         std::thread::sleep(Duration::from_millis(50 + rng.below(400)));
         child.kill().unwrap();
         child.wait().unwrap();
-        let last = reader.join().unwrap();
+        let last: BTreeMap<u64, u64> = reader.join().unwrap().into_iter().collect();
         total_acks += last.values().map(|index| index + 1).sum::<u64>();
 
         let engine = Engine::open(dir.path(), config(false))

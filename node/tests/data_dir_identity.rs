@@ -42,14 +42,7 @@ fn a_node_refuses_data_written_under_another_q_or_versioning() {
     let file = dir.path().join("cluster.toml");
     let data = dir.path().join("n1");
     write_cluster(&file, "n = 1\nr = 1\nw = 1\npartitions = 8");
-    let mut node = serve(&file, &data);
-    let mut ready = String::new();
-    BufReader::new(node.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert!(ready.starts_with("ready n1"), "{ready}");
-    node.kill().unwrap();
-    node.wait().unwrap();
+    serves_then_stops(&file, &data);
 
     for (settings, field, values) in [
         ("n = 1\nr = 1\nw = 1\npartitions = 16", "partitions", ["8", "16"]),
@@ -71,7 +64,12 @@ fn a_node_refuses_data_written_under_another_q_or_versioning() {
     }
     // The original settings still serve.
     write_cluster(&file, "n = 1\nr = 1\nw = 1\npartitions = 8");
-    let mut node = serve(&file, &data);
+    serves_then_stops(&file, &data);
+}
+
+/// Starts the node, waits for its ready line, and kills it.
+fn serves_then_stops(file: &Path, data: &Path) {
+    let mut node = serve(file, data);
     let mut ready = String::new();
     BufReader::new(node.stdout.take().unwrap())
         .read_line(&mut ready)

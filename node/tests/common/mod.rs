@@ -73,3 +73,40 @@ pub fn value_for(key: u64, round: u64, len: usize) -> Vec<u8> {
     value.truncate(len);
     value
 }
+
+/// Runs the ignored test `name` of this test binary as a child process,
+/// with `env`, its stdout piped (for `ack` lines) and its stderr dropped:
+/// the crash tests kill it at a moment of their choosing.
+pub fn spawn_child(name: &str, env: &[(&str, String)]) -> std::process::Child {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--ignored", "--exact", name, "--nocapture", "--test-threads=1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.spawn().unwrap()
+}
+
+/// Reads a child's `ack THREAD INDEX` lines, in order, until it dies (on
+/// a thread of its own, so the parent can kill the child meanwhile).
+/// libtest prints "test NAME ... " without a newline before the child's
+/// first line, so the marker is looked for anywhere in a line; a line cut
+/// by the kill has no newline and is not read.
+pub fn read_acks(child: &mut std::process::Child) -> std::thread::JoinHandle<Vec<(u64, u64)>> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut acks = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let Some(start) = line.find("ack ") else { continue };
+            let mut words = line[start + 4..].split(' ');
+            let thread: u64 = words.next().unwrap().parse().unwrap();
+            let index: u64 = words.next().unwrap().parse().unwrap();
+            acks.push((thread, index));
+        }
+        acks
+    })
+}
