@@ -162,6 +162,8 @@ pub struct History {
     pub arena: Vec<u32>,
     /// Problems with the history itself.
     pub problems: Vec<HistoryProblem>,
+    /// The fault events, in file order.
+    pub faults: Vec<FaultEvent>,
     /// Number of events read.
     pub events: u64,
 }
@@ -194,6 +196,39 @@ struct Line<'a> {
     time_ns: u64,
     #[serde(default, rename = "final")]
     is_final: Option<bool>,
+}
+
+/// A `fault` event line.
+#[derive(Deserialize)]
+struct FaultLine<'a> {
+    #[serde(rename = "type", borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow)]
+    fault: Cow<'a, str>,
+    #[serde(borrow)]
+    phase: Cow<'a, str>,
+    #[serde(default)]
+    targets: Vec<String>,
+    #[serde(default)]
+    detail: Option<String>,
+    time_ns: u64,
+}
+
+/// What the nemesis did, as the history recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultEvent {
+    /// 1-based line number.
+    pub line: u64,
+    /// `kill`, `pause`, `partition`, ... (an open set).
+    pub fault: String,
+    /// `start` or `end`.
+    pub phase: String,
+    /// The nodes, or the groups of a partition.
+    pub targets: Vec<String>,
+    /// How it was done, in words.
+    pub detail: Option<String>,
+    /// When.
+    pub time_ns: u64,
 }
 
 struct Interner {
@@ -327,11 +362,41 @@ impl Reader {
             if trimmed.is_empty() {
                 continue;
             }
+            // Fault events (HISTORY.md, "Fault events") carry no process or
+            // op: they are counted, and decide nothing.
+            if trimmed.contains("\"fault\"") {
+                if let Ok(fault) = serde_json::from_str::<FaultLine>(trimmed) {
+                    if fault.event == "fault" {
+                        self.fault(number, fault);
+                        continue;
+                    }
+                }
+            }
             let line: Line =
                 serde_json::from_str(trimmed).map_err(|error| self.malformed(number, error.to_string()))?;
             self.event(number, line)?;
         }
         Ok(self.history)
+    }
+
+    fn fault(&mut self, number: u64, line: FaultLine<'_>) {
+        self.history.events += 1;
+        if line.phase != "start" && line.phase != "end" {
+            self.problem(
+                number,
+                Vec::new(),
+                None,
+                format!("a fault event's phase is {:?}, not start or end", line.phase),
+            );
+        }
+        self.history.faults.push(FaultEvent {
+            line: number,
+            fault: line.fault.into_owned(),
+            phase: line.phase.into_owned(),
+            targets: line.targets,
+            detail: line.detail,
+            time_ns: line.time_ns,
+        });
     }
 
     fn event(&mut self, number: u64, line: Line) -> Result<(), ReadError> {

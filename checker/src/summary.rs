@@ -26,6 +26,19 @@ pub fn text(verdict: &Verdict) -> String {
         counts.final_reads,
         counts.final_keys
     );
+    if counts.fault_events > 0 {
+        let kinds: Vec<String> = counts
+            .faults
+            .iter()
+            .map(|(kind, count)| format!("{kind} {count}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "faults: {} ({} events; under faults a fail or info is availability, not a violation)",
+            kinds.join(", "),
+            counts.fault_events
+        );
+    }
     let _ = writeln!(
         out,
         "verdict ({} mode): {}",

@@ -463,3 +463,25 @@ fn invariant_names_in_check_json_are_history_md_s() {
         assert_eq!(name.parse::<Invariant>().unwrap().name(), name);
     }
 }
+
+#[test]
+fn fault_events_are_read_counted_and_decide_nothing() {
+    let verdict = verdict(
+        Mode::Eventual,
+        &[
+            r#"{"type":"fault","fault":"kill","phase":"start","targets":["n2"],"detail":"SIGKILL pid 42"}"#,
+            W_A[0],
+            W_A[1],
+            r#"{"type":"fault","fault":"kill","phase":"end","targets":["n2"]}"#,
+            r#"{"type":"fault","fault":"partition","phase":"start","targets":["n1,n2|n3"]}"#,
+            r#"{"type":"invoke","process":1,"op":1,"f":"put","key":"fault","value":"fault","context":[]}"#,
+            r#"{"type":"ok","process":1,"op":1,"f":"put"}"#,
+        ],
+    );
+    only(&verdict, "", 0);
+    assert_eq!(verdict.counts.fault_events, 3);
+    assert_eq!(verdict.counts.faults.get("kill"), Some(&1));
+    assert_eq!(verdict.counts.faults.get("partition"), Some(&1));
+    // A value or key named "fault" is still an operation.
+    assert_eq!(verdict.counts.puts, 2);
+}

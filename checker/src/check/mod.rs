@@ -125,8 +125,12 @@ pub fn check(history: &History, options: &Options) -> Verdict {
 fn count(history: &History) -> Counts {
     let mut counts = Counts {
         keys: history.keys.len() as u64,
+        fault_events: history.faults.len() as u64,
         ..Counts::default()
     };
+    for fault in history.faults.iter().filter(|fault| fault.phase == "start") {
+        *counts.faults.entry(fault.fault.clone()).or_insert(0) += 1;
+    }
     for operation in &history.operations {
         match operation.kind {
             Kind::Get => counts.gets += 1,

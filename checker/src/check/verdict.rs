@@ -227,6 +227,10 @@ pub struct Counts {
     pub final_reads: u64,
     /// Keys with final reads.
     pub final_keys: u64,
+    /// Fault events (`start` and `end`), which decide nothing.
+    pub fault_events: u64,
+    /// Faults started, by kind.
+    pub faults: std::collections::BTreeMap<String, u64>,
 }
 
 /// The checker's verdict, as `check.json` holds it.
