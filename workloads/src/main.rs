@@ -49,6 +49,12 @@ enum Command {
         /// Seed of every random choice, overriding the spec's.
         #[arg(long)]
         seed: Option<u64>,
+        /// Which node coordinates each request, overriding the spec's:
+        /// preference (the first node of the key's preference list),
+        /// any-replica (any of its N, at random), or random (any node; one
+        /// that is not a replica forwards).
+        #[arg(long)]
+        routing: Option<dynamo_bench::spec::Routing>,
         /// The run directory [default: reports/runs/<time>-<spec>].
         #[arg(long)]
         out: Option<PathBuf>,
@@ -97,6 +103,7 @@ fn main() -> ExitCode {
             duration,
             rate,
             seed,
+            routing,
             out,
             cluster,
             quiet,
@@ -108,7 +115,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            if let Err(error) = spec.apply(&Overrides { duration, rate, seed }) {
+            if let Err(error) = spec.apply(&Overrides {
+                duration,
+                rate,
+                seed,
+                routing,
+            }) {
                 eprintln!("dynamo-bench run: {error}");
                 return ExitCode::from(2);
             }

@@ -416,6 +416,7 @@ fn summary_json(figures: &Figures<'_>) -> serde_json::Value {
             "clients": spec.load.clients,
             "max_in_flight": spec.load.max_in_flight,
             "timeout_ms": spec.load.timeout.as_millis() as u64,
+            "routing": spec.load.routing.name(),
             "keys": spec.keys.count,
             "value_bytes": spec.keys.value_bytes,
             "distribution": format!("{:?}", spec.keys.distribution),

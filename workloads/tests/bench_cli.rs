@@ -166,6 +166,7 @@ fn bad_input_and_unreachable_clusters_exit_two_with_a_clear_message() {
         ("--duration", "99999999999999999999999"),
         ("--rate", "1e-30"),
         ("--rate", "NaN"),
+        ("--routing", "nearest"),
     ] {
         let output = bench()
             .args(["run", spec("cart.toml").to_str().unwrap(), flag, value])

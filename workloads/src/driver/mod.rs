@@ -116,6 +116,8 @@ struct Shared {
     queued: AtomicU64,
     key_width: usize,
     padding: Vec<u8>,
+    /// N: the replicas a key has (for `any-replica` routing).
+    replicas: usize,
 }
 
 impl Shared {
@@ -303,6 +305,7 @@ impl Shared {
             queued: AtomicU64::new(0),
             key_width: (spec.keys.count.max(2) - 1).to_string().len(),
             padding: vec![b'.'; spec.keys.value_bytes],
+            replicas: target.n,
             spec: spec.clone(),
         }
     }

@@ -15,8 +15,9 @@ use dynamo_core::version::VectorClock;
 use dynamo_node::sync::Recover;
 
 use super::{Scheduled, Shared, CACHED_CONTEXTS_MAX};
+use crate::keys::Rng;
 use crate::record::{Completion, Invoke};
-use crate::spec::OpKind;
+use crate::spec::{OpKind, Routing};
 
 /// A stored value: `<value id>\n<cart items, comma-separated>\n<padding>`.
 fn encode_value(shared: &Shared, id: &str, items: Option<&[u64]>) -> Vec<u8> {
@@ -68,6 +69,9 @@ pub(super) struct Worker {
     process: u64,
     contexts: HashMap<u64, (Vec<String>, VectorClock)>,
     measured: bool,
+    /// Picks coordinators under `any-replica` and `random` routing (seeded
+    /// from the spec's seed and the worker's first process id).
+    rng: Rng,
 }
 
 /// A get's result in history terms.
@@ -117,7 +121,7 @@ impl Worker {
         let op = shared.next_op.fetch_add(1, Ordering::Relaxed);
         let routed = match order {
             Some(order) => Ok(order),
-            None => self.client.route(key_name.as_bytes()).await,
+            None => self.route(&key_name).await,
         };
         let node = shared.first_node(&routed);
         shared.history.invoke(&Invoke {
@@ -193,7 +197,7 @@ impl Worker {
         let op = shared.next_op.fetch_add(1, Ordering::Relaxed);
         let id = format!("v{op}");
         let f = if delete { "delete" } else { "put" };
-        let routed = self.client.route(key_name.as_bytes()).await;
+        let routed = self.route(&key_name).await;
         let node = shared.first_node(&routed);
         shared.touched[key as usize].store(true, Ordering::Relaxed);
         shared.history.invoke(&Invoke {
@@ -345,13 +349,35 @@ impl Worker {
 
 impl Worker {
     pub(super) fn new(client: Client, shared: Arc<Shared>, process: u64) -> Worker {
+        let rng = Rng::new(shared.spec.seed ^ process.wrapping_mul(0x2545_f491_4f6c_dd1d));
         Worker {
             client,
             shared,
             process,
             contexts: HashMap::new(),
             measured: false,
+            rng,
         }
+    }
+
+    /// The nodes to try for `key`, in order: its preference list, then
+    /// every other member, with the first reordered by the spec's routing.
+    async fn route(&mut self, key: &str) -> Result<Vec<SocketAddr>, ClientLibError> {
+        let mut order = self.client.route(key.as_bytes()).await?;
+        let replicas = self.shared.replicas.min(order.len());
+        match self.shared.spec.load.routing {
+            Routing::Preference => {}
+            Routing::AnyReplica => {
+                let pick = self.rng.below(replicas as u64) as usize;
+                order[..replicas].rotate_left(pick);
+            }
+            Routing::Random => {
+                let pick = self.rng.below(order.len() as u64) as usize;
+                let chosen = order.remove(pick);
+                order.insert(0, chosen);
+            }
+        }
+        Ok(order)
     }
 
     /// Takes scheduled operations until the scheduler stops, one at a time,

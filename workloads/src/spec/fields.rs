@@ -93,6 +93,10 @@ impl Fields<'_> {
             clients: raw.clients,
             max_in_flight: raw.max_in_flight.unwrap_or(raw.clients),
             timeout: self.duration("load", "timeout", &raw.timeout)?,
+            routing: raw
+                .routing
+                .parse()
+                .map_err(|message| self.invalid("load", "routing", message))?,
         };
         if load.duration.is_zero() {
             return Err(invalid("duration", "must be positive"));

@@ -171,6 +171,47 @@ pub struct LoadSpec {
     pub max_in_flight: usize,
     /// A request not answered within this is abandoned (`info` for a write).
     pub timeout: Duration,
+    /// Which node each request goes to first.
+    pub routing: Routing,
+}
+
+/// Which node coordinates a request (the paper, §6.4: client-driven
+/// coordination, or a load balancer in front of the cluster).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routing {
+    /// The first node of the key's preference list (a partition-aware
+    /// client): every version of a key comes from one coordinator.
+    Preference,
+    /// Any of the key's N preference nodes, at random: versions come from
+    /// several coordinators, so their merges are exercised.
+    AnyReplica,
+    /// Any node at random (a load balancer): a node that is not a replica
+    /// forwards the request.
+    Random,
+}
+
+impl std::str::FromStr for Routing {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Routing, String> {
+        match text {
+            "preference" => Ok(Routing::Preference),
+            "any-replica" => Ok(Routing::AnyReplica),
+            "random" => Ok(Routing::Random),
+            other => Err(format!("{other:?} is not preference, any-replica or random")),
+        }
+    }
+}
+
+impl Routing {
+    /// Its name in specs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Routing::Preference => "preference",
+            Routing::AnyReplica => "any-replica",
+            Routing::Random => "random",
+        }
+    }
 }
 
 /// The keys.
@@ -312,6 +353,8 @@ pub struct Overrides {
     pub rate: Option<f64>,
     /// `--seed`.
     pub seed: Option<u64>,
+    /// `--routing`.
+    pub routing: Option<Routing>,
 }
 
 impl Spec {
@@ -385,6 +428,9 @@ impl Spec {
         }
         if let Some(seed) = overrides.seed {
             self.seed = seed;
+        }
+        if let Some(routing) = overrides.routing {
+            self.load.routing = routing;
         }
         Ok(())
     }
@@ -496,16 +542,22 @@ mod tests {
     #[test]
     fn overrides_replace_the_spec_and_are_checked() {
         let mut spec = parse(MINIMAL).unwrap();
+        assert_eq!(spec.load.routing, Routing::Preference);
         spec.apply(&Overrides {
             duration: Some(Duration::from_secs(3)),
             rate: Some(50.0),
             seed: Some(7),
+            routing: Some(Routing::AnyReplica),
         })
         .unwrap();
         assert_eq!(
-            (spec.load.duration, spec.load.rate, spec.seed),
-            (Duration::from_secs(3), 50.0, 7)
+            (spec.load.duration, spec.load.rate, spec.seed, spec.load.routing),
+            (Duration::from_secs(3), 50.0, 7, Routing::AnyReplica)
         );
+        let bad = parse(&MINIMAL.replace("[load]", "[load]\nrouting = \"nearest\""))
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("load.routing") && bad.contains("nearest"), "{bad}");
         let error = spec
             .apply(&Overrides {
                 rate: Some(0.0),

@@ -59,6 +59,8 @@ pub(super) struct RawLoad {
     pub(super) max_in_flight: Option<usize>,
     #[serde(default = "default_timeout")]
     pub(super) timeout: String,
+    #[serde(default = "default_routing")]
+    pub(super) routing: String,
 }
 
 #[derive(Deserialize)]
@@ -164,4 +166,7 @@ fn default_true() -> bool {
 }
 fn default_quiet() -> String {
     "2s".into()
+}
+fn default_routing() -> String {
+    "preference".into()
 }
