@@ -105,14 +105,31 @@ pub fn loopback_members(ports: &[u16]) -> Vec<Member> {
         .collect()
 }
 
-/// `count` members on free loopback ports.
+/// The loopback address of local node `index`: 127.0.0.11, .12, ... (the
+/// whole 127.0.0.0/8 is loopback on Linux), so that a network fault can
+/// cut one pair of nodes and not another.
+pub fn node_address(index: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, (index / 240) as u8, 11 + (index % 240) as u8)
+}
+
+/// `count` members, each on its own loopback address ([`node_address`])
+/// and a port free there.
 ///
 /// # Errors
 /// Loopback cannot be bound.
 pub fn free_loopback_members(count: usize) -> Result<Vec<Member>, LaunchError> {
-    Ok(loopback_members(
-        &free_ports(count).map_err(io("finding free loopback ports"))?,
-    ))
+    (0..count)
+        .map(|index| {
+            let ip = node_address(index);
+            let listener = std::net::TcpListener::bind((ip, 0)).map_err(io(format!("binding {ip}")))?;
+            let addr = listener.local_addr().map_err(io(format!("binding {ip}")))?;
+            Ok(Member {
+                node: NodeId(index as u32),
+                name: format!("n{}", index + 1),
+                addr,
+            })
+        })
+        .collect()
 }
 
 /// Makes the child die (SIGKILL) when the thread that starts it does, and
@@ -351,5 +368,18 @@ impl Drop for LocalCluster {
         for index in 0..self.children.len() {
             self.kill9(index);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_local_node_has_an_address_of_its_own() {
+        let members = free_loopback_members(3).unwrap();
+        let ips: Vec<String> = members.iter().map(|member| member.addr.ip().to_string()).collect();
+        assert_eq!(ips, ["127.0.0.11", "127.0.0.12", "127.0.0.13"]);
+        assert_eq!(node_address(240).to_string(), "127.0.1.11");
     }
 }

@@ -285,6 +285,7 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
     let (completion_tx, completion_rx) = mpsc::unbounded_channel::<Persisted>();
     let auth = Arc::new(PeerAuth {
         me: member.node,
+        ip: member.addr.ip(),
         members: config.members.iter().map(|member| member.node).collect(),
         secret: config.secret.as_ref().map(|source| source.secret().as_bytes().to_vec()),
     });

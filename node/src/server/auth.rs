@@ -30,6 +30,8 @@ pub(super) type Bytes = [u8; NONCE_BYTES];
 pub(super) struct PeerAuth {
     /// This node.
     pub(super) me: NodeId,
+    /// The address it listens on (peer connections start from it).
+    pub(super) ip: std::net::IpAddr,
     /// The members it takes peer frames from.
     pub(super) members: Vec<NodeId>,
     /// The cluster secret (none: peers are not authenticated).

@@ -496,7 +496,18 @@ async fn open_handshake(stream: &mut TcpStream, auth: &PeerAuth, secret: &[u8], 
 
 /// Connects to `peer` at `addr` and, with a secret, completes the handshake.
 async fn connect_peer(addr: SocketAddr, peer: NodeId, auth: &PeerAuth) -> Option<TcpStream> {
-    let mut stream = match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await {
+    // From this node's own address, so that peer traffic between two
+    // nodes is traffic between their two addresses (what a network
+    // partition between them cuts).
+    let connect = async {
+        let socket = match auth.ip {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(auth.ip, 0))?;
+        socket.connect(addr).await
+    };
+    let mut stream = match tokio::time::timeout(Duration::from_millis(500), connect).await {
         Ok(Ok(stream)) => stream,
         _ => return None,
     };
