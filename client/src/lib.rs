@@ -40,6 +40,18 @@ pub enum Error {
         /// The last failure.
         last: String,
     },
+    /// A write reached a node and no answer came: it may or may not take
+    /// effect. It is not sent anywhere else (that would make it twice);
+    /// read the key before writing again.
+    #[error(
+        "{addr} took the write but did not answer ({reason}): it may or may not take effect; read before retrying"
+    )]
+    Indeterminate {
+        /// The node.
+        addr: SocketAddr,
+        /// What happened.
+        reason: String,
+    },
     /// The cluster answered with a failure (its kind says what to do).
     #[error("{0}")]
     Failed(ClientError),
@@ -60,6 +72,34 @@ pub enum Error {
         #[source]
         source: DescriptionError,
     },
+}
+
+/// Why one call to one node got no answer.
+#[derive(Debug)]
+enum CallError {
+    /// The request never left whole (no connection, or a failed write):
+    /// no node can have acted on it.
+    NotSent(String),
+    /// The request was sent; no answer came (a timeout, a closed
+    /// connection): the node may have acted on it, or may yet.
+    MaybeDelivered(String),
+}
+
+impl CallError {
+    fn at(self, addr: SocketAddr) -> CallError {
+        match self {
+            CallError::NotSent(reason) => CallError::NotSent(format!("{addr}: {reason}")),
+            CallError::MaybeDelivered(reason) => CallError::MaybeDelivered(format!("{addr}: {reason}")),
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::NotSent(reason) | CallError::MaybeDelivered(reason) => f.write_str(reason),
+        }
+    }
 }
 
 /// The cluster as a node described it.
@@ -122,11 +162,11 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(addr: SocketAddr, timeout: Duration) -> Result<Connection, String> {
+    async fn open(addr: SocketAddr, timeout: Duration) -> Result<Connection, CallError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| format!("{addr}: connect timed out"))?
-            .map_err(|error| format!("{addr}: {error}"))?;
+            .map_err(|_| CallError::NotSent(format!("{addr}: connect timed out")))?
+            .map_err(|error| CallError::NotSent(format!("{addr}: {error}")))?;
         let _ = stream.set_nodelay(true);
         Ok(Connection {
             stream,
@@ -134,12 +174,18 @@ impl Connection {
         })
     }
 
-    async fn call(&mut self, frame: &Frame, id: u64) -> Result<Frame, String> {
+    async fn call(&mut self, frame: &Frame, id: u64) -> Result<Frame, CallError> {
         let mut bytes = Vec::new();
         encode_frame(frame, &mut bytes);
-        self.stream.write_all(&bytes).await.map_err(|error| error.to_string())?;
+        // A write that failed left at most part of the frame, which no node
+        // decodes: the request was not sent.
+        self.stream
+            .write_all(&bytes)
+            .await
+            .map_err(|error| CallError::NotSent(error.to_string()))?;
+        let delivered = |error: String| CallError::MaybeDelivered(error);
         loop {
-            while let Some((frame, used)) = decode_frame(&self.buffer).map_err(|error| error.to_string())? {
+            while let Some((frame, used)) = decode_frame(&self.buffer).map_err(|error| delivered(error.to_string()))? {
                 self.buffer.drain(..used);
                 match &frame {
                     Frame::Response { id: got, .. } | Frame::AdminReply { id: got, .. } if *got == id => {
@@ -155,9 +201,9 @@ impl Connection {
                 .stream
                 .read_buf(&mut self.buffer)
                 .await
-                .map_err(|error| error.to_string())?;
+                .map_err(|error| delivered(error.to_string()))?;
             if read == 0 {
-                return Err("the node closed the connection".into());
+                return Err(delivered("the node closed the connection".into()));
             }
         }
     }
@@ -185,13 +231,22 @@ impl Client {
         }
     }
 
-    async fn call(&self, addr: SocketAddr, frame_for: impl Fn(u64) -> Frame) -> Result<Frame, String> {
+    /// Sends one frame to `addr` and waits for its answer. `idempotent`:
+    /// whether sending it twice is harmless (reads, admin queries); a put
+    /// is not — a second delivery makes a second version — so a put is
+    /// never sent again once it may have been delivered.
+    async fn call(
+        &self,
+        addr: SocketAddr,
+        idempotent: bool,
+        frame_for: impl Fn(u64) -> Frame,
+    ) -> Result<Frame, CallError> {
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let frame = frame_for(id);
         let mut connections = self.connections.lock().await;
-        // A kept connection may have died with its node (a restart): if it
-        // fails before any answer arrived, the request goes again once on a
-        // fresh connection. For a put that makes delivery at-least-once.
+        // A kept connection may have died with its node (a restart): the
+        // request goes again once on a fresh connection if it was not sent
+        // (or, for an idempotent request, if no answer came).
         let reused = connections.contains_key(&addr);
         for attempt in 0..2 {
             let connection = match connections.entry(addr) {
@@ -204,18 +259,22 @@ impl Client {
                 Ok(Ok(answer)) => return Ok(answer),
                 Ok(Err(error)) => {
                     connections.remove(&addr);
-                    if attempt == 0 && reused {
+                    let again = matches!(error, CallError::NotSent(_)) || idempotent;
+                    if attempt == 0 && reused && again {
                         continue;
                     }
-                    return Err(format!("{addr}: {error}"));
+                    return Err(error.at(addr));
                 }
                 Err(_) => {
                     connections.remove(&addr);
-                    return Err(format!("{addr}: no answer within {} ms", self.timeout.as_millis()));
+                    let reason = format!("{addr}: no answer within {} ms", self.timeout.as_millis());
+                    return Err(CallError::MaybeDelivered(reason));
                 }
             }
         }
-        Err(format!("{addr}: the connection failed twice"))
+        Err(CallError::MaybeDelivered(format!(
+            "{addr}: the connection failed twice"
+        )))
     }
 
     /// Sends an admin query to one node.
@@ -224,11 +283,11 @@ impl Client {
     /// The node cannot be reached or answers something else.
     pub async fn admin(&self, addr: SocketAddr, query: AdminQuery) -> Result<AdminAnswer, Error> {
         let answer = self
-            .call(addr, |id| Frame::Admin { id, query })
+            .call(addr, true, |id| Frame::Admin { id, query })
             .await
             .map_err(|last| Error::Unreachable {
                 tried: addr.to_string(),
-                last,
+                last: last.to_string(),
             })?;
         match answer {
             Frame::AdminReply { answer, .. } => Ok(answer),
@@ -336,9 +395,10 @@ impl Client {
         request: ClientRequest,
     ) -> Result<(ClientReply, SocketAddr), Error> {
         let mut last = String::from("no nodes");
+        let idempotent = matches!(request, ClientRequest::Get { .. });
         for &addr in order {
             match self
-                .call(addr, |id| Frame::Request {
+                .call(addr, idempotent, |id| Frame::Request {
                     id,
                     request: request.clone(),
                 })
@@ -351,7 +411,15 @@ impl Client {
                         answer: format!("{other:?}"),
                     })
                 }
-                Err(error) => last = error,
+                // A put that may have reached a node must not go to the
+                // next one: if the first still coordinates it (a paused
+                // node, a slow one), the write is made twice, as two
+                // versions, and the second can bring back a value a later
+                // write already superseded.
+                Err(CallError::MaybeDelivered(reason)) if !idempotent => {
+                    return Err(Error::Indeterminate { addr, reason });
+                }
+                Err(error) => last = error.to_string(),
             }
         }
         Err(Error::Unreachable {

@@ -353,3 +353,36 @@ async fn clock_timestamps_are_wall_clock_time_across_a_restart() {
         );
     }
 }
+
+/// Found by the bench under pauses with any-replica routing: a put that
+/// timed out at a paused coordinator went on to the next node, and when
+/// the paused one resumed it coordinated the same put again: two versions
+/// of one write, the second able to bring back a value a later write had
+/// superseded (the checker's sibling-antichain finding). A put that may
+/// have reached a node is now never sent to another; the client reports
+/// it as indeterminate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_that_timed_out_at_a_paused_node_is_not_made_twice() {
+    let cluster = TestCluster::start("put-once", 3, "n = 3\nr = 2\nw = 2\npartitions = 8\nsync = \"none\"");
+    let paused = cluster.cluster.pid(0).unwrap();
+    signal(paused, "STOP");
+    let client = Client::new(cluster.addrs.clone(), Duration::from_millis(300));
+    let order = [cluster.addrs[0], cluster.addrs[1]];
+    let answer = client
+        .put_via(&order, b"k", Some(b"once"), &VectorClock::new(), None)
+        .await;
+    signal(paused, "CONT");
+    assert!(
+        matches!(answer, Err(dynamo_client::Error::Indeterminate { .. })),
+        "a put that may have reached the paused node was sent elsewhere: {answer:?}"
+    );
+    // The resumed node coordinates the put it was sent, once.
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    eventually(Duration::from_secs(10), "the resumed node's write", || async {
+        client.get(b"k", None).await.is_ok_and(|got| !got.values.is_empty())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = client.get(b"k", Some(3)).await.unwrap();
+    assert_eq!(got.values, vec![b"once".to_vec()], "the write was made more than once");
+}
