@@ -14,7 +14,9 @@
 //! instead of leaving them holding their ports and data locks. (The
 //! kernel ties that signal to the starting *thread*: start nodes from a
 //! thread that lives as long as the cluster should, such as the main
-//! thread.)
+//! thread.) So every node is started by one spawner thread the cluster
+//! keeps for its whole life: a node restarted from any thread (a nemesis,
+//! say) still dies with the launcher, and not with that thread.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -153,6 +155,53 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
+/// A thread that starts child processes on request and lives as long as
+/// the cluster, so that `PR_SET_PDEATHSIG` ties the nodes to the cluster's
+/// life rather than to whichever thread asked.
+#[derive(Debug)]
+struct Spawner {
+    requests: Option<std::sync::mpsc::Sender<(Command, std::sync::mpsc::Sender<std::io::Result<Child>>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spawner {
+    fn start() -> std::io::Result<Spawner> {
+        let (requests, incoming) =
+            std::sync::mpsc::channel::<(Command, std::sync::mpsc::Sender<std::io::Result<Child>>)>();
+        let thread = std::thread::Builder::new()
+            .name("dynamo-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in incoming {
+                    let _ = reply.send(command.spawn());
+                }
+            })?;
+        Ok(Spawner {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
+    }
+
+    fn spawn(&self, command: Command) -> std::io::Result<Child> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let gone = || std::io::Error::other("the spawner thread is gone");
+        self.requests
+            .as_ref()
+            .ok_or_else(gone)?
+            .send((command, reply))
+            .map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Sends `signal` to a child process of ours.
 fn signal(child: &Child, signal: libc::c_int) {
     // SAFETY: kill(2) with the pid of a child we started and have not
@@ -170,6 +219,8 @@ pub struct LocalCluster {
     file: PathBuf,
     config: ClusterConfig,
     children: Vec<Option<Child>>,
+    /// The thread every node is started from (see the module doc).
+    spawner: Spawner,
     log_level: String,
     /// Print each node's ready line on stdout as it comes (the CLI does).
     echo_ready: bool,
@@ -214,6 +265,7 @@ impl LocalCluster {
             dir: dir.to_path_buf(),
             file,
             children: config.members.iter().map(|_| None).collect(),
+            spawner: Spawner::start().map_err(io("starting the spawner thread"))?,
             config,
             log_level: std::env::var("DYNAMO_LOG").unwrap_or_else(|_| "warn".into()),
             echo_ready,
@@ -271,8 +323,9 @@ impl LocalCluster {
             .env("DYNAMO_LOG", &self.log_level)
             .stdout(Stdio::piped());
         die_with_parent(&mut command);
-        let mut child = command
-            .spawn()
+        let mut child = self
+            .spawner
+            .spawn(command)
             .map_err(io(format!("starting {name} ({})", self.binary.display())))?;
         let stdout = child
             .stdout
@@ -318,6 +371,31 @@ impl LocalCluster {
             }
         }
         exited
+    }
+
+    /// SIGSTOP node `index`: it keeps its connections and its state, and
+    /// answers nothing (a node that is slow, not dead).
+    pub fn pause(&mut self, index: usize) {
+        if let Some(child) = self.children.get(index).and_then(Option::as_ref) {
+            signal(child, libc::SIGSTOP);
+        }
+    }
+
+    /// SIGCONT node `index` after [`LocalCluster::pause`].
+    pub fn resume(&mut self, index: usize) {
+        if let Some(child) = self.children.get(index).and_then(Option::as_ref) {
+            signal(child, libc::SIGCONT);
+        }
+    }
+
+    /// Whether node `index` runs (started and not killed).
+    pub fn is_running(&self, index: usize) -> bool {
+        self.children.get(index).is_some_and(Option::is_some)
+    }
+
+    /// The data directory of node `index`.
+    pub fn data_dir(&self, index: usize) -> Option<PathBuf> {
+        self.config.members.get(index).map(|member| self.dir.join(&member.name))
     }
 
     /// SIGKILL node `index`: no shutdown, no final sync.

@@ -9,6 +9,7 @@
 //! - [`run`]: the whole job: cluster, drive, check, report, run directory.
 
 pub mod driver;
+pub mod faults;
 pub mod keys;
 pub mod record;
 pub mod run;

@@ -55,6 +55,12 @@ enum Command {
         /// that is not a replica forwards).
         #[arg(long)]
         routing: Option<dynamo_bench::spec::Routing>,
+        /// Add a seeded random schedule of these faults to the spec's
+        /// (comma-separated: kill, pause): a fault every 8 s on average,
+        /// lasting 3 s, none in the last 5 s; healed before the final
+        /// reads, and recorded in the history.
+        #[arg(long, value_delimiter = ',')]
+        faults: Option<Vec<dynamo_bench::faults::FaultKind>>,
         /// The run directory [default: reports/runs/<time>-<spec>].
         #[arg(long)]
         out: Option<PathBuf>,
@@ -104,6 +110,7 @@ fn main() -> ExitCode {
             rate,
             seed,
             routing,
+            faults,
             out,
             cluster,
             quiet,
@@ -120,6 +127,7 @@ fn main() -> ExitCode {
                 rate,
                 seed,
                 routing,
+                faults,
             }) {
                 eprintln!("dynamo-bench run: {error}");
                 return ExitCode::from(2);

@@ -109,6 +109,24 @@ impl HistoryWriter {
         time_ns
     }
 
+    /// Writes a fault event (HISTORY.md, "Fault events"); returns its
+    /// `time_ns`.
+    pub fn fault(&self, fault: &str, phase: &str, targets: &[String], detail: Option<&str>) -> u64 {
+        self.write(|time_ns| {
+            let event = serde_json::json!({
+                "type": "fault",
+                "fault": fault,
+                "phase": phase,
+                "targets": targets,
+                "detail": detail,
+                "time_ns": time_ns,
+            });
+            let mut bytes = serde_json::to_vec(&event).unwrap_or_default();
+            bytes.push(b'\n');
+            bytes
+        })
+    }
+
     /// Writes an invoke; returns its `time_ns`.
     pub fn invoke(&self, invoke: &Invoke) -> u64 {
         self.write(|time_ns| {

@@ -18,7 +18,10 @@ use dynamo_reports::latency::{rows, table, Row};
 use serde_json::json;
 
 use crate::driver::{drive, DriveError, DriveOptions, Measured, Target};
+use crate::faults::Fault;
 use crate::spec::Spec;
+use dynamo_node::sync::Recover;
+use std::sync::{Arc, Mutex};
 
 /// How `run` was asked to run.
 pub struct RunRequest {
@@ -146,7 +149,7 @@ pub enum RunError {
 struct Cluster {
     target: Target,
     description: serde_json::Value,
-    local: Option<LocalCluster>,
+    local: Option<Arc<Mutex<LocalCluster>>>,
 }
 
 /// Runs the whole job.
@@ -165,11 +168,12 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         path: dir.clone(),
         source,
     })?;
-    let mut cluster = match &request.cluster_file {
+    let cluster = match &request.cluster_file {
         Some(file) => existing_cluster(file)?,
         None => local_cluster(&request, &dir)?,
     };
-    let cpu = NodeCpu::start(cluster.local.as_ref());
+    let faults = fault_schedule(spec, &cluster)?;
+    let cpu = NodeCpu::start(cluster.local.as_deref());
     if request.progress {
         eprintln!(
             "driving {} for {:.0}s (+{:.0}s warm-up) at {} ops/s, {} clients, up to {} in flight; seed {}",
@@ -200,12 +204,20 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         hlog: HistogramLog::start(&dir, started_at),
         history: history_path.clone(),
         stop: stop.clone(),
+        faults: cluster
+            .local
+            .clone()
+            .filter(|_| !faults.is_empty())
+            .map(|local| (local, faults)),
     };
     let measured = runtime.block_on(drive(spec.clone(), cluster.target.clone(), options))?;
     let interrupted = *stop.borrow();
-    let node_cpu = cpu.since(cluster.local.as_ref());
-    if let Some(local) = cluster.local.as_mut() {
-        for (name, why) in local.stop() {
+    let node_cpu = cpu.since(cluster.local.as_deref());
+    for problem in &measured.fault_problems {
+        eprintln!("note: a fault went wrong: {problem}");
+    }
+    if let Some(local) = cluster.local.as_ref() {
+        for (name, why) in local.lock().recover().stop() {
             eprintln!("note: node {name} did not stop cleanly: {why}");
         }
     }
@@ -239,6 +251,20 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         interrupted,
         dir,
     })
+}
+
+/// The run's faults. Faults act on node processes this bench started: an
+/// existing cluster's run with faults is refused before it starts.
+fn fault_schedule(spec: &Spec, cluster: &Cluster) -> Result<Vec<Fault>, RunError> {
+    let nodes: Vec<String> = cluster.target.nodes.iter().map(|(name, _)| name.clone()).collect();
+    let faults = spec.fault_schedule(&nodes);
+    if !faults.is_empty() && cluster.local.is_none() {
+        return Err(RunError::Spec(
+            "faults (kill, pause) act on node processes this bench starts: run them on a local cluster, not --cluster"
+                .into(),
+        ));
+    }
+    Ok(faults)
 }
 
 /// An existing cluster, from its file.
@@ -306,7 +332,7 @@ fn local_cluster(request: &RunRequest, dir: &Path) -> Result<Cluster, RunError> 
     Ok(Cluster {
         target: Target { nodes, n: spec.n },
         description,
-        local: Some(local),
+        local: Some(Arc::new(Mutex::new(local))),
     })
 }
 
@@ -314,8 +340,8 @@ fn local_cluster(request: &RunRequest, dir: &Path) -> Result<Cluster, RunError> 
 struct NodeCpu(Vec<Option<Duration>>);
 
 impl NodeCpu {
-    fn read(cluster: Option<&LocalCluster>) -> Vec<Option<Duration>> {
-        match cluster {
+    fn read(cluster: Option<&Mutex<LocalCluster>>) -> Vec<Option<Duration>> {
+        match cluster.map(|cluster| cluster.lock().recover()) {
             Some(cluster) => (0..cluster.config().members.len())
                 .map(|index| cluster.pid(index).and_then(process_cpu))
                 .collect(),
@@ -323,12 +349,12 @@ impl NodeCpu {
         }
     }
 
-    fn start(cluster: Option<&LocalCluster>) -> NodeCpu {
+    fn start(cluster: Option<&Mutex<LocalCluster>>) -> NodeCpu {
         NodeCpu(Self::read(cluster))
     }
 
     /// CPU seconds each node used since the start (NaN where unknown).
-    fn since(&self, cluster: Option<&LocalCluster>) -> Vec<f64> {
+    fn since(&self, cluster: Option<&Mutex<LocalCluster>>) -> Vec<f64> {
         Self::read(cluster)
             .into_iter()
             .enumerate()

@@ -28,8 +28,10 @@ use dynamo_client::Error as ClientLibError;
 use dynamo_reports::latency::Pair;
 use dynamo_reports::LatencyRecorder;
 
+use crate::faults::{Fault, Nemesis};
 use crate::keys::{KeyChooser, Rng};
 use crate::record::HistoryWriter;
+use dynamo_node::launcher::LocalCluster;
 
 use crate::spec::{OpKind, Spec};
 pub use finals::CartFigures;
@@ -98,11 +100,13 @@ pub struct Measured {
     pub cart: Option<CartFigures>,
     /// Latencies clamped to the histogram's bound.
     pub clamped: u64,
+    /// What went wrong doing faults (a node that would not restart).
+    pub fault_problems: Vec<String>,
 }
 
 struct Shared {
     spec: Spec,
-    history: HistoryWriter,
+    history: Arc<HistoryWriter>,
     recorder: Mutex<LatencyRecorder>,
     next_op: AtomicU64,
     next_process: AtomicU64,
@@ -149,6 +153,8 @@ pub struct DriveOptions {
     /// scheduler stops issuing, operations in flight finish, the final
     /// reads are skipped, and the history is completed and synced.
     pub stop: tokio::sync::watch::Receiver<bool>,
+    /// Faults to do to a local cluster while the load runs.
+    pub faults: Option<(Arc<Mutex<LocalCluster>>, Vec<Fault>)>,
 }
 
 fn cpu_time() -> Duration {
@@ -223,6 +229,9 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
         total: spec.load.warmup + spec.load.duration,
     };
     let lag: Lag = Arc::default();
+    let nemesis = options
+        .faults
+        .map(|(cluster, schedule)| Nemesis::start(cluster, schedule, Arc::clone(&shared.history), pace.load_start));
     let scheduler = tokio::spawn(schedule(spec.clone(), pace, sender, lag.clone(), options.stop.clone()));
     let workers: Vec<_> = (0..spec.load.clients)
         .map(|index| {
@@ -256,6 +265,16 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
     let _ = hlog.finish();
 
     let interrupted = *options.stop.borrow();
+    // Every fault healed, and the hints written meanwhile handed off,
+    // before the final reads.
+    let fault_problems = match nemesis {
+        Some(nemesis) => {
+            let problems = nemesis.finish();
+            wait_for_handoff(&seeds, spec.load.timeout, options.progress).await;
+            problems
+        }
+        None => Vec::new(),
+    };
     let (final_reads, keys_touched) =
         final_reads(&shared, &target, options.progress && !interrupted, interrupted).await;
     let events = shared.history.finish().map_err(|source| DriveError::History {
@@ -284,14 +303,39 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
         final_reads,
         keys_touched,
         cart: spec.is_cart().then(|| cart_figures(&shared)),
+        fault_problems,
         clamped,
     })
+}
+
+/// Waits (up to a minute) until no node holds hints: what was written
+/// while a node was away has been handed to it.
+async fn wait_for_handoff(seeds: &[SocketAddr], timeout: Duration, progress: bool) {
+    let client = Client::new(seeds.to_vec(), timeout);
+    let started = Instant::now();
+    loop {
+        let mut pending = 0;
+        for addr in seeds {
+            pending += client.stats(*addr).await.map_or(1, |stats| stats.hints_pending);
+        }
+        if pending == 0 {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            eprintln!("note: {pending} hints still pending after a minute; final reads go ahead");
+            return;
+        }
+        if progress && started.elapsed().as_secs() % 5 == 0 {
+            eprintln!("waiting for hinted handoff: {pending} hints pending");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 impl Shared {
     fn new(spec: &Spec, target: &Target, history: HistoryWriter) -> Shared {
         Shared {
-            history,
+            history: Arc::new(history),
             recorder: Mutex::new(LatencyRecorder::new()),
             next_op: AtomicU64::new(0),
             next_process: AtomicU64::new(spec.load.clients as u64),

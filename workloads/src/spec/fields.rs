@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use dynamo_checker::Mode;
 
-use super::raw::{RawCheck, RawClusterSection, RawKeys, RawLoad, RawSla};
+use super::raw::{RawCheck, RawClusterSection, RawFaults, RawKeys, RawLoad, RawSla};
 use super::{
-    check_rate, line_of, parse_duration, CheckSpec, ClusterSpec, KeyDistribution, KeySpec, LoadSpec, OpKind, SpecError,
-    KEYS_MAX,
+    check_rate, line_of, parse_duration, CheckSpec, ClusterSpec, FaultsSpec, KeyDistribution, KeySpec, LoadSpec,
+    OpKind, SpecError, KEYS_MAX,
 };
+use crate::faults::{Fault, FaultKind, RandomFaults};
 
 /// The spec being read, for errors that name its file, line and field;
 /// one checker per section.
@@ -206,5 +207,61 @@ impl Fields<'_> {
             final_reads: raw.final_reads,
             quiet: self.duration("check", "quiet", &raw.quiet)?,
         })
+    }
+
+    pub(super) fn faults(&self, raw: &RawFaults, cluster: &ClusterSpec) -> Result<FaultsSpec, SpecError> {
+        let invalid = |field: &str, message: String| self.invalid("faults", field, message);
+        let node_ok = |name: &String| {
+            name.strip_prefix('n')
+                .and_then(|number| number.parse::<usize>().ok())
+                .is_some_and(|number| number >= 1 && number <= cluster.nodes)
+        };
+        let mut events = Vec::new();
+        for event in &raw.events {
+            let kind: FaultKind = event.kind.parse().map_err(|message| invalid("events.kind", message))?;
+            if event.targets.len() != 1 || !event.targets.iter().all(node_ok) {
+                let message = format!("{:?}: one node, n1 to n{}", event.targets, cluster.nodes);
+                return Err(invalid("events.targets", message));
+            }
+            events.push(Fault {
+                at: self.duration("faults", "events.at", &event.at)?,
+                kind,
+                targets: event.targets.clone(),
+                lasting: self.duration("faults", "events.for", &event.lasting)?,
+            });
+        }
+        let random = if raw.kinds.is_empty() {
+            None
+        } else {
+            let kinds = raw
+                .kinds
+                .iter()
+                .map(|kind| kind.parse::<FaultKind>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|message| invalid("kinds", message))?;
+            if let Some(bad) = raw.targets.iter().find(|name| !node_ok(name)) {
+                return Err(invalid(
+                    "targets",
+                    format!("{bad:?} is not a node (n1 to n{})", cluster.nodes),
+                ));
+            }
+            let defaults = RandomFaults::with_kinds(kinds);
+            let optional = |field: &str, value: &Option<String>, default: Duration| match value {
+                Some(text) => self.duration("faults", field, text),
+                None => Ok(default),
+            };
+            let every = optional("every", &raw.every, defaults.every)?;
+            if every.is_zero() {
+                return Err(invalid("every", "must be positive".into()));
+            }
+            Some(RandomFaults {
+                every,
+                lasting: optional("lasting", &raw.lasting, defaults.lasting)?,
+                quiet: optional("quiet", &raw.quiet, defaults.quiet)?,
+                targets: raw.targets.clone(),
+                ..defaults
+            })
+        };
+        Ok(FaultsSpec { events, random })
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 mod fields;
 mod raw;
 
+use crate::faults::{Fault, FaultKind, RandomFaults};
 use dynamo_checker::Mode;
 use thiserror::Error;
 
@@ -261,6 +262,30 @@ pub struct Spec {
     pub sla: dynamo_reports::Sla,
     /// The checking.
     pub check: CheckSpec,
+    /// Faults to do while the load runs.
+    pub faults: FaultsSpec,
+}
+
+/// The spec's faults: explicit events and an optional random schedule.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultsSpec {
+    /// Events at fixed times.
+    pub events: Vec<Fault>,
+    /// A seeded random schedule.
+    pub random: Option<RandomFaults>,
+}
+
+impl Spec {
+    /// Every fault of the run, in time order: the explicit events and the
+    /// random schedule drawn from the spec's seed.
+    pub fn fault_schedule(&self, nodes: &[String]) -> Vec<Fault> {
+        let mut faults = self.faults.events.clone();
+        if let Some(random) = &self.faults.random {
+            faults.extend(random.schedule(nodes, self.load.warmup + self.load.duration, self.seed));
+        }
+        faults.sort_by_key(|fault| fault.at);
+        faults
+    }
 }
 
 /// Parses `20s`, `500ms`, `2m`, `1h` (a bare number is seconds).
@@ -355,6 +380,9 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `--routing`.
     pub routing: Option<Routing>,
+    /// `--faults`: a random schedule of these kinds (the spec's explicit
+    /// events stay).
+    pub faults: Option<Vec<FaultKind>>,
 }
 
 impl Spec {
@@ -387,6 +415,10 @@ impl Spec {
         let mix = fields.mix(&raw.mix)?;
         let sla = fields.sla(&raw.sla)?;
         let check = fields.check(&raw.check, &cluster)?;
+        let faults = match &raw.faults {
+            Some(raw) => fields.faults(raw, &cluster)?,
+            None => FaultsSpec::default(),
+        };
         let name = raw.name.unwrap_or_else(|| {
             path.file_stem()
                 .map(|stem| stem.to_string_lossy().into_owned())
@@ -403,6 +435,7 @@ impl Spec {
             mix,
             sla,
             check,
+            faults,
         })
     }
 
@@ -431,6 +464,9 @@ impl Spec {
         }
         if let Some(routing) = overrides.routing {
             self.load.routing = routing;
+        }
+        if let Some(kinds) = &overrides.faults {
+            self.faults.random = Some(RandomFaults::with_kinds(kinds.clone()));
         }
         Ok(())
     }
@@ -548,11 +584,16 @@ mod tests {
             rate: Some(50.0),
             seed: Some(7),
             routing: Some(Routing::AnyReplica),
+            faults: Some(vec![FaultKind::Kill]),
         })
         .unwrap();
         assert_eq!(
             (spec.load.duration, spec.load.rate, spec.seed, spec.load.routing),
             (Duration::from_secs(3), 50.0, 7, Routing::AnyReplica)
+        );
+        assert_eq!(
+            spec.faults.random.as_ref().map(|random| random.kinds.clone()),
+            Some(vec![FaultKind::Kill])
         );
         let bad = parse(&MINIMAL.replace("[load]", "[load]\nrouting = \"nearest\""))
             .unwrap_err()

@@ -22,6 +22,34 @@ pub(super) struct RawSpec {
     pub(super) sla: RawSla,
     #[serde(default)]
     pub(super) check: RawCheck,
+    #[serde(default)]
+    pub(super) faults: Option<RawFaults>,
+}
+
+/// `[faults]`: a seeded random schedule and/or explicit events.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFaults {
+    #[serde(default)]
+    pub(super) kinds: Vec<String>,
+    pub(super) every: Option<String>,
+    pub(super) lasting: Option<String>,
+    pub(super) quiet: Option<String>,
+    #[serde(default)]
+    pub(super) targets: Vec<String>,
+    #[serde(default)]
+    pub(super) events: Vec<RawFaultEvent>,
+}
+
+/// `[[faults.events]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFaultEvent {
+    pub(super) at: String,
+    pub(super) kind: String,
+    pub(super) targets: Vec<String>,
+    #[serde(rename = "for")]
+    pub(super) lasting: String,
 }
 
 #[derive(Deserialize)]
