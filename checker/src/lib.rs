@@ -9,10 +9,12 @@
 //!   the region of the key's versions they need.
 //! - [`check`]: the invariants, staleness and session measures, and the
 //!   verdict (`check.json`).
+//! - [`faults`]: the fault windows and availability inside and outside them.
 //! - [`summary`]: the verdict for people (terminal text).
 
 pub mod check;
 pub mod dag;
+pub mod faults;
 pub mod history;
 pub mod summary;
 

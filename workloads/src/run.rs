@@ -10,6 +10,7 @@ use dynamo_core::ring::load_balancing_efficiency;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use dynamo_checker::faults::FaultReport;
 use dynamo_checker::{check, read_file, Options, Verdict};
 use dynamo_node::config::ClusterConfig;
 use dynamo_node::launcher::{free_loopback_members, LaunchError, LocalCluster};
@@ -221,7 +222,7 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
             eprintln!("note: node {name} did not stop cleanly: {why}");
         }
     }
-    let (verdict, check_seconds) = check_history(&history_path, spec, request.progress)?;
+    let (verdict, check_seconds, fault_report) = check_history(&history_path, spec, request.progress)?;
     write_json(
         &dir.join("check.json"),
         &serde_json::to_value(&verdict).unwrap_or_default(),
@@ -238,6 +239,7 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         verdict: &verdict,
         node_cpu: &node_cpu,
         check_seconds,
+        faults: &fault_report,
         dir: &dir,
     };
     write_json(&dir.join("summary.json"), &summary_json(&figures))?;
@@ -367,8 +369,8 @@ impl NodeCpu {
 }
 
 /// Reads the history back and checks it in the spec's mode; returns the
-/// verdict and the seconds it took.
-fn check_history(path: &Path, spec: &Spec, progress: bool) -> Result<(Verdict, f64), RunError> {
+/// verdict, the seconds it took and what the faults did to availability.
+fn check_history(path: &Path, spec: &Spec, progress: bool) -> Result<(Verdict, f64, FaultReport), RunError> {
     if progress {
         eprintln!("checking {}", path.display());
     }
@@ -379,7 +381,11 @@ fn check_history(path: &Path, spec: &Spec, progress: bool) -> Result<(Verdict, f
         ..Options::default()
     };
     let verdict = check(&history, &options);
-    Ok((verdict, started.elapsed().as_secs_f64()))
+    Ok((
+        verdict,
+        started.elapsed().as_secs_f64(),
+        dynamo_checker::faults::report(&history),
+    ))
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), RunError> {
@@ -401,6 +407,7 @@ struct Figures<'a> {
     verdict: &'a Verdict,
     node_cpu: &'a [f64],
     check_seconds: f64,
+    faults: &'a FaultReport,
     dir: &'a Path,
 }
 
@@ -424,6 +431,7 @@ fn summary_json(figures: &Figures<'_>) -> serde_json::Value {
         verdict,
         node_cpu,
         check_seconds,
+        faults,
         ..
     } = *figures;
     let requests: Vec<u64> = measured.node_requests.values().copied().collect();
@@ -476,6 +484,17 @@ fn summary_json(figures: &Figures<'_>) -> serde_json::Value {
         "final_reads": measured.final_reads,
         "keys_touched": measured.keys_touched,
         "cart": measured.cart,
+        "faults": {
+            "windows": faults.windows.iter().map(|window| json!({
+                "fault": window.fault,
+                "targets": window.targets,
+                "start_s": window.start_ns as f64 / 1e9,
+                "end_s": window.end_ns.map(|end| end as f64 / 1e9),
+                "detail": window.detail,
+            })).collect::<Vec<_>>(),
+            "during": { "outcomes": faults.during, "ok_share": faults.during.ok_share() },
+            "outside": { "outcomes": faults.outside, "ok_share": faults.outside.ok_share() },
+        },
         "check": {
             "valid": verdict.valid,
             "mode": verdict.mode,
@@ -494,6 +513,7 @@ fn terminal_report(figures: &Figures<'_>) -> String {
         sla_met,
         verdict,
         node_cpu,
+        faults,
         dir,
         ..
     } = *figures;
@@ -578,6 +598,7 @@ fn terminal_report(figures: &Figures<'_>) -> String {
             let _ = writeln!(out, "  missing: {item} in {key}");
         }
     }
+    out.push_str(&fault_timeline(faults));
     let _ = writeln!(out);
     out.push_str(&dynamo_checker::summary::text(verdict));
     let _ = writeln!(out);
@@ -585,9 +606,87 @@ fn terminal_report(figures: &Figures<'_>) -> String {
     out
 }
 
+/// The faults, one line each (times from the start of the run, warm-up
+/// included), and the share of operations that succeeded inside and
+/// outside them. Empty for a run without faults.
+fn fault_timeline(faults: &FaultReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if faults.windows.is_empty() {
+        return out;
+    }
+    let seconds = |ns: u64| ns as f64 / 1e9;
+    let _ = writeln!(out, "faults (seconds from the start of the run):");
+    for window in &faults.windows {
+        let span = match window.end_ns {
+            Some(end) => format!(
+                "{:7.1} to {:7.1} ({:.1} s)",
+                seconds(window.start_ns),
+                seconds(end),
+                seconds(end.saturating_sub(window.start_ns))
+            ),
+            None => format!("{:7.1} to the end (never healed)", seconds(window.start_ns)),
+        };
+        let _ = writeln!(out, "  {span}  {} {}", window.fault, window.targets.join(","));
+    }
+    let share = |outcomes: &dynamo_checker::faults::Outcomes| match outcomes.ok_share() {
+        Some(share) => format!(
+            "{:.2}% ok of {} ({} fail, {} indeterminate)",
+            share * 100.0,
+            outcomes.total(),
+            outcomes.fail,
+            outcomes.info
+        ),
+        None => "no operations".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "availability: during faults {}; outside them {}",
+        share(&faults.during),
+        share(&faults.outside)
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fault_timeline_names_each_fault_and_availability_inside_and_outside() {
+        use dynamo_checker::faults::{FaultWindow, Outcomes};
+        assert_eq!(
+            fault_timeline(&FaultReport::default()),
+            "",
+            "a run without faults prints no timeline"
+        );
+        let window = |fault: &str, target: &str, start_ns, end_ns| FaultWindow {
+            fault: fault.to_string(),
+            targets: vec![target.to_string()],
+            start_ns,
+            end_ns,
+            detail: Vec::new(),
+        };
+        let report = FaultReport {
+            windows: vec![
+                window("kill", "n2", 4_000_000_000, Some(8_500_000_000)),
+                window("pause", "n1", 9_000_000_000, None),
+            ],
+            during: Outcomes {
+                ok: 3,
+                fail: 1,
+                info: 0,
+            },
+            outside: Outcomes::default(),
+        };
+        let text = fault_timeline(&report);
+        assert!(text.contains("    4.0 to     8.5 (4.5 s)  kill n2"), "{text}");
+        assert!(text.contains("    9.0 to the end (never healed)  pause n1"), "{text}");
+        assert!(
+            text.contains("during faults 75.00% ok of 4 (1 fail, 0 indeterminate); outside them no operations"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn timestamps_are_utc_civil_time() {
