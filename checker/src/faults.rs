@@ -108,6 +108,49 @@ pub fn report(history: &History) -> FaultReport {
     report
 }
 
+/// The faults for people, one line each (times are the history's
+/// `time_ns`: for dynamo-bench, from the start of the run, warm-up
+/// included), and the share of operations that succeeded inside and
+/// outside them. Empty for a run without faults.
+pub fn text(faults: &FaultReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if faults.windows.is_empty() {
+        return out;
+    }
+    let seconds = |ns: u64| ns as f64 / 1e9;
+    let _ = writeln!(out, "faults (seconds from the start of the history):");
+    for window in &faults.windows {
+        let span = match window.end_ns {
+            Some(end) => format!(
+                "{:7.1} to {:7.1} ({:.1} s)",
+                seconds(window.start_ns),
+                seconds(end),
+                seconds(end.saturating_sub(window.start_ns))
+            ),
+            None => format!("{:7.1} to the end (never healed)", seconds(window.start_ns)),
+        };
+        let _ = writeln!(out, "  {span}  {} {}", window.fault, window.targets.join(","));
+    }
+    let share = |outcomes: &Outcomes| match outcomes.ok_share() {
+        Some(share) => format!(
+            "{:.2}% ok of {} ({} fail, {} indeterminate)",
+            share * 100.0,
+            outcomes.total(),
+            outcomes.fail,
+            outcomes.info
+        ),
+        None => "no operations".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "availability: during faults {}; outside them {}",
+        share(&faults.during),
+        share(&faults.outside)
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +227,40 @@ mod tests {
         let report = report(&history(&lines));
         let spans: Vec<(u64, Option<u64>)> = report.windows.iter().map(|w| (w.start_ns, w.end_ns)).collect();
         assert_eq!(spans, vec![(10, Some(30)), (20, Some(40))]);
+    }
+
+    #[test]
+    fn the_fault_timeline_names_each_fault_and_availability_inside_and_outside() {
+        assert_eq!(
+            text(&FaultReport::default()),
+            "",
+            "a run without faults prints no timeline"
+        );
+        let window = |fault: &str, target: &str, start_ns, end_ns| FaultWindow {
+            fault: fault.to_string(),
+            targets: vec![target.to_string()],
+            start_ns,
+            end_ns,
+            detail: Vec::new(),
+        };
+        let report = FaultReport {
+            windows: vec![
+                window("kill", "n2", 4_000_000_000, Some(8_500_000_000)),
+                window("pause", "n1", 9_000_000_000, None),
+            ],
+            during: Outcomes {
+                ok: 3,
+                fail: 1,
+                info: 0,
+            },
+            outside: Outcomes::default(),
+        };
+        let text = text(&report);
+        assert!(text.contains("    4.0 to     8.5 (4.5 s)  kill n2"), "{text}");
+        assert!(text.contains("    9.0 to the end (never healed)  pause n1"), "{text}");
+        assert!(
+            text.contains("during faults 75.00% ok of 4 (1 fail, 0 indeterminate); outside them no operations"),
+            "{text}"
+        );
     }
 }

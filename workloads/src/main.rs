@@ -187,6 +187,7 @@ fn check(path: &std::path::Path, mode: Mode, json: Option<PathBuf>) -> ExitCode 
         },
     );
     let seconds = started.elapsed().as_secs_f64();
+    let faults = dynamo_checker::faults::report(&history);
     drop(history);
     let json_path = json.unwrap_or_else(|| path.with_file_name("check.json"));
     let text = match serde_json::to_string_pretty(&verdict) {
@@ -200,6 +201,7 @@ fn check(path: &std::path::Path, mode: Mode, json: Option<PathBuf>) -> ExitCode 
         eprintln!("dynamo-bench check: {}: {error}", json_path.display());
         return ExitCode::from(2);
     }
+    print!("{}", dynamo_checker::faults::text(&faults));
     print!("{}", dynamo_checker::summary::text(&verdict));
     println!(
         "checked in {seconds:.2}s ({read_seconds:.2}s reading); verdict written to {}",
