@@ -132,10 +132,11 @@ pub fn text(faults: &FaultReport) -> String {
         };
         let _ = writeln!(out, "  {span}  {} {}", window.fault, window.targets.join(","));
     }
+    // Rounded down, so a run with failures never reads as 100% ok.
     let share = |outcomes: &Outcomes| match outcomes.ok_share() {
         Some(share) => format!(
-            "{:.2}% ok of {} ({} fail, {} indeterminate)",
-            share * 100.0,
+            "{:.3}% ok of {} ({} fail, {} indeterminate)",
+            (share * 100_000.0).floor() / 1000.0,
             outcomes.total(),
             outcomes.fail,
             outcomes.info
@@ -259,7 +260,7 @@ mod tests {
         assert!(text.contains("    4.0 to     8.5 (4.5 s)  kill n2"), "{text}");
         assert!(text.contains("    9.0 to the end (never healed)  pause n1"), "{text}");
         assert!(
-            text.contains("during faults 75.00% ok of 4 (1 fail, 0 indeterminate); outside them no operations"),
+            text.contains("during faults 75.000% ok of 4 (1 fail, 0 indeterminate); outside them no operations"),
             "{text}"
         );
     }
