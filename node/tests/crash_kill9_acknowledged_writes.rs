@@ -13,11 +13,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{read_acks, seed, spawn_child, value_for, Rng, TempDir};
+use common::{crash_rounds, print_ack, read_acks, seed, spawn_child, value_for, Rng, TempDir};
 use dynamo_core::PartitionId;
 use dynamo_node::storage::{Engine, StorageConfig, SyncPolicy};
 
@@ -75,10 +74,7 @@ fn crash_child_appends_until_killed() {
                             &value(round, thread, index),
                         )
                         .unwrap();
-                    // One write(2) per line: a line the parent reads whole
-                    // was printed after its acknowledgement.
-                    let line = format!("ack {thread} {index}\n");
-                    std::io::stdout().lock().write_all(line.as_bytes()).unwrap();
+                    print_ack(thread, index);
                     index += 1;
                 }
             })
@@ -91,10 +87,7 @@ fn crash_child_appends_until_killed() {
 
 #[test]
 fn kill9_never_loses_an_acknowledged_write() {
-    let rounds: u64 = std::env::var("DYNAMO_CRASH_ROUNDS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(25);
+    let rounds = crash_rounds(25);
     let mut rng = Rng::new(seed("kill9_never_loses_an_acknowledged_write"));
     let dir = TempDir::new("kill9");
     // round → thread → highest acknowledged index + 1

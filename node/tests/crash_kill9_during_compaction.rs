@@ -16,12 +16,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{read_acks, seed, spawn_child, value_for, Rng, TempDir};
+use common::{crash_rounds, print_ack, read_acks, seed, spawn_child, value_for, Rng, TempDir};
 use dynamo_core::PartitionId;
 use dynamo_node::storage::{CompactionPolicy, Engine, StorageConfig, SyncPolicy};
 
@@ -80,8 +79,7 @@ fn compaction_crash_child() {
                         Some(value) => engine.put(partition_of(thread), key.as_bytes(), &value).unwrap(),
                         None => engine.remove(partition_of(thread), key.as_bytes()).unwrap(),
                     }
-                    let line = format!("ack {thread} {index}\n");
-                    std::io::stdout().lock().write_all(line.as_bytes()).unwrap();
+                    print_ack(thread, index);
                     index += 1;
                 }
             })
@@ -94,10 +92,7 @@ fn compaction_crash_child() {
 
 #[test]
 fn compaction_under_kill9_loses_and_resurrects_nothing() {
-    let rounds: u64 = std::env::var("DYNAMO_CRASH_ROUNDS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(15);
+    let rounds = crash_rounds(15);
     let mut rng = Rng::new(seed("compaction_under_kill9_loses_and_resurrects_nothing"));
     let dir = TempDir::new("kill9-compaction");
     // Keys of finished rounds and the state each settled in.

@@ -89,6 +89,25 @@ pub fn spawn_child(name: &str, env: &[(&str, String)]) -> std::process::Child {
     command.spawn().unwrap()
 }
 
+/// Rounds for a crash test: `DYNAMO_CRASH_ROUNDS`, or `default`.
+#[allow(dead_code)] // not every test binary crashes a child
+pub fn crash_rounds(default: u64) -> u64 {
+    std::env::var("DYNAMO_CRASH_ROUNDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A child's acknowledgement of write `index` of `thread`, for
+/// [`read_acks`]: one write(2) per line, so a line the parent reads whole
+/// was printed after the acknowledgement.
+#[allow(dead_code)] // not every test binary crashes a child
+pub fn print_ack(thread: u64, index: u64) {
+    use std::io::Write;
+    let line = format!("ack {thread} {index}\n");
+    std::io::stdout().lock().write_all(line.as_bytes()).unwrap();
+}
+
 /// Reads a child's `ack THREAD INDEX` lines, in order, until it dies (on
 /// a thread of its own, so the parent can kill the child meanwhile).
 /// libtest prints "test NAME ... " without a newline before the child's
