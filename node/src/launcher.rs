@@ -224,6 +224,9 @@ pub struct LocalCluster {
     log_level: String,
     /// Print each node's ready line on stdout as it comes (the CLI does).
     echo_ready: bool,
+    /// Where each node listens when not at its member address (a proxy
+    /// in front of it holds that one).
+    listen: Vec<Option<SocketAddr>>,
 }
 
 impl LocalCluster {
@@ -234,7 +237,7 @@ impl LocalCluster {
     /// A file cannot be written, a process cannot start, or a node does not
     /// become ready (its exit status or the timeout is in the message).
     pub fn start(binary: &Path, dir: &Path, config: ClusterConfig) -> Result<LocalCluster, LaunchError> {
-        Self::start_with(binary, dir, config, false)
+        Self::start_with(binary, dir, config, false, Vec::new())
     }
 
     /// As [`LocalCluster::start`], printing each ready line on stdout.
@@ -242,7 +245,22 @@ impl LocalCluster {
     /// # Errors
     /// As [`LocalCluster::start`].
     pub fn start_echoing(binary: &Path, dir: &Path, config: ClusterConfig) -> Result<LocalCluster, LaunchError> {
-        Self::start_with(binary, dir, config, true)
+        Self::start_with(binary, dir, config, true, Vec::new())
+    }
+
+    /// As [`LocalCluster::start`], node `i` listening at `listen[i]`
+    /// instead of its member address, where something else (a proxy)
+    /// listens and forwards to it.
+    ///
+    /// # Errors
+    /// As [`LocalCluster::start`].
+    pub fn start_behind(
+        binary: &Path,
+        dir: &Path,
+        config: ClusterConfig,
+        listen: Vec<SocketAddr>,
+    ) -> Result<LocalCluster, LaunchError> {
+        Self::start_with(binary, dir, config, false, listen)
     }
 
     fn start_with(
@@ -250,6 +268,7 @@ impl LocalCluster {
         dir: &Path,
         mut config: ClusterConfig,
         echo_ready: bool,
+        listen: Vec<SocketAddr>,
     ) -> Result<LocalCluster, LaunchError> {
         std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
         if config.secret.is_none() {
@@ -260,6 +279,7 @@ impl LocalCluster {
         }
         let file = dir.join("cluster.toml");
         config.write(&file)?;
+        let config_len = config.members.len();
         let mut cluster = LocalCluster {
             binary: binary.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -269,6 +289,7 @@ impl LocalCluster {
             config,
             log_level: std::env::var("DYNAMO_LOG").unwrap_or_else(|_| "warn".into()),
             echo_ready,
+            listen: (0..config_len).map(|index| listen.get(index).copied()).collect(),
         };
         for index in 0..cluster.children.len() {
             cluster.start_node(index)?;
@@ -320,6 +341,15 @@ impl LocalCluster {
             .arg(&name)
             .arg("--data")
             .arg(self.dir.join(&name))
+            .args(
+                self.listen
+                    .get(index)
+                    .copied()
+                    .flatten()
+                    .map(|listen| ["--listen".to_string(), listen.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .env("DYNAMO_LOG", &self.log_level)
             .stdout(Stdio::piped());
         die_with_parent(&mut command);

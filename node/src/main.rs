@@ -44,6 +44,10 @@ enum Command {
         /// Its data directory [default: data/<id>].
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Listen here instead of at the address the cluster file gives
+        /// (which stays where the others reach it, through a proxy, say).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Start a local cluster of separate node processes on 127.0.0.1.
     ///
@@ -188,8 +192,8 @@ fn describe_siblings(payload: &[u8]) -> String {
     }
 }
 
-fn serve(cluster: PathBuf, id: String, data: Option<PathBuf>) -> ExitCode {
-    match dynamo_node::server::serve_from_file(&cluster, &id, data) {
+fn serve(cluster: PathBuf, id: String, data: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    match dynamo_node::server::serve_from_file(&cluster, &id, data, listen) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("dynamo-node serve: {error}");
@@ -202,7 +206,12 @@ fn main() -> ExitCode {
     dynamo_node::logging::init();
     let arguments = Arguments::parse();
     match arguments.command {
-        Command::Serve { cluster, id, data } => serve(cluster, id, data),
+        Command::Serve {
+            cluster,
+            id,
+            data,
+            listen,
+        } => serve(cluster, id, data, listen),
         Command::Cluster(arguments) => cluster::run(arguments),
         Command::Client(arguments) => client::run(arguments),
         Command::Dump { partition_dir, raw } => {

@@ -122,6 +122,9 @@ pub struct ServeOptions {
     pub name: String,
     /// Its data directory.
     pub data_dir: PathBuf,
+    /// Where to listen, when not at the address the cluster file gives
+    /// (which is where the others reach it: a proxy in between, say).
+    pub listen: Option<SocketAddr>,
 }
 
 /// Clients waiting for a reply: the connection to answer on and the id
@@ -221,7 +224,12 @@ fn spawn_peer_writers(members: &[Member], auth: &Arc<PeerAuth>) -> HashMap<NodeI
 ///
 /// # Errors
 /// The cluster file is not valid, or [`serve`] fails.
-pub fn serve_from_file(cluster: &Path, id: &str, data: Option<PathBuf>) -> Result<(), ServerError> {
+pub fn serve_from_file(
+    cluster: &Path,
+    id: &str,
+    data: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> Result<(), ServerError> {
     let config = ClusterConfig::load(cluster)?;
     crate::logging::set_name(id);
     let data_dir = data.unwrap_or_else(|| PathBuf::from("data").join(id));
@@ -229,6 +237,7 @@ pub fn serve_from_file(cluster: &Path, id: &str, data: Option<PathBuf>) -> Resul
         config,
         name: id.to_string(),
         data_dir,
+        listen,
     })
 }
 
@@ -247,7 +256,12 @@ pub fn serve(options: ServeOptions) -> Result<(), ServerError> {
 }
 
 async fn run(options: ServeOptions) -> Result<(), ServerError> {
-    let ServeOptions { config, name, data_dir } = options;
+    let ServeOptions {
+        config,
+        name,
+        data_dir,
+        listen,
+    } = options;
     let member = config.member(&name).cloned().ok_or_else(|| ServerError::UnknownNode {
         name: name.clone(),
         members: config
@@ -275,12 +289,10 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
         engine.backend()
     );
     let node = Node::new(member.node, actor, ring.clone(), config.settings.clone(), hints);
-    let listener = TcpListener::bind(member.addr)
+    let listen = listen.unwrap_or(member.addr);
+    let listener = TcpListener::bind(listen)
         .await
-        .map_err(|source| ServerError::Bind {
-            addr: member.addr,
-            source,
-        })?;
+        .map_err(|source| ServerError::Bind { addr: listen, source })?;
     let (input_tx, input_rx) = mpsc::channel::<Input>(CORE_INPUTS_MAX);
     let (completion_tx, completion_rx) = mpsc::unbounded_channel::<Persisted>();
     let auth = Arc::new(PeerAuth {
