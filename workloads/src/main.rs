@@ -88,6 +88,17 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// List the nft tables partition faults made (one per partition,
+    /// `ip dynamo_bench_<pid>_<n>`), and with --clean delete those whose
+    /// bench is gone (one killed before it could heal). A run with
+    /// partitions also does this before it starts. Needs root and nft.
+    ///
+    /// Exit status: 0 done, 2 nft cannot be used here.
+    Faults {
+        /// Delete the tables left by benches that no longer run.
+        #[arg(long)]
+        clean: bool,
+    },
     /// Run one node (used by `run` to start its local cluster from this
     /// binary; the same as `dynamo-node serve`).
     #[command(hide = true)]
@@ -98,6 +109,8 @@ enum Command {
         id: String,
         #[arg(long)]
         data: Option<PathBuf>,
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
     },
 }
 
@@ -156,9 +169,15 @@ fn main() -> ExitCode {
             }
         }
         Command::Check { history, mode, json } => check(&history, mode, json),
-        Command::Serve { cluster, id, data } => {
+        Command::Faults { clean } => faults(clean),
+        Command::Serve {
+            cluster,
+            id,
+            data,
+            listen,
+        } => {
             dynamo_node::logging::init();
-            match dynamo_node::server::serve_from_file(&cluster, &id, data) {
+            match dynamo_node::server::serve_from_file(&cluster, &id, data, listen) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("dynamo-bench serve: {error}");
@@ -211,5 +230,39 @@ fn check(path: &std::path::Path, mode: Mode, json: Option<PathBuf>) -> ExitCode 
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn faults(clean: bool) -> ExitCode {
+    use dynamo_bench::faults::firewall;
+    let listed = firewall::tables().and_then(|tables| {
+        if clean {
+            firewall::clean().map(|_| tables)
+        } else {
+            Ok(tables)
+        }
+    });
+    match listed {
+        Ok(tables) if tables.is_empty() => {
+            println!("no partition tables of dynamo-bench's in the ruleset");
+            ExitCode::SUCCESS
+        }
+        Ok(tables) => {
+            for table in tables {
+                let owner = match (table.pid, table.owner_alive) {
+                    (Some(pid), true) => format!("bench pid {pid} is running: kept"),
+                    (Some(pid), false) if clean => format!("bench pid {pid} is gone: deleted"),
+                    (Some(pid), false) => format!("bench pid {pid} is gone: --clean deletes it"),
+                    (None, _) if clean => "no bench named: deleted".to_string(),
+                    (None, _) => "no bench named: --clean deletes it".to_string(),
+                };
+                println!("table ip {}  {owner}", table.table);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("dynamo-bench faults: {why}");
+            ExitCode::from(2)
+        }
     }
 }

@@ -19,9 +19,12 @@ use dynamo_reports::latency::{rows, table, Row};
 use serde_json::json;
 
 use crate::driver::{drive, DriveError, DriveOptions, Measured, Target};
-use crate::faults::Fault;
+use crate::faults::firewall::{self, Firewall};
+use crate::faults::proxy::{Fronted, Proxy};
+use crate::faults::{Fault, FaultKind, World};
 use crate::spec::Spec;
 use dynamo_node::sync::Recover;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 /// How `run` was asked to run.
@@ -169,11 +172,13 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         path: dir.clone(),
         source,
     })?;
-    let cluster = match &request.cluster_file {
-        Some(file) => existing_cluster(file)?,
-        None => local_cluster(&request, &dir)?,
+    let faults = fault_schedule(spec, request.cluster_file.as_deref())?;
+    let partitioned = partitions(&faults, request.progress)?;
+    let proxied = faults.iter().any(|fault| fault.action.kind().is_link());
+    let (cluster, proxy) = match &request.cluster_file {
+        Some(file) => (existing_cluster(file)?, None),
+        None => local_cluster(&request, &dir, proxied)?,
     };
-    let faults = fault_schedule(spec, &cluster)?;
     let cpu = NodeCpu::start(cluster.local.as_deref());
     if request.progress {
         eprintln!(
@@ -205,11 +210,15 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         hlog: HistogramLog::start(&dir, started_at),
         history: history_path.clone(),
         stop: stop.clone(),
-        faults: cluster
-            .local
-            .clone()
-            .filter(|_| !faults.is_empty())
-            .map(|local| (local, faults)),
+        faults: cluster.local.clone().filter(|_| !faults.is_empty()).map(|local| {
+            let world = World {
+                cluster: local,
+                firewall: partitioned.then(|| Arc::new(Firewall::new(cluster.target.nodes.clone()))),
+                proxy: proxy.clone(),
+                seed: spec.seed,
+            };
+            (world, faults)
+        }),
     };
     let measured = runtime.block_on(drive(spec.clone(), cluster.target.clone(), options))?;
     let interrupted = *stop.borrow();
@@ -255,18 +264,50 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
     })
 }
 
-/// The run's faults. Faults act on node processes this bench started: an
-/// existing cluster's run with faults is refused before it starts.
-fn fault_schedule(spec: &Spec, cluster: &Cluster) -> Result<Vec<Fault>, RunError> {
-    let nodes: Vec<String> = cluster.target.nodes.iter().map(|(name, _)| name.clone()).collect();
+/// The run's faults, drawn before anything starts. Faults act on node
+/// processes this bench started: a run with faults on an existing cluster
+/// is refused.
+fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>) -> Result<Vec<Fault>, RunError> {
+    let nodes: Vec<String> = match cluster_file {
+        Some(file) => ClusterConfig::load(file)?
+            .members
+            .iter()
+            .map(|member| member.name.clone())
+            .collect(),
+        None => (1..=spec.cluster.nodes).map(|index| format!("n{index}")).collect(),
+    };
     let faults = spec.fault_schedule(&nodes);
-    if !faults.is_empty() && cluster.local.is_none() {
+    if !faults.is_empty() && cluster_file.is_some() {
         return Err(RunError::Spec(
-            "faults (kill, pause) act on node processes this bench starts: run them on a local cluster, not --cluster"
-                .into(),
+            "faults act on node processes this bench starts: run them on a local cluster, not --cluster".into(),
         ));
     }
     Ok(faults)
+}
+
+/// When the schedule has partitions: checks that they can be done here
+/// (root, nft) before anything starts, and removes the tables a killed
+/// bench left behind. True when a firewall is needed.
+fn partitions(faults: &[Fault], progress: bool) -> Result<bool, RunError> {
+    if !faults.iter().any(|fault| fault.action.kind() == FaultKind::Partition) {
+        return Ok(false);
+    }
+    firewall::preflight().map_err(|why| RunError::Spec(format!("cannot do partition faults here: {why}")))?;
+    match firewall::clean() {
+        Ok(removed) => {
+            for leftover in removed {
+                if progress {
+                    eprintln!(
+                        "removed nft table {} left by an earlier bench (pid {}) that did not heal it",
+                        leftover.table,
+                        leftover.pid.map_or("?".to_string(), |pid| pid.to_string())
+                    );
+                }
+            }
+        }
+        Err(why) => eprintln!("note: cannot look for partition tables left by earlier runs: {why}"),
+    }
+    Ok(true)
 }
 
 /// An existing cluster, from its file.
@@ -295,7 +336,7 @@ fn existing_cluster(file: &Path) -> Result<Cluster, RunError> {
 }
 
 /// A local cluster as the spec asks, started in `dir/cluster`.
-fn local_cluster(request: &RunRequest, dir: &Path) -> Result<Cluster, RunError> {
+fn local_cluster(request: &RunRequest, dir: &Path, proxied: bool) -> Result<(Cluster, Option<Arc<Proxy>>), RunError> {
     let spec = &request.spec.cluster;
     let cluster_dir = dir.join("cluster");
     if request.progress {
@@ -315,7 +356,33 @@ fn local_cluster(request: &RunRequest, dir: &Path) -> Result<Cluster, RunError> 
         .spec
         .cluster_config(free_loopback_members(spec.nodes)?)
         .map_err(RunError::Spec)?;
-    let local = LocalCluster::start(&request.node_binary, &cluster_dir, config)?;
+    let (local, proxy) = if proxied {
+        // The cluster file names the proxy's listeners; each node listens
+        // on another port of its own address.
+        let listen: Vec<SocketAddr> = free_loopback_members(spec.nodes)?
+            .iter()
+            .map(|member| member.addr)
+            .collect();
+        let fronted = config
+            .members
+            .iter()
+            .zip(&listen)
+            .map(|(member, listen)| Fronted {
+                name: member.name.clone(),
+                advertised: member.addr,
+                listen: *listen,
+            })
+            .collect();
+        let proxy =
+            Proxy::start(fronted).map_err(|error| RunError::Spec(format!("starting the link proxy: {error}")))?;
+        if request.progress {
+            eprintln!("{}", proxy.calibration.text());
+        }
+        let local = LocalCluster::start_behind(&request.node_binary, &cluster_dir, config, listen)?;
+        (local, Some(Arc::new(proxy)))
+    } else {
+        (LocalCluster::start(&request.node_binary, &cluster_dir, config)?, None)
+    };
     let nodes = local
         .config()
         .members
@@ -331,11 +398,12 @@ fn local_cluster(request: &RunRequest, dir: &Path) -> Result<Cluster, RunError> 
         "versioning": spec.versioning,
         "sync": spec.sync,
     });
-    Ok(Cluster {
+    let cluster = Cluster {
         target: Target { nodes, n: spec.n },
         description,
         local: Some(Arc::new(Mutex::new(local))),
-    })
+    };
+    Ok((cluster, proxy))
 }
 
 /// The local nodes' CPU time at the start of the load.

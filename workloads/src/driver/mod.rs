@@ -28,10 +28,9 @@ use dynamo_client::Error as ClientLibError;
 use dynamo_reports::latency::Pair;
 use dynamo_reports::LatencyRecorder;
 
-use crate::faults::{Fault, Nemesis};
+use crate::faults::{Fault, Nemesis, World};
 use crate::keys::{KeyChooser, Rng};
 use crate::record::HistoryWriter;
-use dynamo_node::launcher::LocalCluster;
 
 use crate::spec::{OpKind, Spec};
 pub use finals::CartFigures;
@@ -154,7 +153,7 @@ pub struct DriveOptions {
     /// reads are skipped, and the history is completed and synced.
     pub stop: tokio::sync::watch::Receiver<bool>,
     /// Faults to do to a local cluster while the load runs.
-    pub faults: Option<(Arc<Mutex<LocalCluster>>, Vec<Fault>)>,
+    pub faults: Option<(World, Vec<Fault>)>,
 }
 
 fn cpu_time() -> Duration {
@@ -231,7 +230,7 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
     let lag: Lag = Arc::default();
     let nemesis = options
         .faults
-        .map(|(cluster, schedule)| Nemesis::start(cluster, schedule, Arc::clone(&shared.history), pace.load_start));
+        .map(|(world, schedule)| Nemesis::start(world, schedule, Arc::clone(&shared.history), pace.load_start));
     let scheduler = tokio::spawn(schedule(spec.clone(), pace, sender, lag.clone(), options.stop.clone()));
     let workers: Vec<_> = (0..spec.load.clients)
         .map(|index| {

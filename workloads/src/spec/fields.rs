@@ -12,7 +12,8 @@ use super::{
     check_rate, line_of, parse_duration, CheckSpec, ClusterSpec, FaultsSpec, KeyDistribution, KeySpec, LoadSpec,
     OpKind, SpecError, KEYS_MAX,
 };
-use crate::faults::{Fault, FaultKind, RandomFaults};
+use crate::faults::{partition, Action, Fault, FaultKind, FaultSettings, Named, RandomFaults};
+use crate::keys::Rng;
 
 /// The spec being read, for errors that name its file, line and field;
 /// one checker per section.
@@ -209,24 +210,95 @@ impl Fields<'_> {
         })
     }
 
-    pub(super) fn faults(&self, raw: &RawFaults, cluster: &ClusterSpec) -> Result<FaultsSpec, SpecError> {
+    pub(super) fn faults(&self, raw: &RawFaults, cluster: &ClusterSpec, seed: u64) -> Result<FaultsSpec, SpecError> {
         let invalid = |field: &str, message: String| self.invalid("faults", field, message);
         let node_ok = |name: &String| {
             name.strip_prefix('n')
                 .and_then(|number| number.parse::<usize>().ok())
                 .is_some_and(|number| number >= 1 && number <= cluster.nodes)
         };
+        let not_node =
+            |field: &str, name: &String| invalid(field, format!("{name:?} is not a node (n1 to n{})", cluster.nodes));
+        let nodes: Vec<String> = (1..=cluster.nodes).map(|index| format!("n{index}")).collect();
+        let settings = self.fault_settings(raw, &FaultSettings::default(), "")?;
         let mut events = Vec::new();
-        for event in &raw.events {
+        for (number, event) in raw.events.iter().enumerate() {
             let kind: FaultKind = event.kind.parse().map_err(|message| invalid("events.kind", message))?;
-            if event.targets.len() != 1 || !event.targets.iter().all(node_ok) {
-                let message = format!("{:?}: one node, n1 to n{}", event.targets, cluster.nodes);
-                return Err(invalid("events.targets", message));
+            if let Some(bad) = event.targets.iter().find(|name| !node_ok(name)) {
+                return Err(not_node("events.targets", bad));
             }
+            let mut own = settings.clone();
+            if let Some(damage) = &event.damage {
+                own.damages = vec![damage.parse().map_err(|message| invalid("events.damage", message))?];
+            }
+            if let Some(shape) = &event.shape {
+                own.shapes = vec![shape.parse().map_err(|message| invalid("events.shape", message))?];
+            }
+            let own = self.fault_settings(
+                &RawFaults {
+                    clients: event.clients.clone(),
+                    delay: event.delay.clone(),
+                    jitter: event.jitter.clone(),
+                    bandwidth: event.bandwidth,
+                    drop: event.drop,
+                    ..RawFaults::default()
+                },
+                &own,
+                "events.",
+            )?;
+            let mut rng = Rng::new(seed ^ (number as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let (action, targets) = match (kind, &event.groups) {
+                (FaultKind::Partition, Some(groups)) => {
+                    if groups.len() < 2 {
+                        return Err(invalid("events.groups", "a partition needs two groups or more".into()));
+                    }
+                    if let Some(bad) = groups.iter().flatten().find(|name| !node_ok(name)) {
+                        return Err(not_node("events.groups", bad));
+                    }
+                    let action = Action::Partition {
+                        groups: groups.clone(),
+                        cut_clients: own.cut_clients,
+                    };
+                    (action, nodes.clone())
+                }
+                (FaultKind::Partition, None) => {
+                    if event.shape.is_none() {
+                        return Err(invalid(
+                            "events.shape",
+                            "a partition event names its shape (isolate, majority, halves, bridge, ring) or its groups"
+                                .into(),
+                        ));
+                    }
+                    if event.targets.len() > 1 {
+                        return Err(invalid(
+                            "events.targets",
+                            "a partition's targets name at most one node: the one to isolate or to make the bridge"
+                                .into(),
+                        ));
+                    }
+                    if cluster.nodes < 2 {
+                        return Err(invalid("events.kind", "a partition needs two nodes or more".into()));
+                    }
+                    partition(own.shapes[0], event.targets.first(), &nodes, own.cut_clients, &mut rng)
+                }
+                (_, Some(_)) => {
+                    return Err(invalid(
+                        "events.groups",
+                        format!("only a partition has groups, not {}", kind.name()),
+                    ));
+                }
+                (_, None) => {
+                    if event.targets.len() != 1 {
+                        let message = format!("{:?}: one node, n1 to n{}", event.targets, cluster.nodes);
+                        return Err(invalid("events.targets", message));
+                    }
+                    Fault::draw(kind, event.targets.first(), &nodes, &own, &mut rng)
+                }
+            };
             events.push(Fault {
                 at: self.duration("faults", "events.at", &event.at)?,
-                kind,
-                targets: event.targets.clone(),
+                action,
+                targets,
                 lasting: self.duration("faults", "events.for", &event.lasting)?,
             });
         }
@@ -239,11 +311,11 @@ impl Fields<'_> {
                 .map(|kind| kind.parse::<FaultKind>())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|message| invalid("kinds", message))?;
+            if kinds.contains(&FaultKind::Partition) && cluster.nodes < 2 {
+                return Err(invalid("kinds", "a partition needs two nodes or more".into()));
+            }
             if let Some(bad) = raw.targets.iter().find(|name| !node_ok(name)) {
-                return Err(invalid(
-                    "targets",
-                    format!("{bad:?} is not a node (n1 to n{})", cluster.nodes),
-                ));
+                return Err(not_node("targets", bad));
             }
             let defaults = RandomFaults::with_kinds(kinds);
             let optional = |field: &str, value: &Option<String>, default: Duration| match value {
@@ -262,6 +334,62 @@ impl Fields<'_> {
                 ..defaults
             })
         };
-        Ok(FaultsSpec { events, random })
+        Ok(FaultsSpec {
+            events,
+            random,
+            settings,
+        })
     }
+
+    /// The settings in `raw` over `base`; `prefix` is `events.` for an
+    /// event's own.
+    fn fault_settings(&self, raw: &RawFaults, base: &FaultSettings, prefix: &str) -> Result<FaultSettings, SpecError> {
+        let invalid = |field: &str, message: String| self.invalid("faults", &format!("{prefix}{field}"), message);
+        let mut settings = base.clone();
+        if let Some(shapes) = &raw.shapes {
+            settings.shapes = some_of(shapes).map_err(|message| invalid("shapes", message))?;
+        }
+        if let Some(damages) = &raw.damages {
+            settings.damages = some_of(damages).map_err(|message| invalid("damages", message))?;
+        }
+        if let Some(clients) = &raw.clients {
+            settings.cut_clients = match clients.as_str() {
+                "kept" => false,
+                "cut" => true,
+                other => {
+                    return Err(invalid(
+                        "clients",
+                        format!("{other:?} is not kept (the driver reaches every node) or cut (it is cut with the nodes outside the first group)"),
+                    ))
+                }
+            };
+        }
+        if let Some(delay) = &raw.delay {
+            settings.delay = self.duration("faults", &format!("{prefix}delay"), delay)?;
+        }
+        if let Some(jitter) = &raw.jitter {
+            settings.jitter = self.duration("faults", &format!("{prefix}jitter"), jitter)?;
+        }
+        if let Some(bandwidth) = raw.bandwidth {
+            if bandwidth == 0 {
+                return Err(invalid("bandwidth", "bytes per second, at least 1".into()));
+            }
+            settings.bytes_per_second = bandwidth;
+        }
+        if let Some(drop) = raw.drop {
+            if !(drop > 0.0 && drop <= 1.0) {
+                return Err(invalid("drop", format!("{drop} is not a probability in (0, 1]")));
+            }
+            settings.drop = drop;
+        }
+        Ok(settings)
+    }
+}
+
+/// A list of names, each a `T`, at least one.
+fn some_of<T: Named>(names: &[String]) -> Result<Vec<T>, String> {
+    if names.is_empty() {
+        return Err(format!("name one {} or more (or leave it out: all)", T::WHAT));
+    }
+    names.iter().map(|name| T::named(name)).collect()
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 mod fields;
 mod raw;
 
-use crate::faults::{Fault, FaultKind, RandomFaults};
+use crate::faults::{Fault, FaultKind, FaultSettings, RandomFaults};
 use dynamo_checker::Mode;
 use thiserror::Error;
 
@@ -273,6 +273,8 @@ pub struct FaultsSpec {
     pub events: Vec<Fault>,
     /// A seeded random schedule.
     pub random: Option<RandomFaults>,
+    /// The settings of the kinds that take any (shapes, damages, delays).
+    pub settings: FaultSettings,
 }
 
 impl Spec {
@@ -281,7 +283,12 @@ impl Spec {
     pub fn fault_schedule(&self, nodes: &[String]) -> Vec<Fault> {
         let mut faults = self.faults.events.clone();
         if let Some(random) = &self.faults.random {
-            faults.extend(random.schedule(nodes, self.load.warmup + self.load.duration, self.seed));
+            faults.extend(random.schedule(
+                nodes,
+                self.load.warmup + self.load.duration,
+                self.seed,
+                &self.faults.settings,
+            ));
         }
         faults.sort_by_key(|fault| fault.at);
         faults
@@ -409,6 +416,7 @@ impl Spec {
             message: error.to_string().trim_end().to_string(),
         })?;
         let fields = Fields { path, text };
+        let raw_seed = raw.seed;
         let cluster = fields.cluster(raw.cluster)?;
         let load = fields.load(&raw.load)?;
         let keys = fields.keys(raw.keys)?;
@@ -416,7 +424,7 @@ impl Spec {
         let sla = fields.sla(&raw.sla)?;
         let check = fields.check(&raw.check, &cluster)?;
         let faults = match &raw.faults {
-            Some(raw) => fields.faults(raw, &cluster)?,
+            Some(raw) => fields.faults(raw, &cluster, raw_seed)?,
             None => FaultsSpec::default(),
         };
         let name = raw.name.unwrap_or_else(|| {

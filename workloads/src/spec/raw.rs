@@ -26,8 +26,9 @@ pub(super) struct RawSpec {
     pub(super) faults: Option<RawFaults>,
 }
 
-/// `[faults]`: a seeded random schedule and/or explicit events.
-#[derive(Deserialize)]
+/// `[faults]`: a seeded random schedule and/or explicit events, and the
+/// settings of the kinds that take any.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFaults {
     #[serde(default)]
@@ -37,6 +38,13 @@ pub(super) struct RawFaults {
     pub(super) quiet: Option<String>,
     #[serde(default)]
     pub(super) targets: Vec<String>,
+    pub(super) shapes: Option<Vec<String>>,
+    pub(super) damages: Option<Vec<String>>,
+    pub(super) clients: Option<String>,
+    pub(super) delay: Option<String>,
+    pub(super) jitter: Option<String>,
+    pub(super) bandwidth: Option<u64>,
+    pub(super) drop: Option<f64>,
     #[serde(default)]
     pub(super) events: Vec<RawFaultEvent>,
 }
@@ -47,9 +55,18 @@ pub(super) struct RawFaults {
 pub(super) struct RawFaultEvent {
     pub(super) at: String,
     pub(super) kind: String,
+    #[serde(default)]
     pub(super) targets: Vec<String>,
     #[serde(rename = "for")]
     pub(super) lasting: String,
+    pub(super) shape: Option<String>,
+    pub(super) groups: Option<Vec<Vec<String>>>,
+    pub(super) damage: Option<String>,
+    pub(super) clients: Option<String>,
+    pub(super) delay: Option<String>,
+    pub(super) jitter: Option<String>,
+    pub(super) bandwidth: Option<u64>,
+    pub(super) drop: Option<f64>,
 }
 
 #[derive(Deserialize)]
