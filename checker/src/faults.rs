@@ -1,13 +1,27 @@
-//! What the faults did to availability: the history's fault events paired
-//! into windows, and the outcomes of the operations invoked inside them
-//! against those invoked outside. Reported, never judged: under faults a
-//! failed operation is availability, not a violation (shared/HISTORY.md).
+//! What the faults did: the history's fault events paired into windows;
+//! for each window, each kind of fault and the time outside faults, the
+//! outcomes and latency of the operations invoked then; and after each
+//! heal, the time until throughput and p99 are back to their level before
+//! the fault. Reported, never judged: under faults a failed operation is
+//! availability, not a violation (shared/HISTORY.md).
+//!
+//! Latency here is the history's own: from an operation's `invoke` to its
+//! completion, for operations that completed `ok`.
+//!
+//! Recovery: the baseline is the fault-free stretch just before the fault
+//! (up to [`BASELINE_NS`], at least [`BUCKET_NS`]): its `ok` completions
+//! per second and the p99 latency of the operations completed in it. After
+//! the heal, time is cut into [`BUCKET_NS`] buckets; the fault has
+//! recovered at the end of the first bucket whose throughput is at least
+//! [`RECOVERED_THROUGHPUT`] of the baseline's and whose p99 is at most
+//! [`RECOVERED_P99_FACTOR`] × the baseline's plus [`RECOVERED_P99_SLACK_NS`]
+//! (one-second figures are noisy; the tolerances say how close is back).
 
-use crate::history::{History, Outcome};
+use crate::history::{History, Operation, Outcome};
 use serde::Serialize;
 
 /// One fault from its `start` event to its `end` event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FaultWindow {
     /// `kill`, `pause`, ...
     pub fault: String,
@@ -19,7 +33,113 @@ pub struct FaultWindow {
     pub end_ns: Option<u64>,
     /// How it was done and how it was healed, as recorded.
     pub detail: Vec<String>,
+    /// Outcomes of the operations invoked while it held.
+    pub outcomes: Outcomes,
+    /// Their latency (`ok` ones).
+    pub latency: Option<Latency>,
+    /// How long after its heal the cluster was back to its level before.
+    pub recovery: Recovery,
 }
+
+/// Latency percentiles, milliseconds, of `ok` operations.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Latency {
+    /// Operations measured.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// The largest.
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// Of latencies in nanoseconds (sorted here); `None` for none.
+    pub fn of(mut nanos: Vec<u64>) -> Option<Latency> {
+        if nanos.is_empty() {
+            return None;
+        }
+        nanos.sort_unstable();
+        let at = |quantile: f64| nanos[((nanos.len() - 1) as f64 * quantile).ceil() as usize] as f64 / 1e6;
+        Some(Latency {
+            count: nanos.len() as u64,
+            p50_ms: at(0.5),
+            p99_ms: at(0.99),
+            p999_ms: at(0.999),
+            max_ms: at(1.0),
+        })
+    }
+}
+
+/// The baseline recovery is judged against.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Baseline {
+    /// `ok` completions per second before the fault.
+    pub ops_per_second: f64,
+    /// p99 latency of the operations completed then, ms.
+    pub p99_ms: f64,
+}
+
+/// Whether and when a fault's heal was followed by the cluster's return to
+/// its level before the fault.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Recovery {
+    /// Back this long after the heal (the end of the first good bucket).
+    Recovered {
+        /// Milliseconds from the heal.
+        after_ms: u64,
+        /// What "back" was judged against.
+        baseline: Baseline,
+    },
+    /// Not back before the next fault started or the history ended.
+    NotBack {
+        /// Milliseconds watched after the heal.
+        watched_ms: u64,
+        /// What "back" was judged against.
+        baseline: Baseline,
+    },
+    /// No fault-free second before the fault to compare with.
+    NoBaseline,
+    /// Less than a second between the heal and the next fault or the end.
+    NotWatched,
+    /// The fault was never healed.
+    NeverHealed,
+}
+
+/// The figures of every window of one kind of fault together.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KindFigures {
+    /// The kind (`kill`, `partition`, ...).
+    pub fault: String,
+    /// Its windows.
+    pub windows: u64,
+    /// Outcomes of the operations invoked while one held.
+    pub outcomes: Outcomes,
+    /// Their latency.
+    pub latency: Option<Latency>,
+    /// The median time to recover after its heals, ms (recovered ones).
+    pub recovery_p50_ms: Option<u64>,
+    /// The longest, ms.
+    pub recovery_max_ms: Option<u64>,
+    /// Heals after which the cluster was not back before the next fault or
+    /// the end.
+    pub not_back: u64,
+}
+
+/// The stretch before a fault that makes its baseline, at most.
+pub const BASELINE_NS: u64 = 5_000_000_000;
+/// The bucket recovery is judged in (and the shortest baseline).
+pub const BUCKET_NS: u64 = 1_000_000_000;
+/// Throughput back: at least this share of the baseline's.
+pub const RECOVERED_THROUGHPUT: f64 = 0.9;
+/// p99 back: at most this factor of the baseline's ...
+pub const RECOVERED_P99_FACTOR: f64 = 1.5;
+/// ... plus this.
+pub const RECOVERED_P99_SLACK_NS: u64 = 1_000_000;
 
 /// Outcomes of the operations invoked in a stretch of time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -61,12 +181,17 @@ pub struct FaultReport {
     pub during: Outcomes,
     /// Outcomes of the (non-final) operations invoked while none held.
     pub outside: Outcomes,
+    /// Each kind's windows together, by name.
+    pub by_kind: Vec<KindFigures>,
+    /// Latency of the operations invoked while no fault held.
+    pub outside_latency: Option<Latency>,
 }
 
 /// Pairs each `start` with the next `end` of the same fault on the same
-/// targets, and splits the operations' outcomes by whether they were
-/// invoked inside a window. Final reads are left out: they run after every
-/// fault is healed and would flatter the "outside" figure.
+/// targets, and splits the operations' outcomes and latency by whether they
+/// were invoked inside a window, window by window and kind by kind. Final
+/// reads are left out: they run after every fault is healed and would
+/// flatter the "outside" figures.
 pub fn report(history: &History) -> FaultReport {
     let mut windows: Vec<FaultWindow> = Vec::new();
     for event in &history.faults {
@@ -87,31 +212,199 @@ pub fn report(history: &History) -> FaultReport {
                 start_ns: event.time_ns,
                 end_ns: None,
                 detail: event.detail.iter().cloned().collect(),
+                outcomes: Outcomes::default(),
+                latency: None,
+                recovery: Recovery::NeverHealed,
             }),
         }
     }
     windows.sort_by_key(|window| window.start_ns);
-    let mut report = FaultReport {
-        windows,
-        ..FaultReport::default()
-    };
-    for operation in history.operations.iter().filter(|operation| !operation.is_final) {
-        let inside = report.windows.iter().any(|window| {
-            operation.invoke_ns >= window.start_ns && window.end_ns.is_none_or(|end| operation.invoke_ns < end)
-        });
-        if inside {
+    let operations: Vec<&Operation> = history
+        .operations
+        .iter()
+        .filter(|operation| !operation.is_final)
+        .collect();
+    let holds = |window: &FaultWindow, ns: u64| ns >= window.start_ns && window.end_ns.is_none_or(|end| ns < end);
+    let latency_ns = |operation: &Operation| operation.complete_ns.saturating_sub(operation.invoke_ns);
+    let mut report = FaultReport::default();
+    let mut outside_latencies = Vec::new();
+    for operation in &operations {
+        if windows.iter().any(|window| holds(window, operation.invoke_ns)) {
             report.during.add(operation.outcome);
         } else {
             report.outside.add(operation.outcome);
+            if operation.outcome == Outcome::Ok {
+                outside_latencies.push(latency_ns(operation));
+            }
         }
     }
+    report.outside_latency = Latency::of(outside_latencies);
+    let history_end = operations
+        .iter()
+        .map(|operation| operation.complete_ns)
+        .max()
+        .unwrap_or(0);
+    for index in 0..windows.len() {
+        let window = &windows[index];
+        let inside: Vec<&&Operation> = operations
+            .iter()
+            .filter(|operation| holds(window, operation.invoke_ns))
+            .collect();
+        let mut outcomes = Outcomes::default();
+        inside.iter().for_each(|operation| outcomes.add(operation.outcome));
+        let latencies = inside
+            .iter()
+            .filter(|operation| operation.outcome == Outcome::Ok)
+            .map(|operation| latency_ns(operation))
+            .collect();
+        let recovery = recovery(&windows, index, &operations, history_end);
+        let window = &mut windows[index];
+        window.outcomes = outcomes;
+        window.latency = Latency::of(latencies);
+        window.recovery = recovery;
+    }
+    let mut kinds: Vec<String> = windows.iter().map(|window| window.fault.clone()).collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        let of_kind: Vec<&FaultWindow> = windows.iter().filter(|window| window.fault == kind).collect();
+        let mut outcomes = Outcomes::default();
+        let mut latencies = Vec::new();
+        for operation in operations
+            .iter()
+            .filter(|operation| of_kind.iter().any(|window| holds(window, operation.invoke_ns)))
+        {
+            outcomes.add(operation.outcome);
+            if operation.outcome == Outcome::Ok {
+                latencies.push(latency_ns(operation));
+            }
+        }
+        let mut recovered: Vec<u64> = of_kind
+            .iter()
+            .filter_map(|window| match window.recovery {
+                Recovery::Recovered { after_ms, .. } => Some(after_ms),
+                _ => None,
+            })
+            .collect();
+        recovered.sort_unstable();
+        report.by_kind.push(KindFigures {
+            fault: kind,
+            windows: of_kind.len() as u64,
+            outcomes,
+            latency: Latency::of(latencies),
+            recovery_p50_ms: recovered.get(recovered.len().saturating_sub(1) / 2).copied(),
+            recovery_max_ms: recovered.last().copied(),
+            not_back: of_kind
+                .iter()
+                .filter(|window| matches!(window.recovery, Recovery::NotBack { .. }))
+                .count() as u64,
+        });
+    }
+    report.windows = windows;
     report
 }
 
-/// The faults for people, one line each (times are the history's
-/// `time_ns`: for dynamo-bench, from the start of the run, warm-up
-/// included), and the share of operations that succeeded inside and
-/// outside them. Empty for a run without faults.
+/// `ok` completions per second and p99 of the operations completed in
+/// `[from, to)`.
+fn level(operations: &[&Operation], from: u64, to: u64) -> Baseline {
+    let mut latencies = Vec::new();
+    for operation in operations {
+        if operation.outcome == Outcome::Ok && operation.complete_ns >= from && operation.complete_ns < to {
+            latencies.push(operation.complete_ns.saturating_sub(operation.invoke_ns));
+        }
+    }
+    let count = latencies.len();
+    Baseline {
+        ops_per_second: count as f64 / ((to - from) as f64 / 1e9),
+        p99_ms: Latency::of(latencies).map_or(0.0, |latency| latency.p99_ms),
+    }
+}
+
+/// When window `index`'s heal was followed by throughput and p99 back at
+/// their level before it (see the module doc).
+fn recovery(windows: &[FaultWindow], index: usize, operations: &[&Operation], history_end: u64) -> Recovery {
+    let window = &windows[index];
+    let Some(healed) = window.end_ns else {
+        return Recovery::NeverHealed;
+    };
+    // The fault-free stretch just before it.
+    let quiet_since = windows
+        .iter()
+        .filter(|other| other.start_ns < window.start_ns)
+        .map(|other| other.end_ns.unwrap_or(u64::MAX))
+        .chain(std::iter::once(window.start_ns.saturating_sub(BASELINE_NS)))
+        .max()
+        .unwrap_or(0);
+    if quiet_since >= window.start_ns || window.start_ns - quiet_since < BUCKET_NS {
+        return Recovery::NoBaseline;
+    }
+    let baseline = level(operations, quiet_since, window.start_ns);
+    if baseline.ops_per_second <= 0.0 {
+        return Recovery::NoBaseline;
+    }
+    // Watched until the next fault starts or the history ends.
+    let until = windows
+        .iter()
+        .map(|other| other.start_ns)
+        .filter(|start| *start > healed)
+        .min()
+        .unwrap_or(history_end)
+        .min(history_end);
+    if until.saturating_sub(healed) < BUCKET_NS {
+        return Recovery::NotWatched;
+    }
+    let p99_limit = baseline.p99_ms * RECOVERED_P99_FACTOR + RECOVERED_P99_SLACK_NS as f64 / 1e6;
+    let mut from = healed;
+    while from + BUCKET_NS <= until {
+        let bucket = level(operations, from, from + BUCKET_NS);
+        if bucket.ops_per_second >= baseline.ops_per_second * RECOVERED_THROUGHPUT && bucket.p99_ms <= p99_limit {
+            return Recovery::Recovered {
+                after_ms: (from + BUCKET_NS - healed) / 1_000_000,
+                baseline,
+            };
+        }
+        from += BUCKET_NS;
+    }
+    Recovery::NotBack {
+        watched_ms: until.saturating_sub(healed) / 1_000_000,
+        baseline,
+    }
+}
+
+/// Rounded down, so a run with failures never reads as 100% ok.
+fn ok_percent(outcomes: &Outcomes) -> String {
+    match outcomes.ok_share() {
+        Some(share) => format!("{:.3}", (share * 100_000.0).floor() / 1000.0),
+        None => "-".to_string(),
+    }
+}
+
+fn recovery_text(recovery: &Recovery) -> String {
+    match recovery {
+        Recovery::Recovered { after_ms, baseline } => format!(
+            "back {:.0} s after heal (baseline {:.0} ok/s, p99 {:.1} ms)",
+            *after_ms as f64 / 1000.0,
+            baseline.ops_per_second,
+            baseline.p99_ms
+        ),
+        Recovery::NotBack { watched_ms, baseline } => format!(
+            "NOT back within {:.1} s of heal (before the next fault or the end; baseline {:.0} ok/s, p99 {:.1} ms)",
+            *watched_ms as f64 / 1000.0,
+            baseline.ops_per_second,
+            baseline.p99_ms
+        ),
+        Recovery::NoBaseline => "recovery not judged: no fault-free second before it".to_string(),
+        Recovery::NotWatched => {
+            "recovery not judged: less than a second between its heal and the next fault or the end".to_string()
+        }
+        Recovery::NeverHealed => "never healed".to_string(),
+    }
+}
+
+/// The faults for people: the timeline, one line per fault and one with
+/// its figures (times are the history's `time_ns`: for dynamo-bench, from
+/// the start of the run, warm-up included); then availability inside and
+/// outside faults, and a table by kind. Empty for a run without faults.
 pub fn text(faults: &FaultReport) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -119,6 +412,13 @@ pub fn text(faults: &FaultReport) -> String {
         return out;
     }
     let seconds = |ns: u64| ns as f64 / 1e9;
+    let latency = |latency: &Option<Latency>| match latency {
+        Some(latency) => format!(
+            "p50 {:.1} p99 {:.1} p99.9 {:.1} ms",
+            latency.p50_ms, latency.p99_ms, latency.p999_ms
+        ),
+        None => "no ok operations".to_string(),
+    };
     let _ = writeln!(out, "faults (seconds from the start of the history):");
     for window in &faults.windows {
         let span = match window.end_ns {
@@ -131,12 +431,19 @@ pub fn text(faults: &FaultReport) -> String {
             None => format!("{:7.1} to the end (never healed)", seconds(window.start_ns)),
         };
         let _ = writeln!(out, "  {span}  {} {}", window.fault, window.targets.join(","));
+        let _ = writeln!(
+            out,
+            "      {} ops invoked, {}% ok; {}; {}",
+            window.outcomes.total(),
+            ok_percent(&window.outcomes),
+            latency(&window.latency),
+            recovery_text(&window.recovery)
+        );
     }
-    // Rounded down, so a run with failures never reads as 100% ok.
     let share = |outcomes: &Outcomes| match outcomes.ok_share() {
-        Some(share) => format!(
-            "{:.3}% ok of {} ({} fail, {} indeterminate)",
-            (share * 100_000.0).floor() / 1000.0,
+        Some(_) => format!(
+            "{}% ok of {} ({} fail, {} indeterminate)",
+            ok_percent(outcomes),
             outcomes.total(),
             outcomes.fail,
             outcomes.info
@@ -148,6 +455,60 @@ pub fn text(faults: &FaultReport) -> String {
         "availability: during faults {}; outside them {}",
         share(&faults.during),
         share(&faults.outside)
+    );
+    let _ = writeln!(
+        out,
+        "{:<15} {:>7} {:>8} {:>8} {:>6} {:>6} {:>9} {:>9} {:>9}  {:>15}",
+        "by kind", "faults", "ops", "ok %", "fail", "indet", "p50 ms", "p99 ms", "p99.9 ms", "recovery p50/max"
+    );
+    let row = |name: &str, count: String, outcomes: &Outcomes, latency: &Option<Latency>, recovery: String| {
+        let (p50, p99, p999) = latency.map_or(("-".into(), "-".into(), "-".into()), |latency| {
+            (
+                format!("{:.1}", latency.p50_ms),
+                format!("{:.1}", latency.p99_ms),
+                format!("{:.1}", latency.p999_ms),
+            )
+        });
+        format!(
+            "{name:<15} {count:>7} {:>8} {:>8} {:>6} {:>6} {p50:>9} {p99:>9} {p999:>9}  {recovery:>15}\n",
+            outcomes.total(),
+            ok_percent(outcomes),
+            outcomes.fail,
+            outcomes.info
+        )
+    };
+    for kind in &faults.by_kind {
+        let recovery = match (kind.recovery_p50_ms, kind.recovery_max_ms) {
+            (Some(p50), Some(max)) => format!("{:.0} s / {:.0} s", p50 as f64 / 1e3, max as f64 / 1e3),
+            _ => "-".to_string(),
+        };
+        let recovery = if kind.not_back > 0 {
+            format!("{recovery}, {} not back", kind.not_back)
+        } else {
+            recovery
+        };
+        out.push_str(&row(
+            &kind.fault,
+            kind.windows.to_string(),
+            &kind.outcomes,
+            &kind.latency,
+            recovery,
+        ));
+    }
+    out.push_str(&row(
+        "outside faults",
+        "-".into(),
+        &faults.outside,
+        &faults.outside_latency,
+        String::new(),
+    ));
+    let _ = writeln!(
+        out,
+        "(latency from invoke to ok completion; back = 1 s of >= {:.0}% of the ok/s and <= {}x the p99 (+{} ms) of the {} s before the fault)",
+        RECOVERED_THROUGHPUT * 100.0,
+        RECOVERED_P99_FACTOR,
+        RECOVERED_P99_SLACK_NS / 1_000_000,
+        BASELINE_NS / 1_000_000_000
     );
     out
 }
@@ -243,6 +604,9 @@ mod tests {
             start_ns,
             end_ns,
             detail: Vec::new(),
+            outcomes: Outcomes::default(),
+            latency: None,
+            recovery: Recovery::NeverHealed,
         };
         let report = FaultReport {
             windows: vec![
@@ -255,6 +619,7 @@ mod tests {
                 info: 0,
             },
             outside: Outcomes::default(),
+            ..FaultReport::default()
         };
         let text = text(&report);
         assert!(text.contains("    4.0 to     8.5 (4.5 s)  kill n2"), "{text}");
@@ -263,5 +628,82 @@ mod tests {
             text.contains("during faults 75.000% ok of 4 (1 fail, 0 indeterminate); outside them no operations"),
             "{text}"
         );
+    }
+
+    /// Puts completing every 10 ms from `from_ms` to `to_ms`, each taking
+    /// `latency_ms`, ops numbered from `first`.
+    fn steady(first: u64, from_ms: u64, to_ms: u64, latency_ms: u64) -> Vec<String> {
+        (from_ms / 10..to_ms / 10)
+            .enumerate()
+            .flat_map(|(index, tick)| {
+                let op = first + index as u64;
+                let invoke = tick * 10_000_000;
+                [
+                    format!(
+                        r#"{{"type":"invoke","process":{op},"op":{op},"f":"put","key":"k","value":"v{op}","context":[],"time_ns":{invoke}}}"#
+                    ),
+                    format!(
+                        r#"{{"type":"ok","process":{op},"op":{op},"f":"put","time_ns":{}}}"#,
+                        invoke + latency_ms * 1_000_000
+                    ),
+                ]
+            })
+            .collect()
+    }
+
+    fn sorted(mut lines: Vec<String>) -> Vec<String> {
+        let time = |line: &String| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            value["time_ns"].as_u64().unwrap()
+        };
+        lines.sort_by_key(time);
+        lines
+    }
+
+    #[test]
+    fn recovery_is_the_first_second_after_heal_back_at_the_level_before() {
+        // 100 ok/s at 2 ms for 5 s; a fault from 5 s to 6 s; after it,
+        // 3 s at 50 ms latency (throughput held, p99 far above; the last
+        // slow one completes before 9 s), then 2 ms again: back at the end
+        // of the bucket 9 s to 10 s, 4 s after the heal.
+        let mut lines = steady(1, 0, 6_000, 2);
+        lines.extend(steady(10_000, 6_000, 8_950, 50));
+        lines.extend(steady(20_000, 9_000, 14_000, 2));
+        lines.push(fault("start", "n2", 5_000_000_000));
+        lines.push(fault("end", "n2", 6_000_000_000));
+        let found = report(&history(&sorted(lines.clone())));
+        match found.windows[0].recovery {
+            Recovery::Recovered { after_ms, baseline } => {
+                assert_eq!(after_ms, 4_000);
+                assert!((baseline.ops_per_second - 100.0).abs() < 1.0, "{baseline:?}");
+                assert!((baseline.p99_ms - 2.0).abs() < 0.01, "{baseline:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(found.windows[0].outcomes.total(), 100);
+        assert_eq!(found.by_kind[0].recovery_max_ms, Some(4_000));
+        let text = text(&found);
+        assert!(text.contains("back 4 s after heal"), "{text}");
+        assert!(text.contains("kill                  1      100  100.000"), "{text}");
+
+        // Never back: slow to the end.
+        let mut slow = steady(1, 0, 6_000, 2);
+        slow.extend(steady(10_000, 6_000, 9_000, 50));
+        slow.push(fault("start", "n2", 5_000_000_000));
+        slow.push(fault("end", "n2", 6_000_000_000));
+        let found = report(&history(&sorted(slow)));
+        assert!(
+            matches!(found.windows[0].recovery, Recovery::NotBack { .. }),
+            "{:?}",
+            found.windows[0]
+        );
+        assert_eq!(found.by_kind[0].not_back, 1);
+
+        // A fault at the very start has nothing to compare with.
+        let mut early = steady(1, 0, 6_000, 2);
+        early.push(fault("start", "n2", 500_000_000));
+        early.push(fault("end", "n2", 1_000_000_000));
+        let found = report(&history(&sorted(early)));
+        assert_eq!(found.windows[0].recovery, Recovery::NoBaseline);
     }
 }

@@ -56,9 +56,10 @@ enum Command {
         #[arg(long)]
         routing: Option<dynamo_bench::spec::Routing>,
         /// Add a seeded random schedule of these faults to the spec's
-        /// (comma-separated: kill, pause): a fault every 8 s on average,
-        /// lasting 3 s, none in the last 5 s; healed before the final
-        /// reads, and recorded in the history.
+        /// (comma-separated: kill, pause, partition, disk, latency, stall,
+        /// bandwidth, loss): a fault every 8 s on average, lasting 3 s,
+        /// none in the last 5 s; healed before the final reads, and
+        /// recorded in the history. partition needs root and nft.
         #[arg(long, value_delimiter = ',')]
         faults: Option<Vec<dynamo_bench::faults::FaultKind>>,
         /// The run directory [default: reports/runs/<time>-<spec>].

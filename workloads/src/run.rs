@@ -20,8 +20,8 @@ use serde_json::json;
 
 use crate::driver::{drive, DriveError, DriveOptions, Measured, Target};
 use crate::faults::firewall::{self, Firewall};
-use crate::faults::proxy::{Fronted, Proxy};
-use crate::faults::{Fault, FaultKind, World};
+use crate::faults::proxy::{Calibration, Fronted, Proxy};
+use crate::faults::{Fault, FaultKind, Named, World};
 use crate::spec::Spec;
 use dynamo_node::sync::Recover;
 use std::net::SocketAddr;
@@ -249,6 +249,7 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         node_cpu: &node_cpu,
         check_seconds,
         faults: &fault_report,
+        proxy: proxy.as_ref().map(|proxy| proxy.calibration),
         dir: &dir,
     };
     write_json(&dir.join("summary.json"), &summary_json(&figures))?;
@@ -276,7 +277,22 @@ fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>) -> Result<Vec<Fault>
             .collect(),
         None => (1..=spec.cluster.nodes).map(|index| format!("n{index}")).collect(),
     };
-    let faults = spec.fault_schedule(&nodes);
+    let mut faults = spec.fault_schedule(&nodes);
+    let load = spec.load.warmup + spec.load.duration;
+    let late: Vec<String> = faults
+        .iter()
+        .filter(|fault| fault.at >= load)
+        .map(|fault| format!("{} at {:.1}s", fault.action.kind().name(), fault.at.as_secs_f64()))
+        .collect();
+    if !late.is_empty() {
+        eprintln!(
+            "note: {} fault event(s) start after the load ends ({:.1}s with warm-up) and are left out: {}",
+            late.len(),
+            load.as_secs_f64(),
+            late.join(", ")
+        );
+        faults.retain(|fault| fault.at < load);
+    }
     if !faults.is_empty() && cluster_file.is_some() {
         return Err(RunError::Spec(
             "faults act on node processes this bench starts: run them on a local cluster, not --cluster".into(),
@@ -476,6 +492,8 @@ struct Figures<'a> {
     node_cpu: &'a [f64],
     check_seconds: f64,
     faults: &'a FaultReport,
+    /// The link proxy's own cost, when it stood between the nodes.
+    proxy: Option<Calibration>,
     dir: &'a Path,
 }
 
@@ -559,9 +577,18 @@ fn summary_json(figures: &Figures<'_>) -> serde_json::Value {
                 "start_s": window.start_ns as f64 / 1e9,
                 "end_s": window.end_ns.map(|end| end as f64 / 1e9),
                 "detail": window.detail,
+                "outcomes": window.outcomes,
+                "latency": window.latency,
+                "recovery": window.recovery,
             })).collect::<Vec<_>>(),
             "during": { "outcomes": faults.during, "ok_share": faults.during.ok_share() },
-            "outside": { "outcomes": faults.outside, "ok_share": faults.outside.ok_share() },
+            "outside": {
+                "outcomes": faults.outside,
+                "ok_share": faults.outside.ok_share(),
+                "latency": faults.outside_latency,
+            },
+            "by_kind": faults.by_kind,
+            "proxy": figures.proxy,
         },
         "check": {
             "valid": verdict.valid,
@@ -667,6 +694,9 @@ fn terminal_report(figures: &Figures<'_>) -> String {
         }
     }
     out.push_str(&dynamo_checker::faults::text(faults));
+    if let Some(calibration) = figures.proxy {
+        let _ = writeln!(out, "{}", calibration.text());
+    }
     let _ = writeln!(out);
     out.push_str(&dynamo_checker::summary::text(verdict));
     let _ = writeln!(out);

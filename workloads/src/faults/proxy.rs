@@ -51,7 +51,7 @@ pub struct Fronted {
 
 /// The proxy's own cost: round trips of a small message to an echo server,
 /// direct and through the proxy, measured when it starts.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct Calibration {
     /// Round trips measured each way.
     pub round_trips: usize,
