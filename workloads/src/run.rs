@@ -168,12 +168,12 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports/runs").join(format!("{}-{}", timestamp(started_at), spec.name)));
+    let faults = fault_schedule(spec, request.cluster_file.as_deref())?;
+    let partitioned = partitions(spec, &faults, request.progress)?;
     std::fs::create_dir_all(&dir).map_err(|source| RunError::Io {
         path: dir.clone(),
         source,
     })?;
-    let faults = fault_schedule(spec, request.cluster_file.as_deref())?;
-    let partitioned = partitions(&faults, request.progress)?;
     let proxied = faults.iter().any(|fault| fault.action.kind().is_link());
     let (cluster, proxy) = match &request.cluster_file {
         Some(file) => (existing_cluster(file)?, None),
@@ -293,6 +293,17 @@ fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>) -> Result<Vec<Fault>
         );
         faults.retain(|fault| fault.at < load);
     }
+    if let Some(random) = spec.faults.random.as_ref() {
+        let drawn = faults.len() - spec.faults.events.iter().filter(|event| event.at < load).count();
+        if drawn == 0 {
+            eprintln!(
+                "note: the random fault schedule drew no fault: the load ({:.0}s with warm-up) leaves no room for one lasting {:.0}s before the last {:.0}s (quiet); run longer or shorten [faults] lasting/quiet",
+                load.as_secs_f64(),
+                random.lasting.as_secs_f64(),
+                random.quiet.as_secs_f64()
+            );
+        }
+    }
     if !faults.is_empty() && cluster_file.is_some() {
         return Err(RunError::Spec(
             "faults act on node processes this bench starts: run them on a local cluster, not --cluster".into(),
@@ -304,8 +315,16 @@ fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>) -> Result<Vec<Fault>
 /// When the schedule has partitions: checks that they can be done here
 /// (root, nft) before anything starts, and removes the tables a killed
 /// bench left behind. True when a firewall is needed.
-fn partitions(faults: &[Fault], progress: bool) -> Result<bool, RunError> {
-    if !faults.iter().any(|fault| fault.action.kind() == FaultKind::Partition) {
+fn partitions(spec: &Spec, faults: &[Fault], progress: bool) -> Result<bool, RunError> {
+    // Asked for, even when this run's schedule drew none: a spec that
+    // needs root fails the same way every time.
+    let asked = spec
+        .faults
+        .random
+        .as_ref()
+        .is_some_and(|random| random.kinds.contains(&FaultKind::Partition))
+        || faults.iter().any(|fault| fault.action.kind() == FaultKind::Partition);
+    if !asked {
         return Ok(false);
     }
     firewall::preflight().map_err(|why| RunError::Spec(format!("cannot do partition faults here: {why}")))?;
