@@ -2,33 +2,21 @@
 //! files; exit statuses 0 / 1 / 2 and the run directory's contents.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::show;
 
-fn bench() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dynamo-bench"));
-    command.env("DYNAMO_LOG", "warn");
-    command
+fn bench() -> std::process::Command {
+    common::bench_logging("warn")
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dynamo-bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_dir("bench", name)
 }
+
+use std::path::{Path, PathBuf};
 
 fn spec(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[test]

@@ -10,31 +10,18 @@
 //! machine runs one five-node cluster, not four.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{json, show};
+
+fn temp_dir(name: &str) -> PathBuf {
+    common::temp_dir("faults", name)
+}
+
+use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Mutex;
 
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dynamo-faults-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 /// The schedule of the first two tests: kill, pause, two partitions and a
 /// disk fault while the node is down, over a 24 s load.
@@ -110,8 +97,7 @@ fn run(name: &str, spec: &str) -> (PathBuf, Output) {
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, spec).unwrap();
     let out = dir.join("run");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dynamo-bench"))
-        .env("DYNAMO_LOG", "error")
+    let output = common::bench_logging("error")
         .arg("run")
         .arg(&file)
         .arg("--quiet")
@@ -246,7 +232,7 @@ for = "6s"
     let (out, output) = run("r1w1", &spec);
     needs_root(&output);
     assert!(matches!(output.status.code(), Some(0) | Some(1)), "{}", show(&output));
-    let strict = std::process::Command::new(env!("CARGO_BIN_EXE_dynamo-bench"))
+    let strict = common::bench_logging("error")
         .args(["check", "--mode", "strict"])
         .arg(out.join("history.jsonl"))
         .arg("--json")

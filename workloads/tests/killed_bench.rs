@@ -5,16 +5,15 @@
 //! their ports and data locks, and lost the history's last buffer.)
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+fn temp_dir(name: &str) -> PathBuf {
+    common::temp_dir("killed", name)
+}
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dynamo-killed-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Starts a long cart run into `out` and waits until its nodes serve and
 /// the history has events.

@@ -7,8 +7,19 @@
 //! Needs root and nft, as in CI: without them these tests fail and say so.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::show;
+
+fn bench() -> Command {
+    common::bench_logging("error")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    common::temp_dir("tables", name)
+}
+
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,28 +29,6 @@ static RULESET: Mutex<()> = Mutex::new(());
 
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     RULESET.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn bench() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dynamo-bench"));
-    command.env("DYNAMO_LOG", "error");
-    command
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dynamo-tables-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// The bench's tables in the ruleset, by name.
