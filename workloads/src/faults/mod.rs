@@ -461,15 +461,24 @@ impl RandomFaults {
     }
 
     /// The schedule for a load of `total` over `nodes`, from `seed`: one
-    /// fault at a time per node (a partition holds every node).
-    pub fn schedule(&self, nodes: &[String], total: Duration, seed: u64, settings: &FaultSettings) -> Vec<Fault> {
+    /// fault at a time per node (a partition holds every node), counting
+    /// the `fixed` faults (the spec's explicit events) as already holding
+    /// theirs. Returns the drawn faults only.
+    pub fn schedule(
+        &self,
+        nodes: &[String],
+        total: Duration,
+        seed: u64,
+        settings: &FaultSettings,
+        fixed: &[Fault],
+    ) -> Vec<Fault> {
         let mut rng = Rng::new(seed ^ 0x6661_756c_7473); // "faults"
         let eligible: Vec<String> = if self.targets.is_empty() {
             nodes.to_vec()
         } else {
             self.targets.clone()
         };
-        let mut faults: Vec<Fault> = Vec::new();
+        let mut faults: Vec<Fault> = fixed.to_vec();
         let mut at = Duration::ZERO;
         let end = total.saturating_sub(self.quiet);
         loop {
@@ -480,9 +489,9 @@ impl RandomFaults {
                 break;
             }
             let busy = |node: &String| {
-                faults
-                    .iter()
-                    .any(|fault| fault.targets.contains(node) && fault.at + fault.lasting > at)
+                faults.iter().any(|fault| {
+                    fault.targets.contains(node) && fault.at + fault.lasting > at && fault.at < at + self.lasting
+                })
             };
             let free: Vec<&String> = eligible.iter().filter(|node| !busy(node)).collect();
             let kind = self.kinds[rng.below(self.kinds.len() as u64) as usize];
@@ -498,7 +507,7 @@ impl RandomFaults {
                 lasting: self.lasting,
             });
         }
-        faults
+        faults.split_off(fixed.len())
     }
 }
 #[cfg(test)]
@@ -517,19 +526,28 @@ mod tests {
         ]);
         let settings = FaultSettings::default();
         let total = Duration::from_secs(300);
-        let schedule = random.schedule(&nodes, total, 7, &settings);
+        let fixed = vec![Fault {
+            at: Duration::from_secs(20),
+            action: Action::Kill,
+            targets: vec!["n1".to_string()],
+            lasting: Duration::from_secs(60),
+        }];
+        let drawn = random.schedule(&nodes, total, 7, &settings, &fixed);
         assert_eq!(
-            schedule,
-            random.schedule(&nodes, total, 7, &settings),
+            drawn,
+            random.schedule(&nodes, total, 7, &settings, &fixed),
             "the same seed, the same schedule"
         );
-        assert_ne!(schedule, random.schedule(&nodes, total, 8, &settings));
+        assert_ne!(drawn, random.schedule(&nodes, total, 8, &settings, &fixed));
+        let schedule: Vec<Fault> = fixed.iter().chain(&drawn).cloned().collect();
         assert!(schedule.len() >= 10, "{schedule:?}");
         for kind in [FaultKind::Partition, FaultKind::Disk, FaultKind::Latency] {
             assert!(schedule.iter().any(|fault| fault.action.kind() == kind), "no {kind:?}");
         }
-        for fault in &schedule {
+        for fault in &drawn {
             assert!(fault.at + fault.lasting <= total - random.quiet, "{fault:?}");
+        }
+        for fault in &schedule {
             for node in &fault.targets {
                 let holding = schedule.iter().filter(|other| {
                     other.targets.contains(node)

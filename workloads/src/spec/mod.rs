@@ -288,6 +288,7 @@ impl Spec {
                 self.load.warmup + self.load.duration,
                 self.seed,
                 &self.faults.settings,
+                &self.faults.events,
             ));
         }
         faults.sort_by_key(|fault| fault.at);
