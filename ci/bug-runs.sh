@@ -1,12 +1,13 @@
 #!/bin/bash
 # Does dynamo-bench catch a broken node? Applies each of three deliberate
 # protocol bugs (issue #13) to a scratch clone of this repository, runs
-# workloads/cart-faults.toml against it, and checks the history in eventual
+# workloads/cart-faults.toml (or $SPEC) against it, and checks the history in eventual
 # and strict mode. The working tree is never touched.
 #
 #   ci/bug-runs.sh                      # all bugs, the spec's routing, 30 s
 #   ci/bug-runs.sh get-own put-early    # some of them
 #   ROUTING=preference DURATION=60s ci/bug-runs.sh
+#   SPEC=ci/isolate-then-wipe.toml ci/bug-runs.sh none put-early
 #
 # Bugs: none (the control), get-own (a get answers with the coordinator's
 # own replica instead of the merge of R), put-early (a put is acknowledged
@@ -19,6 +20,7 @@ set -u
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$repo/target/bug-runs}
 duration=${DURATION:-30s}
+spec=${SPEC:-workloads/cart-faults.toml}
 bugs=("$@")
 [ ${#bugs[@]} -eq 0 ] && bugs=(none get-own put-early keep-superseded)
 mkdir -p "$out"
@@ -71,11 +73,11 @@ for bug in "${bugs[@]}"; do
   patch "$bug"
   echo "== $bug: building" >&2
   cargo build --release -q -p dynamo-node -p dynamo-bench || exit 2
-  dir=$out/$bug${ROUTING:+-$ROUTING}
+  dir=$out/$bug${ROUTING:+-$ROUTING}-$(basename "$spec" .toml)
   rm -rf "$dir"
-  echo "== $bug: running cart-faults.toml for $duration${ROUTING:+ with routing $ROUTING} into $dir" >&2
+  echo "== $bug: running $spec for $duration${ROUTING:+ with routing $ROUTING} into $dir" >&2
   status=0
-  "$CARGO_TARGET_DIR/release/dynamo-bench" run workloads/cart-faults.toml --duration "$duration" \
+  "$CARGO_TARGET_DIR/release/dynamo-bench" run "$spec" --duration "$duration" \
     ${ROUTING:+--routing "$ROUTING"} --out "$dir" > "$dir.txt" 2>&1 || status=$?
   "$CARGO_TARGET_DIR/release/dynamo-bench" check "$dir/history.jsonl" --mode strict --json "$dir/check-strict.json" > /dev/null 2>&1
   summary+=("$bug: run exit $status; eventual $(verdict "$dir/check.json"); strict $(verdict "$dir/check-strict.json")")
