@@ -36,6 +36,18 @@ impl Fields<'_> {
         }
     }
 
+    /// An error in the `number`th `[[faults.events]]` entry (`field` is
+    /// `events.<name>`).
+    fn invalid_in_event(&self, number: usize, field: &str, message: String) -> SpecError {
+        let name = field.strip_prefix("events.").unwrap_or(field);
+        SpecError::Invalid {
+            path: self.path.to_path_buf(),
+            line: super::line_in_entry(self.text, "faults.events", number, name),
+            field: format!("faults.{field}"),
+            message,
+        }
+    }
+
     fn duration(&self, section: &str, field: &str, value: &str) -> Result<Duration, SpecError> {
         parse_duration(value).map_err(|message| self.invalid(section, field, message))
     }
@@ -220,9 +232,16 @@ impl Fields<'_> {
         let not_node =
             |field: &str, name: &String| invalid(field, format!("{name:?} is not a node (n1 to n{})", cluster.nodes));
         let nodes: Vec<String> = (1..=cluster.nodes).map(|index| format!("n{index}")).collect();
-        let settings = self.fault_settings(raw, &FaultSettings::default(), "")?;
+        let settings = self.fault_settings(raw, &FaultSettings::default(), &|field, message| {
+            self.invalid("faults", field, message)
+        })?;
         let mut events = Vec::new();
         for (number, event) in raw.events.iter().enumerate() {
+            // Errors name the line in this event.
+            let invalid = |field: &str, message: String| self.invalid_in_event(number, field, message);
+            let not_node = |field: &str, name: &String| {
+                invalid(field, format!("{name:?} is not a node (n1 to n{})", cluster.nodes))
+            };
             let kind: FaultKind = event.kind.parse().map_err(|message| invalid("events.kind", message))?;
             if let Some(bad) = event.targets.iter().find(|name| !node_ok(name)) {
                 return Err(not_node("events.targets", bad));
@@ -244,7 +263,7 @@ impl Fields<'_> {
                     ..RawFaults::default()
                 },
                 &own,
-                "events.",
+                &|field, message| invalid(&format!("events.{field}"), message),
             )?;
             let mut rng = Rng::new(seed ^ (number as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let (action, targets) = match (kind, &event.groups) {
@@ -296,10 +315,10 @@ impl Fields<'_> {
                 }
             };
             events.push(Fault {
-                at: self.duration("faults", "events.at", &event.at)?,
+                at: parse_duration(&event.at).map_err(|message| invalid("events.at", message))?,
                 action,
                 targets,
-                lasting: self.duration("faults", "events.for", &event.lasting)?,
+                lasting: parse_duration(&event.lasting).map_err(|message| invalid("events.for", message))?,
             });
         }
         let random = if raw.kinds.is_empty() {
@@ -343,8 +362,12 @@ impl Fields<'_> {
 
     /// The settings in `raw` over `base`; `prefix` is `events.` for an
     /// event's own.
-    fn fault_settings(&self, raw: &RawFaults, base: &FaultSettings, prefix: &str) -> Result<FaultSettings, SpecError> {
-        let invalid = |field: &str, message: String| self.invalid("faults", &format!("{prefix}{field}"), message);
+    fn fault_settings(
+        &self,
+        raw: &RawFaults,
+        base: &FaultSettings,
+        invalid: &dyn Fn(&str, String) -> SpecError,
+    ) -> Result<FaultSettings, SpecError> {
         let mut settings = base.clone();
         if let Some(shapes) = &raw.shapes {
             settings.shapes = some_of(shapes).map_err(|message| invalid("shapes", message))?;
@@ -365,10 +388,10 @@ impl Fields<'_> {
             };
         }
         if let Some(delay) = &raw.delay {
-            settings.delay = self.duration("faults", &format!("{prefix}delay"), delay)?;
+            settings.delay = parse_duration(delay).map_err(|message| invalid("delay", message))?;
         }
         if let Some(jitter) = &raw.jitter {
-            settings.jitter = self.duration("faults", &format!("{prefix}jitter"), jitter)?;
+            settings.jitter = parse_duration(jitter).map_err(|message| invalid("jitter", message))?;
         }
         if let Some(bandwidth) = raw.bandwidth {
             if bandwidth == 0 {

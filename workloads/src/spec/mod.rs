@@ -377,6 +377,35 @@ fn line_of(text: &str, section: &str, field: &str) -> Option<usize> {
     None
 }
 
+/// The line of `field` in the `number`th (from 0) `[[table]]` entry, or of
+/// that entry's header when the field is not written there.
+fn line_in_entry(text: &str, table: &str, number: usize, field: &str) -> Option<usize> {
+    let header = format!("[[{table}]]");
+    let mut seen = 0;
+    let mut inside = None;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            seen += usize::from(trimmed == header);
+            inside = (trimmed == header && seen == number + 1).then_some(index + 1);
+            if inside.is_some() {
+                continue;
+            }
+            if seen > number + 1 {
+                break;
+            }
+        }
+        if inside.is_some() && trimmed.split_once('=').is_some_and(|(name, _)| name.trim() == field) {
+            return Some(index + 1);
+        }
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| line.trim() == header)
+        .nth(number)
+        .map(|(index, _)| index + 1)
+}
+
 /// Overrides from the command line.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -631,5 +660,54 @@ mod tests {
             }
         }
         assert!(seen >= 6, "cart, session, catalog, ycsb-a, ycsb-b, ycsb-f");
+    }
+
+    #[test]
+    fn fault_fields_are_checked_and_errors_name_the_line_and_field() {
+        let event = |body: &str| format!("{MINIMAL}[[faults.events]]\nat = \"1s\"\nfor = \"2s\"\n{body}\n");
+        let error = |text: String| parse(&text).unwrap_err().to_string();
+        let shape = error(event("kind = \"partition\"\nshape = \"square\""));
+        assert!(
+            shape.contains("w.toml:13") && shape.contains("faults.events.shape"),
+            "{shape}"
+        );
+        assert!(shape.contains("isolate, majority, halves, bridge, ring"), "{shape}");
+        let second = error(event(
+            "kind = \"kill\"\ntargets = [\"n1\"]\n[[faults.events]]\nat = \"5s\"\nkind = \"pause\"\ntargets = [\"n7\"]\nfor = \"1s\"",
+        ));
+        assert!(
+            second.contains("w.toml:17: faults.events.targets"),
+            "the second event's line: {second}"
+        );
+        let no_shape = error(event("kind = \"partition\""));
+        assert!(no_shape.contains("names its shape"), "{no_shape}");
+        let groups = error(event(
+            "kind = \"kill\"\ntargets = [\"n1\"]\ngroups = [[\"n1\"], [\"n2\"]]",
+        ));
+        assert!(groups.contains("only a partition has groups"), "{groups}");
+        let stranger = error(event("kind = \"partition\"\ngroups = [[\"n1\"], [\"n9\"]]"));
+        assert!(stranger.contains("\"n9\" is not a node (n1 to n5)"), "{stranger}");
+        let damage = error(event("kind = \"disk\"\ntargets = [\"n1\"]\ndamage = \"melt\""));
+        assert!(
+            damage.contains("flip-sealed, flip-active, truncate, delete-segment, wipe"),
+            "{damage}"
+        );
+        let drop = error(format!("{MINIMAL}[faults]\nkinds = [\"loss\"]\ndrop = 1.5\n"));
+        assert!(drop.contains("w.toml:11") && drop.contains("faults.drop"), "{drop}");
+        let clients = error(format!(
+            "{MINIMAL}[faults]\nkinds = [\"partition\"]\nclients = \"maybe\"\n"
+        ));
+        assert!(clients.contains("kept") && clients.contains("cut"), "{clients}");
+        // And a good one: the groups as written, the driver cut.
+        let spec = parse(&event(
+            "kind = \"partition\"\ngroups = [[\"n1\", \"n2\"], [\"n3\", \"n4\", \"n5\"]]\nclients = \"cut\"",
+        ))
+        .unwrap();
+        let fault = &spec.faults.events[0];
+        assert_eq!(fault.history_targets(), ["n1,n2|n3,n4,n5"]);
+        assert!(matches!(
+            &fault.action,
+            crate::faults::Action::Partition { cut_clients: true, .. }
+        ));
     }
 }
