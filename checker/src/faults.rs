@@ -9,8 +9,11 @@
 //! completion, for operations that completed `ok`.
 //!
 //! Recovery: the baseline is the fault-free stretch just before the fault
-//! (up to [`BASELINE_NS`], at least [`BUCKET_NS`]): its `ok` completions
-//! per second and the p99 latency of the operations completed in it. After
+//! (up to [`BASELINE_NS`], at least [`BUCKET_NS`]), cut into [`BUCKET_NS`]
+//! buckets counted back from the fault's start: the median over those
+//! buckets of their `ok` completions per second and of the p99 latency of
+//! the operations completed in each (a median, so that the burst of a
+//! backlog served after an earlier fault does not set the bar). After
 //! the heal, time is cut into [`BUCKET_NS`] buckets; the fault has
 //! recovered at the end of the first bucket whose throughput is at least
 //! [`RECOVERED_THROUGHPUT`] of the baseline's and whose p99 is at most
@@ -74,7 +77,7 @@ impl Latency {
     }
 }
 
-/// The baseline recovery is judged against.
+/// The level recovery is judged against (and a bucket's level).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Baseline {
     /// `ok` completions per second before the fault.
@@ -338,7 +341,21 @@ fn recovery(windows: &[FaultWindow], index: usize, operations: &[&Operation], hi
     if quiet_since >= window.start_ns || window.start_ns - quiet_since < BUCKET_NS {
         return Recovery::NoBaseline;
     }
-    let baseline = level(operations, quiet_since, window.start_ns);
+    let buckets: Vec<Baseline> = (1..=(window.start_ns - quiet_since) / BUCKET_NS)
+        .map(|back| {
+            let from = window.start_ns - back * BUCKET_NS;
+            level(operations, from, from + BUCKET_NS)
+        })
+        .collect();
+    let median = |figure: fn(&Baseline) -> f64| {
+        let mut values: Vec<f64> = buckets.iter().map(figure).collect();
+        values.sort_by(f64::total_cmp);
+        values[(values.len() - 1) / 2]
+    };
+    let baseline = Baseline {
+        ops_per_second: median(|bucket| bucket.ops_per_second),
+        p99_ms: median(|bucket| bucket.p99_ms),
+    };
     if baseline.ops_per_second <= 0.0 {
         return Recovery::NoBaseline;
     }
@@ -504,7 +521,7 @@ pub fn text(faults: &FaultReport) -> String {
     ));
     let _ = writeln!(
         out,
-        "(latency from invoke to ok completion; back = 1 s of >= {:.0}% of the ok/s and <= {}x the p99 (+{} ms) of the {} s before the fault)",
+        "(latency from invoke to ok completion; back = 1 s of >= {:.0}% of the ok/s and <= {}x the p99 (+{} ms) of the median second of the {} s before the fault)",
         RECOVERED_THROUGHPUT * 100.0,
         RECOVERED_P99_FACTOR,
         RECOVERED_P99_SLACK_NS / 1_000_000,
