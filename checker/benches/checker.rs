@@ -13,9 +13,17 @@
 //! 1-million-operation history gives it hundreds of thousands of versions.
 //! Ends with a final read of every key.
 //!
+//! `--shape branching` writes another shape, the one that made the old
+//! checker quadratic: half gets and half puts, each put carrying the
+//! context of *its own process's* last read of the key (often stale, so
+//! causality branches and a hot key carries tens of siblings), with blind
+//! writes (5% of puts, empty context) and deletes (5%, with context). The
+//! store stays correct: a write replaces exactly the siblings its context
+//! names and joins the rest.
+//!
 //! Flags (after `--`): `--ops N` (default 1 000 000), `--keys K` (10 000),
-//! `--processes P` (64), `--hot F` (0.6), `--keep` (keep the file and print
-//! its path).
+//! `--processes P` (64), `--hot F` (0.6; 0.3 for branching), `--shape
+//! chain|branching` (chain), `--keep` (keep the file and print its path).
 
 use std::io::Write;
 use std::time::Instant;
@@ -42,7 +50,8 @@ fn main() {
     let mut ops = 1_000_000u64;
     let mut keys = 10_000u64;
     let mut processes = 64u64;
-    let mut hot = 0.6f64;
+    let mut hot = None;
+    let mut branching = false;
     let mut keep = false;
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -51,7 +60,12 @@ fn main() {
             "--ops" => ops = number().expect("--ops N") as u64,
             "--keys" => keys = number().expect("--keys K") as u64,
             "--processes" => processes = number().expect("--processes P") as u64,
-            "--hot" => hot = number().expect("--hot F"),
+            "--hot" => hot = Some(number().expect("--hot F")),
+            "--shape" => match arguments.next().as_deref() {
+                Some("chain") => branching = false,
+                Some("branching") => branching = true,
+                other => panic!("--shape chain|branching, not {other:?}"),
+            },
             "--keep" => keep = true,
             "--bench" => {}
             other => eprintln!("ignoring argument {other:?}"),
@@ -59,10 +73,15 @@ fn main() {
     }
     let path = std::env::temp_dir().join(format!("dynamo-checker-bench-{}.jsonl", std::process::id()));
     let started = Instant::now();
-    let (lines, hot_versions) = generate(&path, ops, keys, processes, hot);
+    let (lines, hot_versions) = if branching {
+        generate_branching(&path, ops, keys, processes, hot.unwrap_or(0.3))
+    } else {
+        generate(&path, ops, keys, processes, hot.unwrap_or(0.6))
+    };
     let bytes = std::fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
     println!(
-        "history: {ops} operations ({lines} lines, {:.0} MiB) over {keys} keys, the hot key with {hot_versions} versions; written in {:.2}s",
+        "history ({}): {ops} operations ({lines} lines, {:.0} MiB) over {keys} keys, the hot key with {hot_versions} versions; written in {:.2}s",
+        if branching { "branching" } else { "chain" },
         bytes as f64 / (1 << 20) as f64,
         started.elapsed().as_secs_f64()
     );
@@ -195,5 +214,87 @@ fn generate(path: &std::path::Path, ops: u64, keys: u64, processes: u64, hot: f6
         op += 1;
     }
     out.flush().expect("flush");
+    (lines, hot_versions)
+}
+
+/// The branching shape (see the module doc); returns (lines, versions of
+/// the hot key).
+fn generate_branching(path: &std::path::Path, ops: u64, keys: u64, processes: u64, hot: f64) -> (u64, u64) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
+    let mut rng = Rng::new(11);
+    let mut current: Vec<Vec<u64>> = vec![Vec::new(); keys as usize];
+    // Per process: its last read of each key it read.
+    let mut last_read: Vec<std::collections::HashMap<u64, Vec<u64>>> =
+        vec![std::collections::HashMap::new(); processes as usize];
+    let (mut time, mut lines, mut hot_versions, mut widest) = (0u64, 0u64, 0u64, 0usize);
+    let ids = |values: &[u64]| {
+        values
+            .iter()
+            .map(|value| format!("\"v{value}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for op in 0..ops {
+        let process = rng.below(processes) as usize;
+        let key = if rng.chance(hot) { 0 } else { 1 + rng.below(keys - 1) };
+        time += 1000;
+        let (invoke, complete) = if rng.chance(0.5) {
+            let seen = current[key as usize].clone();
+            let invoke =
+                format!("{{\"type\":\"invoke\",\"process\":{process},\"op\":{op},\"f\":\"get\",\"key\":\"k{key}\",\"time_ns\":{time}}}\n");
+            let complete = format!(
+                "{{\"type\":\"ok\",\"process\":{process},\"op\":{op},\"f\":\"get\",\"values\":[{}],\"time_ns\":{}}}\n",
+                ids(&seen),
+                time + 500
+            );
+            last_read[process].insert(key, seen);
+            (invoke, complete)
+        } else {
+            let blind = rng.chance(0.05);
+            let delete = !blind && rng.chance(0.05);
+            let context = if blind {
+                Vec::new()
+            } else {
+                last_read[process].get(&key).cloned().unwrap_or_default()
+            };
+            let f = if delete { "delete" } else { "put" };
+            let invoke = format!(
+                "{{\"type\":\"invoke\",\"process\":{process},\"op\":{op},\"f\":\"{f}\",\"key\":\"k{key}\",\"value\":\"v{op}\",\"context\":[{}],\"time_ns\":{time}}}\n",
+                ids(&context)
+            );
+            let state = &mut current[key as usize];
+            state.retain(|sibling| !context.contains(sibling));
+            if !delete {
+                state.push(op);
+            }
+            widest = widest.max(state.len());
+            if key == 0 {
+                hot_versions += 1;
+            }
+            let complete = format!(
+                "{{\"type\":\"ok\",\"process\":{process},\"op\":{op},\"f\":\"{f}\",\"time_ns\":{}}}\n",
+                time + 500
+            );
+            (invoke, complete)
+        };
+        out.write_all(invoke.as_bytes()).expect("write");
+        out.write_all(complete.as_bytes()).expect("write");
+        lines += 2;
+    }
+    for key in 0..keys {
+        time += 1000;
+        let op = ops + key;
+        out.write_all(
+            format!(
+                "{{\"type\":\"invoke\",\"process\":{processes},\"op\":{op},\"f\":\"get\",\"key\":\"k{key}\",\"final\":true,\"time_ns\":{time}}}\n{{\"type\":\"ok\",\"process\":{processes},\"op\":{op},\"f\":\"get\",\"values\":[{}],\"time_ns\":{time}}}\n",
+                ids(&current[key as usize])
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+        lines += 2;
+    }
+    out.flush().expect("flush");
+    eprintln!("branching: at most {widest} siblings on a key at once");
     (lines, hot_versions)
 }

@@ -198,10 +198,10 @@ impl<'a> KeyJudge<'a> {
         for (_, event) in events {
             match event {
                 Event::Acknowledged(number) => {
-                    add_maximal(&mut self.dag, &mut frontier, &[number]);
+                    add_maximal(&self.dag, &mut frontier, &[number]);
                     let operation = self.operation(number);
                     if operation.kind == Kind::Put {
-                        add_maximal(&mut self.dag, own.entry(operation.process).or_default(), &[number]);
+                        add_maximal(&self.dag, own.entry(operation.process).or_default(), &[number]);
                     }
                 }
                 Event::Get(index) => {
@@ -217,7 +217,7 @@ impl<'a> KeyJudge<'a> {
                             tally.0 += 1;
                         }
                     }
-                    add_maximal(&mut self.dag, seen, &returned);
+                    add_maximal(&self.dag, seen, &returned);
                     if let Some(mine) = own.get(&get.process) {
                         let seen_mine = self.dag.covered(&returned, mine, false);
                         let missed = mine
@@ -410,7 +410,7 @@ impl<'a> KeyJudge<'a> {
 
 /// Adds `new` to the antichain `maximal`: drops members below a new one,
 /// and new ones below a member.
-fn add_maximal(dag: &mut Dag, maximal: &mut Vec<u32>, new: &[u32]) {
+fn add_maximal(dag: &Dag, maximal: &mut Vec<u32>, new: &[u32]) {
     for &number in new {
         if maximal.contains(&number) {
             continue;
