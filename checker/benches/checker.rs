@@ -135,13 +135,6 @@ fn generate(path: &std::path::Path, ops: u64, keys: u64, processes: u64, hot: f6
         out.write_all(line.as_bytes()).expect("write");
         lines += 1;
     };
-    let ids = |values: &[u64]| {
-        values
-            .iter()
-            .map(|value| format!("\"v{value}\""))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
     while op < ops {
         let process = rng.below(processes) as usize;
         time += 1000;
@@ -227,13 +220,6 @@ fn generate_branching(path: &std::path::Path, ops: u64, keys: u64, processes: u6
     let mut last_read: Vec<std::collections::HashMap<u64, Vec<u64>>> =
         vec![std::collections::HashMap::new(); processes as usize];
     let (mut time, mut lines, mut hot_versions, mut widest) = (0u64, 0u64, 0u64, 0usize);
-    let ids = |values: &[u64]| {
-        values
-            .iter()
-            .map(|value| format!("\"v{value}\""))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
     for op in 0..ops {
         let process = rng.below(processes) as usize;
         let key = if rng.chance(hot) { 0 } else { 1 + rng.below(keys - 1) };
@@ -297,4 +283,13 @@ fn generate_branching(path: &std::path::Path, ops: u64, keys: u64, processes: u6
     out.flush().expect("flush");
     eprintln!("branching: at most {widest} siblings on a key at once");
     (lines, hot_versions)
+}
+
+/// Value ids as a JSON array's inside: `"v1","v2"`.
+fn ids(values: &[u64]) -> String {
+    values
+        .iter()
+        .map(|value| format!("\"v{value}\""))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -485,17 +485,21 @@ mod tests {
         assert_eq!(seen, vec![4, 3]);
     }
 
-    /// Random DAGs (mostly chains, with forks and merges), every query
-    /// against the transitive closure computed by brute force.
-    #[test]
-    fn queries_agree_with_the_transitive_closure_on_random_dags() {
-        let mut state = 11u64;
-        let mut next = move |bound: u64| {
+    /// A small seeded generator: `next(bound)` in `[0, bound)`.
+    fn lcg(mut state: u64) -> impl FnMut(u64) -> u64 {
+        move |bound: u64| {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             (state >> 33) % bound
-        };
+        }
+    }
+
+    /// Random DAGs (mostly chains, with forks and merges), every query
+    /// against the transitive closure computed by brute force.
+    #[test]
+    fn queries_agree_with_the_transitive_closure_on_random_dags() {
+        let mut next = lcg(11u64);
         for _ in 0..300 {
             let count = 1 + next(40) as usize;
             let mut parents: Vec<Vec<u32>> = Vec::new();
@@ -578,13 +582,7 @@ mod tests {
     #[test]
     fn labels_stay_exact_when_windows_are_cut() {
         let count = 3 * WINDOW_BITS_MAX as usize;
-        let mut state = 5u64;
-        let mut next = move |bound: u64| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) % bound
-        };
+        let mut next = lcg(5u64);
         let mut parents: Vec<Vec<u32>> = Vec::new();
         for version in 0..count as u32 {
             let mut mine = Vec::new();
