@@ -10,53 +10,74 @@
 //! # Reachability labels
 //!
 //! Each version `v` carries its exact set of strict ancestors as a
-//! [`Label`]: a *floor* below which every version is an ancestor except a
-//! short sorted list of *exceptions*, and a bitset *window* from the floor
-//! up to its highest ancestor above it:
+//! [`Label`]: a *floor* below which every version is an ancestor except
+//! those in a short sorted list of *gaps* (ranges holding none), and a
+//! bitset *window* from the floor up to its highest ancestor:
 //!
 //! ```text
-//! ancestors(v) = ([0, floor) \ exceptions) ∪ { u ≥ floor : window bit u − floor }
+//! ancestors(v) = ([0, floor) \ gaps) ∪ { u ≥ floor : window bit u − floor }
 //! ```
 //!
 //! A label is the union of its parents' labels and the parents themselves
-//! ([`Dag::union`]), built once per version in number order; the floor then
-//! climbs over every leading member, so a chain's label is a bare floor.
-//! In a store the versions below a new write that are not its ancestors are
-//! the ones written concurrently with it (since its writer's read), so the
-//! window spans about the key's recent concurrency, not its history. A
-//! window wider than [`WINDOW_BITS_MAX`] is cut: the floor moves up and the
-//! non-ancestors it passes become exceptions (versions nothing ever
-//! superseded: lost writes, in a broken history), which keeps labels small
-//! whatever the shape.
+//! ([`Dag::union`]), built once per version in number order. The floor
+//! climbs over every leading member, so a chain's label is a bare floor; a
+//! long clear run at the window's start becomes a gap (a blind write's
+//! descendants: everything before the write is one gap); a window wider
+//! than [`WINDOW_BITS_MAX`] is cut, its clear runs below the cut becoming
+//! gaps. In a store the versions below a new write that are not its
+//! ancestors are the ones written concurrently with it (since its writer's
+//! read), so the window spans about the key's recent concurrency, not its
+//! history.
 //!
-//! Costs, with `w` the window (≤ [`WINDOW_BITS_MAX`] bits) and `e` the
-//! exceptions of a label:
+//! Versions with few descendants in the whole key (at most
+//! [`FEW_DESCENDANTS`]: tombstones, which reads never return; the values a
+//! delete superseded; writes nobody read again) keep their descendants
+//! instead, as a sorted list, and every question about one as an ancestor
+//! is answered from that list before any label is read. Labels treat them
+//! as members, and gaps that only they separate are joined: they never hold
+//! a floor down nor split a gap, however many a long key accumulates.
+//! (Without this, each delete left versions that were ancestors of nothing
+//! after it, and every later label carried them: the labels grew with the
+//! key's history.)
 //!
-//! - building a version's label: O(parents × (w/64 + e log e));
-//! - "is `u` an ancestor of `v`": O(1) (O(log e) below the floor);
+//! Costs, with `w` the window (≤ [`WINDOW_BITS_MAX`] bits, about the key's
+//! recent concurrency) and `g` the gaps of a label (a handful: one per
+//! blind write whose descendants did not merge with the older line):
+//!
+//! - building a version's label: O(parents × (w/64 + g));
+//! - "is `u` an ancestor of `v`" ([`Dag::precedes`]): O(log g), or
+//!   O(log [`FEW_DESCENDANTS`]) for a version with few descendants;
 //! - [`Dag::covered`] of `t` targets by `s` sources: one union label of the
-//!   sources, O(s × w/64), then O(1) per target — O(s + t) for a key's
-//!   recent concurrency, however branching its causality;
+//!   sources, O(s × (w/64 + g)), then O(log g) per target — independent of
+//!   the key's length, however branching its causality;
+//!   [`Dag::covered_below`] against a running union ([`Dag::join`], one
+//!   version at a time): O(log g) per target;
 //! - [`Dag::ordered_pair`]: the same union over the set;
-//! - whole-key passes ([`Dag::down_closure`], [`Dag::superseded_by`]): one
-//!   linear pass over the versions and edges;
+//! - whole-key passes ([`Dag::down_closure`], [`Dag::superseded_by`], the
+//!   descendant lists): one linear pass over the versions and edges;
 //! - [`Dag::uncovered`] (k-staleness of a stale get) walks the region
 //!   between what the get returned and what it missed, highest first.
 //!
-//! Memory: 16 bytes per version plus its window words and exceptions.
+//! Memory: about 24 bytes per version, plus its window words, gaps and
+//! (for a version with few descendants) its list.
 
 use std::collections::BinaryHeap;
 
 /// The widest window a label keeps before its floor is moved up.
 pub const WINDOW_BITS_MAX: u32 = 4096;
 
-/// An exact set of versions: `([0, floor) \ except) ∪ window`.
+/// A version with at most this many descendants keeps them as a list.
+pub const FEW_DESCENDANTS: usize = 32;
+
+/// An exact set of versions (those with few descendants aside, see the
+/// module doc): `([0, floor) \ gaps) ∪ window`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Label {
-    /// Every version below it is a member, except `except`.
+    /// Every version below it is a member, but those in `gaps`.
     pub floor: u32,
-    /// Sorted versions below `floor` that are not members.
-    pub except: Vec<u32>,
+    /// Sorted, disjoint `[start, end)` ranges below `floor` holding no
+    /// member.
+    pub gaps: Vec<(u32, u32)>,
     /// Bit `i` of word `i / 64`: version `floor + i` is a member.
     pub window: Vec<u64>,
 }
@@ -64,16 +85,98 @@ pub struct Label {
 impl Label {
     /// Is `version` a member?
     pub fn contains(&self, version: u32) -> bool {
-        contains(self.floor, &self.except, &self.window, version)
+        contains(self.floor, &self.gaps, &self.window, version)
     }
 }
 
-fn contains(floor: u32, except: &[u32], window: &[u64], version: u32) -> bool {
+fn contains(floor: u32, gaps: &[(u32, u32)], window: &[u64], version: u32) -> bool {
     if version < floor {
-        return except.binary_search(&version).is_err();
+        // The last gap starting at or below it.
+        let after = gaps.partition_point(|&(start, _)| start <= version);
+        return after == 0 || gaps[after - 1].1 <= version;
     }
     let bit = (version - floor) as usize;
     window.get(bit / 64).is_some_and(|word| word >> (bit % 64) & 1 == 1)
+}
+
+fn bit(window: &[u64], index: u32) -> bool {
+    window
+        .get((index / 64) as usize)
+        .is_some_and(|word| word >> (index % 64) & 1 == 1)
+}
+
+/// The ranges of `[from, to)` whose bits in `window` (bit 0 = version
+/// `base`) are clear, appended to `out` (positions past the window are
+/// clear).
+fn clear_runs(window: &[u64], base: u32, from: u32, to: u32, out: &mut Vec<(u32, u32)>) {
+    // Word by word: the clear bits of each word in range, as runs found
+    // with trailing_zeros; a run open at a word's end continues.
+    let mut open: Option<u32> = None;
+    let mut at = from;
+    while at < to {
+        let index = at - base;
+        let (word_index, offset) = ((index / 64) as usize, index % 64);
+        let count = (64 - offset).min(to - at);
+        let mask = if count == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << count) - 1) << offset
+        };
+        let clear = !window.get(word_index).copied().unwrap_or(0) & mask;
+        let mut bits = clear;
+        let mut position = offset;
+        let end = offset + count;
+        while position < end {
+            // Skip set bits (members).
+            let rest = bits >> position;
+            if rest & 1 == 0 {
+                if let Some(start) = open.take() {
+                    out.push((start, base + (word_index as u32) * 64 + position));
+                }
+                let skip = if rest == 0 {
+                    end - position
+                } else {
+                    rest.trailing_zeros().min(end - position)
+                };
+                position += skip;
+                continue;
+            }
+            // A run of clear bits.
+            let run = (!rest).trailing_zeros().min(end - position);
+            if open.is_none() {
+                open = Some(base + (word_index as u32) * 64 + position);
+            }
+            position += run;
+            if position < end {
+                if let Some(start) = open.take() {
+                    out.push((start, base + (word_index as u32) * 64 + position));
+                }
+            }
+            bits = clear;
+        }
+        at += count;
+    }
+    if let Some(start) = open {
+        out.push((start, to));
+    }
+}
+
+/// The intersection of two sorted lists of disjoint ranges.
+fn intersect(a: &[(u32, u32)], b: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let start = a[i].0.max(b[j].0);
+        let end = a[i].1.min(b[j].1);
+        if start < end {
+            out.push((start, end));
+        }
+        if a[i].1 < b[j].1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
 }
 
 /// The versions of one key, their direct-supersedes edges and their
@@ -83,13 +186,20 @@ pub struct Dag {
     /// `parents[offsets[v]..offsets[v+1]]` are the versions `v`'s context names.
     offsets: Vec<u32>,
     parents: Vec<u32>,
-    /// Label of `v`: `floors[v]`, `excepts[except_at[v]..except_at[v+1]]`,
+    /// Label of `v`: `floors[v]`, `gaps[gap_at[v]..gap_at[v+1]]`,
     /// `words[word_at[v]..word_at[v+1]]`.
     floors: Vec<u32>,
-    except_at: Vec<u32>,
-    excepts: Vec<u32>,
+    gap_at: Vec<u32>,
+    gaps: Vec<(u32, u32)>,
+    /// Versions below `n` that do not have few descendants.
+    many_before: Vec<u32>,
     word_at: Vec<u64>,
     words: Vec<u64>,
+    /// Bit `v`: `v` has at most [`FEW_DESCENDANTS`] descendants, listed in
+    /// `descendants[descendant_at[v]..descendant_at[v+1]]`.
+    few: Vec<u64>,
+    descendant_at: Vec<u32>,
+    descendants: Vec<u32>,
     /// Per-walk scratch ([`Dag::uncovered`]): the walk that last touched a
     /// version, and what reached it then.
     stamp: Vec<u32>,
@@ -103,18 +213,24 @@ const FROM_OTHER: u8 = 2;
 
 impl Dag {
     /// A DAG whose version `v` has the direct parents `parents_of(v)`.
-    pub fn new(count: usize, mut parents_of: impl FnMut(usize, &mut Vec<u32>)) -> Dag {
+    pub fn new(count: usize, parents_of: impl FnMut(usize, &mut Vec<u32>)) -> Dag {
+        Dag::with_few(count, FEW_DESCENDANTS, parents_of)
+    }
+
+    /// As [`Dag::new`], listing descendants of versions that have at most
+    /// `few` (the tests use 0 and small numbers to exercise both paths).
+    pub fn with_few(count: usize, few: usize, mut parents_of: impl FnMut(usize, &mut Vec<u32>)) -> Dag {
         let mut dag = Dag {
             offsets: Vec::with_capacity(count + 1),
             floors: Vec::with_capacity(count),
-            except_at: Vec::with_capacity(count + 1),
+            gap_at: Vec::with_capacity(count + 1),
             word_at: Vec::with_capacity(count + 1),
             stamp: vec![0; count],
             flags: vec![0; count],
             ..Dag::default()
         };
         dag.offsets.push(0);
-        dag.except_at.push(0);
+        dag.gap_at.push(0);
         dag.word_at.push(0);
         let mut scratch = Vec::new();
         for version in 0..count {
@@ -123,16 +239,99 @@ impl Dag {
             scratch.retain(|&parent| (parent as usize) < version);
             scratch.sort_unstable();
             scratch.dedup();
-            let label = dag.union(&scratch, true);
-            dag.floors.push(label.floor);
-            dag.excepts.extend_from_slice(&label.except);
-            dag.except_at.push(dag.excepts.len() as u32);
-            dag.words.extend_from_slice(&label.window);
-            dag.word_at.push(dag.words.len() as u64);
             dag.parents.extend_from_slice(&scratch);
             dag.offsets.push(dag.parents.len() as u32);
         }
+        dag.list_few_descendants(few);
+        for version in 0..count as u32 {
+            let parents = dag.parents(version).to_vec();
+            let label = dag.union(&parents, true);
+            dag.floors.push(label.floor);
+            dag.gaps.extend_from_slice(&label.gaps);
+            dag.gap_at.push(dag.gaps.len() as u32);
+            dag.words.extend_from_slice(&label.window);
+            dag.word_at.push(dag.words.len() as u64);
+        }
         dag
+    }
+
+    /// Which versions have few descendants, and those descendants: one
+    /// pass from the highest version down over a children index.
+    fn list_few_descendants(&mut self, few_max: usize) {
+        let count = self.offsets.len() - 1;
+        let mut child_at = vec![0u32; count + 1];
+        for &parent in &self.parents {
+            child_at[parent as usize + 1] += 1;
+        }
+        for index in 0..count {
+            child_at[index + 1] += child_at[index];
+        }
+        let mut children = vec![0u32; self.parents.len()];
+        let mut fill = child_at.clone();
+        for version in 0..count as u32 {
+            for &parent in self.parents(version) {
+                children[fill[parent as usize] as usize] = version;
+                fill[parent as usize] += 1;
+            }
+        }
+        self.few = vec![0u64; count.div_ceil(64)];
+        let mut lists: Vec<Option<Vec<u32>>> = vec![None; count];
+        let mut set = Vec::new();
+        for version in (0..count).rev() {
+            set.clear();
+            let mut few = true;
+            for &child in &children[child_at[version] as usize..child_at[version + 1] as usize] {
+                match &lists[child as usize] {
+                    Some(below) if set.len() + below.len() < few_max * 2 + 1 => {
+                        set.push(child);
+                        set.extend_from_slice(below);
+                    }
+                    _ => {
+                        few = false;
+                        break;
+                    }
+                }
+            }
+            if few {
+                set.sort_unstable();
+                set.dedup();
+                if set.len() <= few_max {
+                    lists[version] = Some(set.clone());
+                    self.few[version / 64] |= 1 << (version % 64);
+                }
+            }
+        }
+        self.many_before = Vec::with_capacity(count + 1);
+        self.many_before.push(0);
+        let mut many = 0;
+        for list in &lists {
+            many += u32::from(list.is_none());
+            self.many_before.push(many);
+        }
+        self.descendant_at = Vec::with_capacity(count + 1);
+        self.descendant_at.push(0);
+        for list in &lists {
+            if let Some(list) = list {
+                self.descendants.extend_from_slice(list);
+            }
+            self.descendant_at.push(self.descendants.len() as u32);
+        }
+    }
+
+    /// True when `version` keeps its descendants as a list.
+    fn is_few(&self, version: u32) -> bool {
+        self.few[version as usize / 64] >> (version % 64) & 1 == 1
+    }
+
+    /// The descendants of `version` (which `is_few` must hold).
+    fn listed(&self, version: u32) -> &[u32] {
+        &self.descendants
+            [self.descendant_at[version as usize] as usize..self.descendant_at[version as usize + 1] as usize]
+    }
+
+    /// Is `descendant` in `version`'s list (which `is_few` must hold)?
+    fn lists(&self, version: u32, descendant: u32) -> bool {
+        self.listed(version).binary_search(&descendant).is_ok()
     }
 
     /// Number of versions.
@@ -150,8 +349,8 @@ impl Dag {
         &self.parents[self.offsets[version as usize] as usize..self.offsets[version as usize + 1] as usize]
     }
 
-    fn except(&self, version: u32) -> &[u32] {
-        &self.excepts[self.except_at[version as usize] as usize..self.except_at[version as usize + 1] as usize]
+    fn gaps_of(&self, version: u32) -> &[(u32, u32)] {
+        &self.gaps[self.gap_at[version as usize] as usize..self.gap_at[version as usize + 1] as usize]
     }
 
     fn window(&self, version: u32) -> &[u64] {
@@ -160,59 +359,237 @@ impl Dag {
 
     /// Is `ancestor` a strict ancestor of `descendant`?
     pub fn precedes(&self, ancestor: u32, descendant: u32) -> bool {
-        ancestor < descendant
-            && contains(
-                self.floors[descendant as usize],
-                self.except(descendant),
-                self.window(descendant),
-                ancestor,
-            )
+        if ancestor >= descendant {
+            return false;
+        }
+        if self.is_few(ancestor) {
+            return self.lists(ancestor, descendant);
+        }
+        contains(
+            self.floors[descendant as usize],
+            self.gaps_of(descendant),
+            self.window(descendant),
+            ancestor,
+        )
     }
 
     /// The union of the strict ancestors of `members` (and the members
-    /// themselves when `with_members`), as a label.
+    /// themselves when `with_members`), as a label in which versions with
+    /// few descendants count as members (ask [`Dag::precedes`] about
+    /// those, or check them first, as [`Dag::covered`] does).
     pub fn union(&self, members: &[u32], with_members: bool) -> Label {
-        let Some(&highest) = members.iter().max_by_key(|&&member| self.floors[member as usize]) else {
-            return Label::default();
+        let pieces: Vec<Piece<'_>> = members.iter().map(|&member| self.piece(member)).collect();
+        self.union_of(&pieces, if with_members { members } else { &[] })
+    }
+
+    /// `label` joined with the strict ancestors of `version`: a running
+    /// union, grown one version at a time (the frontier's, say).
+    pub fn join(&self, label: &Label, version: u32) -> Label {
+        let running = Piece {
+            floor: label.floor,
+            gaps: &label.gaps,
+            window: &label.window,
         };
-        let floor = self.floors[highest as usize];
-        // Below the floor, `highest` holds everything but its exceptions;
-        // an exception stays one unless another member holds it.
-        let except: Vec<u32> = self
-            .except(highest)
+        self.union_of(&[running, self.piece(version)], &[])
+    }
+
+    /// For each target, whether it is a strict ancestor of a member of a
+    /// set: `below` is the union of the set's strict ancestors, `member`
+    /// says whether a version is in the set (or below one of it; asked only
+    /// of the descendants of targets with few descendants).
+    pub fn covered_below(&self, below: &Label, targets: &[u32], member: impl Fn(u32) -> bool) -> Vec<bool> {
+        targets
             .iter()
-            .copied()
-            .filter(|&version| {
-                !members.iter().any(|&member| {
-                    member != highest && ((with_members && member == version) || self.precedes(version, member))
-                })
-            })
-            .collect();
-        // Above it: every member's window (each starts at or below the
-        // floor), and the members themselves.
-        let end = members
-            .iter()
-            .map(|&member| {
-                let top = self.floors[member as usize] as u64 + 64 * self.window(member).len() as u64;
-                if with_members {
-                    top.max(member as u64 + 1)
+            .map(|&target| {
+                if self.is_few(target) {
+                    self.listed(target).iter().any(|&descendant| member(descendant))
                 } else {
-                    top
+                    below.contains(target)
                 }
             })
+            .collect()
+    }
+
+    fn piece(&self, version: u32) -> Piece<'_> {
+        Piece {
+            floor: self.floors[version as usize],
+            gaps: self.gaps_of(version),
+            window: self.window(version),
+        }
+    }
+
+    /// The union of `pieces` and the versions `singles`, as a label.
+    fn union_of(&self, pieces: &[Piece<'_>], singles: &[u32]) -> Label {
+        if pieces.is_empty() {
+            return Label::default();
+        }
+        let floor = pieces.iter().map(|piece| piece.floor).max().unwrap_or(0);
+        // Just below the floor (up to a window's width), each member's set
+        // as a bitset, ORed: its clear runs are the union's gaps there.
+        let low = pieces
+            .iter()
+            .map(|piece| piece.floor)
+            .min()
+            .unwrap_or(floor)
+            .max(floor.saturating_sub(WINDOW_BITS_MAX));
+        let width = floor - low;
+        let mut near = vec![0u64; width.div_ceil(64) as usize];
+        let mut dense = vec![0u64; near.len()];
+        for piece in pieces {
+            let own = piece.floor;
+            if own > low {
+                // Its dense part with its own gaps cleared, then ORed in.
+                dense.iter_mut().for_each(|word| *word = 0);
+                set_range(&mut dense, 0, own - low);
+                for &(start, end) in piece.gaps {
+                    if end > low {
+                        clear_range(&mut dense, start.max(low) - low, end.min(own) - low);
+                    }
+                }
+                near.iter_mut().zip(&dense).for_each(|(word, add)| *word |= add);
+                or_shifted_left(&mut near, piece.window, own - low, width);
+            } else {
+                or_shifted(&mut near, piece.window, low - own);
+                mask_above(&mut near, width);
+            }
+        }
+        for &single in singles.iter().filter(|&&single| single >= low && single < floor) {
+            let bit = (single - low) as usize;
+            near[bit / 64] |= 1 << (bit % 64);
+        }
+        if !near.is_empty() {
+            or_shifted(
+                &mut near,
+                &self.few[(low as usize / 64).min(self.few.len())..],
+                low % 64,
+            );
+            mask_above(&mut near, width);
+        }
+        // Further down: the ranges no member holds, the intersection of
+        // each member's non-members there (gap lists are short).
+        let mut gaps: Option<Vec<(u32, u32)>> = None;
+        let mut scratch = Vec::new();
+        for piece in pieces {
+            let own = piece.floor;
+            scratch.clear();
+            scratch.extend(
+                piece
+                    .gaps
+                    .iter()
+                    .filter(|&&(start, _)| start < low)
+                    .map(|&(start, end)| (start, end.min(low))),
+            );
+            if own < low {
+                let top = (own as u64 + 64 * piece.window.len() as u64).min(low as u64) as u32;
+                clear_runs(piece.window, own, own, top, &mut scratch);
+                if top < low {
+                    scratch.push((top, low));
+                }
+            }
+            gaps = Some(match gaps {
+                None => scratch.clone(),
+                Some(so_far) => intersect(&so_far, &scratch),
+            });
+            if gaps.as_ref().is_some_and(Vec::is_empty) {
+                break;
+            }
+        }
+        let mut gaps = gaps.unwrap_or_default();
+        for &single in singles.iter().filter(|&&single| single < low) {
+            punch(&mut gaps, single);
+        }
+        clear_runs(&near, low, low, floor, &mut gaps);
+        // Above it: every member's window (each starts at or below the
+        // floor), and the members themselves.
+        let end = pieces
+            .iter()
+            .map(|piece| piece.floor as u64 + 64 * piece.window.len() as u64)
+            .chain(singles.iter().map(|&single| single as u64 + 1))
             .max()
             .unwrap_or(0)
             .max(floor as u64);
         let mut window = vec![0u64; (end - floor as u64).div_ceil(64) as usize];
-        for &member in members {
-            let shift = floor - self.floors[member as usize];
-            or_shifted(&mut window, self.window(member), shift);
-            if with_members && member >= floor {
-                let bit = (member - floor) as usize;
-                window[bit / 64] |= 1 << (bit % 64);
+        for piece in pieces {
+            or_shifted(&mut window, piece.window, floor - piece.floor);
+        }
+        for &single in singles.iter().filter(|&&single| single >= floor) {
+            let bit = (single - floor) as usize;
+            window[bit / 64] |= 1 << (bit % 64);
+        }
+        // Versions with few descendants are answered from their lists:
+        // members here, so that they neither hold the floor down nor
+        // split gaps.
+        if !window.is_empty() {
+            let start = floor as usize / 64;
+            or_shifted(&mut window, &self.few[start.min(self.few.len())..], floor % 64);
+        }
+        self.normalise(Label { floor, gaps, window })
+    }
+
+    /// How many versions in `[from, to)` do not have few descendants.
+    fn many_between(&self, from: u32, to: u32) -> u32 {
+        self.many_before[to as usize] - self.many_before[from as usize]
+    }
+
+    /// Climbs the floor over leading members, cuts a window wider than
+    /// [`WINDOW_BITS_MAX`] (its clear runs below the cut become gaps), drops
+    /// trailing empty words, and joins gaps that only versions with few
+    /// descendants separate (and drops gaps holding none of the others).
+    fn normalise(&self, mut label: Label) -> Label {
+        let width = label.window.len() as u32 * 64;
+        let base = label.floor;
+        let mut skip = 0u32;
+        loop {
+            while skip < width && bit(&label.window, skip) {
+                skip += 1;
+            }
+            // A long clear run at the start is a gap, not window.
+            let mut clear = skip;
+            while clear < width && !bit(&label.window, clear) {
+                clear += 1;
+            }
+            if clear < width && clear - skip >= 64 {
+                label.gaps.push((base + skip, base + clear));
+                skip = clear;
+                continue;
+            }
+            break;
+        }
+        if width.saturating_sub(skip) > WINDOW_BITS_MAX {
+            let cut = width - WINDOW_BITS_MAX;
+            clear_runs(&label.window, base, base + skip, base + cut, &mut label.gaps);
+            skip = cut;
+            while skip < width && bit(&label.window, skip) {
+                skip += 1;
             }
         }
-        normalise(Label { floor, except, window })
+        if skip >= width {
+            label.window.clear();
+            label.floor = base + width.min(skip);
+            // Nothing above: the floor stops at the last member.
+        } else if skip > 0 {
+            let mut shifted = vec![0u64; label.window.len()];
+            or_shifted(&mut shifted, &label.window, skip);
+            label.window = shifted;
+            label.floor += skip;
+        }
+        while label.window.last() == Some(&0) {
+            label.window.pop();
+        }
+        let limit = (self.many_before.len() - 1) as u32;
+        let mut joined: Vec<(u32, u32)> = Vec::with_capacity(label.gaps.len());
+        for (start, end) in label.gaps.drain(..) {
+            let (start, end) = (start.min(limit), end.min(limit));
+            if self.many_between(start, end) == 0 {
+                continue;
+            }
+            match joined.last_mut() {
+                Some(last) if self.many_between(last.1, start) == 0 => last.1 = end,
+                _ => joined.push((start, end)),
+            }
+        }
+        label.gaps = joined;
+        label
     }
 
     /// For each target (in the order given), whether it is an ancestor of
@@ -233,8 +610,19 @@ impl Dag {
                 })
                 .collect();
         }
-        let below = self.union(sources, !strict);
-        targets.iter().map(|&target| below.contains(target)).collect()
+        let below = self.union(sources, false);
+        targets
+            .iter()
+            .map(|&target| {
+                if self.is_few(target) {
+                    sources
+                        .iter()
+                        .any(|&source| (!strict && source == target) || self.lists(target, source))
+                } else {
+                    (!strict && sources.contains(&target)) || below.contains(target)
+                }
+            })
+            .collect()
     }
 
     /// A pair `(ancestor, descendant)` within `set`, if `set` is not an
@@ -244,7 +632,13 @@ impl Dag {
             return None;
         }
         let below = self.union(set, false);
-        let ancestor = *set.iter().find(|&&member| below.contains(member))?;
+        let ancestor = *set.iter().find(|&&member| {
+            if self.is_few(member) {
+                set.iter().any(|&other| self.lists(member, other))
+            } else {
+                below.contains(member)
+            }
+        })?;
         let descendant = *set.iter().find(|&&member| self.precedes(ancestor, member))?;
         Some((ancestor, descendant))
     }
@@ -393,38 +787,82 @@ fn or_shifted(into: &mut [u64], from: &[u64], shift: u32) {
     }
 }
 
-/// Climbs the floor over leading members, drops trailing empty words, and
-/// cuts a window wider than [`WINDOW_BITS_MAX`] (its skipped non-members
-/// become exceptions).
-fn normalise(mut label: Label) -> Label {
-    let bit = |window: &[u64], index: u32| window[(index / 64) as usize] >> (index % 64) & 1 == 1;
-    let width = label.window.len() as u32 * 64;
-    let mut skip = 0u32;
-    while skip < width && bit(&label.window, skip) {
-        skip += 1;
+/// A label borrowed from the DAG or from a running union.
+#[derive(Clone, Copy)]
+struct Piece<'a> {
+    floor: u32,
+    gaps: &'a [(u32, u32)],
+    window: &'a [u64],
+}
+
+/// Sets bits `[from, to)`.
+fn set_range(bits: &mut [u64], from: u32, to: u32) {
+    apply_range(bits, from, to, |word, mask| *word |= mask);
+}
+
+/// Clears bits `[from, to)`.
+fn clear_range(bits: &mut [u64], from: u32, to: u32) {
+    apply_range(bits, from, to, |word, mask| *word &= !mask);
+}
+
+/// Calls `apply(word, mask)` for each word `[from, to)` touches, with the
+/// mask of the bits of the range in it.
+fn apply_range(bits: &mut [u64], from: u32, to: u32, apply: impl Fn(&mut u64, u64)) {
+    let mut at = from;
+    while at < to {
+        let (index, offset) = ((at / 64) as usize, at % 64);
+        let count = (64 - offset).min(to - at);
+        let mask = if count == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << count) - 1) << offset
+        };
+        apply(&mut bits[index], mask);
+        at += count;
     }
-    if width.saturating_sub(skip) > WINDOW_BITS_MAX {
-        let cut = width - WINDOW_BITS_MAX;
-        for index in skip..cut {
-            if !bit(&label.window, index) {
-                label.except.push(label.floor + index);
+}
+
+/// ORs `from` into `into` starting `offset` bits up, below bit `width`.
+fn or_shifted_left(into: &mut [u64], from: &[u64], offset: u32, width: u32) {
+    let (words, bits) = ((offset / 64) as usize, offset % 64);
+    for (index, &word) in from.iter().enumerate() {
+        let Some(slot) = into.get_mut(index + words) else { break };
+        *slot |= word << bits;
+        if bits > 0 {
+            if let Some(next) = into.get_mut(index + words + 1) {
+                *next |= word >> (64 - bits);
             }
         }
-        skip = cut;
-        while skip < width && bit(&label.window, skip) {
-            skip += 1;
-        }
     }
-    if skip > 0 {
-        let mut shifted = vec![0u64; label.window.len()];
-        or_shifted(&mut shifted, &label.window, skip);
-        label.window = shifted;
-        label.floor += skip;
+    mask_above(into, width);
+}
+
+/// Clears every bit at or above `width`.
+fn mask_above(bits: &mut [u64], width: u32) {
+    let full = (width / 64) as usize;
+    if let Some(word) = bits.get_mut(full) {
+        *word &= (1u64 << (width % 64)) - 1;
     }
-    while label.window.last() == Some(&0) {
-        label.window.pop();
+    for word in bits.iter_mut().skip(full + 1) {
+        *word = 0;
     }
-    label
+}
+
+/// Takes `version` out of the gaps that hold it.
+fn punch(gaps: &mut Vec<(u32, u32)>, version: u32) {
+    let after = gaps.partition_point(|&(start, _)| start <= version);
+    if after == 0 || gaps[after - 1].1 <= version {
+        return;
+    }
+    let (start, end) = gaps[after - 1];
+    let mut pieces = Vec::with_capacity(2);
+    if start < version {
+        pieces.push((start, version));
+    }
+    if version + 1 < end {
+        pieces.push((version + 1, end));
+    }
+    gaps.splice(after - 1..after, pieces);
 }
 
 #[cfg(test)]
@@ -531,7 +969,8 @@ mod tests {
                     }
                 }
             }
-            let mut dag = Dag::new(count, |version, out| out.extend_from_slice(&parents[version]));
+            let few = [0, 2, FEW_DESCENDANTS][next(3) as usize];
+            let mut dag = Dag::with_few(count, few, |version, out| out.extend_from_slice(&parents[version]));
             for _ in 0..20 {
                 let sources: Vec<u32> = (0..1 + next(3)).map(|_| next(count as u64) as u32).collect();
                 let targets: Vec<u32> = (0..1 + next(4)).map(|_| next(count as u64) as u32).collect();
@@ -546,6 +985,15 @@ mod tests {
                             "{parents:?} {sources:?} -> {targets:?}[{index}] strict {strict}"
                         );
                     }
+                }
+                // An ordered pair within the targets, or none.
+                let pair = dag.ordered_pair(&targets);
+                let ordered = targets
+                    .iter()
+                    .any(|&a| targets.iter().any(|&b| below[b as usize][a as usize]));
+                assert_eq!(pair.is_some(), ordered, "{parents:?} {targets:?}");
+                if let Some((a, b)) = pair {
+                    assert!(below[b as usize][a as usize], "{a} does not precede {b}");
                 }
                 // k-staleness: what the missed targets and their ancestors
                 // hold that the sources do not reach.
@@ -612,24 +1060,60 @@ mod tests {
             below.push(mine);
         }
         let truth = |a: u32, b: u32| below[b as usize][a as usize / 64] >> (a % 64) & 1 == 1;
-        let dag = Dag::new(count, |version, out| out.extend_from_slice(&parents[version]));
-        assert!(
-            (0..count as u32).any(|version| !dag.except(version).is_empty()),
-            "no window was cut: the test does not test the cut"
-        );
-        for _ in 0..20_000 {
-            let b = next(count as u64) as u32;
-            let a = next(count as u64) as u32;
-            assert_eq!(dag.precedes(a, b), truth(a, b), "{a} < {b}");
-        }
-        for _ in 0..2_000 {
-            let sources: Vec<u32> = (0..1 + next(5)).map(|_| next(count as u64) as u32).collect();
-            let targets: Vec<u32> = (0..1 + next(5)).map(|_| next(count as u64) as u32).collect();
-            let answer = dag.covered(&sources, &targets, true);
-            for (index, &target) in targets.iter().enumerate() {
-                let expected = sources.iter().any(|&source| truth(target, source));
-                assert_eq!(answer[index], expected, "{sources:?} -> {target}");
+        for few in [0, FEW_DESCENDANTS] {
+            let dag = Dag::with_few(count, few, |version, out| out.extend_from_slice(&parents[version]));
+            assert!(
+                (0..count as u32).any(|version| !dag.gaps_of(version).is_empty()),
+                "no window was cut: the test does not test the cut"
+            );
+            for _ in 0..20_000 {
+                let b = next(count as u64) as u32;
+                let a = next(count as u64) as u32;
+                assert_eq!(dag.precedes(a, b), truth(a, b), "{a} < {b}");
             }
+            for _ in 0..2_000 {
+                let sources: Vec<u32> = (0..1 + next(5)).map(|_| next(count as u64) as u32).collect();
+                let targets: Vec<u32> = (0..1 + next(5)).map(|_| next(count as u64) as u32).collect();
+                let answer = dag.covered(&sources, &targets, true);
+                for (index, &target) in targets.iter().enumerate() {
+                    let expected = sources.iter().any(|&source| truth(target, source));
+                    assert_eq!(answer[index], expected, "{sources:?} -> {target}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn clear_runs_match_a_bit_by_bit_scan() {
+        let mut next = lcg(9);
+        for _ in 0..500 {
+            let words: Vec<u64> = (0..1 + next(4))
+                .map(|_| match next(4) {
+                    0 => 0,
+                    1 => u64::MAX,
+                    _ => next(u64::MAX) ^ (next(u64::MAX) << 31),
+                })
+                .collect();
+            let base = next(1000) as u32;
+            let span = words.len() as u32 * 64 + 70;
+            let from = base + next(u64::from(span)) as u32;
+            let to = from + next(u64::from(span)) as u32;
+            let mut fast = vec![(0, 0)];
+            clear_runs(&words, base, from, to, &mut fast);
+            let mut slow = vec![(0, 0)];
+            let mut at = from;
+            while at < to {
+                if bit(&words, at - base) {
+                    at += 1;
+                    continue;
+                }
+                let start = at;
+                while at < to && !bit(&words, at - base) {
+                    at += 1;
+                }
+                slow.push((start, at));
+            }
+            assert_eq!(fast, slow, "{words:x?} base {base} [{from}, {to})");
         }
     }
 

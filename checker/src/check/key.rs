@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::{Distribution, Findings, Invariant, RangeStaleness, Session, Staleness};
-use crate::dag::Dag;
+use crate::dag::{Dag, Label};
 use crate::history::{History, Kind, Operation, Outcome};
 
 #[derive(Default)]
@@ -191,6 +191,11 @@ impl<'a> KeyJudge<'a> {
         events.sort_unstable_by_key(|event| event.0);
 
         let mut frontier: Vec<u32> = Vec::new();
+        // The union of the frontier's strict ancestors: it only grows (a
+        // version leaves the frontier for a descendant), so it is kept
+        // rather than rebuilt from a frontier that every tombstone stays in.
+        let mut frontier_below = Label::default();
+        let mut acknowledged = vec![false; self.dag.len()];
         // Per process: the maximal versions it has read, and its own
         // maximal acknowledged puts.
         let mut reads: HashMap<u64, Vec<u32>> = HashMap::new();
@@ -198,16 +203,28 @@ impl<'a> KeyJudge<'a> {
         for (_, event) in events {
             match event {
                 Event::Acknowledged(number) => {
-                    add_maximal(&self.dag, &mut frontier, &[number]);
+                    // The frontier keeps the maximal acknowledged puts (a
+                    // tombstone is nobody's ancestor and would stay in it
+                    // forever); what every acknowledged write supersedes is
+                    // in `frontier_below` and, for versions with few
+                    // descendants, in `acknowledged`.
+                    acknowledged[number as usize] = true;
+                    frontier_below = self.dag.join(&frontier_below, number);
                     let operation = self.operation(number);
                     if operation.kind == Kind::Put {
+                        add_maximal(&self.dag, &mut frontier, &[number]);
                         add_maximal(&self.dag, own.entry(operation.process).or_default(), &[number]);
                     }
                 }
                 Event::Get(index) => {
                     let get = &history.operations[index as usize];
                     let returned = self.returned(get);
-                    self.judge_get(get, &returned, &frontier, findings, samples, key_id);
+                    let before = Before {
+                        frontier: &frontier,
+                        below: &frontier_below,
+                        acknowledged: &acknowledged,
+                    };
+                    self.judge_get(get, &returned, before, findings, samples, key_id);
                     // Sessions.
                     let tally = session.misses.entry(get.process).or_insert((0, 0));
                     let seen = reads.entry(get.process).or_default();
@@ -237,7 +254,7 @@ impl<'a> KeyJudge<'a> {
         &mut self,
         get: &Operation,
         returned: &[u32],
-        frontier: &[u32],
+        before: Before<'_>,
         findings: &mut Findings,
         samples: &mut Samples,
         key_id: u32,
@@ -261,8 +278,11 @@ impl<'a> KeyJudge<'a> {
             );
         }
         // Part 1: nothing returned may be superseded by a completed write.
-        if !frontier.is_empty() && !returned.is_empty() {
-            let superseded = self.dag.covered(frontier, returned, true);
+        let frontier = before.frontier;
+        if !returned.is_empty() {
+            let superseded = self
+                .dag
+                .covered_below(before.below, returned, |number| before.acknowledged[number as usize]);
             for (&number, _) in returned.iter().zip(&superseded).filter(|pair| *pair.1) {
                 let old = self.operation(number);
                 findings.add(Invariant::StaleRead, self.key, vec![get.id, old.id], || {
@@ -410,6 +430,16 @@ impl<'a> KeyJudge<'a> {
 
 /// Adds `new` to the antichain `maximal`: drops members below a new one,
 /// and new ones below a member.
+/// What a get is judged against: the writes acknowledged before it began.
+pub(super) struct Before<'a> {
+    /// The maximal acknowledged puts.
+    frontier: &'a [u32],
+    /// The union of the strict ancestors of every acknowledged write.
+    below: &'a Label,
+    /// Which versions were acknowledged.
+    acknowledged: &'a [bool],
+}
+
 fn add_maximal(dag: &Dag, maximal: &mut Vec<u32>, new: &[u32]) {
     for &number in new {
         if maximal.contains(&number) {

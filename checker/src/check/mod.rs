@@ -1,5 +1,8 @@
 //! Deciding the invariants of shared/HISTORY.md over a read [`History`].
 //!
+//! [`Dag`]: crate::dag::Dag
+//! [`Dag::join`]: crate::dag::Dag::join
+//!
 //! The work is split by key (causality never crosses keys). For each key:
 //!
 //! 1. the versions (puts and deletes, in invoke order) and their context
@@ -8,17 +11,40 @@
 //!    (excused from "must be seen") and what any acknowledged write
 //!    supersedes (must not come back);
 //! 3. the key's events are replayed in observation order, keeping the
-//!    *frontier* of acknowledged writes — the maximal versions among the
-//!    puts and deletes completed `ok` so far. Every write completed before
-//!    a get began is below that frontier, so a get is judged against a few
-//!    frontier versions, not the whole past: stale reads, k-staleness
-//!    (walking back only from the frontier versions it missed), and the
-//!    per-process session guarantees;
+//!    *frontier* of acknowledged puts (the maximal ones completed `ok` so
+//!    far) and the union of the strict ancestors of every acknowledged
+//!    write, grown one write at a time ([`Dag::join`]). A get is judged
+//!    against those: stale reads, k-staleness (walking back only from the
+//!    frontier versions it missed), and the per-process session
+//!    guarantees;
 //! 4. the final reads are compared with one another (divergence) and with
 //!    every acknowledged write (lost writes, resurrections).
 //!
 //! Phantom reads and the history's own problems need no graph.
-
+//!
+//! # Costs
+//!
+//! With `n` operations, `V_k` versions of key `k`, `s` the siblings a get
+//! returns or the frontier holds (the key's concurrency), `w` a label's
+//! window words and `g` its gaps (see [`crate::dag`]; both bounded by the
+//! key's recent concurrency, not its length):
+//!
+//! - reading: O(n) (hash lookups per value id);
+//! - history problems, phantom: O(1) per operation and value returned;
+//! - the DAG of a key: O(V_k + edges) plus O(parents × (w + g)) per version;
+//! - sibling-antichain: one union of the returned set, O(s × (w + g)) per
+//!   get;
+//! - stale-read part 1 (nothing returned is superseded by an acknowledged
+//!   write): O(s log g) per get against the running union; part 2 (every
+//!   acknowledged put before the get is seen): one union of the returned
+//!   set and O(log g) per frontier put; k-staleness (only for a stale get):
+//!   the region between what it returned and what it missed;
+//! - sessions: the same unions over a process's maximal reads and puts;
+//! - lost-write, resurrection, divergence: two linear passes per key and
+//!   O(s) per final read.
+//!
+//! So a key costs O(V_k × s × (w + g)) whatever the shape of its causality:
+//! linear in the history's length.
 //!
 //! Files: `verdict.rs` holds what the checker answers (modes, invariants,
 //! findings, measures, the verdict); `key.rs` judges one key.
