@@ -70,7 +70,12 @@ pub fn preflight() -> Result<(), String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err("partition faults need root (nft rules between loopback addresses); run as root, or leave partition out of the faults".into());
     }
-    let probe = format!("{TABLE_PREFIX}{}_probe", std::process::id());
+    static PROBES: AtomicUsize = AtomicUsize::new(0);
+    let probe = format!(
+        "{TABLE_PREFIX}{}_probe{}",
+        std::process::id(),
+        PROBES.fetch_add(1, Ordering::Relaxed)
+    );
     nft(&["add", "table", "ip", &probe], None)?;
     nft(&["delete", "table", "ip", &probe], None)?;
     Ok(())

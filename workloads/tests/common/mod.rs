@@ -35,3 +35,23 @@ pub fn show(output: &Output) -> String {
 pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// Whether partition faults can be done here (root and nft). Where they
+/// cannot: under CI (`CI` set, as `.ci/run` is run) the test fails; on a
+/// developer's machine it says in one line that it is skipped and why.
+pub fn partitions_here(test: &str) -> bool {
+    match dynamo_bench::faults::firewall::preflight() {
+        Ok(()) => true,
+        Err(why) if std::env::var_os("CI").is_some() => panic!("{test} needs partition faults: {why}"),
+        Err(why) => {
+            // Straight to stderr, past the test harness's capture: a skip
+            // must be seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: {why} (CI runs it, as root with nftables)"
+            );
+            false
+        }
+    }
+}
