@@ -164,6 +164,8 @@ pub struct History {
     pub problems: Vec<HistoryProblem>,
     /// The fault events, in file order.
     pub faults: Vec<FaultEvent>,
+    /// Key retirements, in order.
+    pub retirements: Vec<Retirement>,
     /// Number of events read.
     pub events: u64,
 }
@@ -212,6 +214,26 @@ struct FaultLine<'a> {
     #[serde(default)]
     detail: Option<String>,
     time_ns: u64,
+}
+
+/// A `retire` event line (HISTORY.md, "Key retirement").
+#[derive(Deserialize)]
+struct RetireLine {
+    #[serde(rename = "type")]
+    event: String,
+    keys: Vec<String>,
+    time_ns: u64,
+}
+
+/// Keys the driver retired: no operation on them follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retirement {
+    /// The line of the event.
+    pub line: u64,
+    /// The keys retired.
+    pub keys: Vec<String>,
+    /// When.
+    pub time_ns: u64,
 }
 
 /// What the nemesis did, as the history recorded it.
@@ -299,6 +321,8 @@ struct Reader {
     retired: HashMap<u64, u64>,
     /// Values some get has returned so far.
     returned: Vec<bool>,
+    /// Retired keys, with the line that retired them.
+    retired_keys: HashMap<u32, u64>,
     last_time_ns: u64,
 }
 
@@ -314,6 +338,7 @@ impl Reader {
             by_id: HashMap::new(),
             retired: HashMap::new(),
             returned: Vec::new(),
+            retired_keys: HashMap::new(),
             last_time_ns: 0,
         }
     }
@@ -372,6 +397,15 @@ impl Reader {
                     }
                 }
             }
+            // Key retirement (HISTORY.md, "Key retirement").
+            if trimmed.contains("\"retire\"") {
+                if let Ok(retire) = serde_json::from_str::<RetireLine>(trimmed) {
+                    if retire.event == "retire" {
+                        self.retire(number, retire);
+                        continue;
+                    }
+                }
+            }
             let line: Line =
                 serde_json::from_str(trimmed).map_err(|error| self.malformed(number, error.to_string()))?;
             self.event(number, line)?;
@@ -395,6 +429,46 @@ impl Reader {
             phase: line.phase.into_owned(),
             targets: line.targets,
             detail: line.detail,
+            time_ns: line.time_ns,
+        });
+    }
+
+    /// Retires keys: an operation still running on one, or any operation
+    /// on one later, is a history problem.
+    fn retire(&mut self, number: u64, line: RetireLine) {
+        self.history.events += 1;
+        let mut running: Vec<(u32, u64)> = self
+            .running
+            .values()
+            .map(|&index| {
+                let operation = &self.history.operations[index as usize];
+                (operation.key, operation.id)
+            })
+            .collect();
+        running.sort_unstable();
+        for name in &line.keys {
+            let key = self.keys.intern(&mut self.history.keys, name);
+            for &(_, op) in running.iter().filter(|(running_key, _)| *running_key == key) {
+                self.problem(
+                    number,
+                    vec![op],
+                    Some(key),
+                    format!("key {name:?} is retired while op {op} on it is still running"),
+                );
+            }
+            if let Some(&earlier) = self.retired_keys.get(&key) {
+                self.problem(
+                    number,
+                    Vec::new(),
+                    Some(key),
+                    format!("key {name:?} is retired again (first at line {earlier})"),
+                );
+            }
+            self.retired_keys.insert(key, number);
+        }
+        self.history.retirements.push(Retirement {
+            line: number,
+            keys: line.keys,
             time_ns: line.time_ns,
         });
     }
@@ -448,6 +522,14 @@ impl Reader {
                     "process {} invokes op {} while op {other} is running",
                     line.process, line.op
                 ),
+            );
+        }
+        if let Some(&retired_at) = self.retired_keys.get(&key) {
+            self.problem(
+                number,
+                vec![line.op],
+                Some(key),
+                format!("op {} on key {key_name:?}, which line {retired_at} retired", line.op),
             );
         }
         if let Some(&ended) = self.retired.get(&line.process) {

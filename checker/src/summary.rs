@@ -39,6 +39,13 @@ pub fn text(verdict: &Verdict) -> String {
             counts.fault_events
         );
     }
+    if counts.retired_keys > 0 {
+        let _ = writeln!(
+            out,
+            "retired keys: {} (each judged from its final reads before its retirement)",
+            counts.retired_keys
+        );
+    }
     let _ = writeln!(
         out,
         "verdict ({} mode): {}",

@@ -485,3 +485,56 @@ fn fault_events_are_read_counted_and_decide_nothing() {
     // A value or key named "fault" is still an operation.
     assert_eq!(verdict.counts.puts, 2);
 }
+
+#[test]
+fn retired_keys_are_judged_from_their_final_reads_and_touched_again_is_a_history_finding() {
+    // Key k: a write, its final read, then retirement: valid, one key retired.
+    let retired = [
+        W_A[0],
+        W_A[1],
+        r#"{"type":"invoke","process":9,"op":1,"f":"get","key":"k","final":true}"#,
+        r#"{"type":"ok","process":9,"op":1,"f":"get","values":["a"]}"#,
+        r#"{"type":"retire","keys":["k"]}"#,
+    ];
+    let clean = verdict(Mode::Strict, &retired);
+    only(&clean, "history", 0);
+    assert_eq!(clean.counts.retired_keys, 1);
+    assert_eq!(clean.counts.final_keys, 1);
+
+    // Its final read missed the write: a lost write, found as before.
+    let mut lost = retired;
+    lost[3] = r#"{"type":"ok","process":9,"op":1,"f":"get","values":[]}"#;
+    only(&verdict(Mode::Eventual, &lost), "lost-write", 1);
+
+    // An operation on it after retirement.
+    let mut after = retired.to_vec();
+    after.push(r#"{"type":"invoke","process":2,"op":2,"f":"get","key":"k"}"#);
+    after.push(r#"{"type":"ok","process":2,"op":2,"f":"get","values":["a"]}"#);
+    let found = verdict(Mode::Eventual, &after);
+    only(&found, "history", 1);
+    assert!(
+        found.findings[0].message.contains("which line 5 retired"),
+        "{:?}",
+        found.findings
+    );
+
+    // Retired while an operation on it still runs, and retired twice.
+    let early = [
+        r#"{"type":"invoke","process":0,"op":0,"f":"get","key":"k"}"#,
+        r#"{"type":"retire","keys":["k"]}"#,
+        r#"{"type":"ok","process":0,"op":0,"f":"get","values":[]}"#,
+        r#"{"type":"retire","keys":["k"]}"#,
+    ];
+    let found = verdict(Mode::Eventual, &early);
+    only(&found, "history", 2);
+    assert!(
+        found.findings[0].message.contains("still running"),
+        "{:?}",
+        found.findings
+    );
+    assert!(
+        found.findings[1].message.contains("retired again (first at line 2)"),
+        "{:?}",
+        found.findings
+    );
+}

@@ -152,6 +152,11 @@ fn count(history: &History) -> Counts {
     let mut counts = Counts {
         keys: history.keys.len() as u64,
         fault_events: history.faults.len() as u64,
+        retired_keys: history
+            .retirements
+            .iter()
+            .map(|retirement| retirement.keys.len() as u64)
+            .sum(),
         ..Counts::default()
     };
     for fault in history.faults.iter().filter(|fault| fault.phase == "start") {

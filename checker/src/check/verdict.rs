@@ -231,6 +231,8 @@ pub struct Counts {
     pub fault_events: u64,
     /// Faults started, by kind.
     pub faults: std::collections::BTreeMap<String, u64>,
+    /// Keys retired (HISTORY.md, "Key retirement").
+    pub retired_keys: u64,
 }
 
 /// The checker's verdict, as `check.json` holds it.
