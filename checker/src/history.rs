@@ -288,6 +288,15 @@ pub fn read(path: &str, reader: impl BufRead) -> Result<History, ReadError> {
 /// # Errors
 /// As [`read`]; and a file with no event at all is [`ReadError::Empty`].
 pub fn read_file(path: &std::path::Path) -> Result<History, ReadError> {
+    read_file_with(path, &mut |_, _| {})
+}
+
+/// As [`read_file`], calling `progress(bytes_read, bytes_in_file)` as it
+/// goes (every 16 MiB), for a progress line on long histories.
+///
+/// # Errors
+/// As [`read_file`].
+pub fn read_file_with(path: &std::path::Path, progress: &mut dyn FnMut(u64, u64)) -> Result<History, ReadError> {
     let name = path.display().to_string();
     if name.ends_with(".gz") || name.ends_with(".zst") {
         return Err(ReadError::Malformed {
@@ -300,11 +309,51 @@ pub fn read_file(path: &std::path::Path) -> Result<History, ReadError> {
         path: name.clone(),
         source,
     })?;
-    let history = read(&name, std::io::BufReader::with_capacity(1 << 20, file))?;
+    let total = file.metadata().map(|meta| meta.len()).unwrap_or(0);
+    let counting = Counting {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        read: 0,
+        reported: 0,
+        total,
+        progress,
+    };
+    let history = read(&name, counting)?;
     if history.events == 0 {
         return Err(ReadError::Empty { path: name });
     }
     Ok(history)
+}
+
+/// A reader that reports how far it has read.
+struct Counting<'a, R> {
+    inner: R,
+    read: u64,
+    reported: u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(u64, u64),
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.read += read as u64;
+        Ok(read)
+    }
+}
+
+impl<R: BufRead> BufRead for Counting<'_, R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount);
+        self.read += amount as u64;
+        if self.read - self.reported >= 16 << 20 {
+            self.reported = self.read;
+            (self.progress)(self.read, self.total);
+        }
+    }
 }
 
 struct Reader {

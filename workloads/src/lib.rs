@@ -7,10 +7,13 @@
 //! - [`record`]: the streaming history writer.
 //! - [`driver`]: the open-loop scheduler, the logical clients, final reads.
 //! - [`run`]: the whole job: cluster, drive, check, report, run directory.
+//! - [`faults`]: the nemesis (kill, pause, partition, disk, link faults).
+//! - [`progress`]: a progress line on a terminal.
 
 pub mod driver;
 pub mod faults;
 pub mod keys;
+pub mod progress;
 pub mod record;
 pub mod run;
 pub mod spec;

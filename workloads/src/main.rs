@@ -191,21 +191,37 @@ fn main() -> ExitCode {
 
 fn check(path: &std::path::Path, mode: Mode, json: Option<PathBuf>) -> ExitCode {
     let started = std::time::Instant::now();
-    let history = match dynamo_checker::read_file(path) {
+    let mut line = dynamo_bench::progress::Line::on_terminal();
+    let history = match dynamo_checker::read_file_with(path, &mut |done, total| {
+        line.show(format_args!(
+            "reading {}: {:.0}% of {:.0} MiB",
+            path.display(),
+            done as f64 * 100.0 / total.max(1) as f64,
+            total as f64 / (1 << 20) as f64
+        ))
+    }) {
         Ok(history) => history,
         Err(error) => {
+            line.clear();
             eprintln!("dynamo-bench check: {error}");
             return ExitCode::from(2);
         }
     };
     let read_seconds = started.elapsed().as_secs_f64();
-    let verdict = dynamo_checker::check(
+    let verdict = dynamo_checker::check_with(
         &history,
         &dynamo_checker::Options {
             mode,
             ..dynamo_checker::Options::default()
         },
+        &mut |done, total| {
+            line.show(format_args!(
+                "judging: {:.0}% of {total} operations",
+                done as f64 * 100.0 / total.max(1) as f64
+            ))
+        },
     );
+    line.clear();
     let seconds = started.elapsed().as_secs_f64();
     let faults = dynamo_checker::faults::report(&history);
     drop(history);

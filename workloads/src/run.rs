@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dynamo_checker::faults::FaultReport;
-use dynamo_checker::{check, read_file, Options, Verdict};
+use dynamo_checker::{Options, Verdict};
 use dynamo_node::config::ClusterConfig;
 use dynamo_node::launcher::{free_loopback_members, LaunchError, LocalCluster};
 use dynamo_reports::hlog::HistogramLog;
@@ -478,12 +478,28 @@ fn check_history(path: &Path, spec: &Spec, progress: bool) -> Result<(Verdict, f
         eprintln!("checking {}", path.display());
     }
     let started = std::time::Instant::now();
-    let history = read_file(path)?;
+    let mut line = crate::progress::Line::on_terminal();
+    let history = dynamo_checker::read_file_with(path, &mut |done, total| {
+        if progress {
+            line.show(format_args!(
+                "reading the history: {:.0}%",
+                done as f64 * 100.0 / total.max(1) as f64
+            ));
+        }
+    })?;
     let options = Options {
         mode: spec.check.mode,
         ..Options::default()
     };
-    let verdict = check(&history, &options);
+    let verdict = dynamo_checker::check_with(&history, &options, &mut |done, total| {
+        if progress {
+            line.show(format_args!(
+                "judging: {:.0}% of {total} operations",
+                done as f64 * 100.0 / total.max(1) as f64
+            ));
+        }
+    });
+    line.clear();
     Ok((
         verdict,
         started.elapsed().as_secs_f64(),

@@ -93,6 +93,13 @@ impl Findings {
 
 /// Checks `history`.
 pub fn check(history: &History, options: &Options) -> Verdict {
+    check_with(history, options, &mut |_, _| {})
+}
+
+/// As [`check`], calling `progress(operations_judged, operations)` as it
+/// goes (key by key, at most every 1% of the operations), for a progress
+/// line on long histories.
+pub fn check_with(history: &History, options: &Options, progress: &mut dyn FnMut(u64, u64)) -> Verdict {
     let mut findings = Findings {
         mode: options.mode,
         keep: options.findings_per_invariant,
@@ -119,7 +126,15 @@ pub fn check(history: &History, options: &Options) -> Verdict {
     let mut samples = Samples::default();
     let mut session = SessionTally::default();
     let mut final_keys = 0;
+    let total = history.operations.len() as u64;
+    let step = (total / 100).max(1);
+    let (mut judged, mut reported) = (0u64, 0u64);
     for (key, operations) in by_key.iter().enumerate() {
+        if judged - reported >= step {
+            reported = judged;
+            progress(judged, total);
+        }
+        judged += operations.len() as u64;
         if operations.is_empty() {
             continue;
         }
