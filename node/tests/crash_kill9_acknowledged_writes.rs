@@ -14,14 +14,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{crash_rounds, print_ack, read_acks, seed, spawn_child, value_for, Rng, TempDir};
+use common::{ack_until, crash_child_args, crash_round, crash_rounds, seed, value_for, Rng, TempDir};
 use dynamo_core::PartitionId;
 use dynamo_node::storage::{Engine, StorageConfig, SyncPolicy};
 
-const CHILD_DIR: &str = "DYNAMO_CRASH_CHILD_DIR";
-const CHILD_ROUND: &str = "DYNAMO_CRASH_CHILD_ROUND";
 const WRITER_THREADS: u64 = 4;
 const PARTITIONS: u64 = 3;
 /// Small segments, so that crashes also land during segment rolls.
@@ -57,32 +55,17 @@ fn value(round: u64, thread: u64, index: u64) -> Vec<u8> {
 #[test]
 #[ignore = "run as a child process by kill9_never_loses_an_acknowledged_write"]
 fn crash_child_appends_until_killed() {
-    let Some(dir) = std::env::var_os(CHILD_DIR) else { return };
-    let round: u64 = std::env::var(CHILD_ROUND).unwrap().parse().unwrap();
-    let engine = Arc::new(Engine::open(std::path::Path::new(&dir), config()).unwrap());
-    let started = Instant::now();
-    let threads: Vec<_> = (0..WRITER_THREADS)
-        .map(|thread| {
-            let engine = Arc::clone(&engine);
-            std::thread::spawn(move || {
-                let mut index = 0;
-                while started.elapsed() < CHILD_LIFETIME {
-                    engine
-                        .put(
-                            partition_of(thread, index),
-                            key(round, thread, index).as_bytes(),
-                            &value(round, thread, index),
-                        )
-                        .unwrap();
-                    print_ack(thread, index);
-                    index += 1;
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    let Some((dir, round)) = crash_child_args() else { return };
+    let engine = Arc::new(Engine::open(&dir, config()).unwrap());
+    ack_until(WRITER_THREADS, CHILD_LIFETIME, move |thread, index| {
+        engine
+            .put(
+                partition_of(thread, index),
+                key(round, thread, index).as_bytes(),
+                &value(round, thread, index),
+            )
+            .unwrap();
+    });
 }
 
 #[test]
@@ -94,20 +77,12 @@ fn kill9_never_loses_an_acknowledged_write() {
     let mut acknowledged: BTreeMap<(u64, u64), u64> = BTreeMap::new();
     let mut total_acks = 0u64;
     for round in 0..rounds {
-        let env = [
-            (CHILD_DIR, dir.path().display().to_string()),
-            (CHILD_ROUND, round.to_string()),
-            ("DYNAMO_LOG", "warn".to_string()),
-        ];
-        let mut child = spawn_child("crash_child_appends_until_killed", &env);
-        let reader = read_acks(&mut child);
         // Let it start (open + recovery) and write for a random while.
-        std::thread::sleep(Duration::from_millis(30 + rng.below(250)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        // A partial last line (killed mid-print) is dropped by `lines()`
-        // only if it has no newline: the child prints whole lines at once.
-        for (thread, index) in reader.join().unwrap() {
+        let pause = Duration::from_millis(30 + rng.below(250));
+        let acks = crash_round("crash_child_appends_until_killed", dir.path(), round, "warn", pause);
+        // A partial last line (killed mid-print) is not read: the child
+        // prints whole lines at once.
+        for (thread, index) in acks {
             let next = acknowledged.entry((round, thread)).or_insert(0);
             assert_eq!(*next, index, "acks of a thread arrive in order");
             *next = index + 1;

@@ -18,14 +18,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{crash_rounds, print_ack, read_acks, seed, spawn_child, value_for, Rng, TempDir};
+use common::{ack_until, crash_child_args, crash_round, crash_rounds, seed, value_for, Rng, TempDir};
 use dynamo_core::PartitionId;
 use dynamo_node::storage::{CompactionPolicy, Engine, StorageConfig, SyncPolicy};
 
-const CHILD_DIR: &str = "DYNAMO_COMPACTION_CRASH_DIR";
-const CHILD_ROUND: &str = "DYNAMO_COMPACTION_CRASH_ROUND";
 const THREADS: u64 = 3;
 const KEYS_PER_THREAD: u64 = 6;
 const CHILD_LIFETIME: Duration = Duration::from_secs(20);
@@ -63,31 +61,16 @@ fn operation(round: u64, thread: u64, index: u64) -> (u64, Option<Vec<u8>>) {
 #[test]
 #[ignore = "run as a child process by compaction_under_kill9_loses_and_resurrects_nothing"]
 fn compaction_crash_child() {
-    let Some(dir) = std::env::var_os(CHILD_DIR) else { return };
-    let round: u64 = std::env::var(CHILD_ROUND).unwrap().parse().unwrap();
-    let engine = Arc::new(Engine::open(std::path::Path::new(&dir), config(true)).unwrap());
-    let started = Instant::now();
-    let threads: Vec<_> = (0..THREADS)
-        .map(|thread| {
-            let engine = Arc::clone(&engine);
-            std::thread::spawn(move || {
-                let mut index = 0;
-                while started.elapsed() < CHILD_LIFETIME {
-                    let (slot, value) = operation(round, thread, index);
-                    let key = key(round, thread, slot);
-                    match value {
-                        Some(value) => engine.put(partition_of(thread), key.as_bytes(), &value).unwrap(),
-                        None => engine.remove(partition_of(thread), key.as_bytes()).unwrap(),
-                    }
-                    print_ack(thread, index);
-                    index += 1;
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    let Some((dir, round)) = crash_child_args() else { return };
+    let engine = Arc::new(Engine::open(&dir, config(true)).unwrap());
+    ack_until(THREADS, CHILD_LIFETIME, move |thread, index| {
+        let (slot, value) = operation(round, thread, index);
+        let key = key(round, thread, slot);
+        match value {
+            Some(value) => engine.put(partition_of(thread), key.as_bytes(), &value).unwrap(),
+            None => engine.remove(partition_of(thread), key.as_bytes()).unwrap(),
+        }
+    });
 }
 
 #[test]
@@ -99,17 +82,9 @@ fn compaction_under_kill9_loses_and_resurrects_nothing() {
     let mut settled: BTreeMap<(u64, String), Option<Vec<u8>>> = BTreeMap::new();
     let mut total_acks = 0u64;
     for round in 0..rounds {
-        let env = [
-            (CHILD_DIR, dir.path().display().to_string()),
-            (CHILD_ROUND, round.to_string()),
-            ("DYNAMO_LOG", "error".to_string()),
-        ];
-        let mut child = spawn_child("compaction_crash_child", &env);
-        let reader = read_acks(&mut child);
-        std::thread::sleep(Duration::from_millis(50 + rng.below(400)));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let last: BTreeMap<u64, u64> = reader.join().unwrap().into_iter().collect();
+        let pause = Duration::from_millis(50 + rng.below(400));
+        let acks = crash_round("compaction_crash_child", dir.path(), round, "error", pause);
+        let last: BTreeMap<u64, u64> = acks.into_iter().collect();
         total_acks += last.values().map(|index| index + 1).sum::<u64>();
 
         let engine = Engine::open(dir.path(), config(false))

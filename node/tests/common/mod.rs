@@ -129,3 +129,66 @@ pub fn read_acks(child: &mut std::process::Child) -> std::thread::JoinHandle<Vec
         acks
     })
 }
+
+/// The environment variables that tell a crash child where to write and
+/// which round it is.
+pub const CRASH_CHILD_DIR: &str = "DYNAMO_CRASH_CHILD_DIR";
+pub const CRASH_CHILD_ROUND: &str = "DYNAMO_CRASH_CHILD_ROUND";
+
+/// In a crash child: its data directory and round, or `None` when the
+/// test runs on its own (not as a child).
+#[allow(dead_code)] // not every test binary crashes a child
+pub fn crash_child_args() -> Option<(std::path::PathBuf, u64)> {
+    let dir = std::env::var_os(CRASH_CHILD_DIR)?;
+    let round = std::env::var(CRASH_CHILD_ROUND).ok()?.parse().ok()?;
+    Some((dir.into(), round))
+}
+
+/// In a crash child: `threads` threads each run `operation(thread, index)`
+/// for index 0, 1, ... and acknowledge each ([`print_ack`]) until
+/// `lifetime` has passed (the parent kills it long before).
+#[allow(dead_code)]
+pub fn ack_until(threads: u64, lifetime: std::time::Duration, operation: impl Fn(u64, u64) + Send + Sync + 'static) {
+    let started = std::time::Instant::now();
+    let operation = std::sync::Arc::new(operation);
+    let handles: Vec<_> = (0..threads)
+        .map(|thread| {
+            let operation = std::sync::Arc::clone(&operation);
+            std::thread::spawn(move || {
+                let mut index = 0;
+                while started.elapsed() < lifetime {
+                    operation(thread, index);
+                    print_ack(thread, index);
+                    index += 1;
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+}
+
+/// In the parent: one round. Starts the ignored test `child` on `dir` for
+/// `round`, lets it run for `pause`, SIGKILLs it, and returns the acks it
+/// printed, in order (a line cut by the kill is not read).
+#[allow(dead_code)]
+pub fn crash_round(
+    child: &str,
+    dir: &std::path::Path,
+    round: u64,
+    log: &str,
+    pause: std::time::Duration,
+) -> Vec<(u64, u64)> {
+    let env = [
+        (CRASH_CHILD_DIR, dir.display().to_string()),
+        (CRASH_CHILD_ROUND, round.to_string()),
+        ("DYNAMO_LOG", log.to_string()),
+    ];
+    let mut process = spawn_child(child, &env);
+    let reader = read_acks(&mut process);
+    std::thread::sleep(pause);
+    process.kill().unwrap(); // SIGKILL
+    process.wait().unwrap();
+    reader.join().unwrap()
+}
