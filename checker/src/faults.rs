@@ -222,48 +222,34 @@ pub fn report(history: &History) -> FaultReport {
         }
     }
     windows.sort_by_key(|window| window.start_ns);
-    let operations: Vec<&Operation> = history
+    // Two timelines, each sorted once: every figure below is a range of
+    // one of them (a binary search), not a pass over the history.
+    let mut invoked: Vec<&Operation> = history
         .operations
         .iter()
         .filter(|operation| !operation.is_final)
         .collect();
-    let holds = |window: &FaultWindow, ns: u64| ns >= window.start_ns && window.end_ns.is_none_or(|end| ns < end);
-    let latency_ns = |operation: &Operation| operation.complete_ns.saturating_sub(operation.invoke_ns);
-    let mut report = FaultReport::default();
-    let mut outside_latencies = Vec::new();
-    for operation in &operations {
-        if windows.iter().any(|window| holds(window, operation.invoke_ns)) {
-            report.during.add(operation.outcome);
-        } else {
-            report.outside.add(operation.outcome);
-            if operation.outcome == Outcome::Ok {
-                outside_latencies.push(latency_ns(operation));
-            }
-        }
-    }
-    report.outside_latency = Latency::of(outside_latencies);
-    let history_end = operations
+    invoked.sort_by_key(|operation| operation.invoke_ns);
+    let mut completed: Vec<(u64, u64)> = invoked
         .iter()
-        .map(|operation| operation.complete_ns)
-        .max()
-        .unwrap_or(0);
+        .filter(|operation| operation.outcome == Outcome::Ok)
+        .map(|operation| (operation.complete_ns, latency_ns(operation)))
+        .collect();
+    completed.sort_unstable();
+    let history_end = invoked.iter().map(|operation| operation.complete_ns).max().unwrap_or(0);
+    let timeline = Timeline { invoked, completed };
+    let mut report = FaultReport::default();
+    let during = disjoint(windows.iter());
+    let (inside, outside) = timeline.split(&during);
+    report.during = inside.outcomes;
+    report.outside = outside.outcomes;
+    report.outside_latency = Latency::of(outside.latencies);
     for index in 0..windows.len() {
-        let window = &windows[index];
-        let inside: Vec<&&Operation> = operations
-            .iter()
-            .filter(|operation| holds(window, operation.invoke_ns))
-            .collect();
-        let mut outcomes = Outcomes::default();
-        inside.iter().for_each(|operation| outcomes.add(operation.outcome));
-        let latencies = inside
-            .iter()
-            .filter(|operation| operation.outcome == Outcome::Ok)
-            .map(|operation| latency_ns(operation))
-            .collect();
-        let recovery = recovery(&windows, index, &operations, history_end);
+        let figures = timeline.within(&disjoint(std::iter::once(&windows[index])));
+        let recovery = recovery(&windows, index, &timeline, history_end);
         let window = &mut windows[index];
-        window.outcomes = outcomes;
-        window.latency = Latency::of(latencies);
+        window.outcomes = figures.outcomes;
+        window.latency = Latency::of(figures.latencies);
         window.recovery = recovery;
     }
     let mut kinds: Vec<String> = windows.iter().map(|window| window.fault.clone()).collect();
@@ -271,17 +257,7 @@ pub fn report(history: &History) -> FaultReport {
     kinds.dedup();
     for kind in kinds {
         let of_kind: Vec<&FaultWindow> = windows.iter().filter(|window| window.fault == kind).collect();
-        let mut outcomes = Outcomes::default();
-        let mut latencies = Vec::new();
-        for operation in operations
-            .iter()
-            .filter(|operation| of_kind.iter().any(|window| holds(window, operation.invoke_ns)))
-        {
-            outcomes.add(operation.outcome);
-            if operation.outcome == Outcome::Ok {
-                latencies.push(latency_ns(operation));
-            }
-        }
+        let figures = timeline.within(&disjoint(of_kind.iter().copied()));
         let mut recovered: Vec<u64> = of_kind
             .iter()
             .filter_map(|window| match window.recovery {
@@ -293,8 +269,8 @@ pub fn report(history: &History) -> FaultReport {
         report.by_kind.push(KindFigures {
             fault: kind,
             windows: of_kind.len() as u64,
-            outcomes,
-            latency: Latency::of(latencies),
+            outcomes: figures.outcomes,
+            latency: Latency::of(figures.latencies),
             recovery_p50_ms: recovered.get(recovered.len().saturating_sub(1) / 2).copied(),
             recovery_max_ms: recovered.last().copied(),
             not_back: of_kind
@@ -307,25 +283,106 @@ pub fn report(history: &History) -> FaultReport {
     report
 }
 
-/// `ok` completions per second and p99 of the operations completed in
-/// `[from, to)`.
-fn level(operations: &[&Operation], from: u64, to: u64) -> Baseline {
-    let mut latencies = Vec::new();
-    for operation in operations {
-        if operation.outcome == Outcome::Ok && operation.complete_ns >= from && operation.complete_ns < to {
-            latencies.push(operation.complete_ns.saturating_sub(operation.invoke_ns));
+/// The latency of an operation, invoke to completion.
+fn latency_ns(operation: &Operation) -> u64 {
+    operation.complete_ns.saturating_sub(operation.invoke_ns)
+}
+
+/// Outcomes and `ok` latencies of some operations.
+#[derive(Default)]
+struct Figures {
+    outcomes: Outcomes,
+    latencies: Vec<u64>,
+}
+
+impl Figures {
+    fn add(&mut self, operation: &Operation) {
+        self.outcomes.add(operation.outcome);
+        if operation.outcome == Outcome::Ok {
+            self.latencies.push(latency_ns(operation));
         }
     }
-    let count = latencies.len();
-    Baseline {
-        ops_per_second: count as f64 / ((to - from) as f64 / 1e9),
-        p99_ms: Latency::of(latencies).map_or(0.0, |latency| latency.p99_ms),
+}
+
+/// The non-final operations by invoke time, and the `ok` ones' (completion
+/// time, latency) by completion time.
+struct Timeline<'a> {
+    invoked: Vec<&'a Operation>,
+    completed: Vec<(u64, u64)>,
+}
+
+impl Timeline<'_> {
+    /// The operations invoked in `[start, end)`.
+    fn invoked_in(&self, start: u64, end: u64) -> &[&Operation] {
+        let from = self.invoked.partition_point(|operation| operation.invoke_ns < start);
+        let to = self.invoked.partition_point(|operation| operation.invoke_ns < end);
+        &self.invoked[from..to.max(from)]
     }
+
+    /// The figures of the operations invoked within `spans` (disjoint,
+    /// sorted).
+    fn within(&self, spans: &[(u64, u64)]) -> Figures {
+        let mut figures = Figures::default();
+        for &(start, end) in spans {
+            self.invoked_in(start, end)
+                .iter()
+                .for_each(|operation| figures.add(operation));
+        }
+        figures
+    }
+
+    /// The figures inside `spans` (disjoint, sorted) and outside them.
+    fn split(&self, spans: &[(u64, u64)]) -> (Figures, Figures) {
+        let mut outside = Figures::default();
+        let mut at = 0;
+        for &(start, end) in spans {
+            self.invoked_in(at, start)
+                .iter()
+                .for_each(|operation| outside.add(operation));
+            at = end;
+        }
+        self.invoked_in(at, u64::MAX)
+            .iter()
+            .for_each(|operation| outside.add(operation));
+        (self.within(spans), outside)
+    }
+
+    /// `ok` completions per second and p99 of the operations completed in
+    /// `[from, to)`.
+    fn level(&self, from: u64, to: u64) -> Baseline {
+        let first = self.completed.partition_point(|&(complete, _)| complete < from);
+        let last = self.completed.partition_point(|&(complete, _)| complete < to);
+        let latencies: Vec<u64> = self.completed[first..last.max(first)]
+            .iter()
+            .map(|&(_, latency)| latency)
+            .collect();
+        Baseline {
+            ops_per_second: latencies.len() as f64 / ((to - from) as f64 / 1e9),
+            p99_ms: Latency::of(latencies).map_or(0.0, |latency| latency.p99_ms),
+        }
+    }
+}
+
+/// The time the `windows` held, as disjoint sorted `[start, end)` spans
+/// (a window never healed holds to the end).
+fn disjoint<'a>(windows: impl Iterator<Item = &'a FaultWindow>) -> Vec<(u64, u64)> {
+    let mut spans: Vec<(u64, u64)> = windows
+        .map(|window| (window.start_ns, window.end_ns.unwrap_or(u64::MAX)))
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+    for (start, end) in spans {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
 }
 
 /// When window `index`'s heal was followed by throughput and p99 back at
 /// their level before it (see the module doc).
-fn recovery(windows: &[FaultWindow], index: usize, operations: &[&Operation], history_end: u64) -> Recovery {
+fn recovery(windows: &[FaultWindow], index: usize, timeline: &Timeline<'_>, history_end: u64) -> Recovery {
     let window = &windows[index];
     let Some(healed) = window.end_ns else {
         return Recovery::NeverHealed;
@@ -344,7 +401,7 @@ fn recovery(windows: &[FaultWindow], index: usize, operations: &[&Operation], hi
     let buckets: Vec<Baseline> = (1..=(window.start_ns - quiet_since) / BUCKET_NS)
         .map(|back| {
             let from = window.start_ns - back * BUCKET_NS;
-            level(operations, from, from + BUCKET_NS)
+            timeline.level(from, from + BUCKET_NS)
         })
         .collect();
     let median = |figure: fn(&Baseline) -> f64| {
@@ -373,7 +430,7 @@ fn recovery(windows: &[FaultWindow], index: usize, operations: &[&Operation], hi
     let p99_limit = baseline.p99_ms * RECOVERED_P99_FACTOR + RECOVERED_P99_SLACK_NS as f64 / 1e6;
     let mut from = healed;
     while from + BUCKET_NS <= until {
-        let bucket = level(operations, from, from + BUCKET_NS);
+        let bucket = timeline.level(from, from + BUCKET_NS);
         if bucket.ops_per_second >= baseline.ops_per_second * RECOVERED_THROUGHPUT && bucket.p99_ms <= p99_limit {
             return Recovery::Recovered {
                 after_ms: (from + BUCKET_NS - healed) / 1_000_000,
