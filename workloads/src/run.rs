@@ -269,14 +269,12 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
 /// processes this bench started: a run with faults on an existing cluster
 /// is refused.
 fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>) -> Result<Vec<Fault>, RunError> {
-    let nodes: Vec<String> = match cluster_file {
-        Some(file) => ClusterConfig::load(file)?
-            .members
-            .iter()
-            .map(|member| member.name.clone())
-            .collect(),
-        None => (1..=spec.cluster.nodes).map(|index| format!("n{index}")).collect(),
-    };
+    if cluster_file.is_some() && (spec.faults.random.is_some() || !spec.faults.events.is_empty()) {
+        return Err(RunError::Spec(
+            "faults act on node processes this bench starts: run them on a local cluster, not --cluster".into(),
+        ));
+    }
+    let nodes: Vec<String> = (1..=spec.cluster.nodes).map(|index| format!("n{index}")).collect();
     let mut faults = spec.fault_schedule(&nodes);
     let load = spec.load.warmup + spec.load.duration;
     let late: Vec<String> = faults
@@ -303,11 +301,6 @@ fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>) -> Result<Vec<Fault>
                 random.quiet.as_secs_f64()
             );
         }
-    }
-    if !faults.is_empty() && cluster_file.is_some() {
-        return Err(RunError::Spec(
-            "faults act on node processes this bench starts: run them on a local cluster, not --cluster".into(),
-        ));
     }
     Ok(faults)
 }

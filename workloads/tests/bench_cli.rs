@@ -211,6 +211,23 @@ fn bad_input_and_unreachable_clusters_exit_two_with_a_clear_message() {
         "{}",
         show(&output)
     );
+    // Faults on a cluster this bench did not start: refused before
+    // anything runs, even with --faults on a spec that has none.
+    let output = bench()
+        .args(["run", spec("cart.toml").to_str().unwrap(), "--faults", "kill"])
+        .arg("--cluster")
+        .arg(&cluster)
+        .arg("--out")
+        .arg(dir.join("faulted"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not --cluster"),
+        "{}",
+        show(&output)
+    );
+    assert!(!dir.join("faulted").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
