@@ -183,7 +183,6 @@ impl Firewall {
             }
         }
         cuts.sort();
-        cuts.dedup();
         if cut_clients {
             let first = groups.first().cloned().unwrap_or_default();
             for (b, b_addr) in &self.members {
