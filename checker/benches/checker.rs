@@ -23,12 +23,14 @@
 //!
 //! Flags (after `--`): `--ops N` (default 1 000 000), `--keys K` (10 000),
 //! `--processes P` (64), `--hot F` (0.6; 0.3 for branching), `--shape
-//! chain|branching` (chain), `--keep` (keep the file and print its path).
+//! chain|branching` (chain), `--keep` (keep the file and print its path),
+//! `--incremental` (check line by line with [`Incremental`], as a soak
+//! does, instead of reading the whole file first).
 
 use std::io::Write;
 use std::time::Instant;
 
-use dynamo_checker::{check, read_file, Options};
+use dynamo_checker::{check, read_file, Incremental, Options};
 
 use dynamo_core::rng::SplitMix64 as Rng;
 
@@ -53,6 +55,7 @@ fn main() {
     let mut hot = None;
     let mut branching = false;
     let mut keep = false;
+    let mut incremental = false;
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         let mut number = || arguments.next().and_then(|text| text.parse::<f64>().ok());
@@ -67,6 +70,7 @@ fn main() {
                 other => panic!("--shape chain|branching, not {other:?}"),
             },
             "--keep" => keep = true,
+            "--incremental" => incremental = true,
             "--bench" => {}
             other => eprintln!("ignoring argument {other:?}"),
         }
@@ -87,16 +91,34 @@ fn main() {
     );
     let rss_before = peak_rss_mib();
     let started = Instant::now();
-    let history = read_file(&path).expect("read");
-    let read_seconds = started.elapsed().as_secs_f64();
-    let verdict = check(&history, &Options::default());
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "checked in {seconds:.2}s ({read_seconds:.2}s reading, {:.2}s judging), {:.0} ops/s; peak RSS {:.0} MiB (generator included: {rss_before:.0} MiB before reading)",
-        seconds - read_seconds,
-        history.operations.len() as f64 / seconds,
-        peak_rss_mib()
-    );
+    let verdict = if incremental {
+        // Line by line, as `dynamo-bench check --follow` and a soak do.
+        let mut checker = Incremental::new(&path.display().to_string(), &Options::default());
+        let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&path).expect("open"));
+        for line in std::io::BufRead::lines(file) {
+            checker.line(&line.expect("read")).expect("well formed");
+        }
+        let verdict = checker.finish();
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "checked incrementally in {seconds:.2}s, {:.0} ops/s; peak RSS {:.0} MiB (generator included: {rss_before:.0} MiB before reading)",
+            verdict.ops as f64 / seconds,
+            peak_rss_mib()
+        );
+        verdict
+    } else {
+        let history = read_file(&path).expect("read");
+        let read_seconds = started.elapsed().as_secs_f64();
+        let verdict = check(&history, &Options::default());
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "checked in {seconds:.2}s ({read_seconds:.2}s reading, {:.2}s judging), {:.0} ops/s; peak RSS {:.0} MiB (generator included: {rss_before:.0} MiB before reading)",
+            seconds - read_seconds,
+            history.operations.len() as f64 / seconds,
+            peak_rss_mib()
+        );
+        verdict
+    };
     println!(
         "verdict: valid {} violations {:?}; {} stale gets, k p99 {} max {}",
         verdict.valid,

@@ -40,6 +40,19 @@
 //! after it, and every later label carried them: the labels grew with the
 //! key's history.)
 //!
+//! # Growing without hindsight
+//!
+//! The incremental checker grows a key's DAG one version at a time
+//! ([`Dag::push`]) and cannot know which versions will keep few
+//! descendants. It guesses, and every answer stays exact whatever the
+//! guess: when a version leaves the newest [`GROWING_HORIZON`], a search
+//! over its children (giving up past [`FEW_DESCENDANTS`]) lists its
+//! descendants if it has few; each new version is appended to the lists
+//! of the listed versions it descends from (a wrong guess costs a longer
+//! list); and each time the DAG doubles it is rebuilt, listing anew over
+//! everything seen so far. Amortised, a version costs what building its
+//! label costs, plus the listed versions it descends from.
+//!
 //! Costs, with `w` the window (≤ [`WINDOW_BITS_MAX`] bits, about the key's
 //! recent concurrency) and `g` the gaps of a label (a handful: one per
 //! blind write whose descendants did not merge with the older line):
@@ -61,13 +74,17 @@
 //! Memory: about 24 bytes per version, plus its window words, gaps and
 //! (for a version with few descendants) its list.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 
 /// The widest window a label keeps before its floor is moved up.
 pub const WINDOW_BITS_MAX: u32 = 4096;
 
 /// A version with at most this many descendants keeps them as a list.
 pub const FEW_DESCENDANTS: usize = 32;
+
+/// A grown DAG never lists the descendants of its newest this-many
+/// versions: they are still being read and written over.
+pub const GROWING_HORIZON: usize = 1024;
 
 /// An exact set of versions (those with few descendants aside, see the
 /// module doc): `([0, floor) \ gaps) ∪ window`.
@@ -200,6 +217,17 @@ pub struct Dag {
     few: Vec<u64>,
     descendant_at: Vec<u32>,
     descendants: Vec<u32>,
+    /// A grown DAG ([`Dag::push`]): descendants a listed version gained
+    /// after its list was made (sorted, as versions come in order), and
+    /// per version the listed versions it descends from.
+    gained: HashMap<u32, Vec<u32>>,
+    listed_above: Vec<Vec<u32>>,
+    /// A grown DAG: each version's children, and the versions listed
+    /// since the last rebuild (ascending; `many_before` still counts them).
+    children: Vec<Vec<u32>>,
+    promoted: Vec<u32>,
+    /// A grown DAG lists anew when it reaches this many versions.
+    relist_at: usize,
     /// Per-walk scratch ([`Dag::uncovered`]): the walk that last touched a
     /// version, and what reached it then.
     stamp: Vec<u32>,
@@ -219,7 +247,13 @@ impl Dag {
 
     /// As [`Dag::new`], listing descendants of versions that have at most
     /// `few` (the tests use 0 and small numbers to exercise both paths).
-    pub fn with_few(count: usize, few: usize, mut parents_of: impl FnMut(usize, &mut Vec<u32>)) -> Dag {
+    pub fn with_few(count: usize, few: usize, parents_of: impl FnMut(usize, &mut Vec<u32>)) -> Dag {
+        Dag::build(count, few, count, parents_of)
+    }
+
+    /// Builds the DAG, listing the descendants of versions below `cutoff`
+    /// that have at most `few`.
+    fn build(count: usize, few: usize, cutoff: usize, mut parents_of: impl FnMut(usize, &mut Vec<u32>)) -> Dag {
         let mut dag = Dag {
             offsets: Vec::with_capacity(count + 1),
             floors: Vec::with_capacity(count),
@@ -242,22 +276,157 @@ impl Dag {
             dag.parents.extend_from_slice(&scratch);
             dag.offsets.push(dag.parents.len() as u32);
         }
-        dag.list_few_descendants(few);
+        dag.list_few_descendants(few, cutoff);
         for version in 0..count as u32 {
             let parents = dag.parents(version).to_vec();
-            let label = dag.union(&parents, true);
-            dag.floors.push(label.floor);
-            dag.gaps.extend_from_slice(&label.gaps);
-            dag.gap_at.push(dag.gaps.len() as u32);
-            dag.words.extend_from_slice(&label.window);
-            dag.word_at.push(dag.words.len() as u64);
+            dag.label(&parents);
         }
         dag
     }
 
+    /// Builds and stores the label of the next version, whose parents are
+    /// `parents`: their union with them.
+    fn label(&mut self, parents: &[u32]) {
+        let label = self.union(parents, true);
+        self.floors.push(label.floor);
+        self.gaps.extend_from_slice(&label.gaps);
+        self.gap_at.push(self.gaps.len() as u32);
+        self.words.extend_from_slice(&label.window);
+        self.word_at.push(self.words.len() as u64);
+    }
+
+    /// An empty DAG that grows one version at a time ([`Dag::push`]), for
+    /// checking a history as it is written.
+    pub fn growing() -> Dag {
+        let mut dag = Dag::build(0, FEW_DESCENDANTS, 0, |_, _| {});
+        dag.relist_at = GROWING_HORIZON * 2;
+        dag
+    }
+
+    /// Adds the next version, whose context names `parents` (versions
+    /// already added; others are dropped), and returns its number.
+    ///
+    /// Without hindsight, which versions will keep few descendants is a
+    /// guess: each time the DAG doubles, it is rebuilt listing the
+    /// descendants of versions that have few so far, leaving out the
+    /// newest [`GROWING_HORIZON`]. A listed version that gains descendants
+    /// after that keeps them in its list (every answer stays exact; a
+    /// wrong guess costs a longer list until the next rebuild). Amortised
+    /// cost: O(parents × (w/64 + g)) per version, as building any label,
+    /// plus the listed versions it descends from.
+    pub fn push(&mut self, parents: &[u32]) -> u32 {
+        if self.len() >= self.relist_at && self.relist_at > 0 {
+            self.relist();
+        }
+        let version = self.len() as u32;
+        let mut scratch: Vec<u32> = parents.iter().copied().filter(|&parent| parent < version).collect();
+        scratch.sort_unstable();
+        scratch.dedup();
+        // The listed versions this one descends from gain it.
+        let mut above = Vec::new();
+        for &parent in &scratch {
+            if self.is_few(parent) {
+                above.push(parent);
+            }
+            if let Some(theirs) = self.listed_above.get(parent as usize) {
+                above.extend_from_slice(theirs);
+            }
+        }
+        above.sort_unstable();
+        above.dedup();
+        for &listed in &above {
+            self.gained.entry(listed).or_default().push(version);
+        }
+        self.listed_above.push(above);
+        self.children.push(Vec::new());
+        for &parent in &scratch {
+            self.children[parent as usize].push(version);
+        }
+        if version as usize >= GROWING_HORIZON {
+            self.promote(version - GROWING_HORIZON as u32);
+        }
+        self.parents.extend_from_slice(&scratch);
+        self.offsets.push(self.parents.len() as u32);
+        if version as usize / 64 >= self.few.len() {
+            self.few.push(0);
+        }
+        let many = self.many_before.last().copied().unwrap_or(0) + 1;
+        self.many_before.push(many);
+        self.descendant_at.push(self.descendants.len() as u32);
+        self.stamp.push(0);
+        self.flags.push(0);
+        self.label(&scratch);
+        version
+    }
+
+    /// Lists the descendants of `version` (leaving the horizon) if it has
+    /// few: a search over children that gives up past
+    /// [`FEW_DESCENDANTS`]. Labels built from now on count it as a member
+    /// and drop the gaps only it held open.
+    fn promote(&mut self, version: u32) {
+        if self.is_few(version) {
+            return;
+        }
+        let mut found: Vec<u32> = Vec::new();
+        let mut next = 0;
+        let mut at = version;
+        loop {
+            for &child in &self.children[at as usize] {
+                if !found.contains(&child) {
+                    if found.len() == FEW_DESCENDANTS {
+                        return;
+                    }
+                    found.push(child);
+                }
+            }
+            let Some(&deeper) = found.get(next) else { break };
+            at = deeper;
+            next += 1;
+        }
+        found.sort_unstable();
+        for &descendant in &found {
+            self.listed_above[descendant as usize].push(version);
+        }
+        self.gained.insert(version, found);
+        self.few[version as usize / 64] |= 1 << (version % 64);
+        self.promoted.push(version);
+    }
+
+    /// Rebuilds a grown DAG, listing anew (see [`Dag::push`]).
+    fn relist(&mut self) {
+        let count = self.len();
+
+        let (offsets, parents) = (std::mem::take(&mut self.offsets), std::mem::take(&mut self.parents));
+        let mut dag = Dag::build(
+            count,
+            FEW_DESCENDANTS,
+            count - GROWING_HORIZON.min(count),
+            |version, out| {
+                out.extend_from_slice(&parents[offsets[version] as usize..offsets[version + 1] as usize]);
+            },
+        );
+        dag.listed_above = vec![Vec::new(); count];
+        dag.children = vec![Vec::new(); count];
+        for version in 0..count as u32 {
+            for index in dag.offsets[version as usize]..dag.offsets[version as usize + 1] {
+                dag.children[dag.parents[index as usize] as usize].push(version);
+            }
+        }
+        for version in 0..count as u32 {
+            if dag.is_few(version) {
+                for index in dag.descendant_at[version as usize]..dag.descendant_at[version as usize + 1] {
+                    let descendant = dag.descendants[index as usize];
+                    dag.listed_above[descendant as usize].push(version);
+                }
+            }
+        }
+        dag.relist_at = count * 2;
+        *self = dag;
+    }
+
     /// Which versions have few descendants, and those descendants: one
     /// pass from the highest version down over a children index.
-    fn list_few_descendants(&mut self, few_max: usize) {
+    fn list_few_descendants(&mut self, few_max: usize, cutoff: usize) {
         let count = self.offsets.len() - 1;
         let mut child_at = vec![0u32; count + 1];
         for &parent in &self.parents {
@@ -297,21 +466,23 @@ impl Dag {
                 set.dedup();
                 if set.len() <= few_max {
                     lists[version] = Some(set.clone());
-                    self.few[version / 64] |= 1 << (version % 64);
+                    if version < cutoff {
+                        self.few[version / 64] |= 1 << (version % 64);
+                    }
                 }
             }
         }
         self.many_before = Vec::with_capacity(count + 1);
         self.many_before.push(0);
         let mut many = 0;
-        for list in &lists {
-            many += u32::from(list.is_none());
+        for version in 0..count as u32 {
+            many += u32::from(!self.is_few(version));
             self.many_before.push(many);
         }
         self.descendant_at = Vec::with_capacity(count + 1);
         self.descendant_at.push(0);
-        for list in &lists {
-            if let Some(list) = list {
+        for (version, list) in lists.iter().enumerate() {
+            if let Some(list) = list.as_ref().filter(|_| self.is_few(version as u32)) {
                 self.descendants.extend_from_slice(list);
             }
             self.descendant_at.push(self.descendants.len() as u32);
@@ -324,14 +495,24 @@ impl Dag {
     }
 
     /// The descendants of `version` (which `is_few` must hold).
-    fn listed(&self, version: u32) -> &[u32] {
-        &self.descendants
+    fn listed(&self, version: u32) -> impl Iterator<Item = u32> + '_ {
+        let gained = self.gained.get(&version).map_or(&[][..], Vec::as_slice);
+        self.descendants
             [self.descendant_at[version as usize] as usize..self.descendant_at[version as usize + 1] as usize]
+            .iter()
+            .chain(gained)
+            .copied()
     }
 
     /// Is `descendant` in `version`'s list (which `is_few` must hold)?
     fn lists(&self, version: u32, descendant: u32) -> bool {
-        self.listed(version).binary_search(&descendant).is_ok()
+        let list = &self.descendants
+            [self.descendant_at[version as usize] as usize..self.descendant_at[version as usize + 1] as usize];
+        list.binary_search(&descendant).is_ok()
+            || self
+                .gained
+                .get(&version)
+                .is_some_and(|gained| gained.binary_search(&descendant).is_ok())
     }
 
     /// Number of versions.
@@ -402,7 +583,7 @@ impl Dag {
             .iter()
             .map(|&target| {
                 if self.is_few(target) {
-                    self.listed(target).iter().any(|&descendant| member(descendant))
+                    self.listed(target).any(&member)
                 } else {
                     below.contains(target)
                 }
@@ -528,7 +709,9 @@ impl Dag {
 
     /// How many versions in `[from, to)` do not have few descendants.
     fn many_between(&self, from: u32, to: u32) -> u32 {
-        self.many_before[to as usize] - self.many_before[from as usize]
+        let promoted = self.promoted.partition_point(|&version| version < to)
+            - self.promoted.partition_point(|&version| version < from);
+        self.many_before[to as usize] - self.many_before[from as usize] - promoted as u32
     }
 
     /// Climbs the floor over leading members, cuts a window wider than
@@ -969,8 +1152,21 @@ mod tests {
                     }
                 }
             }
-            let few = [0, 2, FEW_DESCENDANTS][next(3) as usize];
-            let mut dag = Dag::with_few(count, few, |version, out| out.extend_from_slice(&parents[version]));
+            // Built whole (with and without descendant lists) or grown one
+            // version at a time, as the incremental checker does.
+            let mut dag = match next(4) {
+                3 => {
+                    let mut dag = Dag::growing();
+                    for mine in &parents {
+                        dag.push(mine);
+                    }
+                    dag
+                }
+                choice => {
+                    let few = [0, 2, FEW_DESCENDANTS][choice as usize];
+                    Dag::with_few(count, few, |version, out| out.extend_from_slice(&parents[version]))
+                }
+            };
             for _ in 0..20 {
                 let sources: Vec<u32> = (0..1 + next(3)).map(|_| next(count as u64) as u32).collect();
                 let targets: Vec<u32> = (0..1 + next(4)).map(|_| next(count as u64) as u32).collect();
@@ -1081,6 +1277,88 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A DAG grown one version at a time past several rebuilds: dead
+    /// versions (tombstones: never named), branches that die, and old
+    /// versions named again long after they looked dead (the guess that
+    /// they keep few descendants goes wrong). Queries are checked against
+    /// the transitive closure as it grows, not only at the end.
+    #[test]
+    fn a_grown_dag_stays_exact_across_rebuilds_and_wrong_guesses() {
+        let count = 5 * GROWING_HORIZON + 300;
+        let mut next = lcg(21u64);
+        let mut dag = Dag::growing();
+        let mut below: Vec<Vec<u64>> = Vec::with_capacity(count);
+        let words = count.div_ceil(64);
+        let mut dead = Vec::new();
+        for version in 0..count as u32 {
+            let mut mine = Vec::new();
+            match next(20) {
+                // A tombstone or a lost write: nobody names it again.
+                0 | 1 => {
+                    if version > 0 {
+                        mine.push(version - 1 - next(u64::from(version.min(8))) as u32);
+                    }
+                }
+                // A blind write.
+                2 => {}
+                // An old version read again (often one that looked dead).
+                3 if !dead.is_empty() => mine.push(dead[next(dead.len() as u64) as usize]),
+                _ => {
+                    for _ in 0..1 + next(2) {
+                        if version > 0 {
+                            let back = 1 + next(u64::from(version.min(40))) as u32;
+                            mine.push(version - back);
+                        }
+                    }
+                }
+            }
+            mine.retain(|parent| !dead.contains(parent) || next(4) == 0);
+            if next(20) < 2 {
+                dead.push(version);
+            }
+            assert_eq!(dag.push(&mine), version);
+            let mut bits = vec![0u64; words];
+            for &parent in &mine {
+                for (slot, inherited) in bits.iter_mut().zip(&below[parent as usize]) {
+                    *slot |= inherited;
+                }
+                bits[parent as usize / 64] |= 1 << (parent % 64);
+            }
+            below.push(bits);
+            if version % 500 != 499 && version as usize != count - 1 {
+                continue;
+            }
+            let truth = |a: u32, b: u32| below[b as usize][a as usize / 64] >> (a % 64) & 1 == 1;
+            let len = u64::from(version) + 1;
+            for _ in 0..3_000 {
+                let (a, b) = (next(len) as u32, next(len) as u32);
+                assert_eq!(dag.precedes(a, b), truth(a, b), "{a} < {b} at {version}");
+            }
+            for _ in 0..300 {
+                let sources: Vec<u32> = (0..1 + next(5)).map(|_| next(len) as u32).collect();
+                let targets: Vec<u32> = (0..1 + next(5)).map(|_| next(len) as u32).collect();
+                let answer = dag.covered(&sources, &targets, true);
+                for (index, &target) in targets.iter().enumerate() {
+                    let expected = sources.iter().any(|&source| truth(target, source));
+                    assert_eq!(answer[index], expected, "{sources:?} -> {target} at {version}");
+                }
+                let pair = dag.ordered_pair(&targets);
+                let ordered = targets.iter().any(|&a| targets.iter().any(|&b| truth(a, b)));
+                assert_eq!(pair.is_some(), ordered, "{targets:?} at {version}");
+                let union = dag.union(&sources, false);
+                let is_source = |member: u32| sources.contains(&member);
+                let answer = dag.covered_below(&union, &targets, |member| {
+                    is_source(member) || sources.iter().any(|&source| truth(member, source))
+                });
+                for (index, &target) in targets.iter().enumerate() {
+                    let expected = sources.iter().any(|&source| truth(target, source));
+                    assert_eq!(answer[index], expected, "below {sources:?} -> {target} at {version}");
+                }
+            }
+        }
+        assert!(!dag.gained.is_empty(), "no version was listed while growing");
     }
 
     #[test]

@@ -356,9 +356,30 @@ impl<R: BufRead> BufRead for Counting<'_, R> {
     }
 }
 
-struct Reader {
+/// What one line of a history did (for [`crate::check::Incremental`]).
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Nothing to judge: a blank line, a fault event, or an event that
+    /// only broke the history's rules (a problem was recorded).
+    Nothing,
+    /// These keys were retired.
+    Retired(Vec<u32>),
+    /// The operation at this index was invoked.
+    Invoked(u32),
+    /// The operation at this index completed.
+    Completed(u32),
+}
+
+/// Old index → new index (or `u32::MAX`: dropped), after
+/// [`Reader::compact`].
+pub(crate) struct Remap {
+    pub(crate) operations: Vec<u32>,
+    pub(crate) values: Vec<u32>,
+}
+
+pub(crate) struct Reader {
     path: String,
-    history: History,
+    pub(crate) history: History,
     keys: Interner,
     values: Interner,
     nodes: Interner,
@@ -376,7 +397,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(path: &str) -> Reader {
+    pub(crate) fn new(path: &str) -> Reader {
         Reader {
             path: path.to_string(),
             history: History::default(),
@@ -432,34 +453,104 @@ impl Reader {
                 break;
             }
             number += 1;
-            let trimmed = text.trim();
-            if trimmed.is_empty() {
-                continue;
-            }
-            // Fault events (HISTORY.md, "Fault events") carry no process or
-            // op: they are counted, and decide nothing.
-            if trimmed.contains("\"fault\"") {
-                if let Ok(fault) = serde_json::from_str::<FaultLine>(trimmed) {
-                    if fault.event == "fault" {
-                        self.fault(number, fault);
-                        continue;
-                    }
-                }
-            }
-            // Key retirement (HISTORY.md, "Key retirement").
-            if trimmed.contains("\"retire\"") {
-                if let Ok(retire) = serde_json::from_str::<RetireLine>(trimmed) {
-                    if retire.event == "retire" {
-                        self.retire(number, retire);
-                        continue;
-                    }
-                }
-            }
-            let line: Line =
-                serde_json::from_str(trimmed).map_err(|error| self.malformed(number, error.to_string()))?;
-            self.event(number, line)?;
+            self.line(number, &text)?;
         }
         Ok(self.history)
+    }
+
+    /// Reads line `number` of the history.
+    pub(crate) fn line(&mut self, number: u64, text: &str) -> Result<Step, ReadError> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Ok(Step::Nothing);
+        }
+        // Fault events (HISTORY.md, "Fault events") carry no process or
+        // op: they are counted, and decide nothing.
+        if trimmed.contains("\"fault\"") {
+            if let Ok(fault) = serde_json::from_str::<FaultLine>(trimmed) {
+                if fault.event == "fault" {
+                    self.fault(number, fault);
+                    return Ok(Step::Nothing);
+                }
+            }
+        }
+        // Key retirement (HISTORY.md, "Key retirement").
+        if trimmed.contains("\"retire\"") {
+            if let Ok(retire) = serde_json::from_str::<RetireLine>(trimmed) {
+                if retire.event == "retire" {
+                    return Ok(Step::Retired(self.retire(number, retire)));
+                }
+            }
+        }
+        let line: Line = serde_json::from_str(trimmed).map_err(|error| self.malformed(number, error.to_string()))?;
+        self.event(number, line)
+    }
+
+    /// Drops every operation whose key `keep` refuses, with the value ids
+    /// only they name, renumbering what stays (operations in the same
+    /// order). Op ids and value ids of dropped operations are forgotten:
+    /// a later reuse of one is not reported. Key names stay (an operation
+    /// on a retired key must still be reported).
+    pub(crate) fn compact(&mut self, keep: &dyn Fn(u32) -> bool) -> Remap {
+        let history = &mut self.history;
+        let operations = std::mem::take(&mut history.operations);
+        let arena = std::mem::take(&mut history.arena);
+        let mut names = std::mem::take(&mut history.value_names);
+        let writers = std::mem::take(&mut history.writers);
+        let returned = std::mem::take(&mut self.returned);
+        self.values.ids.clear();
+        let mut remap = Remap {
+            operations: Vec::with_capacity(operations.len()),
+            values: vec![u32::MAX; names.len()],
+        };
+        let mut value = |old: u32, history: &mut History, fresh: &mut Vec<bool>, ids: &mut HashMap<String, u32>| {
+            if remap.values[old as usize] == u32::MAX {
+                let id = history.value_names.len() as u32;
+                let name = std::mem::take(&mut names[old as usize]);
+                ids.insert(name.clone(), id);
+                history.value_names.push(name);
+                history.writers.push(None);
+                fresh.push(returned[old as usize]);
+                remap.values[old as usize] = id;
+            }
+            remap.values[old as usize]
+        };
+        let mut fresh = Vec::new();
+        for (old, mut operation) in operations.into_iter().enumerate() {
+            if !keep(operation.key) {
+                remap.operations.push(u32::MAX);
+                continue;
+            }
+            let index = history.operations.len() as u32;
+            remap.operations.push(index);
+            if operation.value != u32::MAX {
+                let writes = writers[operation.value as usize].map(|writer| writer.operation) == Some(old as u32);
+                operation.value = value(operation.value, history, &mut fresh, &mut self.values.ids);
+                if writes {
+                    history.writers[operation.value as usize] = Some(Writer { operation: index });
+                }
+            }
+            for span in [&mut operation.context, &mut operation.values] {
+                let start = history.arena.len() as u32;
+                for &id in &arena[span.start as usize..(span.start + span.len) as usize] {
+                    let id = value(id, history, &mut fresh, &mut self.values.ids);
+                    history.arena.push(id);
+                }
+                span.start = start;
+            }
+            history.operations.push(operation);
+        }
+        self.returned = fresh;
+        let operations = &remap.operations;
+        self.running.retain(|_, index| {
+            *index = operations[*index as usize];
+            *index != u32::MAX
+        });
+        self.by_id.retain(|_, index| {
+            *index = operations[*index as usize];
+            *index != u32::MAX
+        });
+        remap
     }
 
     fn fault(&mut self, number: u64, line: FaultLine<'_>) {
@@ -484,7 +575,7 @@ impl Reader {
 
     /// Retires keys: an operation still running on one, or any operation
     /// on one later, is a history problem.
-    fn retire(&mut self, number: u64, line: RetireLine) {
+    fn retire(&mut self, number: u64, line: RetireLine) -> Vec<u32> {
         self.history.events += 1;
         let mut running: Vec<(u32, u64)> = self
             .running
@@ -495,8 +586,10 @@ impl Reader {
             })
             .collect();
         running.sort_unstable();
+        let mut keys = Vec::with_capacity(line.keys.len());
         for name in &line.keys {
             let key = self.keys.intern(&mut self.history.keys, name);
+            keys.push(key);
             for &(_, op) in running.iter().filter(|(running_key, _)| *running_key == key) {
                 self.problem(
                     number,
@@ -520,9 +613,10 @@ impl Reader {
             keys: line.keys,
             time_ns: line.time_ns,
         });
+        keys
     }
 
-    fn event(&mut self, number: u64, line: Line) -> Result<(), ReadError> {
+    fn event(&mut self, number: u64, line: Line) -> Result<Step, ReadError> {
         let seq = self.history.events;
         self.history.events += 1;
         let kind = match line.f.as_ref() {
@@ -547,7 +641,7 @@ impl Reader {
         }
     }
 
-    fn invoke(&mut self, number: u64, seq: u64, kind: Kind, line: Line) -> Result<(), ReadError> {
+    fn invoke(&mut self, number: u64, seq: u64, kind: Kind, line: Line) -> Result<Step, ReadError> {
         let Some(key_name) = line.key.as_deref() else {
             return Err(self.malformed(number, "an invoke needs a key"));
         };
@@ -559,7 +653,7 @@ impl Reader {
                 Some(key),
                 format!("op id {} is used twice", line.op),
             );
-            return Ok(());
+            return Ok(Step::Nothing);
         }
         if let Some(&running) = self.running.get(&line.process) {
             let other = self.history.operations[running as usize].id;
@@ -652,10 +746,10 @@ impl Reader {
             node,
             line: number,
         });
-        Ok(())
+        Ok(Step::Invoked(index))
     }
 
-    fn complete(&mut self, number: u64, seq: u64, kind: Kind, line: Line) -> Result<(), ReadError> {
+    fn complete(&mut self, number: u64, seq: u64, kind: Kind, line: Line) -> Result<Step, ReadError> {
         let outcome = match line.event.as_ref() {
             "ok" => Outcome::Ok,
             "fail" => Outcome::Fail,
@@ -668,7 +762,7 @@ impl Reader {
                 None,
                 format!("a completion of op {} that was never invoked", line.op),
             );
-            return Ok(());
+            return Ok(Step::Nothing);
         };
         let operation = &self.history.operations[index as usize];
         let key = operation.key;
@@ -679,7 +773,7 @@ impl Reader {
                 Some(key),
                 format!("op {} completes twice", line.op),
             );
-            return Ok(());
+            return Ok(Step::Nothing);
         }
         if operation.process != line.process || operation.kind != kind {
             let message = format!(
@@ -691,7 +785,7 @@ impl Reader {
                 operation.kind.name()
             );
             self.problem(number, vec![line.op], Some(key), message);
-            return Ok(());
+            return Ok(Step::Nothing);
         }
         let mut values = Span::default();
         if kind == Kind::Get && outcome == Outcome::Ok {
@@ -720,6 +814,6 @@ impl Reader {
         if outcome == Outcome::Info {
             self.retired.insert(line.process, line.op);
         }
-        Ok(())
+        Ok(Step::Completed(index))
     }
 }

@@ -18,5 +18,5 @@ pub mod faults;
 pub mod history;
 pub mod summary;
 
-pub use check::{check, check_with, Finding, Invariant, Mode, Options, Verdict};
+pub use check::{check, check_with, Finding, Incremental, Invariant, Mode, Options, Verdict};
 pub use history::{read, read_file, read_file_with, History, ReadError};

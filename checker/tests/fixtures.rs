@@ -3,6 +3,8 @@
 //! deletes, indeterminate (`info`) writes and malformed lines.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use dynamo_checker::{check, read, Invariant, Mode, Options, Verdict};
 
 /// Events as `(type, process, op, f, rest-of-json)`; time advances 1 µs per line.
@@ -18,11 +20,10 @@ fn history(lines: &[&str]) -> String {
         .collect()
 }
 
+/// Checked whole and incrementally, which must agree.
 fn verdict(mode: Mode, lines: &[&str]) -> Verdict {
-    let text = history(lines);
-    let history = read("fixture.jsonl", text.as_bytes()).unwrap();
-    check(
-        &history,
+    common::both(
+        &history(lines),
         &Options {
             mode,
             ..Options::default()

@@ -155,18 +155,30 @@ impl<'a> KeyJudge<'a> {
         &self.history.operations[self.versions[number as usize] as usize]
     }
 
-    /// The version numbers of the values a get returned (phantoms, judged
-    /// elsewhere, left out).
-    pub(super) fn returned(&self, get: &Operation) -> Vec<u32> {
-        self.history
-            .ids(get.values)
-            .iter()
-            .filter_map(|value| self.numbers.get(value).copied())
-            .filter(|&number| self.operation(number).kind == Kind::Put)
-            .collect()
+    fn at(&self) -> At<'_> {
+        At {
+            history: self.history,
+            key: self.key,
+            versions: &self.versions,
+            dag: &self.dag,
+        }
     }
 
-    pub(super) fn replay(&mut self, findings: &mut Findings, samples: &mut Samples, session: &mut SessionTally) {
+    /// The version numbers of the values a get returned.
+    pub(super) fn returned(&self, get: &Operation) -> Vec<u32> {
+        returned(self.history, &self.numbers, &self.versions, get)
+    }
+
+    /// Replays the key's events and judges every get: all of it
+    /// ([`Parts::All`]), or what the incremental checker leaves to the
+    /// key's end ([`Parts::Deferred`]).
+    pub(super) fn replay(
+        &mut self,
+        parts: Parts,
+        findings: &mut Findings,
+        samples: &mut Samples,
+        session: &mut SessionTally,
+    ) {
         let history = self.history;
         let key_id = history.operations[self.operations[0] as usize].key;
         // The key's events in observation order: acknowledged writes at
@@ -219,12 +231,13 @@ impl<'a> KeyJudge<'a> {
                 Event::Get(index) => {
                     let get = &history.operations[index as usize];
                     let returned = self.returned(get);
-                    let before = Before {
-                        frontier: &frontier,
-                        below: &frontier_below,
-                        acknowledged: &acknowledged,
-                    };
-                    self.judge_get(get, &returned, before, findings, samples, key_id);
+                    if parts == Parts::All {
+                        let superseded = self
+                            .dag
+                            .covered_below(&frontier_below, &returned, |number| acknowledged[number as usize]);
+                        judge_returned(&self.at(), get, &returned, &superseded, findings);
+                    }
+                    self.judge_get(get, &returned, &frontier, findings, samples, key_id);
                     // Sessions.
                     let tally = session.misses.entry(get.process).or_insert((0, 0));
                     let seen = reads.entry(get.process).or_default();
@@ -254,47 +267,15 @@ impl<'a> KeyJudge<'a> {
         &mut self,
         get: &Operation,
         returned: &[u32],
-        before: Before<'_>,
+        frontier: &[u32],
         findings: &mut Findings,
         samples: &mut Samples,
         key_id: u32,
     ) {
         let history = self.history;
-        if let Some((ancestor, descendant)) = self.dag.ordered_pair(returned) {
-            let (older, newer) = (self.operation(ancestor), self.operation(descendant));
-            findings.add(
-                Invariant::SiblingAntichain,
-                self.key,
-                vec![get.id, older.id, newer.id],
-                || {
-                    format!(
-                        "get {} returned {:?} together with its descendant {:?} (written by op {})",
-                        get.id,
-                        history.value_names[older.value as usize],
-                        history.value_names[newer.value as usize],
-                        newer.id
-                    )
-                },
-            );
-        }
-        // Part 1: nothing returned may be superseded by a completed write.
-        let frontier = before.frontier;
-        if !returned.is_empty() {
-            let superseded = self
-                .dag
-                .covered_below(before.below, returned, |number| before.acknowledged[number as usize]);
-            for (&number, _) in returned.iter().zip(&superseded).filter(|pair| *pair.1) {
-                let old = self.operation(number);
-                findings.add(Invariant::StaleRead, self.key, vec![get.id, old.id], || {
-                    format!(
-                        "get {} returned {:?}, which an acknowledged write completed before the get began supersedes",
-                        get.id, history.value_names[old.value as usize]
-                    )
-                });
-            }
-        }
-        // Part 2: every acknowledged put completed before the get began is
-        // returned or has a returned descendant (or a delete supersedes it).
+        // Stale-read part 2: every acknowledged put completed before the get
+        // began is returned or has a returned descendant (or a delete
+        // supersedes it: known only once the key is over).
         let puts: Vec<u32> = frontier
             .iter()
             .copied()
@@ -428,18 +409,86 @@ impl<'a> KeyJudge<'a> {
     }
 }
 
-/// Adds `new` to the antichain `maximal`: drops members below a new one,
-/// and new ones below a member.
-/// What a get is judged against: the writes acknowledged before it began.
-pub(super) struct Before<'a> {
-    /// The maximal acknowledged puts.
-    frontier: &'a [u32],
-    /// The union of the strict ancestors of every acknowledged write.
-    below: &'a Label,
-    /// Which versions were acknowledged.
-    acknowledged: &'a [bool],
+/// Which parts of a key's judgement [`KeyJudge::replay`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Parts {
+    /// Everything (the batch checker).
+    All,
+    /// Leaves out what the incremental checker decided as each get
+    /// completed (sibling-antichain, stale-read part 1).
+    Deferred,
 }
 
+/// A key's versions, for judging a get.
+pub(super) struct At<'a> {
+    pub(super) history: &'a History,
+    pub(super) key: &'a str,
+    /// Version number → index in `history.operations`.
+    pub(super) versions: &'a [u32],
+    pub(super) dag: &'a Dag,
+}
+
+impl At<'_> {
+    fn operation(&self, number: u32) -> &Operation {
+        &self.history.operations[self.versions[number as usize] as usize]
+    }
+}
+
+/// The version numbers of the puts whose values a get returned (phantoms,
+/// judged elsewhere, left out).
+pub(super) fn returned(history: &History, numbers: &HashMap<u32, u32>, versions: &[u32], get: &Operation) -> Vec<u32> {
+    history
+        .ids(get.values)
+        .iter()
+        .filter_map(|value| numbers.get(value).copied())
+        .filter(|&number| history.operations[versions[number as usize] as usize].kind == Kind::Put)
+        .collect()
+}
+
+/// What a get's result alone decides, as soon as it completes:
+/// sibling-antichain, and stale-read part 1 (nothing returned is
+/// superseded by a write acknowledged before the get began: `superseded`
+/// says which returned versions are).
+pub(super) fn judge_returned(
+    at: &At<'_>,
+    get: &Operation,
+    returned: &[u32],
+    superseded: &[bool],
+    findings: &mut Findings,
+) {
+    let history = at.history;
+    if let Some((ancestor, descendant)) = at.dag.ordered_pair(returned) {
+        let (older, newer) = (at.operation(ancestor), at.operation(descendant));
+        findings.add(
+            Invariant::SiblingAntichain,
+            at.key,
+            vec![get.id, older.id, newer.id],
+            || {
+                format!(
+                    "get {} returned {:?} together with its descendant {:?} (written by op {})",
+                    get.id,
+                    history.value_names[older.value as usize],
+                    history.value_names[newer.value as usize],
+                    newer.id
+                )
+            },
+        );
+    }
+    {
+        for (&number, _) in returned.iter().zip(superseded).filter(|pair| *pair.1) {
+            let old = at.operation(number);
+            findings.add(Invariant::StaleRead, at.key, vec![get.id, old.id], || {
+                format!(
+                    "get {} returned {:?}, which an acknowledged write completed before the get began supersedes",
+                    get.id, history.value_names[old.value as usize]
+                )
+            });
+        }
+    }
+}
+
+/// Adds `new` to the antichain `maximal`: drops members below a new one,
+/// and new ones below a member.
 fn add_maximal(dag: &Dag, maximal: &mut Vec<u32>, new: &[u32]) {
     for &number in new {
         if maximal.contains(&number) {

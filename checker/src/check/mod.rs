@@ -46,16 +46,28 @@
 //! So a key costs O(V_k × s × (w + g)) whatever the shape of its causality:
 //! linear in the history's length.
 //!
+//! # Whole or as it is written
+//!
+//! [`check`] judges a history read whole. [`Incremental`] takes it line by
+//! line, reports phantom, sibling-antichain, stale-read part 1 and history
+//! findings as the operation that decides them completes, judges the rest
+//! of a key when it is retired (or the history ends) with the same
+//! `KeyJudge`, and frees the key. Both give the same verdict; the tests
+//! hold them to it.
+//!
 //! Files: `verdict.rs` holds what the checker answers (modes, invariants,
-//! findings, measures, the verdict); `key.rs` judges one key.
+//! findings, measures, the verdict); `key.rs` judges one key;
+//! `incremental.rs` checks as the history is written.
 
+mod incremental;
 mod key;
 mod verdict;
 
 use std::collections::BTreeMap;
 
-use crate::history::{History, Kind, Outcome};
+use crate::history::{History, HistoryProblem, Kind, Operation, Outcome};
 
+pub use incremental::Incremental;
 use key::{KeyJudge, Samples, SessionTally};
 pub use verdict::{
     Counts, Distribution, Finding, Invariant, Mode, Options, RangeStaleness, Session, Staleness, Verdict,
@@ -71,6 +83,26 @@ struct Findings {
 }
 
 impl Findings {
+    fn new(options: &Options) -> Findings {
+        Findings {
+            mode: options.mode,
+            keep: options.findings_per_invariant,
+            counts: Invariant::ALL.iter().map(|&invariant| (invariant, 0)).collect(),
+            kept: Vec::new(),
+            truncated: false,
+            stale_measured: 0,
+        }
+    }
+
+    fn problem(&mut self, problem: &HistoryProblem) {
+        self.add(
+            Invariant::History,
+            problem.key.as_deref().unwrap_or(""),
+            problem.ops.clone(),
+            || format!("line {}: {}", problem.line, problem.message),
+        );
+    }
+
     fn add(&mut self, invariant: Invariant, key: &str, ops: Vec<u64>, message: impl FnOnce() -> String) {
         if invariant == Invariant::StaleRead && self.mode == Mode::Eventual {
             self.stale_measured += 1;
@@ -100,24 +132,21 @@ pub fn check(history: &History, options: &Options) -> Verdict {
 /// goes (key by key, at most every 1% of the operations), for a progress
 /// line on long histories.
 pub fn check_with(history: &History, options: &Options, progress: &mut dyn FnMut(u64, u64)) -> Verdict {
-    let mut findings = Findings {
-        mode: options.mode,
-        keep: options.findings_per_invariant,
-        counts: Invariant::ALL.iter().map(|&invariant| (invariant, 0)).collect(),
-        kept: Vec::new(),
-        truncated: false,
-        stale_measured: 0,
-    };
+    let mut findings = Findings::new(options);
     for problem in &history.problems {
-        findings.add(
-            Invariant::History,
-            problem.key.as_deref().unwrap_or(""),
-            problem.ops.clone(),
-            || format!("line {}: {}", problem.line, problem.message),
-        );
+        findings.problem(problem);
     }
-    let counts = count(history);
-    check_phantoms(history, &mut findings);
+    let mut counts = count(history);
+    for operation in &history.operations {
+        counts.operation(operation);
+    }
+    for get in &history.operations {
+        if get.kind == Kind::Get && get.outcome == Outcome::Ok {
+            for &value in history.ids(get.values) {
+                phantom(history, get, value, true, &mut findings);
+            }
+        }
+    }
 
     let mut by_key: Vec<Vec<u32>> = vec![Vec::new(); history.keys.len()];
     for (index, operation) in history.operations.iter().enumerate() {
@@ -139,30 +168,46 @@ pub fn check_with(history: &History, options: &Options, progress: &mut dyn FnMut
             continue;
         }
         let mut judge = KeyJudge::new(history, key as u32, operations);
-        judge.replay(&mut findings, &mut samples, &mut session);
+        judge.replay(key::Parts::All, &mut findings, &mut samples, &mut session);
         if judge.final_reads(&mut findings) {
             final_keys += 1;
         }
     }
+    verdict(
+        history,
+        options,
+        &findings,
+        &samples,
+        &session,
+        Counts { final_keys, ..counts },
+    )
+}
 
-    let staleness = samples.summarise(history);
-    let session = session.summarise();
+fn verdict(
+    history: &History,
+    options: &Options,
+    findings: &Findings,
+    samples: &Samples,
+    session: &SessionTally,
+    counts: Counts,
+) -> Verdict {
     let violations = findings.counts.clone();
-    let valid = violations.values().all(|&count| count == 0);
     Verdict {
-        valid,
+        valid: violations.values().all(|&count| count == 0),
         mode: options.mode,
-        ops: history.operations.len() as u64,
+        ops: counts.gets + counts.puts + counts.deletes,
         violations,
-        findings: findings.kept,
+        findings: findings.kept.clone(),
         findings_truncated: findings.truncated,
-        staleness,
-        session,
-        counts: Counts { final_keys, ..counts },
+        staleness: samples.summarise(history),
+        session: session.summarise(),
+        counts,
         stale_reads_measured: findings.stale_measured,
     }
 }
 
+/// The counts a history's events give, before its operations are counted
+/// ([`Counts::operation`]).
 fn count(history: &History) -> Counts {
     let mut counts = Counts {
         keys: history.keys.len() as u64,
@@ -177,55 +222,64 @@ fn count(history: &History) -> Counts {
     for fault in history.faults.iter().filter(|fault| fault.phase == "start") {
         *counts.faults.entry(fault.fault.clone()).or_insert(0) += 1;
     }
-    for operation in &history.operations {
-        match operation.kind {
-            Kind::Get => counts.gets += 1,
-            Kind::Put => counts.puts += 1,
-            Kind::Delete => counts.deletes += 1,
-        }
-        match operation.outcome {
-            Outcome::Ok => counts.ok += 1,
-            Outcome::Fail => counts.fail += 1,
-            Outcome::Info | Outcome::Open => counts.info += 1,
-        }
-        if operation.is_final && operation.kind == Kind::Get && operation.outcome == Outcome::Ok {
-            counts.final_reads += 1;
-        }
-    }
     counts
 }
 
-fn check_phantoms(history: &History, findings: &mut Findings) {
-    for get in &history.operations {
-        if get.kind != Kind::Get || get.outcome != Outcome::Ok {
-            continue;
+impl Counts {
+    /// Counts one operation (as it ended, or open).
+    fn operation(&mut self, operation: &Operation) {
+        match operation.kind {
+            Kind::Get => self.gets += 1,
+            Kind::Put => self.puts += 1,
+            Kind::Delete => self.deletes += 1,
         }
-        let key = &history.keys[get.key as usize];
-        for &value in history.ids(get.values) {
-            let name = &history.value_names[value as usize];
-            let Some(writer) = history.writers[value as usize] else {
-                findings.add(Invariant::Phantom, key, vec![get.id], || {
-                    format!("get {} returned {name:?}, which no put wrote", get.id)
-                });
-                continue;
-            };
-            let put = &history.operations[writer.operation as usize];
-            let problem = if put.key != get.key {
-                Some(format!("was written to key {:?}", history.keys[put.key as usize]))
-            } else if put.kind == Kind::Delete {
-                Some("is a tombstone, which reads never return".to_string())
-            } else if put.invoke_seq > get.complete_seq {
-                Some(format!("was invoked (op {}) after the get completed", put.id))
-            } else if put.outcome == Outcome::Fail {
-                Some(format!("belongs to op {}, which failed", put.id))
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
-                findings.add(Invariant::Phantom, key, vec![get.id, put.id], || {
-                    format!("get {} returned {name:?}, which {problem}", get.id)
-                });
-            }
+        match operation.outcome {
+            Outcome::Ok => self.ok += 1,
+            Outcome::Fail => self.fail += 1,
+            Outcome::Info | Outcome::Open => self.info += 1,
+        }
+        if operation.is_final && operation.kind == Kind::Get && operation.outcome == Outcome::Ok {
+            self.final_reads += 1;
         }
     }
+}
+
+/// Judges one value an `ok` get returned: was it written by a put invoked
+/// before the get completed that did not fail? Decided when the get
+/// completes unless that put is still running (`at_end` false): then false
+/// is returned, to ask again when it completes.
+fn phantom(history: &History, get: &Operation, value: u32, at_end: bool, findings: &mut Findings) -> bool {
+    let key = &history.keys[get.key as usize];
+    let name = &history.value_names[value as usize];
+    let put = history.writers[value as usize]
+        .map(|writer| &history.operations[writer.operation as usize])
+        .filter(|put| put.invoke_seq < get.complete_seq);
+    let Some(put) = put else {
+        // A writer invoked later is no excuse: the same finding whether
+        // one comes or not, so it is decided now.
+        findings.add(Invariant::Phantom, key, vec![get.id], || {
+            format!(
+                "get {} returned {name:?}, which no put invoked before the get completed wrote",
+                get.id
+            )
+        });
+        return true;
+    };
+    let problem = if put.key != get.key {
+        Some(format!("was written to key {:?}", history.keys[put.key as usize]))
+    } else if put.kind == Kind::Delete {
+        Some("is a tombstone, which reads never return".to_string())
+    } else if put.outcome == Outcome::Fail {
+        Some(format!("belongs to op {}, which failed", put.id))
+    } else if put.outcome == Outcome::Open && !at_end {
+        return false;
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        findings.add(Invariant::Phantom, key, vec![get.id, put.id], || {
+            format!("get {} returned {name:?}, which {problem}", get.id)
+        });
+    }
+    true
 }
