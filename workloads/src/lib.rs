@@ -9,9 +9,11 @@
 //! - [`run`]: the whole job: cluster, drive, check, report, run directory.
 //! - [`faults`]: the nemesis (kill, pause, partition, disk, link faults).
 //! - [`progress`]: a progress line on a terminal.
+//! - [`follow`]: checking a history while it is being written.
 
 pub mod driver;
 pub mod faults;
+pub mod follow;
 pub mod keys;
 pub mod progress;
 pub mod record;

@@ -75,6 +75,18 @@ enum Command {
     },
     /// Check a recorded history (shared/HISTORY.md) and print the verdict.
     ///
+    /// With --follow, the history may still be being written (a soak, a
+    /// long run): each line is judged as it is appended, each finding is
+    /// printed the moment it is decided (phantom, sibling-antichain, the
+    /// first part of stale-read and the history's own rules when the
+    /// operation completes; lost writes, divergence and missed puts when
+    /// the key is retired or the history ends), and the follow ends when
+    /// the file has not grown for --idle, or on Ctrl-C. Then the verdict is
+    /// printed and written as without --follow (the fault report needs the
+    /// whole history: run check again without --follow for it).
+    ///
+    ///   dynamo-bench check reports/runs/<run>/history.jsonl --follow
+    ///
     /// Exit status: 0 valid, 1 violations found, 2 the history could not be
     /// read (the message names the line).
     Check {
@@ -88,6 +100,13 @@ enum Command {
         /// history].
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Follow a history that is still being written (see above).
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: stop once the file has not grown for this long
+        /// (e.g. 30s, 2m).
+        #[arg(long, default_value = "10s", value_parser = parse_idle, requires = "follow")]
+        idle: std::time::Duration,
     },
     /// List the nft tables partition faults made (one per partition,
     /// `ip dynamo_bench_<pid>_<n>`), and with --clean delete those whose
@@ -169,7 +188,20 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { history, mode, json } => check(&history, mode, json),
+        Command::Check {
+            history,
+            mode,
+            json,
+            follow: false,
+            ..
+        } => check(&history, mode, json),
+        Command::Check {
+            history,
+            mode,
+            json,
+            follow: true,
+            idle,
+        } => check_following(&history, mode, json, idle),
         Command::Faults { clean } => faults(clean),
         Command::Serve {
             cluster,
@@ -226,15 +258,8 @@ fn check(path: &std::path::Path, mode: Mode, json: Option<PathBuf>) -> ExitCode 
     let faults = dynamo_checker::faults::report(&history);
     drop(history);
     let json_path = json.unwrap_or_else(|| path.with_file_name("check.json"));
-    let text = match serde_json::to_string_pretty(&verdict) {
-        Ok(text) => text,
-        Err(error) => {
-            eprintln!("dynamo-bench check: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(error) = std::fs::write(&json_path, text + "\n") {
-        eprintln!("dynamo-bench check: {}: {error}", json_path.display());
+    if let Err(message) = write_verdict(&json_path, &verdict) {
+        eprintln!("dynamo-bench check: {message}");
         return ExitCode::from(2);
     }
     print!("{}", dynamo_checker::faults::text(&faults));
@@ -248,6 +273,115 @@ fn check(path: &std::path::Path, mode: Mode, json: Option<PathBuf>) -> ExitCode 
     } else {
         ExitCode::from(1)
     }
+}
+
+/// `--idle`: a duration such as `10s`, `2m` or `500ms`.
+fn parse_idle(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 10s, 2m or 500ms"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("{other:?} is not a unit: ms, s, m or h")),
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(format!("{text:?}: the idle time must be more than zero"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// Set by Ctrl-C while a history is followed.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn check_following(path: &std::path::Path, mode: Mode, json: Option<PathBuf>, idle: std::time::Duration) -> ExitCode {
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+    let started = std::time::Instant::now();
+    // Shared by the two callbacks: a finding clears the progress line.
+    let line = std::cell::RefCell::new(dynamo_bench::progress::Line::on_terminal());
+    let options = dynamo_checker::Options {
+        mode,
+        ..dynamo_checker::Options::default()
+    };
+    eprintln!(
+        "following {} (stops after {:?} without growth, or on Ctrl-C)",
+        path.display(),
+        idle
+    );
+    let followed = dynamo_bench::follow::follow(
+        path,
+        &options,
+        idle,
+        &STOP,
+        &mut |finding| {
+            line.borrow_mut().clear();
+            println!(
+                "{} on {:?} (ops {:?}): {}",
+                finding.invariant, finding.key, finding.ops, finding.message
+            );
+        },
+        &mut |at| {
+            line.borrow_mut().show(format_args!(
+                "{:.0} MiB, {} lines; {} keys live, {} operations held; {} violations; idle {:.0} s",
+                at.bytes as f64 / (1 << 20) as f64,
+                at.lines,
+                at.live_keys,
+                at.held_operations,
+                at.violations,
+                at.idle.as_secs_f64()
+            ))
+        },
+    );
+    line.borrow_mut().clear();
+    let (verdict, ended) = match followed {
+        Ok(followed) => followed,
+        Err(error) => {
+            eprintln!("dynamo-bench check: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let json_path = json.unwrap_or_else(|| path.with_file_name("check.json"));
+    if let Err(message) = write_verdict(&json_path, &verdict) {
+        eprintln!("dynamo-bench check: {message}");
+        return ExitCode::from(2);
+    }
+    print!("{}", dynamo_checker::summary::text(&verdict));
+    println!(
+        "followed for {:.1}s ({}); verdict written to {}",
+        started.elapsed().as_secs_f64(),
+        match ended {
+            dynamo_bench::follow::Ended::Idle => format!("the file did not grow for {idle:?}"),
+            dynamo_bench::follow::Ended::Stopped => "stopped by Ctrl-C".to_string(),
+        },
+        json_path.display()
+    );
+    if verdict.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Writes the verdict as JSON.
+fn write_verdict(path: &std::path::Path, verdict: &dynamo_checker::Verdict) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(verdict).map_err(|error| error.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|error| format!("{}: {error}", path.display()))
 }
 
 fn faults(clean: bool) -> ExitCode {

@@ -292,3 +292,108 @@ fn check_exits_zero_one_and_two_for_valid_violating_and_unreadable_histories() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `check --follow` reads a history while it is written: a finding is
+/// printed while the writer is still going, a retirement decides the
+/// retired key's lost write at once, and the follow ends when the file
+/// stops growing, with the same verdict `check` gives the finished file.
+#[test]
+fn check_follow_prints_findings_while_the_history_is_written() {
+    use std::io::{BufRead, Write};
+    let dir = temp_dir("follow");
+    let path = dir.join("history.jsonl");
+    let mut child = bench()
+        .args(["check", path.to_str().unwrap(), "--follow", "--idle", "2s", "--json"])
+        .arg(dir.join("followed.json"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stdout line by line, through a channel, so the test can wait for one.
+    let (send, receive) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |needle: &str| -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match receive.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no line with {needle:?}: {error}"),
+            }
+        }
+    };
+    // The file appears after the follower started: it waits for it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let mut write = |text: &str| {
+        file.write_all(text.as_bytes()).unwrap();
+        file.flush().unwrap();
+    };
+    write(
+        "{\"type\":\"invoke\",\"process\":0,\"op\":1,\"f\":\"get\",\"key\":\"k\",\"time_ns\":1}\n\
+         {\"type\":\"ok\",\"process\":0,\"op\":1,\"f\":\"get\",\"values\":[\"ghost\"],\"time_ns\":2}\n",
+    );
+    let phantom = wait_for("phantom");
+    assert!(phantom.contains("[1]") && phantom.contains("ghost"), "{phantom}");
+    // A put acknowledged on "cart", then final reads that miss it, then
+    // the key's retirement: the lost write is reported then, with the
+    // writer still running (half a line is already written).
+    write(
+        "{\"type\":\"invoke\",\"process\":1,\"op\":2,\"f\":\"put\",\"key\":\"cart\",\"value\":\"a\",\"context\":[],\"time_ns\":3}\n\
+         {\"type\":\"ok\",\"process\":1,\"op\":2,\"f\":\"put\",\"time_ns\":4}\n\
+         {\"type\":\"invoke\",\"process\":1,\"op\":3,\"f\":\"get\",\"key\":\"cart\",\"final\":true,\"time_ns\":5}\n\
+         {\"type\":\"ok\",\"process\":1,\"op\":3,\"f\":\"get\",\"values\":[],\"time_ns\":6}\n\
+         {\"type\":\"retire\",\"keys\":[\"cart\"],\"time_ns\":7}\n\
+         {\"type\":\"invoke\",\"process\":2,",
+    );
+    let lost = wait_for("lost-write");
+    assert!(lost.contains("[2, 3]"), "{lost}");
+    write("\"op\":4,\"f\":\"get\",\"key\":\"k\",\"time_ns\":8}\n");
+    // Nothing more: the follow ends after two idle seconds.
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "violations: exit 1");
+    let followed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("followed.json")).unwrap()).unwrap();
+    assert_eq!(followed["violations"]["phantom"], 1);
+    assert_eq!(followed["violations"]["lost-write"], 1);
+    // The same file checked whole gives the same verdict.
+    let output = bench()
+        .args(["check", path.to_str().unwrap(), "--json"])
+        .arg(dir.join("whole.json"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let whole: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("whole.json")).unwrap()).unwrap();
+    assert_eq!(whole, followed);
+
+    // A history rewritten under the follower is refused, naming why.
+    let child = bench()
+        .args(["check", path.to_str().unwrap(), "--follow", "--idle", "3s"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    std::fs::write(&path, "{\"type\":\"invoke\"}\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("shrank"),
+        "{}",
+        show(&output)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

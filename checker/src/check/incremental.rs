@@ -159,6 +159,17 @@ impl Incremental {
         self.reader.history.operations.len()
     }
 
+    /// Events read so far (operations' invokes and completions, faults,
+    /// retirements).
+    pub fn events(&self) -> u64 {
+        self.reader.history.events
+    }
+
+    /// Violations found so far, kept or not.
+    pub fn violations(&self) -> u64 {
+        self.findings.counts.values().sum()
+    }
+
     /// Lines taken so far.
     pub fn lines(&self) -> u64 {
         self.lines
