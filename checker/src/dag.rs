@@ -74,7 +74,7 @@
 //! Memory: about 24 bytes per version, plus its window words, gaps and
 //! (for a version with few descendants) its list.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 /// The widest window a label keeps before its floor is moved up.
 pub const WINDOW_BITS_MAX: u32 = 4096;
@@ -220,7 +220,8 @@ pub struct Dag {
     /// A grown DAG ([`Dag::push`]): descendants a listed version gained
     /// after its list was made (sorted, as versions come in order), and
     /// per version the listed versions it descends from.
-    gained: HashMap<u32, Vec<u32>>,
+    /// (Indexed by version; empty for a DAG built whole.)
+    gained: Vec<Vec<u32>>,
     listed_above: Vec<Vec<u32>>,
     /// A grown DAG: each version's children, and the versions listed
     /// since the last rebuild (ascending; `many_before` still counts them).
@@ -335,9 +336,10 @@ impl Dag {
         above.sort_unstable();
         above.dedup();
         for &listed in &above {
-            self.gained.entry(listed).or_default().push(version);
+            self.gained[listed as usize].push(version);
         }
         self.listed_above.push(above);
+        self.gained.push(Vec::new());
         self.children.push(Vec::new());
         for &parent in &scratch {
             self.children[parent as usize].push(version);
@@ -387,7 +389,7 @@ impl Dag {
         for &descendant in &found {
             self.listed_above[descendant as usize].push(version);
         }
-        self.gained.insert(version, found);
+        self.gained[version as usize] = found;
         self.few[version as usize / 64] |= 1 << (version % 64);
         self.promoted.push(version);
     }
@@ -406,6 +408,7 @@ impl Dag {
             },
         );
         dag.listed_above = vec![Vec::new(); count];
+        dag.gained = vec![Vec::new(); count];
         dag.children = vec![Vec::new(); count];
         for version in 0..count as u32 {
             for index in dag.offsets[version as usize]..dag.offsets[version as usize + 1] {
@@ -496,7 +499,7 @@ impl Dag {
 
     /// The descendants of `version` (which `is_few` must hold).
     fn listed(&self, version: u32) -> impl Iterator<Item = u32> + '_ {
-        let gained = self.gained.get(&version).map_or(&[][..], Vec::as_slice);
+        let gained = self.gained.get(version as usize).map_or(&[][..], Vec::as_slice);
         self.descendants
             [self.descendant_at[version as usize] as usize..self.descendant_at[version as usize + 1] as usize]
             .iter()
@@ -511,7 +514,7 @@ impl Dag {
         list.binary_search(&descendant).is_ok()
             || self
                 .gained
-                .get(&version)
+                .get(version as usize)
                 .is_some_and(|gained| gained.binary_search(&descendant).is_ok())
     }
 
@@ -1358,7 +1361,10 @@ mod tests {
                 }
             }
         }
-        assert!(!dag.gained.is_empty(), "no version was listed while growing");
+        assert!(
+            dag.gained.iter().any(|gained| !gained.is_empty()),
+            "no version was listed while growing"
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+
+use crate::ids::IdMap;
 use std::io::BufRead;
 
 use serde::Deserialize;
@@ -253,6 +255,42 @@ pub struct FaultEvent {
     pub time_ns: u64,
 }
 
+/// Operation ids seen: a bitset for ids below 2^31 (a driver numbers its
+/// operations from zero), a set for the others.
+#[derive(Default)]
+struct SeenIds {
+    dense: Vec<u64>,
+    sparse: std::collections::HashSet<u64>,
+}
+
+impl SeenIds {
+    const DENSE_BELOW: u64 = 1 << 31;
+
+    /// Adds `id`; false when it was there already.
+    fn insert(&mut self, id: u64) -> bool {
+        if id >= Self::DENSE_BELOW {
+            return self.sparse.insert(id);
+        }
+        let word = (id / 64) as usize;
+        if word >= self.dense.len() {
+            self.dense.resize((word + 1).next_power_of_two(), 0);
+        }
+        let bit = 1u64 << (id % 64);
+        let fresh = self.dense[word] & bit == 0;
+        self.dense[word] |= bit;
+        fresh
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        if id >= Self::DENSE_BELOW {
+            return self.sparse.contains(&id);
+        }
+        self.dense
+            .get((id / 64) as usize)
+            .is_some_and(|word| word >> (id % 64) & 1 == 1)
+    }
+}
+
 struct Interner {
     ids: HashMap<String, u32>,
 }
@@ -384,9 +422,11 @@ pub(crate) struct Reader {
     values: Interner,
     nodes: Interner,
     /// The running operation of each process, by index.
-    running: HashMap<u64, u32>,
-    /// Operation ids seen, to index completions.
-    by_id: HashMap<u64, u32>,
+    running: IdMap<u64, u32>,
+    /// Running operations by id, to index completions.
+    by_id: IdMap<u64, u32>,
+    /// Every operation id seen (one bit each for ids below 2^31).
+    seen_ids: SeenIds,
     /// Processes that ended in `info`: never to be reused.
     retired: HashMap<u64, u64>,
     /// Values some get has returned so far.
@@ -404,8 +444,9 @@ impl Reader {
             keys: Interner::new(),
             values: Interner::new(),
             nodes: Interner::new(),
-            running: HashMap::new(),
-            by_id: HashMap::new(),
+            running: IdMap::default(),
+            by_id: IdMap::default(),
+            seen_ids: SeenIds::default(),
             retired: HashMap::new(),
             returned: Vec::new(),
             retired_keys: HashMap::new(),
@@ -486,12 +527,14 @@ impl Reader {
         self.event(number, line)
     }
 
-    /// Drops every operation whose key `keep` refuses, with the value ids
-    /// only they name, renumbering what stays (operations in the same
-    /// order). Op ids and value ids of dropped operations are forgotten:
-    /// a later reuse of one is not reported. Key names stay (an operation
-    /// on a retired key must still be reported).
-    pub(crate) fn compact(&mut self, keep: &dyn Fn(u32) -> bool) -> Remap {
+    /// Drops every operation `keep` refuses (given its index), with the
+    /// value ids only they name, renumbering what stays (operations in the
+    /// same order). Value ids of dropped operations are forgotten (a later
+    /// reuse of one is not reported), but for values a get returned that
+    /// no put wrote (a context may still name them). Key names and op ids
+    /// stay: an operation on a retired key, or a reused op id, must still
+    /// be reported.
+    pub(crate) fn compact(&mut self, keep: &dyn Fn(u32, &Operation) -> bool) -> Remap {
         let history = &mut self.history;
         let operations = std::mem::take(&mut history.operations);
         let arena = std::mem::take(&mut history.arena);
@@ -517,7 +560,7 @@ impl Reader {
         };
         let mut fresh = Vec::new();
         for (old, mut operation) in operations.into_iter().enumerate() {
-            if !keep(operation.key) {
+            if !keep(old as u32, &operation) {
                 remap.operations.push(u32::MAX);
                 continue;
             }
@@ -539,6 +582,12 @@ impl Reader {
                 span.start = start;
             }
             history.operations.push(operation);
+        }
+        // Values a get returned that no put wrote stay (mapped once).
+        for old in 0..writers.len() {
+            if returned[old] && writers[old].is_none() {
+                value(old as u32, history, &mut fresh, &mut self.values.ids);
+            }
         }
         self.returned = fresh;
         let operations = &remap.operations;
@@ -646,7 +695,7 @@ impl Reader {
             return Err(self.malformed(number, "an invoke needs a key"));
         };
         let key = self.keys.intern(&mut self.history.keys, key_name);
-        if self.by_id.contains_key(&line.op) {
+        if !self.seen_ids.insert(line.op) {
             self.problem(
                 number,
                 vec![line.op],
@@ -755,26 +804,17 @@ impl Reader {
             "fail" => Outcome::Fail,
             _ => Outcome::Info,
         };
-        let Some(&index) = self.by_id.get(&line.op) else {
-            self.problem(
-                number,
-                vec![line.op],
-                None,
-                format!("a completion of op {} that was never invoked", line.op),
-            );
+        let Some(index) = self.by_id.remove(&line.op) else {
+            let message = if self.seen_ids.contains(line.op) {
+                format!("op {} completes twice", line.op)
+            } else {
+                format!("a completion of op {} that was never invoked", line.op)
+            };
+            self.problem(number, vec![line.op], None, message);
             return Ok(Step::Nothing);
         };
         let operation = &self.history.operations[index as usize];
         let key = operation.key;
-        if operation.outcome != Outcome::Open {
-            self.problem(
-                number,
-                vec![line.op],
-                Some(key),
-                format!("op {} completes twice", line.op),
-            );
-            return Ok(Step::Nothing);
-        }
         if operation.process != line.process || operation.kind != kind {
             let message = format!(
                 "the completion of op {} says process {} f {}, its invoke said process {} f {}",
@@ -784,6 +824,8 @@ impl Reader {
                 operation.process,
                 operation.kind.name()
             );
+            // Still running, for a completion that matches.
+            self.by_id.insert(line.op, index);
             self.problem(number, vec![line.op], Some(key), message);
             return Ok(Step::Nothing);
         }

@@ -17,23 +17,26 @@
 //!   was first acknowledged (marked once, by a walk that stops at marked
 //!   versions: O(versions + edges) over the key's life).
 //!
-//! The rest waits for the key's end — its `retire` event, or the end of
-//! the history ([`Incremental::finish`]): lost-write and divergence (the
-//! final reads), stale-read part 2 (a get that missed an acknowledged put
-//! is excused when a delete that did not fail supersedes the put, and
-//! HISTORY.md lets that delete come later), k-staleness and the session
-//! measures. At its end a key is judged by the batch checker's own
-//! `KeyJudge` over the key's operations, and its state is freed.
+//! A get that saw every put acknowledged before it began is sampled then
+//! too, and the monotonic-read measure is taken. A get that missed some
+//! waits, as a small record, for the key's end — its `retire` event, or
+//! the end of the history ([`Incremental::finish`]) — because HISTORY.md
+//! excuses missing a put that a delete (possibly a later one) supersedes:
+//! then stale-read part 2, its k-staleness and read-your-writes are
+//! decided. Lost-write and divergence come at the key's end from the final
+//! reads. The code that judges is the batch checker's (`key.rs`), driven
+//! one event at a time.
 //!
 //! # Memory
 //!
-//! Bounded by the live keys, not the run's length: a retired key's
-//! operations, values and DAG are dropped (the operation store is
-//! compacted when the retired part outweighs the live part, so the cost is
-//! amortised O(1) per operation). What stays per retired key: its name (an
-//! operation on a retired key must still be reported), its staleness
-//! samples (one per get, 24 bytes) and its findings. Op ids and value ids
-//! of retired keys are forgotten, so reusing one is not reported.
+//! A get is dropped once judged (but a `final` one, kept for the key's
+//! end), and a key's whole state once it is retired: the operation store
+//! is compacted when what it may drop outweighs what it keeps, so the
+//! cost is amortised O(1) per operation. What is held is the live keys'
+//! versions, final reads and running operations, not the run's length;
+//! what stays per retired key is its name (an operation on a retired key
+//! must still be reported), its staleness samples (24 bytes per get) and
+//! its findings; per operation id, one bit (reuse is reported).
 //!
 //! # Same answer as the batch checker
 //!
@@ -43,15 +46,19 @@
 //! The tests hold both to that on every fixture and on generated
 //! branching histories with retirements.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
-use super::key::{judge_returned, returned, At, KeyJudge, Parts, Samples, SessionTally};
+use crate::ids::IdMap;
+
+use super::key::{
+    excused, final_reads, judge_returned, returned, At, AtMut, GetFacts, Replay, Samples, SessionTally, Waiting,
+};
 use super::{count, phantom, verdict, Counts, Finding, Findings, Options, Verdict};
 use crate::dag::Dag;
-use crate::history::{Kind, Outcome, ReadError, Reader, Step};
+use crate::history::{Kind, Operation, Outcome, ReadError, Reader, Step};
 
-/// Compact the operation store once at least this many operations of
-/// retired keys are held (and they outnumber the live ones).
+/// Compact the operation store once at least this many operations may be
+/// dropped (and they are at least half of those held).
 const COMPACT_AT: usize = 1 << 16;
 
 /// A history checked as its lines arrive. See the module doc.
@@ -59,13 +66,15 @@ pub struct Incremental {
     reader: Reader,
     options: Options,
     findings: Findings,
-    live: HashMap<u32, Live>,
-    /// Counts of the operations of keys already judged.
-    closed: Counts,
+    live: IdMap<u32, Live>,
+    /// Counts of the operations completed, and of judged keys' final reads.
+    counts: Counts,
     samples: Samples,
     session: SessionTally,
-    /// Operations of judged keys still in the reader's store.
-    dead: usize,
+    /// Operations held that the next compaction may drop.
+    droppable: usize,
+    /// Compact once this many may be dropped.
+    compact_at: usize,
     lines: u64,
     /// The history has ended: open operations stay open.
     finishing: bool,
@@ -73,21 +82,28 @@ pub struct Incremental {
 
 /// What a live key needs until its end.
 struct Live {
-    /// Its operations, in invoke order (indices in the reader's store).
+    /// Its versions, final reads and running operations, in invoke order
+    /// (indices in the reader's store).
     operations: Vec<u32>,
     /// Version number → operation index.
     versions: Vec<u32>,
     /// Value id → version number (first writer).
-    numbers: HashMap<u32, u32>,
+    numbers: IdMap<u32, u32>,
     dag: Dag,
     /// Per version: the position (event sequence) of the first
     /// acknowledgement of one of its strict descendants, `u64::MAX` while
     /// none. Acknowledgements come in sequence order, so each version is
     /// marked once: O(versions + edges) for the key's whole life.
     superseded_at: Vec<u64>,
+    /// The frontier, per-process reads and writes.
+    replay: Replay,
+    /// Running gets (by operation index) → the frontier as they began.
+    running: IdMap<u32, Vec<u32>>,
+    /// Gets that missed acknowledged puts, until excusal is known.
+    waiting: Vec<Waiting>,
     /// Values returned by gets whose phantom verdict waits for the
-    /// writer: (get index, value id).
-    waiting: Vec<(u32, u32)>,
+    /// writer to complete: (get index, value id).
+    phantoms: Vec<(u32, u32)>,
     /// Operations invoked and not completed.
     open: usize,
     /// Retired while operations were still open (the reader reported it):
@@ -100,10 +116,13 @@ impl Live {
         Live {
             operations: Vec::new(),
             versions: Vec::new(),
-            numbers: HashMap::new(),
+            numbers: IdMap::default(),
             dag: Dag::growing(),
             superseded_at: Vec::new(),
+            replay: Replay::default(),
+            running: IdMap::default(),
             waiting: Vec::new(),
+            phantoms: Vec::new(),
             open: 0,
             retiring: false,
         }
@@ -117,14 +136,25 @@ impl Incremental {
             reader: Reader::new(path),
             options: options.clone(),
             findings: Findings::new(options),
-            live: HashMap::new(),
-            closed: Counts::default(),
+            live: IdMap::default(),
+            counts: Counts::default(),
             samples: Samples::default(),
             session: SessionTally::default(),
-            dead: 0,
+            droppable: 0,
+            compact_at: COMPACT_AT,
             lines: 0,
             finishing: false,
         }
+    }
+
+    /// Compacts the operation store once `operations` held may be dropped
+    /// (and they are at least half of those held); the default is 65,536.
+    /// Lower trades time for memory (the tests compact after every few
+    /// operations, to hold compaction to the same answers).
+    #[must_use]
+    pub fn compacting_at(mut self, operations: usize) -> Incremental {
+        self.compact_at = operations.max(1);
+        self
     }
 
     /// Takes the next line of the history (with or without its newline).
@@ -147,9 +177,9 @@ impl Incremental {
                 for key in keys {
                     self.close(key);
                 }
-                self.compact();
             }
         }
+        self.compact();
         Ok(())
     }
 
@@ -186,18 +216,23 @@ impl Incremental {
         &self.findings.kept[from.min(self.findings.kept.len())..]
     }
 
-    /// The verdict so far: everything found up to now, and the counts and
-    /// measures of the keys already judged to their end (live keys' lost
-    /// writes, divergence and missed puts are not known yet).
+    /// The verdict so far: everything found up to now, the operations
+    /// completed (those running count as `info`, as at the end of a
+    /// history), and the measures of the gets judged (a get that missed a
+    /// put counts once its key is over).
     pub fn verdict(&self) -> Verdict {
         let mut counts = Counts {
-            final_keys: self.closed.final_keys,
+            final_reads: self.counts.final_reads,
+            final_keys: self.counts.final_keys,
             ..count(&self.reader.history)
         };
-        add_operations(&mut counts, &self.closed);
+        add_operations(&mut counts, &self.counts);
         for live in self.live.values() {
             for &index in &live.operations {
-                counts.operation(&self.reader.history.operations[index as usize]);
+                let operation = &self.reader.history.operations[index as usize];
+                if operation.outcome == Outcome::Open {
+                    counts.operation(operation);
+                }
             }
         }
         verdict(
@@ -229,6 +264,7 @@ impl Incremental {
         live.operations.push(index);
         live.open += 1;
         if operation.kind == Kind::Get {
+            live.running.insert(index, live.replay.frontier.clone());
             return;
         }
         let number = live.versions.len() as u32;
@@ -246,7 +282,9 @@ impl Incremental {
     }
 
     fn completed(&mut self, index: u32) {
-        let key = self.reader.history.operations[index as usize].key;
+        let operation = &self.reader.history.operations[index as usize];
+        let key = operation.key;
+        self.counts.operation(operation);
         self.judge_completed(index);
         if let Some(live) = self.live.get_mut(&key) {
             live.open -= 1;
@@ -274,19 +312,28 @@ impl Incremental {
                         walk.extend_from_slice(live.dag.parents(version));
                     }
                 }
+                live.replay.acknowledged(&live.dag, number, operation);
             }
             // Reads waiting on this writer (or any: cheap, and rare).
             let findings = &mut self.findings;
-            live.waiting
+            let before = live.phantoms.len();
+            live.phantoms
                 .retain(|&(get, value)| !phantom(history, &history.operations[get as usize], value, false, findings));
+            self.droppable += before - live.phantoms.len();
             return;
         }
+        let Some(frontier) = live.running.remove(&index) else {
+            return;
+        };
         if operation.outcome != Outcome::Ok {
+            self.droppable += 1;
             return;
         }
+        let mut waits = false;
         for &value in history.ids(operation.values) {
             if !phantom(history, operation, value, false, &mut self.findings) {
-                live.waiting.push((index, value));
+                live.phantoms.push((index, value));
+                waits = true;
             }
         }
         let versions = returned(history, &live.numbers, &live.versions, operation);
@@ -301,6 +348,16 @@ impl Incremental {
             .map(|&number| live.superseded_at[number as usize] < operation.invoke_seq)
             .collect();
         judge_returned(&at, operation, &versions, &superseded, &mut self.findings);
+        let facts = GetFacts::of(operation);
+        if let Some(waiting) = live
+            .replay
+            .get(&at, facts, &versions, &frontier, &mut self.samples, &mut self.session)
+        {
+            live.waiting.push(waiting);
+        }
+        if !operation.is_final && !waits {
+            self.droppable += 1;
+        }
     }
 
     /// Judges what waited for the key's end, and frees its state.
@@ -312,11 +369,11 @@ impl Incremental {
             live.retiring = true;
             return;
         }
-        let Some(live) = self.live.remove(&key) else {
+        let Some(mut live) = self.live.remove(&key) else {
             return;
         };
         let history = &self.reader.history;
-        for &(get, value) in &live.waiting {
+        for &(get, value) in &live.phantoms {
             phantom(
                 history,
                 &history.operations[get as usize],
@@ -325,36 +382,83 @@ impl Incremental {
                 &mut self.findings,
             );
         }
-        let mut judge = KeyJudge::new(history, key, &live.operations);
-        judge.replay(
-            Parts::Deferred,
-            &mut self.findings,
-            &mut self.samples,
-            &mut self.session,
-        );
-        if judge.final_reads(&mut self.findings) {
-            self.closed.final_keys += 1;
+        let excused = excused(history, &live.versions, &live.dag);
+        let name = &history.keys[key as usize];
+        let mut at = AtMut {
+            history,
+            key: name,
+            versions: &live.versions,
+            dag: &mut live.dag,
+        };
+        for waiting in live.waiting {
+            waiting.settle(
+                &mut at,
+                &excused,
+                &mut self.findings,
+                &mut self.samples,
+                &mut self.session,
+            );
+        }
+        let finals: Vec<&Operation> = live
+            .operations
+            .iter()
+            .map(|&index| &history.operations[index as usize])
+            .filter(|operation| operation.kind == Kind::Get && operation.is_final && operation.outcome == Outcome::Ok)
+            .collect();
+        let at = At {
+            history,
+            key: name,
+            versions: &live.versions,
+            dag: &live.dag,
+        };
+        if final_reads(&at, &live.numbers, &finals, &mut self.findings) {
+            self.counts.final_keys += 1;
         }
         for &index in &live.operations {
-            self.closed.operation(&history.operations[index as usize]);
+            let operation = &history.operations[index as usize];
+            // Open at the history's end: counted as `info`.
+            if operation.outcome == Outcome::Open {
+                self.counts.operation(operation);
+            }
         }
-        self.dead += live.operations.len();
+        self.droppable += live.operations.len();
     }
 
-    /// Drops judged keys' operations from the store once they outweigh
-    /// the live ones, renumbering what the live keys hold.
+    /// Drops judged gets and judged keys' operations from the store once
+    /// they outweigh the rest, renumbering what the live keys hold.
     fn compact(&mut self) {
         let held = self.reader.history.operations.len();
-        if self.dead < COMPACT_AT || self.dead * 2 < held {
+        if self.droppable < self.compact_at || self.droppable * 2 < held {
             return;
         }
         let live = &self.live;
-        let remap = self.reader.compact(&|key| live.contains_key(&key));
-        let operation = |index: &mut u32| *index = remap.operations[*index as usize];
+        let phantoms: HashSet<u32> = live
+            .values()
+            .flat_map(|live| live.phantoms.iter().map(|&(get, _)| get))
+            .collect();
+        let keep = |index: u32, operation: &Operation| {
+            live.contains_key(&operation.key)
+                && (operation.kind != Kind::Get
+                    || operation.is_final
+                    || operation.outcome == Outcome::Open
+                    || phantoms.contains(&index))
+        };
+        let remap = self.reader.compact(&keep);
         for live in self.live.values_mut() {
-            live.operations.iter_mut().for_each(operation);
-            live.versions.iter_mut().for_each(operation);
-            for (get, value) in &mut live.waiting {
+            live.operations = live
+                .operations
+                .iter()
+                .map(|&index| remap.operations[index as usize])
+                .filter(|&index| index != u32::MAX)
+                .collect();
+            for index in &mut live.versions {
+                *index = remap.operations[*index as usize];
+            }
+            live.running = std::mem::take(&mut live.running)
+                .into_iter()
+                .map(|(index, frontier)| (remap.operations[index as usize], frontier))
+                .collect();
+            for (get, value) in &mut live.phantoms {
                 *get = remap.operations[*get as usize];
                 *value = remap.values[*value as usize];
             }
@@ -363,7 +467,7 @@ impl Incremental {
                 .map(|(value, number)| (remap.values[value as usize], number))
                 .collect();
         }
-        self.dead = 0;
+        self.droppable = 0;
     }
 }
 
@@ -375,5 +479,4 @@ fn add_operations(to: &mut Counts, from: &Counts) {
     to.ok += from.ok;
     to.fail += from.fail;
     to.info += from.info;
-    to.final_reads += from.final_reads;
 }

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::ids::IdMap;
+
 use super::{Distribution, Findings, Invariant, RangeStaleness, Session, Staleness};
 use crate::dag::{Dag, Label};
 use crate::history::{History, Kind, Operation, Outcome};
@@ -97,7 +99,7 @@ impl SessionTally {
     }
 }
 
-/// Everything about one key.
+/// Everything about one key, judged whole (the batch checker).
 pub(super) struct KeyJudge<'a> {
     pub(super) history: &'a History,
     pub(super) key: &'a str,
@@ -107,10 +109,8 @@ pub(super) struct KeyJudge<'a> {
     pub(super) versions: Vec<u32>,
     /// Value id → version number (a value id written twice keeps its
     /// first writer; the reader reported the second).
-    pub(super) numbers: HashMap<u32, u32>,
+    pub(super) numbers: IdMap<u32, u32>,
     pub(super) dag: Dag,
-    /// Superseded by a delete that did not fail: need not be seen.
-    pub(super) excused: Vec<bool>,
 }
 
 impl<'a> KeyJudge<'a> {
@@ -120,7 +120,7 @@ impl<'a> KeyJudge<'a> {
             .copied()
             .filter(|&index| history.operations[index as usize].kind != Kind::Get)
             .collect();
-        let mut numbers = HashMap::with_capacity(versions.len());
+        let mut numbers = IdMap::with_capacity_and_hasher(versions.len(), Default::default());
         for (number, &index) in versions.iter().enumerate() {
             let value = history.operations[index as usize].value;
             if history.writers[value as usize].map(|writer| writer.operation) == Some(index) {
@@ -136,10 +136,6 @@ impl<'a> KeyJudge<'a> {
                     .filter_map(|value| numbers.get(value).copied()),
             );
         });
-        let excused = dag.superseded_by(|number| {
-            let operation = &history.operations[versions[number as usize] as usize];
-            operation.kind == Kind::Delete && operation.outcome != Outcome::Fail
-        });
         KeyJudge {
             history,
             key: &history.keys[key as usize],
@@ -147,12 +143,7 @@ impl<'a> KeyJudge<'a> {
             versions,
             numbers,
             dag,
-            excused,
         }
-    }
-
-    pub(super) fn operation(&self, number: u32) -> &'a Operation {
-        &self.history.operations[self.versions[number as usize] as usize]
     }
 
     fn at(&self) -> At<'_> {
@@ -164,23 +155,9 @@ impl<'a> KeyJudge<'a> {
         }
     }
 
-    /// The version numbers of the values a get returned.
-    pub(super) fn returned(&self, get: &Operation) -> Vec<u32> {
-        returned(self.history, &self.numbers, &self.versions, get)
-    }
-
-    /// Replays the key's events and judges every get: all of it
-    /// ([`Parts::All`]), or what the incremental checker leaves to the
-    /// key's end ([`Parts::Deferred`]).
-    pub(super) fn replay(
-        &mut self,
-        parts: Parts,
-        findings: &mut Findings,
-        samples: &mut Samples,
-        session: &mut SessionTally,
-    ) {
+    /// Replays the key's events in observation order and judges every get.
+    pub(super) fn replay(&mut self, findings: &mut Findings, samples: &mut Samples, session: &mut SessionTally) {
         let history = self.history;
-        let key_id = history.operations[self.operations[0] as usize].key;
         // The key's events in observation order: acknowledged writes at
         // their completion, gets at their invoke.
         enum Event {
@@ -202,99 +179,211 @@ impl<'a> KeyJudge<'a> {
         }
         events.sort_unstable_by_key(|event| event.0);
 
-        let mut frontier: Vec<u32> = Vec::new();
-        // The union of the frontier's strict ancestors: it only grows (a
-        // version leaves the frontier for a descendant), so it is kept
-        // rather than rebuilt from a frontier that every tombstone stays in.
-        let mut frontier_below = Label::default();
+        let excused = excused(history, &self.versions, &self.dag);
+        let mut replay = Replay::default();
+        // The union of the strict ancestors of every acknowledged write:
+        // it only grows, so it is kept rather than rebuilt.
+        let mut below = Label::default();
         let mut acknowledged = vec![false; self.dag.len()];
-        // Per process: the maximal versions it has read, and its own
-        // maximal acknowledged puts.
-        let mut reads: HashMap<u64, Vec<u32>> = HashMap::new();
-        let mut own: HashMap<u64, Vec<u32>> = HashMap::new();
         for (_, event) in events {
             match event {
                 Event::Acknowledged(number) => {
-                    // The frontier keeps the maximal acknowledged puts (a
-                    // tombstone is nobody's ancestor and would stay in it
-                    // forever); what every acknowledged write supersedes is
-                    // in `frontier_below` and, for versions with few
-                    // descendants, in `acknowledged`.
                     acknowledged[number as usize] = true;
-                    frontier_below = self.dag.join(&frontier_below, number);
-                    let operation = self.operation(number);
-                    if operation.kind == Kind::Put {
-                        add_maximal(&self.dag, &mut frontier, &[number]);
-                        add_maximal(&self.dag, own.entry(operation.process).or_default(), &[number]);
-                    }
+                    below = self.dag.join(&below, number);
+                    replay.acknowledged(&self.dag, number, self.at().operation(number));
                 }
                 Event::Get(index) => {
                     let get = &history.operations[index as usize];
-                    let returned = self.returned(get);
-                    if parts == Parts::All {
-                        let superseded = self
-                            .dag
-                            .covered_below(&frontier_below, &returned, |number| acknowledged[number as usize]);
-                        judge_returned(&self.at(), get, &returned, &superseded, findings);
-                    }
-                    self.judge_get(get, &returned, &frontier, findings, samples, key_id);
-                    // Sessions.
-                    let tally = session.misses.entry(get.process).or_insert((0, 0));
-                    let seen = reads.entry(get.process).or_default();
-                    if !seen.is_empty() && !returned.is_empty() {
-                        let behind = self.dag.covered(seen, &returned, true);
-                        if behind.iter().any(|&hit| hit) {
-                            tally.0 += 1;
-                        }
-                    }
-                    add_maximal(&self.dag, seen, &returned);
-                    if let Some(mine) = own.get(&get.process) {
-                        let seen_mine = self.dag.covered(&returned, mine, false);
-                        let missed = mine
-                            .iter()
-                            .zip(&seen_mine)
-                            .any(|(&number, &seen)| !seen && !self.excused[number as usize]);
-                        if missed {
-                            tally.1 += 1;
-                        }
+                    let returned = returned(history, &self.numbers, &self.versions, get);
+                    let superseded = self
+                        .dag
+                        .covered_below(&below, &returned, |number| acknowledged[number as usize]);
+                    judge_returned(&self.at(), get, &returned, &superseded, findings);
+                    let frontier = replay.frontier.clone();
+                    let facts = GetFacts::of(get);
+                    if let Some(waiting) = replay.get(&self.at(), facts, &returned, &frontier, samples, session) {
+                        let mut at = AtMut {
+                            history,
+                            key: self.key,
+                            versions: &self.versions,
+                            dag: &mut self.dag,
+                        };
+                        waiting.settle(&mut at, &excused, findings, samples, session);
                     }
                 }
             }
         }
     }
 
-    pub(super) fn judge_get(
+    /// Judges the final reads (lost writes, resurrections, divergence).
+    /// True when the key has any.
+    pub(super) fn final_reads(&self, findings: &mut Findings) -> bool {
+        let history = self.history;
+        let finals: Vec<&Operation> = self
+            .operations
+            .iter()
+            .map(|&index| &history.operations[index as usize])
+            .filter(|operation| operation.kind == Kind::Get && operation.is_final && operation.outcome == Outcome::Ok)
+            .collect();
+        final_reads(&self.at(), &self.numbers, &finals, findings)
+    }
+}
+
+/// Versions a delete that did not fail supersedes: they need not be seen.
+pub(super) fn excused(history: &History, versions: &[u32], dag: &Dag) -> Vec<bool> {
+    dag.superseded_by(|number| {
+        let operation = &history.operations[versions[number as usize] as usize];
+        operation.kind == Kind::Delete && operation.outcome != Outcome::Fail
+    })
+}
+
+/// What judging a get needs of it once it is over (the incremental
+/// checker drops the get itself).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct GetFacts {
+    pub(super) id: u64,
+    pub(super) key: u32,
+    pub(super) process: u64,
+    pub(super) invoke_seq: u64,
+    pub(super) invoke_ns: u64,
+}
+
+impl GetFacts {
+    pub(super) fn of(get: &Operation) -> GetFacts {
+        GetFacts {
+            id: get.id,
+            key: get.key,
+            process: get.process,
+            invoke_seq: get.invoke_seq,
+            invoke_ns: get.invoke_ns,
+        }
+    }
+}
+
+/// A key's replay state, advanced one event at a time: the frontier of
+/// acknowledged puts and, per process, what it has read and written.
+#[derive(Default)]
+pub(super) struct Replay {
+    /// The maximal acknowledged puts (a tombstone is nobody's ancestor and
+    /// would stay in it forever, so deletes are left out).
+    pub(super) frontier: Vec<u32>,
+    /// Per process: the maximal versions it has read.
+    reads: IdMap<u64, Vec<u32>>,
+    /// Per process: its own maximal acknowledged puts.
+    own: IdMap<u64, Vec<u32>>,
+}
+
+/// A get that missed acknowledged puts (before excusal: a delete that
+/// supersedes a put, known only at the key's end, excuses missing it).
+pub(super) struct Waiting {
+    get: GetFacts,
+    returned: Vec<u32>,
+    /// Frontier puts (as the get began) it neither returned nor covered.
+    missed: Vec<u32>,
+    /// The process's own acknowledged puts it did not see.
+    mine: Vec<u32>,
+}
+
+impl Replay {
+    /// Version `number` (written by `operation`) was acknowledged.
+    pub(super) fn acknowledged(&mut self, dag: &Dag, number: u32, operation: &Operation) {
+        if operation.kind == Kind::Put {
+            add_maximal(dag, &mut self.frontier, &[number]);
+            add_maximal(dag, self.own.entry(operation.process).or_default(), &[number]);
+        }
+    }
+
+    /// Judges a get that returned `returned` against `frontier` (the
+    /// maximal puts acknowledged before it began): a fresh read is
+    /// sampled now, a read that missed something waits for excusal. The
+    /// monotonic-read session measure is decided now.
+    pub(super) fn get(
         &mut self,
-        get: &Operation,
+        at: &At<'_>,
+        get: GetFacts,
         returned: &[u32],
         frontier: &[u32],
-        findings: &mut Findings,
         samples: &mut Samples,
-        key_id: u32,
-    ) {
-        let history = self.history;
-        // Stale-read part 2: every acknowledged put completed before the get
-        // began is returned or has a returned descendant (or a delete
-        // supersedes it: known only once the key is over).
-        let puts: Vec<u32> = frontier
-            .iter()
-            .copied()
-            .filter(|&number| self.operation(number).kind == Kind::Put && !self.excused[number as usize])
-            .collect();
-        let seen = self.dag.covered(returned, &puts, false);
-        let missed: Vec<u32> = puts
+        session: &mut SessionTally,
+    ) -> Option<Waiting> {
+        let seen = at.dag.covered(returned, frontier, false);
+        let missed: Vec<u32> = frontier
             .iter()
             .zip(&seen)
             .filter(|pair| !*pair.1)
             .map(|pair| *pair.0)
             .collect();
+        let tally = session.misses.entry(get.process).or_insert((0, 0));
+        let reads = self.reads.entry(get.process).or_default();
+        if !reads.is_empty() && !returned.is_empty() {
+            let behind = at.dag.covered(reads, returned, true);
+            if behind.iter().any(|&hit| hit) {
+                tally.0 += 1;
+            }
+        }
+        add_maximal(at.dag, reads, returned);
+        let mut mine = Vec::new();
+        if let Some(own) = self.own.get(&get.process) {
+            let seen_mine = at.dag.covered(returned, own, false);
+            mine.extend(own.iter().zip(&seen_mine).filter(|pair| !*pair.1).map(|pair| *pair.0));
+        }
         if missed.is_empty() {
-            samples.gets.push((key_id, 0, None));
+            samples.gets.push((get.key, 0, None));
+            if mine.is_empty() {
+                return None;
+            }
+        }
+        Some(Waiting {
+            get,
+            returned: returned.to_vec(),
+            missed,
+            mine,
+        })
+    }
+}
+
+/// A key's versions, mutable (walks keep scratch in the DAG).
+pub(super) struct AtMut<'a> {
+    pub(super) history: &'a History,
+    pub(super) key: &'a str,
+    pub(super) versions: &'a [u32],
+    pub(super) dag: &'a mut Dag,
+}
+
+impl Waiting {
+    /// Judges what the get missed once `excused` is known: stale-read part
+    /// 2 and its k-staleness sample, and read-your-writes.
+    pub(super) fn settle(
+        self,
+        at: &mut AtMut<'_>,
+        excused: &[bool],
+        findings: &mut Findings,
+        samples: &mut Samples,
+        session: &mut SessionTally,
+    ) {
+        let history = at.history;
+        let versions = at.versions;
+        let operation = |number: u32| &history.operations[versions[number as usize] as usize];
+        let get = self.get;
+        if self.mine.iter().any(|&number| !excused[number as usize]) {
+            session.misses.entry(get.process).or_insert((0, 0)).1 += 1;
+        }
+        if self.missed.is_empty() {
+            // Sampled when the get was judged.
+            return;
+        }
+        let missed: Vec<u32> = self
+            .missed
+            .into_iter()
+            .filter(|&number| !excused[number as usize])
+            .collect();
+        if missed.is_empty() {
+            samples.gets.push((get.key, 0, None));
             return;
         }
         for &number in &missed {
-            let put = self.operation(number);
-            findings.add(Invariant::StaleRead, self.key, vec![get.id, put.id], || {
+            let put = operation(number);
+            findings.add(Invariant::StaleRead, at.key, vec![get.id, put.id], || {
                 format!(
                     "get {} began after put {} ({:?}) was acknowledged, and returned neither it nor a descendant",
                     get.id, put.id, history.value_names[put.value as usize]
@@ -303,120 +392,101 @@ impl<'a> KeyJudge<'a> {
         }
         let mut k = 0u64;
         let mut oldest_ns = u64::MAX;
-        let excused = &self.excused;
-        let versions = &self.versions;
-        self.dag.uncovered(
-            returned,
+        at.dag.uncovered(
+            &self.returned,
             &missed,
             |number| excused[number as usize],
             |number| {
-                let operation = &history.operations[versions[number as usize] as usize];
-                operation.kind == Kind::Put
-                    && operation.outcome == Outcome::Ok
-                    && operation.complete_seq < get.invoke_seq
+                let version = operation(number);
+                version.kind == Kind::Put && version.outcome == Outcome::Ok && version.complete_seq < get.invoke_seq
             },
             |number| {
-                let operation = &history.operations[versions[number as usize] as usize];
                 k += 1;
-                oldest_ns = oldest_ns.min(operation.complete_ns);
+                oldest_ns = oldest_ns.min(operation(number).complete_ns);
             },
         );
         let visibility = (oldest_ns != u64::MAX).then(|| get.invoke_ns.saturating_sub(oldest_ns));
-        samples.gets.push((key_id, k.max(1), visibility));
-    }
-
-    /// Judges the final reads (lost writes, resurrections, divergence).
-    /// True when the key has any.
-    pub(super) fn final_reads(&mut self, findings: &mut Findings) -> bool {
-        let history = self.history;
-        let finals: Vec<&Operation> = self
-            .operations
-            .iter()
-            .map(|&index| &history.operations[index as usize])
-            .filter(|operation| operation.kind == Kind::Get && operation.is_final && operation.outcome == Outcome::Ok)
-            .collect();
-        if finals.is_empty() {
-            return false;
-        }
-        // Distinct result sets (as sorted value ids), each with one read.
-        let mut distinct: Vec<(Vec<u32>, &Operation)> = Vec::new();
-        for read in &finals {
-            let mut set = history.ids(read.values).to_vec();
-            set.sort_unstable();
-            if !distinct.iter().any(|(other, _)| *other == set) {
-                distinct.push((set, read));
-            }
-        }
-        if distinct.len() > 1 {
-            let describe = |set: &[u32]| -> Vec<&str> {
-                set.iter()
-                    .map(|&value| history.value_names[value as usize].as_str())
-                    .collect()
-            };
-            findings.add(
-                Invariant::Divergence,
-                self.key,
-                distinct.iter().map(|(_, read)| read.id).collect(),
-                || {
-                    distinct
-                        .iter()
-                        .map(|(set, read)| format!("final get {} returned {:?}", read.id, describe(set)))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                },
-            );
-        }
-        let superseded = self
-            .dag
-            .superseded_by(|number| self.operation(number).outcome == Outcome::Ok);
-        for (set, read) in &distinct {
-            let returned: Vec<u32> = set
-                .iter()
-                .filter_map(|value| self.numbers.get(value).copied())
-                .collect();
-            let mut is_returned = vec![false; self.versions.len()];
-            for &number in &returned {
-                is_returned[number as usize] = true;
-            }
-            let covered = self.dag.down_closure(|number| {
-                let operation = self.operation(number);
-                is_returned[number as usize] || (operation.kind == Kind::Delete && operation.outcome != Outcome::Fail)
-            });
-            for number in 0..self.versions.len() as u32 {
-                let put = self.operation(number);
-                if put.kind == Kind::Put && put.outcome == Outcome::Ok && !covered[number as usize] {
-                    findings.add(Invariant::LostWrite, self.key, vec![put.id, read.id], || {
-                        format!(
-                            "put {} ({:?}) was acknowledged, but final get {} returned neither it nor a descendant, and no delete follows it",
-                            put.id, history.value_names[put.value as usize], read.id
-                        )
-                    });
-                }
-            }
-            for &number in &returned {
-                if superseded[number as usize] {
-                    let old = self.operation(number);
-                    findings.add(Invariant::LostWrite, self.key, vec![old.id, read.id], || {
-                        format!(
-                            "final get {} returned {:?} (op {}), which an acknowledged write supersedes: it came back",
-                            read.id, history.value_names[old.value as usize], old.id
-                        )
-                    });
-                }
-            }
-        }
-        true
+        samples.gets.push((get.key, k.max(1), visibility));
     }
 }
 
-/// Which parts of a key's judgement [`KeyJudge::replay`] does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Parts {
-    /// Everything (the batch checker).
-    All,
-    /// Leaves out what the incremental checker decided as each get
-    /// completed (sibling-antichain, stale-read part 1).
-    Deferred,
+/// Judges a key's final reads (lost writes, resurrections, divergence).
+/// True when there are any.
+pub(super) fn final_reads(
+    at: &At<'_>,
+    numbers: &IdMap<u32, u32>,
+    finals: &[&Operation],
+    findings: &mut Findings,
+) -> bool {
+    let history = at.history;
+    if finals.is_empty() {
+        return false;
+    }
+    // Distinct result sets (as sorted value ids), each with one read.
+    let mut distinct: Vec<(Vec<u32>, &Operation)> = Vec::new();
+    for read in finals {
+        let mut set = history.ids(read.values).to_vec();
+        set.sort_unstable();
+        if !distinct.iter().any(|(other, _)| *other == set) {
+            distinct.push((set, read));
+        }
+    }
+    if distinct.len() > 1 {
+        let describe = |set: &[u32]| -> Vec<&str> {
+            set.iter()
+                .map(|&value| history.value_names[value as usize].as_str())
+                .collect()
+        };
+        findings.add(
+            Invariant::Divergence,
+            at.key,
+            distinct.iter().map(|(_, read)| read.id).collect(),
+            || {
+                distinct
+                    .iter()
+                    .map(|(set, read)| format!("final get {} returned {:?}", read.id, describe(set)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        );
+    }
+    let superseded = at
+        .dag
+        .superseded_by(|number| at.operation(number).outcome == Outcome::Ok);
+    for (set, read) in &distinct {
+        let returned: Vec<u32> = set.iter().filter_map(|value| numbers.get(value).copied()).collect();
+        let mut is_returned = vec![false; at.versions.len()];
+        for &number in &returned {
+            is_returned[number as usize] = true;
+        }
+        let covered = at.dag.down_closure(|number| {
+            let operation = at.operation(number);
+            is_returned[number as usize] || (operation.kind == Kind::Delete && operation.outcome != Outcome::Fail)
+        });
+        for number in 0..at.versions.len() as u32 {
+            let put = at.operation(number);
+            if put.kind == Kind::Put && put.outcome == Outcome::Ok && !covered[number as usize] {
+                findings.add(Invariant::LostWrite, at.key, vec![put.id, read.id], || {
+                    format!(
+                        "put {} ({:?}) was acknowledged, but final get {} returned neither it nor a descendant, and no delete follows it",
+                        put.id, history.value_names[put.value as usize], read.id
+                    )
+                });
+            }
+        }
+        for &number in &returned {
+            if superseded[number as usize] {
+                let old = at.operation(number);
+                findings.add(Invariant::LostWrite, at.key, vec![old.id, read.id], || {
+                    format!(
+                        "final get {} returned {:?} (op {}), which an acknowledged write supersedes: it came back",
+                        read.id, history.value_names[old.value as usize], old.id
+                    )
+                });
+            }
+        }
+    }
+    true
 }
 
 /// A key's versions, for judging a get.
@@ -434,14 +504,18 @@ impl At<'_> {
     }
 }
 
-/// The version numbers of the puts whose values a get returned (phantoms,
-/// judged elsewhere, left out).
-pub(super) fn returned(history: &History, numbers: &HashMap<u32, u32>, versions: &[u32], get: &Operation) -> Vec<u32> {
+/// The version numbers of the puts whose values a get returned: a value
+/// no put invoked before the get completed wrote is a phantom, judged
+/// elsewhere, and left out.
+pub(super) fn returned(history: &History, numbers: &IdMap<u32, u32>, versions: &[u32], get: &Operation) -> Vec<u32> {
     history
         .ids(get.values)
         .iter()
         .filter_map(|value| numbers.get(value).copied())
-        .filter(|&number| history.operations[versions[number as usize] as usize].kind == Kind::Put)
+        .filter(|&number| {
+            let put = &history.operations[versions[number as usize] as usize];
+            put.kind == Kind::Put && put.invoke_seq < get.complete_seq
+        })
         .collect()
 }
 

@@ -168,7 +168,7 @@ pub fn check_with(history: &History, options: &Options, progress: &mut dyn FnMut
             continue;
         }
         let mut judge = KeyJudge::new(history, key as u32, operations);
-        judge.replay(key::Parts::All, &mut findings, &mut samples, &mut session);
+        judge.replay(&mut findings, &mut samples, &mut session);
         if judge.final_reads(&mut findings) {
             final_keys += 1;
         }

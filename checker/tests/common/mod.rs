@@ -5,19 +5,24 @@
 use dynamo_checker::{check, read, Incremental, Options, Verdict};
 
 /// Checks `text` whole and line by line (asking for the verdict so far
-/// now and then, as a soak's progress line does); asserts both give the
-/// same verdict and returns it.
+/// now and then, as a soak's progress line does), compacting often and
+/// with the default; asserts all give the same verdict and returns it.
 pub fn both(text: &str, options: &Options) -> Verdict {
     let history = read("fixture.jsonl", text.as_bytes()).unwrap();
     let batch = check(&history, options);
-    let incremental = incrementally(text, options);
-    assert_same(&batch, &incremental);
+    assert_same(&batch, &incrementally(text, options));
+    let mut checker = Incremental::new("fixture.jsonl", options);
+    for line in text.lines() {
+        checker.line(line).unwrap();
+    }
+    assert_same(&batch, &checker.finish());
     batch
 }
 
-/// The incremental checker's verdict of `text`, fed line by line.
+/// The incremental checker's verdict of `text`, fed line by line, with
+/// its store compacted after every few operations.
 pub fn incrementally(text: &str, options: &Options) -> Verdict {
-    let mut checker = Incremental::new("fixture.jsonl", options);
+    let mut checker = Incremental::new("fixture.jsonl", options).compacting_at(3);
     for (index, line) in text.lines().enumerate() {
         checker.line(line).unwrap();
         if index % 97 == 0 {
