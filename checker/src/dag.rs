@@ -74,7 +74,9 @@
 //! Memory: about 24 bytes per version, plus its window words, gaps and
 //! (for a version with few descendants) its list.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
+
+use crate::ids::IdMap;
 
 /// The widest window a label keeps before its floor is moved up.
 pub const WINDOW_BITS_MAX: u32 = 4096;
@@ -220,12 +222,15 @@ pub struct Dag {
     /// A grown DAG ([`Dag::push`]): descendants a listed version gained
     /// after its list was made (sorted, as versions come in order), and
     /// per version the listed versions it descends from.
-    /// (Indexed by version; empty for a DAG built whole.)
-    gained: Vec<Vec<u32>>,
-    listed_above: Vec<Vec<u32>>,
-    /// A grown DAG: each version's children, and the versions listed
-    /// since the last rebuild (ascending; `many_before` still counts them).
-    children: Vec<Vec<u32>>,
+    /// (Only versions that have any are in the maps.)
+    gained: IdMap<u32, Vec<u32>>,
+    listed_above: IdMap<u32, Vec<u32>>,
+    /// A grown DAG: the children of the versions from `children_base` on
+    /// (the horizon, where the next listing looks), and the versions
+    /// listed since the last rebuild (ascending; `many_before` still
+    /// counts them).
+    children: VecDeque<Vec<u32>>,
+    children_base: u32,
     promoted: Vec<u32>,
     /// A grown DAG lists anew when it reaches this many versions.
     relist_at: usize,
@@ -316,6 +321,7 @@ impl Dag {
     /// cost: O(parents × (w/64 + g)) per version, as building any label,
     /// plus the listed versions it descends from.
     pub fn push(&mut self, parents: &[u32]) -> u32 {
+        debug_assert!(self.relist_at > 0, "push grows a DAG made by Dag::growing");
         if self.len() >= self.relist_at && self.relist_at > 0 {
             self.relist();
         }
@@ -329,23 +335,31 @@ impl Dag {
             if self.is_few(parent) {
                 above.push(parent);
             }
-            if let Some(theirs) = self.listed_above.get(parent as usize) {
+            if let Some(theirs) = self.listed_above.get(&parent) {
                 above.extend_from_slice(theirs);
             }
         }
         above.sort_unstable();
         above.dedup();
         for &listed in &above {
-            self.gained[listed as usize].push(version);
+            self.gained.entry(listed).or_default().push(version);
         }
-        self.listed_above.push(above);
-        self.gained.push(Vec::new());
-        self.children.push(Vec::new());
+        if !above.is_empty() {
+            self.listed_above.insert(version, above);
+        }
+        self.children.push_back(Vec::new());
         for &parent in &scratch {
-            self.children[parent as usize].push(version);
+            if parent >= self.children_base {
+                self.children[(parent - self.children_base) as usize].push(version);
+            }
         }
         if version as usize >= GROWING_HORIZON {
             self.promote(version - GROWING_HORIZON as u32);
+            // Its children were the last question about it.
+            while self.children_base <= version - GROWING_HORIZON as u32 {
+                self.children.pop_front();
+                self.children_base += 1;
+            }
         }
         self.parents.extend_from_slice(&scratch);
         self.offsets.push(self.parents.len() as u32);
@@ -373,7 +387,7 @@ impl Dag {
         let mut next = 0;
         let mut at = version;
         loop {
-            for &child in &self.children[at as usize] {
+            for &child in &self.children[(at - self.children_base) as usize] {
                 if !found.contains(&child) {
                     if found.len() == FEW_DESCENDANTS {
                         return;
@@ -387,9 +401,9 @@ impl Dag {
         }
         found.sort_unstable();
         for &descendant in &found {
-            self.listed_above[descendant as usize].push(version);
+            self.listed_above.entry(descendant).or_default().push(version);
         }
-        self.gained[version as usize] = found;
+        self.gained.insert(version, found);
         self.few[version as usize / 64] |= 1 << (version % 64);
         self.promoted.push(version);
     }
@@ -407,19 +421,21 @@ impl Dag {
                 out.extend_from_slice(&parents[offsets[version] as usize..offsets[version + 1] as usize]);
             },
         );
-        dag.listed_above = vec![Vec::new(); count];
-        dag.gained = vec![Vec::new(); count];
-        dag.children = vec![Vec::new(); count];
-        for version in 0..count as u32 {
+        dag.children_base = count.saturating_sub(GROWING_HORIZON) as u32;
+        dag.children = (dag.children_base..count as u32).map(|_| Vec::new()).collect();
+        for version in dag.children_base..count as u32 {
             for index in dag.offsets[version as usize]..dag.offsets[version as usize + 1] {
-                dag.children[dag.parents[index as usize] as usize].push(version);
+                let parent = dag.parents[index as usize];
+                if parent >= dag.children_base {
+                    dag.children[(parent - dag.children_base) as usize].push(version);
+                }
             }
         }
         for version in 0..count as u32 {
             if dag.is_few(version) {
                 for index in dag.descendant_at[version as usize]..dag.descendant_at[version as usize + 1] {
                     let descendant = dag.descendants[index as usize];
-                    dag.listed_above[descendant as usize].push(version);
+                    dag.listed_above.entry(descendant).or_default().push(version);
                 }
             }
         }
@@ -499,7 +515,7 @@ impl Dag {
 
     /// The descendants of `version` (which `is_few` must hold).
     fn listed(&self, version: u32) -> impl Iterator<Item = u32> + '_ {
-        let gained = self.gained.get(version as usize).map_or(&[][..], Vec::as_slice);
+        let gained = self.gained.get(&version).map_or(&[][..], Vec::as_slice);
         self.descendants
             [self.descendant_at[version as usize] as usize..self.descendant_at[version as usize + 1] as usize]
             .iter()
@@ -514,7 +530,7 @@ impl Dag {
         list.binary_search(&descendant).is_ok()
             || self
                 .gained
-                .get(version as usize)
+                .get(&version)
                 .is_some_and(|gained| gained.binary_search(&descendant).is_ok())
     }
 
@@ -1362,7 +1378,7 @@ mod tests {
             }
         }
         assert!(
-            dag.gained.iter().any(|gained| !gained.is_empty()),
+            dag.gained.values().any(|gained| !gained.is_empty()),
             "no version was listed while growing"
         );
     }

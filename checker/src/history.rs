@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::ids::IdMap;
+use crate::names::Names;
 use std::io::BufRead;
 
 use serde::Deserialize;
@@ -154,8 +155,8 @@ pub struct History {
     pub operations: Vec<Operation>,
     /// Key names, by interned id.
     pub keys: Vec<String>,
-    /// Value id names, by interned id.
-    pub value_names: Vec<String>,
+    /// Value id names, by interned id (`value_names[id]`).
+    pub value_names: Names,
     /// For each value id, the operation that wrote it (if any did).
     pub writers: Vec<Option<Writer>>,
     /// Node names, by interned id.
@@ -419,7 +420,6 @@ pub(crate) struct Reader {
     path: String,
     pub(crate) history: History,
     keys: Interner,
-    values: Interner,
     nodes: Interner,
     /// The running operation of each process, by index.
     running: IdMap<u64, u32>,
@@ -442,7 +442,6 @@ impl Reader {
             path: path.to_string(),
             history: History::default(),
             keys: Interner::new(),
-            values: Interner::new(),
             nodes: Interner::new(),
             running: IdMap::default(),
             by_id: IdMap::default(),
@@ -473,7 +472,7 @@ impl Reader {
     }
 
     fn value_id(&mut self, name: &str) -> u32 {
-        let id = self.values.intern(&mut self.history.value_names, name);
+        let id = self.history.value_names.intern(name);
         if id as usize >= self.history.writers.len() {
             self.history.writers.push(None);
             self.returned.push(false);
@@ -535,61 +534,85 @@ impl Reader {
     /// stay: an operation on a retired key, or a reused op id, must still
     /// be reported.
     pub(crate) fn compact(&mut self, keep: &dyn Fn(u32, &Operation) -> bool) -> Remap {
+        // In place, so that compacting never holds two stores at once:
+        // survivors move down, values keep their relative order.
         let history = &mut self.history;
-        let operations = std::mem::take(&mut history.operations);
-        let arena = std::mem::take(&mut history.arena);
-        let mut names = std::mem::take(&mut history.value_names);
-        let writers = std::mem::take(&mut history.writers);
-        let returned = std::mem::take(&mut self.returned);
-        self.values.ids.clear();
         let mut remap = Remap {
-            operations: Vec::with_capacity(operations.len()),
-            values: vec![u32::MAX; names.len()],
+            operations: Vec::with_capacity(history.operations.len()),
+            values: vec![u32::MAX; history.value_names.len()],
         };
-        let mut value = |old: u32, history: &mut History, fresh: &mut Vec<bool>, ids: &mut HashMap<String, u32>| {
-            if remap.values[old as usize] == u32::MAX {
-                let id = history.value_names.len() as u32;
-                let name = std::mem::take(&mut names[old as usize]);
-                ids.insert(name.clone(), id);
-                history.value_names.push(name);
-                history.writers.push(None);
-                fresh.push(returned[old as usize]);
-                remap.values[old as usize] = id;
-            }
-            remap.values[old as usize]
-        };
-        let mut fresh = Vec::new();
-        for (old, mut operation) in operations.into_iter().enumerate() {
-            if !keep(old as u32, &operation) {
+        let mut kept = 0u32;
+        for (index, operation) in history.operations.iter().enumerate() {
+            if keep(index as u32, operation) {
+                remap.operations.push(kept);
+                kept += 1;
+            } else {
                 remap.operations.push(u32::MAX);
+            }
+        }
+        // Values still named: by a survivor, or returned and never written
+        // (a context may still name one).
+        let mut used = vec![false; history.value_names.len()];
+        for (index, operation) in history.operations.iter().enumerate() {
+            if remap.operations[index] == u32::MAX {
                 continue;
             }
-            let index = history.operations.len() as u32;
-            remap.operations.push(index);
             if operation.value != u32::MAX {
-                let writes = writers[operation.value as usize].map(|writer| writer.operation) == Some(old as u32);
-                operation.value = value(operation.value, history, &mut fresh, &mut self.values.ids);
-                if writes {
-                    history.writers[operation.value as usize] = Some(Writer { operation: index });
+                used[operation.value as usize] = true;
+            }
+            for span in [operation.context, operation.values] {
+                for &id in history.ids(span) {
+                    used[id as usize] = true;
                 }
+            }
+        }
+        let mut fresh = 0u32;
+        for (old, used) in used.iter_mut().enumerate() {
+            *used |= self.returned[old] && history.writers[old].is_none();
+            if *used {
+                remap.values[old] = fresh;
+                fresh += 1;
+            }
+        }
+        history.value_names.retain(&used);
+        let (mut old, mut writers) = (0, std::mem::take(&mut history.writers));
+        writers.retain(|_| {
+            old += 1;
+            used[old - 1]
+        });
+        let mut old = 0;
+        self.returned.retain(|_| {
+            old += 1;
+            used[old - 1]
+        });
+        // Writers point at operations: renumbered, or gone with them.
+        for writer in &mut writers {
+            if let Some(at) = writer {
+                let index = remap.operations[at.operation as usize];
+                *writer = (index != u32::MAX).then_some(Writer { operation: index });
+            }
+        }
+        history.writers = writers;
+        let arena = std::mem::take(&mut history.arena);
+        let mut old = 0;
+        history.operations.retain(|_| {
+            old += 1;
+            remap.operations[old - 1] != u32::MAX
+        });
+        for operation in &mut history.operations {
+            if operation.value != u32::MAX {
+                operation.value = remap.values[operation.value as usize];
             }
             for span in [&mut operation.context, &mut operation.values] {
                 let start = history.arena.len() as u32;
-                for &id in &arena[span.start as usize..(span.start + span.len) as usize] {
-                    let id = value(id, history, &mut fresh, &mut self.values.ids);
-                    history.arena.push(id);
-                }
+                history.arena.extend(
+                    arena[span.start as usize..(span.start + span.len) as usize]
+                        .iter()
+                        .map(|&id| remap.values[id as usize]),
+                );
                 span.start = start;
             }
-            history.operations.push(operation);
         }
-        // Values a get returned that no put wrote stay (mapped once).
-        for old in 0..writers.len() {
-            if returned[old] && writers[old].is_none() {
-                value(old as u32, history, &mut fresh, &mut self.values.ids);
-            }
-        }
-        self.returned = fresh;
         let operations = &remap.operations;
         self.running.retain(|_, index| {
             *index = operations[*index as usize];

@@ -11,13 +11,14 @@
 //!   verdict (`check.json`).
 //! - [`faults`]: the fault windows and availability inside and outside them.
 //! - [`summary`]: the verdict for people (terminal text).
-//! - [`ids`]: hash maps keyed by integer ids.
+//! - [`ids`]: hash maps keyed by integer ids; [`names`]: interned value ids.
 
 pub mod check;
 pub mod dag;
 pub mod faults;
 pub mod history;
 pub mod ids;
+pub mod names;
 pub mod summary;
 
 pub use check::{check, check_with, Finding, Incremental, Invariant, Mode, Options, Verdict};

@@ -428,7 +428,7 @@ impl Incremental {
     /// they outweigh the rest, renumbering what the live keys hold.
     fn compact(&mut self) {
         let held = self.reader.history.operations.len();
-        if self.droppable < self.compact_at || self.droppable * 2 < held {
+        if self.droppable < self.compact_at || self.droppable * 4 < held {
             return;
         }
         let live = &self.live;

@@ -264,8 +264,9 @@ impl GetFacts {
 /// acknowledged puts and, per process, what it has read and written.
 #[derive(Default)]
 pub(super) struct Replay {
-    /// The maximal acknowledged puts (a tombstone is nobody's ancestor and
-    /// would stay in it forever, so deletes are left out).
+    /// The maximal acknowledged puts, but those an acknowledged delete
+    /// supersedes (a tombstone is nobody's ancestor and would stay in it
+    /// forever, so deletes are left out).
     pub(super) frontier: Vec<u32>,
     /// Per process: the maximal versions it has read.
     reads: IdMap<u64, Vec<u32>>,
@@ -286,10 +287,26 @@ pub(super) struct Waiting {
 
 impl Replay {
     /// Version `number` (written by `operation`) was acknowledged.
+    ///
+    /// An acknowledged delete takes the puts it supersedes out of the
+    /// frontier and the processes' own puts: missing them is excused
+    /// anyway, and a put superseded only by tombstones would otherwise stay
+    /// maximal forever, so the frontier (and every question asked of it)
+    /// would grow with the key's deletes rather than its concurrency.
     pub(super) fn acknowledged(&mut self, dag: &Dag, number: u32, operation: &Operation) {
-        if operation.kind == Kind::Put {
-            add_maximal(dag, &mut self.frontier, &[number]);
-            add_maximal(dag, self.own.entry(operation.process).or_default(), &[number]);
+        match operation.kind {
+            Kind::Put => {
+                add_maximal(dag, &mut self.frontier, &[number]);
+                add_maximal(dag, self.own.entry(operation.process).or_default(), &[number]);
+            }
+            Kind::Delete => {
+                let live = |put: &u32| !dag.precedes(*put, number);
+                self.frontier.retain(live);
+                for own in self.own.values_mut() {
+                    own.retain(live);
+                }
+            }
+            Kind::Get => {}
         }
     }
 
@@ -386,7 +403,7 @@ impl Waiting {
             findings.add(Invariant::StaleRead, at.key, vec![get.id, put.id], || {
                 format!(
                     "get {} began after put {} ({:?}) was acknowledged, and returned neither it nor a descendant",
-                    get.id, put.id, history.value_names[put.value as usize]
+                    get.id, put.id, &history.value_names[put.value as usize]
                 )
             });
         }
@@ -434,7 +451,7 @@ pub(super) fn final_reads(
     if distinct.len() > 1 {
         let describe = |set: &[u32]| -> Vec<&str> {
             set.iter()
-                .map(|&value| history.value_names[value as usize].as_str())
+                .map(|&value| &history.value_names[value as usize])
                 .collect()
         };
         findings.add(
@@ -469,7 +486,7 @@ pub(super) fn final_reads(
                 findings.add(Invariant::LostWrite, at.key, vec![put.id, read.id], || {
                     format!(
                         "put {} ({:?}) was acknowledged, but final get {} returned neither it nor a descendant, and no delete follows it",
-                        put.id, history.value_names[put.value as usize], read.id
+                        put.id, &history.value_names[put.value as usize], read.id
                     )
                 });
             }
@@ -480,7 +497,7 @@ pub(super) fn final_reads(
                 findings.add(Invariant::LostWrite, at.key, vec![old.id, read.id], || {
                     format!(
                         "final get {} returned {:?} (op {}), which an acknowledged write supersedes: it came back",
-                        read.id, history.value_names[old.value as usize], old.id
+                        read.id, &history.value_names[old.value as usize], old.id
                     )
                 });
             }
@@ -541,8 +558,8 @@ pub(super) fn judge_returned(
                 format!(
                     "get {} returned {:?} together with its descendant {:?} (written by op {})",
                     get.id,
-                    history.value_names[older.value as usize],
-                    history.value_names[newer.value as usize],
+                    &history.value_names[older.value as usize],
+                    &history.value_names[newer.value as usize],
                     newer.id
                 )
             },
@@ -554,7 +571,7 @@ pub(super) fn judge_returned(
             findings.add(Invariant::StaleRead, at.key, vec![get.id, old.id], || {
                 format!(
                     "get {} returned {:?}, which an acknowledged write completed before the get began supersedes",
-                    get.id, history.value_names[old.value as usize]
+                    get.id, &history.value_names[old.value as usize]
                 )
             });
         }
