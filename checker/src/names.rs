@@ -39,7 +39,11 @@ impl Names {
     /// The name of `id`.
     pub fn get(&self, id: u32) -> &str {
         let end = self.ends[id as usize] as usize;
-        let start = if id == 0 { 0 } else { self.ends[id as usize - 1] as usize };
+        let start = if id == 0 {
+            0
+        } else {
+            self.ends[id as usize - 1] as usize
+        };
         &self.text[start..end]
     }
 
@@ -159,6 +163,9 @@ mod tests {
             }
         }
         assert_eq!(names.len(), 50_000);
-        assert!(names.collided.is_empty(), "64-bit hashes of 50,000 short names collided");
+        assert!(
+            names.collided.is_empty(),
+            "64-bit hashes of 50,000 short names collided"
+        );
     }
 }

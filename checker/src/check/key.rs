@@ -449,11 +449,8 @@ pub(super) fn final_reads(
         }
     }
     if distinct.len() > 1 {
-        let describe = |set: &[u32]| -> Vec<&str> {
-            set.iter()
-                .map(|&value| &history.value_names[value as usize])
-                .collect()
-        };
+        let describe =
+            |set: &[u32]| -> Vec<&str> { set.iter().map(|&value| &history.value_names[value as usize]).collect() };
         findings.add(
             Invariant::Divergence,
             at.key,

@@ -103,6 +103,29 @@ impl Findings {
         );
     }
 
+    /// Takes in what another judge found after this one (in that order,
+    /// so the findings kept are the ones one judge alone would keep).
+    fn absorb(&mut self, other: Findings) {
+        let mut kept: BTreeMap<Invariant, usize> = BTreeMap::new();
+        for finding in &self.kept {
+            *kept.entry(finding.invariant).or_insert(0) += 1;
+        }
+        for finding in other.kept {
+            let count = kept.entry(finding.invariant).or_insert(0);
+            if *count < self.keep {
+                *count += 1;
+                self.kept.push(finding);
+            } else {
+                self.truncated = true;
+            }
+        }
+        for (invariant, count) in other.counts {
+            *self.counts.entry(invariant).or_insert(0) += count;
+        }
+        self.truncated |= other.truncated;
+        self.stale_measured += other.stale_measured;
+    }
+
     fn add(&mut self, invariant: Invariant, key: &str, ops: Vec<u64>, message: impl FnOnce() -> String) {
         if invariant == Invariant::StaleRead && self.mode == Mode::Eventual {
             self.stale_measured += 1;
@@ -152,35 +175,107 @@ pub fn check_with(history: &History, options: &Options, progress: &mut dyn FnMut
     for (index, operation) in history.operations.iter().enumerate() {
         by_key[operation.key as usize].push(index as u32);
     }
-    let mut samples = Samples::default();
-    let mut session = SessionTally::default();
-    let mut final_keys = 0;
+    // Keys are independent: two halves (by operations) are judged on two
+    // threads, and their findings joined in key order, so the verdict is
+    // the one a single thread gives.
     let total = history.operations.len() as u64;
-    let step = (total / 100).max(1);
-    let (mut judged, mut reported) = (0u64, 0u64);
-    for (key, operations) in by_key.iter().enumerate() {
-        if judged - reported >= step {
-            reported = judged;
-            progress(judged, total);
-        }
-        judged += operations.len() as u64;
-        if operations.is_empty() {
-            continue;
-        }
-        let mut judge = KeyJudge::new(history, key as u32, operations);
-        judge.replay(&mut findings, &mut samples, &mut session);
-        if judge.final_reads(&mut findings) {
-            final_keys += 1;
-        }
+    let judged = std::sync::atomic::AtomicU64::new(0);
+    let mut split = 0;
+    let mut first_half = 0u64;
+    while split < by_key.len() && first_half * 2 < total {
+        first_half += by_key[split].len() as u64;
+        split += 1;
     }
+    let (first, second) = by_key.split_at(split);
+    let mut judges = [Judged::new(options, 0), Judged::new(options, split)];
+    let [mine, theirs] = &mut judges;
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| theirs.judge(history, second, &judged));
+        let step = (total / 100).max(1);
+        let mut reported = 0;
+        mine.judge_with(history, first, &judged, &mut || {
+            let done = judged.load(std::sync::atomic::Ordering::Relaxed);
+            if done - reported >= step {
+                reported = done;
+                progress(done, total);
+            }
+        });
+        // A panic in the worker is a bug: carry it over.
+        if let Err(panic) = worker.join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
+    let [first, second] = judges;
+    let mut samples = first.samples;
+    samples.gets.extend(second.samples.gets);
+    let mut session = first.session;
+    for (process, (monotonic, ryw)) in second.session.misses {
+        let tally = session.misses.entry(process).or_insert((0, 0));
+        tally.0 += monotonic;
+        tally.1 += ryw;
+    }
+    findings.absorb(first.findings);
+    findings.absorb(second.findings);
     verdict(
         history,
         options,
         &findings,
         &samples,
         &session,
-        Counts { final_keys, ..counts },
+        Counts {
+            final_keys: first.final_keys + second.final_keys,
+            ..counts
+        },
     )
+}
+
+/// What judging a run of keys found.
+struct Judged {
+    findings: Findings,
+    samples: Samples,
+    session: SessionTally,
+    final_keys: u64,
+    /// The id of the first key of the run.
+    first_key: usize,
+}
+
+impl Judged {
+    fn new(options: &Options, first_key: usize) -> Judged {
+        Judged {
+            findings: Findings::new(options),
+            samples: Samples::default(),
+            session: SessionTally::default(),
+            final_keys: 0,
+            first_key,
+        }
+    }
+
+    fn judge(&mut self, history: &History, keys: &[Vec<u32>], judged: &std::sync::atomic::AtomicU64) {
+        self.judge_with(history, keys, judged, &mut || {});
+    }
+
+    /// Judges `keys` (the operations of each, by key id from
+    /// `first_key`), adding to `judged` as it goes and calling `tick`.
+    fn judge_with(
+        &mut self,
+        history: &History,
+        keys: &[Vec<u32>],
+        judged: &std::sync::atomic::AtomicU64,
+        tick: &mut dyn FnMut(),
+    ) {
+        for (offset, operations) in keys.iter().enumerate() {
+            tick();
+            judged.fetch_add(operations.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            if operations.is_empty() {
+                continue;
+            }
+            let mut judge = KeyJudge::new(history, (self.first_key + offset) as u32, operations);
+            judge.replay(&mut self.findings, &mut self.samples, &mut self.session);
+            if judge.final_reads(&mut self.findings) {
+                self.final_keys += 1;
+            }
+        }
+    }
 }
 
 fn verdict(
