@@ -320,3 +320,49 @@ fn a_phantom_is_reported_on_the_line_that_completes_the_get() {
     let verdict = checker.finish();
     assert_eq!(verdict.violations[&Invariant::Phantom], 2);
 }
+
+/// The batch checker judges keys on two threads; the findings it keeps
+/// when it may keep only a few per invariant are still the first in key
+/// order, as one thread going key by key would keep.
+#[test]
+fn kept_findings_are_the_first_in_key_order_whatever_thread_judged_them() {
+    let text = generate(3, 4, 6, 1500);
+    let history = dynamo_checker::read("g.jsonl", text.as_bytes()).unwrap();
+    let all = dynamo_checker::check(
+        &history,
+        &Options {
+            mode: Mode::Strict,
+            findings_per_invariant: usize::MAX,
+        },
+    );
+    let few = dynamo_checker::check(
+        &history,
+        &Options {
+            mode: Mode::Strict,
+            findings_per_invariant: 2,
+        },
+    );
+    let mut taken: HashMap<Invariant, usize> = HashMap::new();
+    let expected: Vec<_> = all
+        .findings
+        .iter()
+        .filter(|finding| {
+            let count = taken.entry(finding.invariant).or_insert(0);
+            *count += 1;
+            *count <= 2
+        })
+        .cloned()
+        .collect();
+    assert_eq!(few.findings, expected);
+    assert_eq!(few.violations, all.violations);
+    assert!(few.findings_truncated);
+    // Key order: the keys of the findings (history problems and phantoms
+    // aside, which come first) never go back.
+    let order: Vec<u32> = all
+        .findings
+        .iter()
+        .filter(|finding| !matches!(finding.invariant, Invariant::History | Invariant::Phantom))
+        .map(|finding| history.keys.iter().position(|key| *key == finding.key).unwrap() as u32)
+        .collect();
+    assert!(order.windows(2).all(|pair| pair[0] <= pair[1]), "{order:?}");
+}

@@ -103,14 +103,25 @@ impl Findings {
         );
     }
 
-    /// Takes in what another judge found after this one (in that order,
-    /// so the findings kept are the ones one judge alone would keep).
-    fn absorb(&mut self, other: Findings) {
+    /// Takes in what two judges of disjoint keys found (each in its keys'
+    /// ascending order, `found_in` naming the key of each kept finding),
+    /// after what this one holds and in key order: the findings kept are
+    /// the ones one judge going key by key would keep. (Each judge kept
+    /// its first findings per invariant; the first overall are among them.)
+    fn join(&mut self, first: Findings, first_in: &[u32], second: Findings, second_in: &[u32]) {
+        let mut tagged: Vec<(u32, Finding)> = first_in
+            .iter()
+            .copied()
+            .zip(first.kept)
+            .chain(second_in.iter().copied().zip(second.kept))
+            .collect();
+        // Stable: a key's findings stay in the order found.
+        tagged.sort_by_key(|tagged| tagged.0);
         let mut kept: BTreeMap<Invariant, usize> = BTreeMap::new();
         for finding in &self.kept {
             *kept.entry(finding.invariant).or_insert(0) += 1;
         }
-        for finding in other.kept {
+        for (_, finding) in tagged {
             let count = kept.entry(finding.invariant).or_insert(0);
             if *count < self.keep {
                 *count += 1;
@@ -119,11 +130,13 @@ impl Findings {
                 self.truncated = true;
             }
         }
-        for (invariant, count) in other.counts {
-            *self.counts.entry(invariant).or_insert(0) += count;
+        for other in [first.counts, second.counts] {
+            for (invariant, count) in other {
+                *self.counts.entry(invariant).or_insert(0) += count;
+            }
         }
-        self.truncated |= other.truncated;
-        self.stale_measured += other.stale_measured;
+        self.truncated |= first.truncated || second.truncated;
+        self.stale_measured += first.stale_measured + second.stale_measured;
     }
 
     fn add(&mut self, invariant: Invariant, key: &str, ops: Vec<u64>, message: impl FnOnce() -> String) {
@@ -175,25 +188,35 @@ pub fn check_with(history: &History, options: &Options, progress: &mut dyn FnMut
     for (index, operation) in history.operations.iter().enumerate() {
         by_key[operation.key as usize].push(index as u32);
     }
-    // Keys are independent: two halves (by operations) are judged on two
-    // threads, and their findings joined in key order, so the verdict is
-    // the one a single thread gives.
+    // Keys are independent: they are shared between two threads, the
+    // costliest first to whichever has less (a hot key costs more per
+    // operation than a cold one: its labels are wider), and the findings
+    // are joined back in key order, so the verdict is one thread's.
     let total = history.operations.len() as u64;
     let judged = std::sync::atomic::AtomicU64::new(0);
-    let mut split = 0;
-    let mut first_half = 0u64;
-    while split < by_key.len() && first_half * 2 < total {
-        first_half += by_key[split].len() as u64;
-        split += 1;
+    let cost = |key: usize| {
+        let operations = by_key[key].len() as f64;
+        operations * (1.0 + (operations + 1.0).log2())
+    };
+    let mut order: Vec<usize> = (0..by_key.len()).filter(|&key| !by_key[key].is_empty()).collect();
+    order.sort_by(|&a, &b| cost(b).total_cmp(&cost(a)));
+    let mut shares: [(f64, Vec<usize>); 2] = [(0.0, Vec::new()), (0.0, Vec::new())];
+    for key in order {
+        let lighter = usize::from(shares[1].0 < shares[0].0);
+        shares[lighter].0 += cost(key);
+        shares[lighter].1.push(key);
     }
-    let (first, second) = by_key.split_at(split);
-    let mut judges = [Judged::new(options, 0), Judged::new(options, split)];
+    for share in &mut shares {
+        share.1.sort_unstable();
+    }
+    let mut judges = [Judged::new(options), Judged::new(options)];
     let [mine, theirs] = &mut judges;
+    let [(_, first), (_, second)] = &shares;
     std::thread::scope(|scope| {
-        let worker = scope.spawn(|| theirs.judge(history, second, &judged));
+        let worker = scope.spawn(|| theirs.judge(history, &by_key, second, &judged, &mut || {}));
         let step = (total / 100).max(1);
         let mut reported = 0;
-        mine.judge_with(history, first, &judged, &mut || {
+        mine.judge(history, &by_key, first, &judged, &mut || {
             let done = judged.load(std::sync::atomic::Ordering::Relaxed);
             if done - reported >= step {
                 reported = done;
@@ -214,66 +237,59 @@ pub fn check_with(history: &History, options: &Options, progress: &mut dyn FnMut
         tally.0 += monotonic;
         tally.1 += ryw;
     }
-    findings.absorb(first.findings);
-    findings.absorb(second.findings);
+    let final_keys = first.final_keys + second.final_keys;
+    findings.join(first.findings, &first.found_in, second.findings, &second.found_in);
     verdict(
         history,
         options,
         &findings,
         &samples,
         &session,
-        Counts {
-            final_keys: first.final_keys + second.final_keys,
-            ..counts
-        },
+        Counts { final_keys, ..counts },
     )
 }
 
-/// What judging a run of keys found.
+/// What judging some keys found.
 struct Judged {
     findings: Findings,
+    /// The key each kept finding is of (by id), in order.
+    found_in: Vec<u32>,
     samples: Samples,
     session: SessionTally,
     final_keys: u64,
-    /// The id of the first key of the run.
-    first_key: usize,
 }
 
 impl Judged {
-    fn new(options: &Options, first_key: usize) -> Judged {
+    fn new(options: &Options) -> Judged {
         Judged {
             findings: Findings::new(options),
+            found_in: Vec::new(),
             samples: Samples::default(),
             session: SessionTally::default(),
             final_keys: 0,
-            first_key,
         }
     }
 
-    fn judge(&mut self, history: &History, keys: &[Vec<u32>], judged: &std::sync::atomic::AtomicU64) {
-        self.judge_with(history, keys, judged, &mut || {});
-    }
-
-    /// Judges `keys` (the operations of each, by key id from
-    /// `first_key`), adding to `judged` as it goes and calling `tick`.
-    fn judge_with(
+    /// Judges `keys` (ascending ids; `by_key` holds each key's
+    /// operations), adding to `judged` as it goes and calling `tick`.
+    fn judge(
         &mut self,
         history: &History,
-        keys: &[Vec<u32>],
+        by_key: &[Vec<u32>],
+        keys: &[usize],
         judged: &std::sync::atomic::AtomicU64,
         tick: &mut dyn FnMut(),
     ) {
-        for (offset, operations) in keys.iter().enumerate() {
+        for &key in keys {
             tick();
+            let operations = &by_key[key];
             judged.fetch_add(operations.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            if operations.is_empty() {
-                continue;
-            }
-            let mut judge = KeyJudge::new(history, (self.first_key + offset) as u32, operations);
+            let mut judge = KeyJudge::new(history, key as u32, operations);
             judge.replay(&mut self.findings, &mut self.samples, &mut self.session);
             if judge.final_reads(&mut self.findings) {
                 self.final_keys += 1;
             }
+            self.found_in.resize(self.findings.kept.len(), key as u32);
         }
     }
 }
