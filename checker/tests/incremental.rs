@@ -51,6 +51,10 @@ struct Generator {
     read: HashMap<(u64, String), Vec<String>>,
     /// Values some write superseded (an antichain bug returns one).
     superseded: HashMap<String, Vec<String>>,
+    /// The process id each client slot uses now: a process whose
+    /// operation ended in `info` is never used again (HISTORY.md).
+    ids: Vec<u64>,
+    fresh: u64,
 }
 
 impl Generator {
@@ -60,7 +64,8 @@ impl Generator {
         writeln!(self.text, "{body},\"time_ns\":{}}}", self.time).unwrap();
     }
 
-    fn invoke(&mut self, process: u64, key: &str) -> Pending {
+    fn invoke(&mut self, slot: u64, key: &str) -> Pending {
+        let process = self.ids[slot as usize];
         self.op += 1;
         let op = self.op;
         if (self.next)(2) == 0 {
@@ -91,7 +96,8 @@ impl Generator {
         }
     }
 
-    fn complete(&mut self, process: u64, pending: Pending) {
+    fn complete(&mut self, slot: u64, pending: Pending) {
+        let process = self.ids[slot as usize];
         match pending {
             Pending::Get { op, key } => {
                 let (now, before) = self.store.get(&key).cloned().unwrap_or_default();
@@ -149,6 +155,10 @@ impl Generator {
                 self.event(format!(
                     r#"{{"type":"{outcome}","process":{process},"op":{op},"f":"{f}"}}"#
                 ));
+                if outcome == "info" {
+                    self.fresh += 1;
+                    self.ids[slot as usize] = self.fresh;
+                }
             }
         }
     }
@@ -188,6 +198,8 @@ fn generate(seed: u64, generations: u64, keys: u64, ops: u64) -> String {
         store: HashMap::new(),
         read: HashMap::new(),
         superseded: HashMap::new(),
+        ids: (0..12).collect(),
+        fresh: 100,
     };
     let processes = 12;
     for generation in 0..generations {
@@ -244,13 +256,12 @@ fn whole_and_incremental_agree_on_generated_histories_with_retirements() {
             }
         }
     }
-    // The generator's bugs reach every invariant but the history's own, so
-    // the agreement above covers each kind of finding.
-    for invariant in Invariant::ALL
-        .into_iter()
-        .filter(|&invariant| invariant != Invariant::History)
-    {
-        assert!(found[&invariant] > 0, "no {invariant} finding generated: {found:?}");
+    // The generator's bugs reach every invariant but the history's own
+    // (the fixtures break those rules), so the agreement above covers each
+    // kind of finding.
+    for invariant in Invariant::ALL {
+        let expected = invariant != Invariant::History;
+        assert_eq!(found[&invariant] > 0, expected, "{invariant}: {found:?}");
     }
 }
 

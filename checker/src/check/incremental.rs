@@ -279,6 +279,7 @@ impl Incremental {
             .collect();
         live.dag.push(&parents);
         live.superseded_at.push(u64::MAX);
+        live.replay.add_version();
     }
 
     fn completed(&mut self, index: u32) {

@@ -180,7 +180,7 @@ impl<'a> KeyJudge<'a> {
         events.sort_unstable_by_key(|event| event.0);
 
         let excused = excused(history, &self.versions, &self.dag);
-        let mut replay = Replay::default();
+        let mut replay = Replay::new(self.versions.len());
         // The union of the strict ancestors of every acknowledged write:
         // it only grows, so it is kept rather than rebuilt.
         let mut below = Label::default();
@@ -268,10 +268,16 @@ pub(super) struct Replay {
     /// supersedes (a tombstone is nobody's ancestor and would stay in it
     /// forever, so deletes are left out).
     pub(super) frontier: Vec<u32>,
-    /// Per process: the maximal versions it has read.
+    /// Per process: the maximal versions it has read (but those deleted
+    /// since).
     reads: IdMap<u64, Vec<u32>>,
     /// Per process: its own maximal acknowledged puts.
     own: IdMap<u64, Vec<u32>>,
+    /// Per version: the position (event sequence) of the first
+    /// acknowledgement of a delete that supersedes it, `u64::MAX` while
+    /// none (each version is marked once, by a walk that stops at marked
+    /// versions).
+    deleted_at: Vec<u64>,
 }
 
 /// A get that missed acknowledged puts (before excusal: a delete that
@@ -286,6 +292,19 @@ pub(super) struct Waiting {
 }
 
 impl Replay {
+    /// A replay of a key with `versions` versions so far.
+    pub(super) fn new(versions: usize) -> Replay {
+        Replay {
+            deleted_at: vec![u64::MAX; versions],
+            ..Replay::default()
+        }
+    }
+
+    /// The key has one more version.
+    pub(super) fn add_version(&mut self) {
+        self.deleted_at.push(u64::MAX);
+    }
+
     /// Version `number` (written by `operation`) was acknowledged.
     ///
     /// An acknowledged delete takes the puts it supersedes out of the
@@ -296,11 +315,24 @@ impl Replay {
     pub(super) fn acknowledged(&mut self, dag: &Dag, number: u32, operation: &Operation) {
         match operation.kind {
             Kind::Put => {
+                // Acknowledged after a delete of it was: excused already.
+                if self.deleted_at[number as usize] != u64::MAX {
+                    return;
+                }
                 add_maximal(dag, &mut self.frontier, &[number]);
                 add_maximal(dag, self.own.entry(operation.process).or_default(), &[number]);
             }
             Kind::Delete => {
-                let live = |put: &u32| !dag.precedes(*put, number);
+                let mut walk = dag.parents(number).to_vec();
+                while let Some(version) = walk.pop() {
+                    let at = &mut self.deleted_at[version as usize];
+                    if *at == u64::MAX {
+                        *at = operation.complete_seq;
+                        walk.extend_from_slice(dag.parents(version));
+                    }
+                }
+                let deleted_at = &self.deleted_at;
+                let live = |put: &u32| deleted_at[*put as usize] == u64::MAX;
                 self.frontier.retain(live);
                 for own in self.own.values_mut() {
                     own.retain(live);
@@ -332,6 +364,13 @@ impl Replay {
             .collect();
         let tally = session.misses.entry(get.process).or_insert((0, 0));
         let reads = self.reads.entry(get.process).or_default();
+        // A version deleted before this get began is no longer worth
+        // remembering as read: reading its ancestor now is a stale read
+        // (part 1), not a session measure, and a process that read a value
+        // that was then deleted would otherwise carry it forever. (Decided
+        // by the get's start, so the batch and incremental checkers agree.)
+        let deleted_at = &self.deleted_at;
+        reads.retain(|&version| deleted_at[version as usize] >= get.invoke_seq);
         if !reads.is_empty() && !returned.is_empty() {
             let behind = at.dag.covered(reads, returned, true);
             if behind.iter().any(|&hit| hit) {
