@@ -25,7 +25,10 @@
 //! `--processes P` (64), `--hot F` (0.6; 0.3 for branching), `--shape
 //! chain|branching` (chain), `--keep` (keep the file and print its path),
 //! `--incremental` (check line by line with [`Incremental`], as a soak
-//! does, instead of reading the whole file first).
+//! does, instead of reading the whole file first), `--retire-every N`
+//! (branching: every N operations the keys get final reads and are
+//! retired, and a fresh generation of keys takes their place, as a soak
+//! does; key names carry the generation, `g3:k17`).
 
 use std::io::Write;
 use std::time::Instant;
@@ -56,6 +59,7 @@ fn main() {
     let mut branching = false;
     let mut keep = false;
     let mut incremental = false;
+    let mut retire_every = None;
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         let mut number = || arguments.next().and_then(|text| text.parse::<f64>().ok());
@@ -71,6 +75,7 @@ fn main() {
             },
             "--keep" => keep = true,
             "--incremental" => incremental = true,
+            "--retire-every" => retire_every = Some(number().expect("--retire-every N") as u64),
             "--bench" => {}
             other => eprintln!("ignoring argument {other:?}"),
         }
@@ -78,7 +83,7 @@ fn main() {
     let path = std::env::temp_dir().join(format!("dynamo-checker-bench-{}.jsonl", std::process::id()));
     let started = Instant::now();
     let (lines, hot_versions) = if branching {
-        generate_branching(&path, ops, keys, processes, hot.unwrap_or(0.3))
+        generate_branching(&path, ops, keys, processes, hot.unwrap_or(0.3), retire_every)
     } else {
         generate(&path, ops, keys, processes, hot.unwrap_or(0.6))
     };
@@ -234,22 +239,43 @@ fn generate(path: &std::path::Path, ops: u64, keys: u64, processes: u64, hot: f6
 
 /// The branching shape (see the module doc); returns (lines, versions of
 /// the hot key).
-fn generate_branching(path: &std::path::Path, ops: u64, keys: u64, processes: u64, hot: f64) -> (u64, u64) {
+fn generate_branching(
+    path: &std::path::Path,
+    ops: u64,
+    keys: u64,
+    processes: u64,
+    hot: f64,
+    retire_every: Option<u64>,
+) -> (u64, u64) {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
     let mut rng = Rng::new(11);
+    let mut generation = 0u64;
+    let mut final_op = ops;
     let mut current: Vec<Vec<u64>> = vec![Vec::new(); keys as usize];
     // Per process: its last read of each key it read.
     let mut last_read: Vec<std::collections::HashMap<u64, Vec<u64>>> =
         vec![std::collections::HashMap::new(); processes as usize];
     let (mut time, mut lines, mut hot_versions, mut widest) = (0u64, 0u64, 0u64, 0usize);
     for op in 0..ops {
+        if retire_every.is_some_and(|every| op > 0 && op % every == 0) {
+            // A generation ends: final reads of its keys, then they retire
+            // and a fresh set takes their place.
+            lines += final_reads(&mut out, &current, generation, processes, &mut final_op, &mut time);
+            let names: Vec<String> = (0..keys).map(|key| format!("\"g{generation}:k{key}\"")).collect();
+            time += 1000;
+            writeln!(out, "{{\"type\":\"retire\",\"keys\":[{}],\"time_ns\":{time}}}", names.join(",")).expect("write");
+            lines += 1;
+            generation += 1;
+            current = vec![Vec::new(); keys as usize];
+            last_read = vec![std::collections::HashMap::new(); processes as usize];
+        }
         let process = rng.below(processes) as usize;
         let key = if rng.chance(hot) { 0 } else { 1 + rng.below(keys - 1) };
         time += 1000;
         let (invoke, complete) = if rng.chance(0.5) {
             let seen = current[key as usize].clone();
             let invoke =
-                format!("{{\"type\":\"invoke\",\"process\":{process},\"op\":{op},\"f\":\"get\",\"key\":\"k{key}\",\"time_ns\":{time}}}\n");
+                format!("{{\"type\":\"invoke\",\"process\":{process},\"op\":{op},\"f\":\"get\",\"key\":\"g{generation}:k{key}\",\"time_ns\":{time}}}\n");
             let complete = format!(
                 "{{\"type\":\"ok\",\"process\":{process},\"op\":{op},\"f\":\"get\",\"values\":[{}],\"time_ns\":{}}}\n",
                 ids(&seen),
@@ -267,7 +293,7 @@ fn generate_branching(path: &std::path::Path, ops: u64, keys: u64, processes: u6
             };
             let f = if delete { "delete" } else { "put" };
             let invoke = format!(
-                "{{\"type\":\"invoke\",\"process\":{process},\"op\":{op},\"f\":\"{f}\",\"key\":\"k{key}\",\"value\":\"v{op}\",\"context\":[{}],\"time_ns\":{time}}}\n",
+                "{{\"type\":\"invoke\",\"process\":{process},\"op\":{op},\"f\":\"{f}\",\"key\":\"g{generation}:k{key}\",\"value\":\"v{op}\",\"context\":[{}],\"time_ns\":{time}}}\n",
                 ids(&context)
             );
             let state = &mut current[key as usize];
@@ -289,22 +315,33 @@ fn generate_branching(path: &std::path::Path, ops: u64, keys: u64, processes: u6
         out.write_all(complete.as_bytes()).expect("write");
         lines += 2;
     }
-    for key in 0..keys {
-        time += 1000;
-        let op = ops + key;
-        out.write_all(
-            format!(
-                "{{\"type\":\"invoke\",\"process\":{processes},\"op\":{op},\"f\":\"get\",\"key\":\"k{key}\",\"final\":true,\"time_ns\":{time}}}\n{{\"type\":\"ok\",\"process\":{processes},\"op\":{op},\"f\":\"get\",\"values\":[{}],\"time_ns\":{time}}}\n",
-                ids(&current[key as usize])
-            )
-            .as_bytes(),
-        )
-        .expect("write");
-        lines += 2;
-    }
+    lines += final_reads(&mut out, &current, generation, processes, &mut final_op, &mut time);
     out.flush().expect("flush");
     eprintln!("branching: at most {widest} siblings on a key at once");
     (lines, hot_versions)
+}
+
+/// Final reads of every key of a generation (by process `process`, op ids
+/// from `op` on); returns the lines written.
+fn final_reads(
+    out: &mut impl Write,
+    current: &[Vec<u64>],
+    generation: u64,
+    process: u64,
+    op: &mut u64,
+    time: &mut u64,
+) -> u64 {
+    for (key, values) in current.iter().enumerate() {
+        *time += 1000;
+        writeln!(
+            out,
+            "{{\"type\":\"invoke\",\"process\":{process},\"op\":{op},\"f\":\"get\",\"key\":\"g{generation}:k{key}\",\"final\":true,\"time_ns\":{time}}}\n{{\"type\":\"ok\",\"process\":{process},\"op\":{op},\"f\":\"get\",\"values\":[{}],\"time_ns\":{time}}}",
+            ids(values)
+        )
+        .expect("write");
+        *op += 1;
+    }
+    2 * current.len() as u64
 }
 
 /// Value ids as a JSON array's inside: `"v1","v2"`.
