@@ -263,7 +263,12 @@ fn generate_branching(
             lines += final_reads(&mut out, &current, generation, processes, &mut final_op, &mut time);
             let names: Vec<String> = (0..keys).map(|key| format!("\"g{generation}:k{key}\"")).collect();
             time += 1000;
-            writeln!(out, "{{\"type\":\"retire\",\"keys\":[{}],\"time_ns\":{time}}}", names.join(",")).expect("write");
+            writeln!(
+                out,
+                "{{\"type\":\"retire\",\"keys\":[{}],\"time_ns\":{time}}}",
+                names.join(",")
+            )
+            .expect("write");
             lines += 1;
             generation += 1;
             current = vec![Vec::new(); keys as usize];

@@ -1,12 +1,14 @@
 //! `dynamo-bench check HISTORY --follow`: check a history while it is
 //! still being written (as `tail -f` reads a log), printing each finding
-//! the moment the checker decides it.
+//! the moment the checker decides it; and `--stream`, the same over a
+//! finished file, in memory bounded by its live keys.
 //!
 //! Lines are fed to [`dynamo_checker::Incremental`] as they are completed
-//! by a newline; a partial line waits for the rest. The follow ends when
-//! the file has not grown for `idle` (the writer is done, or stuck), or
-//! when `stop` is set (Ctrl-C); whatever was read is then judged to the
-//! end, as the batch checker would judge a file that ended there.
+//! by a newline; a partial line waits for the rest. A follow ends when the
+//! file has not grown for its idle time (the writer is done, or stuck), a
+//! stream at the end of the file, either when `stop` is set (Ctrl-C);
+//! whatever was read is then judged to the end, as the batch checker would
+//! judge a file that ended there.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -18,11 +20,22 @@ use dynamo_checker::{Finding, Incremental, Options, ReadError, Verdict};
 /// How often the file is polled for more lines.
 const POLL: Duration = Duration::from_millis(100);
 
+/// When to stop reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// The file has not grown for this long (`--follow`).
+    Idle(Duration),
+    /// The end of the file (`--stream`).
+    End,
+}
+
 /// Why a follow ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
     /// The file did not grow for the idle time.
     Idle,
+    /// The end of the file was reached.
+    End,
     /// Stopped from outside (Ctrl-C).
     Stopped,
 }
@@ -44,18 +57,17 @@ pub struct Progress {
     pub idle: Duration,
 }
 
-/// Follows the history at `path` until it is idle for `idle` or `stop` is
-/// set. `found` is called with each finding as it is found, `progress`
-/// now and then.
+/// Follows the history at `path` until `until` or `stop` is set. `found`
+/// is called with each finding as it is found, `progress` now and then.
 ///
 /// # Errors
-/// The file cannot be opened (it is waited for up to `idle` if it does
-/// not exist yet) or read, it shrank (rewritten under the follower), or a
-/// line is not a well-formed event.
+/// The file cannot be opened (a follow waits up to its idle time for it to
+/// appear) or read, it shrank (rewritten under the follower), or a line is
+/// not a well-formed event.
 pub fn follow(
     path: &Path,
     options: &Options,
-    idle: Duration,
+    until: Until,
     stop: &AtomicBool,
     found: &mut dyn FnMut(&Finding),
     progress: &mut dyn FnMut(&Progress),
@@ -66,6 +78,10 @@ pub fn follow(
         source,
     };
     let started = Instant::now();
+    let idle = match until {
+        Until::Idle(idle) => idle,
+        Until::End => Duration::ZERO,
+    };
     let mut file = loop {
         match std::fs::File::open(path) {
             Ok(file) => break file,
@@ -104,6 +120,9 @@ pub fn follow(
         } else {
             if stop.load(Ordering::Relaxed) {
                 break Ended::Stopped;
+            }
+            if until == Until::End {
+                break Ended::End;
             }
             if grew.elapsed() >= idle {
                 break Ended::Idle;

@@ -85,6 +85,12 @@ enum Command {
     /// printed and written as without --follow (the fault report needs the
     /// whole history: run check again without --follow for it).
     ///
+    /// With --stream, a finished history is checked the same way, line by
+    /// line to its end: memory follows the keys not yet retired rather
+    /// than the file (for soak histories, whose keys retire in
+    /// generations); without it the whole file is read first, which is
+    /// faster.
+    ///
     ///   dynamo-bench check reports/runs/<run>/history.jsonl --follow
     ///
     /// Exit status: 0 valid, 1 violations found, 2 the history could not be
@@ -101,8 +107,11 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
         /// Follow a history that is still being written (see above).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "stream")]
         follow: bool,
+        /// Check line by line to the end of the file (see above).
+        #[arg(long)]
+        stream: bool,
         /// With --follow: stop once the file has not grown for this long
         /// (e.g. 30s, 2m).
         #[arg(long, default_value = "10s", value_parser = parse_idle, requires = "follow")]
@@ -193,15 +202,26 @@ fn main() -> ExitCode {
             mode,
             json,
             follow: false,
+            stream: false,
             ..
         } => check(&history, mode, json),
         Command::Check {
             history,
             mode,
             json,
-            follow: true,
+            follow,
             idle,
-        } => check_following(&history, mode, json, idle),
+            ..
+        } => check_following(
+            &history,
+            mode,
+            json,
+            if follow {
+                dynamo_bench::follow::Until::Idle(idle)
+            } else {
+                dynamo_bench::follow::Until::End
+            },
+        ),
         Command::Faults { clean } => faults(clean),
         Command::Serve {
             cluster,
@@ -303,7 +323,13 @@ extern "C" fn on_interrupt(_: libc::c_int) {
     STOP.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn check_following(path: &std::path::Path, mode: Mode, json: Option<PathBuf>, idle: std::time::Duration) -> ExitCode {
+fn check_following(
+    path: &std::path::Path,
+    mode: Mode,
+    json: Option<PathBuf>,
+    until: dynamo_bench::follow::Until,
+) -> ExitCode {
+    use dynamo_bench::follow::{Ended, Until};
     // SAFETY: the handler only stores to an atomic, which is
     // async-signal-safe.
     unsafe {
@@ -319,15 +345,17 @@ fn check_following(path: &std::path::Path, mode: Mode, json: Option<PathBuf>, id
         mode,
         ..dynamo_checker::Options::default()
     };
-    eprintln!(
-        "following {} (stops after {:?} without growth, or on Ctrl-C)",
-        path.display(),
-        idle
-    );
+    match until {
+        Until::Idle(idle) => eprintln!(
+            "following {} (stops after {idle:?} without growth, or on Ctrl-C)",
+            path.display()
+        ),
+        Until::End => eprintln!("streaming {} to its end", path.display()),
+    }
     let followed = dynamo_bench::follow::follow(
         path,
         &options,
-        idle,
+        until,
         &STOP,
         &mut |finding| {
             line.borrow_mut().clear();
@@ -362,12 +390,16 @@ fn check_following(path: &std::path::Path, mode: Mode, json: Option<PathBuf>, id
         return ExitCode::from(2);
     }
     print!("{}", dynamo_checker::summary::text(&verdict));
+    if verdict.counts.fault_events > 0 {
+        println!("fault report: it needs the whole history; run check without --follow or --stream for it");
+    }
     println!(
-        "followed for {:.1}s ({}); verdict written to {}",
+        "checked line by line in {:.1}s ({}); verdict written to {}",
         started.elapsed().as_secs_f64(),
-        match ended {
-            dynamo_bench::follow::Ended::Idle => format!("the file did not grow for {idle:?}"),
-            dynamo_bench::follow::Ended::Stopped => "stopped by Ctrl-C".to_string(),
+        match (ended, until) {
+            (Ended::Idle, Until::Idle(idle)) => format!("the file did not grow for {idle:?}"),
+            (Ended::Stopped, _) => "stopped by Ctrl-C".to_string(),
+            _ => "the end of the file".to_string(),
         },
         json_path.display()
     );

@@ -296,7 +296,8 @@ fn check_exits_zero_one_and_two_for_valid_violating_and_unreadable_histories() {
 /// `check --follow` reads a history while it is written: a finding is
 /// printed while the writer is still going, a retirement decides the
 /// retired key's lost write at once, and the follow ends when the file
-/// stops growing, with the same verdict `check` gives the finished file.
+/// stops growing, with the same verdict `check` (and `check --stream`)
+/// gives the finished file.
 #[test]
 fn check_follow_prints_findings_while_the_history_is_written() {
     use std::io::{BufRead, Write};
@@ -379,6 +380,16 @@ fn check_follow_prints_findings_while_the_history_is_written() {
     let whole: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("whole.json")).unwrap()).unwrap();
     assert_eq!(whole, followed);
+    // And streamed line by line to the end of the file.
+    let output = bench()
+        .args(["check", path.to_str().unwrap(), "--stream", "--json"])
+        .arg(dir.join("streamed.json"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let streamed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("streamed.json")).unwrap()).unwrap();
+    assert_eq!(streamed, whole);
 
     // A history rewritten under the follower is refused, naming why.
     let child = bench()

@@ -12,11 +12,13 @@
 //!    supersedes (must not come back);
 //! 3. the key's events are replayed in observation order, keeping the
 //!    *frontier* of acknowledged puts (the maximal ones completed `ok` so
-//!    far) and the union of the strict ancestors of every acknowledged
-//!    write, grown one write at a time ([`Dag::join`]). A get is judged
-//!    against those: stale reads, k-staleness (walking back only from the
-//!    frontier versions it missed), and the per-process session
-//!    guarantees;
+//!    far, but those an acknowledged delete supersedes: missing them is
+//!    excused, and they would otherwise stay maximal forever) and the
+//!    union of the strict ancestors of every acknowledged write, grown one
+//!    write at a time ([`Dag::join`]). A get is judged against those:
+//!    stale reads, k-staleness (walking back only from the frontier
+//!    versions it missed), and the per-process session measures (a
+//!    process's reads forget versions deleted before its next get began);
 //! 4. the final reads are compared with one another (divergence) and with
 //!    every acknowledged write (lost writes, resurrections).
 //!
@@ -44,7 +46,9 @@
 //!   O(s) per final read.
 //!
 //! So a key costs O(V_k × s × (w + g)) whatever the shape of its causality:
-//! linear in the history's length.
+//! linear in the history's length. Keys are shared between two threads by
+//! estimated cost (a hot key costs more per operation), and the findings
+//! joined back in key order.
 //!
 //! # Whole or as it is written
 //!
