@@ -317,8 +317,8 @@ impl Interner {
 /// # Errors
 /// The reader fails, or a line is not a well-formed event (the error names
 /// the line).
-pub fn read(path: &str, reader: impl BufRead) -> Result<History, ReadError> {
-    Reader::new(path).read(reader)
+pub fn read(path: &str, reader: impl BufRead + Send) -> Result<History, ReadError> {
+    Reader::new(path).read(reader, &mut |_| {})
 }
 
 /// Reads the history file at `path` (`.jsonl`; `.gz` and `.zst` are not
@@ -349,48 +349,203 @@ pub fn read_file_with(path: &std::path::Path, progress: &mut dyn FnMut(u64, u64)
         source,
     })?;
     let total = file.metadata().map(|meta| meta.len()).unwrap_or(0);
-    let counting = Counting {
-        inner: std::io::BufReader::with_capacity(1 << 20, file),
-        read: 0,
-        reported: 0,
-        total,
-        progress,
-    };
-    let history = read(&name, counting)?;
+    let mut reported = 0;
+    let history = Reader::new(&name).read(std::io::BufReader::with_capacity(1 << 20, file), &mut |read| {
+        if read - reported >= 16 << 20 {
+            reported = read;
+            progress(read, total);
+        }
+    })?;
     if history.events == 0 {
         return Err(ReadError::Empty { path: name });
     }
     Ok(history)
 }
 
-/// A reader that reports how far it has read.
-struct Counting<'a, R> {
-    inner: R,
-    read: u64,
-    reported: u64,
-    total: u64,
-    progress: &'a mut dyn FnMut(u64, u64),
-}
+/// Reading in two stages: a thread splits the text into lines and parses
+/// each line's JSON (a third of the reading time), the caller's thread
+/// interns and checks what was parsed, in order. Parsed strings are
+/// ranges of their batch's text, so nothing is copied between the two.
+mod parsed {
+    use std::borrow::Cow;
+    use std::io::BufRead;
 
-impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
-    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.inner.read(buffer)?;
-        self.read += read as u64;
-        Ok(read)
-    }
-}
+    use super::Line;
 
-impl<R: BufRead> BufRead for Counting<'_, R> {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        self.inner.fill_buf()
+    /// A string of a parsed line: a range of the batch's text, or (when
+    /// JSON escapes made serde build it) one of the batch's own strings.
+    #[derive(Clone, Copy)]
+    pub(super) enum Piece {
+        At(u32, u32),
+        Own(u32),
     }
 
-    fn consume(&mut self, amount: usize) {
-        self.inner.consume(amount);
-        self.read += amount as u64;
-        if self.read - self.reported >= 16 << 20 {
-            self.reported = self.read;
-            (self.progress)(self.read, self.total);
+    /// An operation event's fields.
+    pub(super) struct Fields {
+        event: Piece,
+        process: u64,
+        op: u64,
+        f: Piece,
+        key: Option<Piece>,
+        value: Option<Piece>,
+        /// Ranges of [`Batch::pieces`].
+        context: Option<(u32, u32)>,
+        values: Option<(u32, u32)>,
+        node: Option<Piece>,
+        time_ns: u64,
+        is_final: Option<bool>,
+    }
+
+    /// One line, as the parsing thread left it.
+    pub(super) enum Parsed {
+        /// Anything else (blank, fault, retire, or a line to be read whole
+        /// by the reader): this range of the text.
+        Whole(u32, u32),
+        Event(Fields),
+        Malformed(String),
+    }
+
+    /// About a megabyte of lines.
+    pub(super) struct Batch {
+        pub(super) text: String,
+        pub(super) lines: Vec<Parsed>,
+        pieces: Vec<Piece>,
+        owned: Vec<String>,
+        /// Bytes of the input read up to the end of this batch.
+        pub(super) read: u64,
+    }
+
+    impl Batch {
+        fn piece(&mut self, text: &str, string: Cow<'_, str>) -> Piece {
+            match string {
+                Cow::Borrowed(borrowed) => {
+                    let start = borrowed.as_ptr() as usize - text.as_ptr() as usize;
+                    Piece::At(start as u32, borrowed.len() as u32)
+                }
+                Cow::Owned(owned) => {
+                    self.owned.push(owned);
+                    Piece::Own(self.owned.len() as u32 - 1)
+                }
+            }
+        }
+
+        fn list(&mut self, text: &str, list: Option<Vec<Cow<'_, str>>>) -> Option<(u32, u32)> {
+            let list = list?;
+            let start = self.pieces.len() as u32;
+            for string in list {
+                let piece = self.piece(text, string);
+                self.pieces.push(piece);
+            }
+            Some((start, self.pieces.len() as u32 - start))
+        }
+
+        fn resolve(&self, piece: Piece) -> &str {
+            match piece {
+                Piece::At(start, len) => &self.text[start as usize..(start + len) as usize],
+                Piece::Own(index) => &self.owned[index as usize],
+            }
+        }
+
+        /// The line's fields, borrowed from the batch.
+        pub(super) fn line(&self, fields: &Fields) -> Line<'_> {
+            let one = |piece: Piece| Cow::Borrowed(self.resolve(piece));
+            let list = |range: Option<(u32, u32)>| {
+                range.map(|(start, len)| {
+                    self.pieces[start as usize..(start + len) as usize]
+                        .iter()
+                        .map(|&piece| one(piece))
+                        .collect()
+                })
+            };
+            Line {
+                event: one(fields.event),
+                process: fields.process,
+                op: fields.op,
+                f: one(fields.f),
+                key: fields.key.map(one),
+                value: fields.value.map(one),
+                context: list(fields.context),
+                values: list(fields.values),
+                node: fields.node.map(one),
+                time_ns: fields.time_ns,
+                is_final: fields.is_final,
+            }
+        }
+    }
+
+    /// Parses `text` (whole lines) into a batch.
+    fn parse(text: String, read: u64) -> Batch {
+        let mut batch = Batch {
+            text: String::new(),
+            lines: Vec::new(),
+            pieces: Vec::new(),
+            owned: Vec::new(),
+            read,
+        };
+        let mut start = 0;
+        while start < text.len() {
+            let end = text[start..].find('\n').map_or(text.len(), |at| start + at + 1);
+            let whole = Parsed::Whole(start as u32, (end - start) as u32);
+            let trimmed = text[start..end].trim();
+            // Fault and retire events (and blank lines) are read whole by
+            // the reader, as any line it would rather see itself.
+            let parsed = if trimmed.is_empty() || trimmed.contains("\"fault\"") || trimmed.contains("\"retire\"") {
+                whole
+            } else {
+                match serde_json::from_str::<Line>(trimmed) {
+                    Ok(line) => {
+                        let fields = Fields {
+                            event: batch.piece(&text, line.event),
+                            process: line.process,
+                            op: line.op,
+                            f: batch.piece(&text, line.f),
+                            key: line.key.map(|key| batch.piece(&text, key)),
+                            value: line.value.map(|value| batch.piece(&text, value)),
+                            context: batch.list(&text, line.context),
+                            values: batch.list(&text, line.values),
+                            node: line.node.map(|node| batch.piece(&text, node)),
+                            time_ns: line.time_ns,
+                            is_final: line.is_final,
+                        };
+                        Parsed::Event(fields)
+                    }
+                    Err(error) => Parsed::Malformed(error.to_string()),
+                }
+            };
+            batch.lines.push(parsed);
+            start = end;
+        }
+        batch.text = text;
+        batch
+    }
+
+    /// Reads `reader` on this thread, sending parsed batches until the
+    /// input ends or the receiver is gone.
+    pub(super) fn produce(mut reader: impl BufRead, send: &std::sync::mpsc::SyncSender<std::io::Result<Batch>>) {
+        const BATCH: usize = 1 << 20;
+        let mut read = 0u64;
+        loop {
+            let mut text = String::with_capacity(BATCH + 4096);
+            let mut ended = false;
+            while text.len() < BATCH {
+                match reader.read_line(&mut text) {
+                    Ok(0) => {
+                        ended = true;
+                        break;
+                    }
+                    Ok(bytes) => read += bytes as u64,
+                    Err(error) => {
+                        let _ = send.send(Err(error));
+                        return;
+                    }
+                }
+            }
+            if !text.is_empty() && send.send(Ok(parse(text, read))).is_err() {
+                return;
+            }
+            if ended {
+                return;
+            }
         }
     }
 }
@@ -480,21 +635,34 @@ impl Reader {
         id
     }
 
-    fn read(mut self, mut reader: impl BufRead) -> Result<History, ReadError> {
-        let mut text = String::new();
-        let mut number = 0u64;
-        loop {
-            text.clear();
-            let read = reader.read_line(&mut text).map_err(|source| ReadError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-            if read == 0 {
-                break;
+    /// Reads everything, parsing on a second thread (see [`parsed`]);
+    /// `progress` is told the bytes read after each batch.
+    fn read(mut self, reader: impl BufRead + Send, progress: &mut dyn FnMut(u64)) -> Result<History, ReadError> {
+        let (send, receive) = std::sync::mpsc::sync_channel(4);
+        std::thread::scope(|scope| {
+            scope.spawn(move || parsed::produce(reader, &send));
+            let mut number = 0u64;
+            for batch in receive {
+                let batch = batch.map_err(|source| ReadError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+                for line in &batch.lines {
+                    number += 1;
+                    match line {
+                        parsed::Parsed::Whole(start, len) => {
+                            self.line(number, &batch.text[*start as usize..(start + len) as usize])?;
+                        }
+                        parsed::Parsed::Event(fields) => {
+                            self.event(number, batch.line(fields))?;
+                        }
+                        parsed::Parsed::Malformed(message) => return Err(self.malformed(number, message.clone())),
+                    }
+                }
+                progress(batch.read);
             }
-            number += 1;
-            self.line(number, &text)?;
-        }
+            Ok(())
+        })?;
         Ok(self.history)
     }
 

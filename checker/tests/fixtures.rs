@@ -539,3 +539,25 @@ fn retired_keys_are_judged_from_their_final_reads_and_touched_again_is_a_history
         found.findings
     );
 }
+
+/// Strings with JSON escapes (which the parser cannot borrow from the
+/// line) read as the same strings as without.
+#[test]
+fn escaped_strings_read_as_themselves() {
+    let verdict = verdict(
+        Mode::Strict,
+        &[
+            r#"{"type":"invoke","process":0,"op":0,"f":"put","key":"k\"1","value":"a\u0062","context":[]}"#,
+            r#"{"type":"ok","process":0,"op":0,"f":"put"}"#,
+            r#"{"type":"invoke","process":0,"op":1,"f":"get","key":"k\u00221","final":true}"#,
+            r#"{"type":"ok","process":0,"op":1,"f":"get","values":["ab","gh\"ost"]}"#,
+        ],
+    );
+    only(&verdict, "phantom", 1);
+    assert_eq!(verdict.findings[0].key, "k\"1");
+    assert!(
+        verdict.findings[0].message.contains(r#""gh\"ost""#),
+        "{:?}",
+        verdict.findings
+    );
+}
