@@ -22,6 +22,8 @@
 //! - [`ring`]: strategy-3 partitioning (Q equal partitions, Q/S per node),
 //!   joins and leaves that move the fewest partitions, preference lists,
 //!   the paper's load-balancing efficiency.
+//! - [`merkle`]: anti-entropy hash trees over a partition's keys and sibling
+//!   sets, and the exchange that finds where two replicas differ (§4.7).
 //! - [`protocol`]: the sans-IO quorum protocol (coordinator rounds, replica
 //!   work, hinted handoff, failure detection, statistics) as one state
 //!   machine, [`protocol::Node`].
@@ -37,6 +39,7 @@ pub mod admin;
 pub mod codec;
 pub mod ids;
 pub mod limits;
+pub mod merkle;
 pub mod protocol;
 pub mod ring;
 pub mod rng;
