@@ -45,6 +45,8 @@ pub enum Ended {
 pub struct Progress {
     /// Bytes read.
     pub bytes: u64,
+    /// The file's length when last looked at.
+    pub length: u64,
     /// Lines judged.
     pub lines: u64,
     /// Keys not yet judged to their end.
@@ -100,6 +102,7 @@ pub fn follow(
     let mut bytes = 0u64;
     let mut reported = 0usize;
     let mut grew = Instant::now();
+    let mut length = file.metadata().map_err(io)?.len();
     let ended = loop {
         let read = file.read(&mut chunk).map_err(io)?;
         if read > 0 {
@@ -128,7 +131,7 @@ pub fn follow(
                 break Ended::Idle;
             }
             // Rewritten under us: a shorter file is not a continuation.
-            let length = file.metadata().map_err(io)?.len();
+            length = file.metadata().map_err(io)?.len();
             if length < bytes {
                 return Err(ReadError::Malformed {
                     path: name,
@@ -143,6 +146,7 @@ pub fn follow(
         }
         progress(&Progress {
             bytes,
+            length: length.max(bytes),
             lines: checker.lines(),
             live_keys: checker.live_keys(),
             held_operations: checker.held_operations(),

@@ -366,8 +366,9 @@ fn check_following(
         },
         &mut |at| {
             line.borrow_mut().show(format_args!(
-                "{:.0} MiB, {} lines; {} keys live, {} operations held; {} violations; idle {:.0} s",
+                "{:.0} of {:.0} MiB, {} lines; {} keys live, {} operations held; {} violations; idle {:.0} s",
                 at.bytes as f64 / (1 << 20) as f64,
+                at.length as f64 / (1 << 20) as f64,
                 at.lines,
                 at.live_keys,
                 at.held_operations,
