@@ -31,8 +31,8 @@
 //!
 //! A get is dropped once judged (but a `final` one, kept for the key's
 //! end), and a key's whole state once it is retired: the operation store
-//! is compacted when what it may drop outweighs what it keeps, so the
-//! cost is amortised O(1) per operation. What is held is the live keys'
+//! is compacted (in place) when what it may drop is a quarter of what it
+//! holds, so the cost is amortised O(1) per operation. What is held is the live keys'
 //! versions, final reads and running operations, not the run's length;
 //! what stays per retired key is its name (an operation on a retired key
 //! must still be reported), its staleness samples (24 bytes per get) and
@@ -58,7 +58,7 @@ use crate::dag::Dag;
 use crate::history::{Kind, Operation, Outcome, ReadError, Reader, Step};
 
 /// Compact the operation store once at least this many operations may be
-/// dropped (and they are at least half of those held).
+/// dropped (and they are at least a quarter of those held).
 const COMPACT_AT: usize = 1 << 16;
 
 /// A history checked as its lines arrive. See the module doc.
@@ -148,7 +148,7 @@ impl Incremental {
     }
 
     /// Compacts the operation store once `operations` held may be dropped
-    /// (and they are at least half of those held); the default is 65,536.
+    /// (and they are at least a quarter of those held); the default is 65,536.
     /// Lower trades time for memory (the tests compact after every few
     /// operations, to hold compaction to the same answers).
     #[must_use]
@@ -426,7 +426,7 @@ impl Incremental {
     }
 
     /// Drops judged gets and judged keys' operations from the store once
-    /// they outweigh the rest, renumbering what the live keys hold.
+    /// they are a quarter of it, renumbering what the live keys hold.
     fn compact(&mut self) {
         let held = self.reader.history.operations.len();
         if self.droppable < self.compact_at || self.droppable * 4 < held {
