@@ -23,6 +23,8 @@ pub enum AdminQuery {
     Ring,
     /// This node's counters and storage figures.
     Stats,
+    /// The roots of this node's anti-entropy trees, per partition it holds.
+    Trees,
 }
 
 /// A node's answer.
@@ -33,6 +35,21 @@ pub enum AdminAnswer {
     Ring(RingDescription),
     /// The answer to [`AdminQuery::Stats`].
     Stats(StatsReport),
+    /// The answer to [`AdminQuery::Trees`], by partition.
+    Trees(Vec<TreeDescription>),
+}
+
+/// One partition's anti-entropy tree on the node asked (see
+/// [`crate::merkle`]): two replicas whose roots are equal hold the same
+/// versions of the same keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeDescription {
+    /// The partition.
+    pub partition: u32,
+    /// Keys the tree covers (tombstones included).
+    pub keys: u64,
+    /// The root hash.
+    pub root: u64,
 }
 
 /// One member as the node asked sees it.

@@ -69,7 +69,14 @@ fn sha64(parts: &[&[u8]]) -> u64 {
 
 /// The entry hash of `key` holding `set`.
 pub fn entry_hash(key: &[u8], set: &SiblingSet) -> u64 {
-    sha64(&[key, &encode_sibling_set(set)])
+    entry_hash_encoded(key, &encode_sibling_set(set))
+}
+
+/// The entry hash of `key` from its set's encoding (what a partition file
+/// stores: [`encode_sibling_set`] is canonical, so a set read back hashes
+/// as the set written).
+pub fn entry_hash_encoded(key: &[u8], encoded: &[u8]) -> u64 {
+    sha64(&[key, encoded])
 }
 
 /// The segment `key` falls into.

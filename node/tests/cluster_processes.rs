@@ -386,3 +386,65 @@ async fn a_put_that_timed_out_at_a_paused_node_is_not_made_twice() {
     let got = client.get(b"k", Some(3)).await.unwrap();
     assert_eq!(got.values, vec![b"once".to_vec()], "the write was made more than once");
 }
+
+/// Every node's anti-entropy trees over what it holds: with W = N every
+/// acknowledged write is on every replica, so three replicas of every
+/// partition report the same roots (deletes included); a node killed with
+/// SIGKILL rebuilds the same trees from its partition files; and a write
+/// changes the roots of its partition on every replica alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_agree_on_their_anti_entropy_trees_and_a_restart_rebuilds_them() {
+    use dynamo_core::admin::{AdminAnswer, AdminQuery, TreeDescription};
+    let mut cluster = TestCluster::start("trees", 3, "n = 3\nr = 2\nw = 3\npartitions = 16\nsync = \"always\"");
+    let client = client(&cluster);
+    async fn trees(client: &Client, addr: SocketAddr) -> Vec<TreeDescription> {
+        match client.admin(addr, AdminQuery::Trees).await.unwrap() {
+            AdminAnswer::Trees(trees) => trees,
+            other => panic!("{addr} answered {other:?}"),
+        }
+    }
+    for index in 0..150u32 {
+        let key = format!("tree:{index}");
+        client
+            .put(key.as_bytes(), Some(key.as_bytes()), &VectorClock::new(), None)
+            .await
+            .unwrap();
+    }
+    for index in 0..10u32 {
+        let key = format!("tree:{index}");
+        let got = client.get(key.as_bytes(), None).await.unwrap();
+        client.put(key.as_bytes(), None, &got.context, None).await.unwrap();
+    }
+    let first: Vec<TreeDescription> = trees(&client, cluster.addrs[0]).await;
+    assert_eq!(first.iter().map(|tree| tree.keys).sum::<u64>(), 150, "{first:?}");
+    assert!(first.len() > 8, "keys spread over the partitions: {first:?}");
+    for &addr in &cluster.addrs[1..] {
+        assert_eq!(
+            trees(&client, addr).await,
+            first,
+            "{addr} disagrees with {}",
+            cluster.addrs[0]
+        );
+    }
+    cluster.kill9(1);
+    cluster.start_node(1);
+    assert_eq!(
+        trees(&client, cluster.addrs[1]).await,
+        first,
+        "rebuilt from the partition files"
+    );
+    client
+        .put(b"tree:new", Some(b"new"), &VectorClock::new(), None)
+        .await
+        .unwrap();
+    let after = trees(&client, cluster.addrs[0]).await;
+    let changed: Vec<u32> = after
+        .iter()
+        .filter(|tree| !first.contains(tree))
+        .map(|tree| tree.partition)
+        .collect();
+    assert_eq!(changed.len(), 1, "one partition's root moved: {after:?}");
+    for &addr in &cluster.addrs[1..] {
+        assert_eq!(trees(&client, addr).await, after, "{addr} after one more write");
+    }
+}

@@ -14,8 +14,11 @@ use super::{hint_key, hint_partition, Waiting};
 use crate::config::ClusterConfig;
 use crate::storage::{Engine, StorageError};
 use crate::sync::Recover;
-use dynamo_core::admin::{AdminAnswer, AdminQuery, MemberDescription, Repair, RingDescription, StatsReport};
+use dynamo_core::admin::{
+    AdminAnswer, AdminQuery, MemberDescription, Repair, RingDescription, StatsReport, TreeDescription,
+};
 use dynamo_core::ids::{NodeId, PartitionId};
+use dynamo_core::merkle::{entry_hash_encoded, Tree};
 use dynamo_core::protocol::{
     ClientError, ClientId, ClientReply, ClientRequest, Effect, Message, Node, PersistToken, Store, StoreError, Timer,
 };
@@ -44,7 +47,13 @@ pub(super) enum Input {
 pub(super) struct Persisted {
     token: PersistToken,
     result: Result<(), StoreError>,
+    /// For a key of a partition (not a hint): its partition, the key and
+    /// its new entry hash, for the anti-entropy tree once it is durable.
+    entry: Option<Entry>,
 }
+
+/// A key's new entry hash in its partition's tree.
+type Entry = (PartitionId, Vec<u8>, u64);
 
 /// Read access to the engine for the protocol core.
 struct EngineStore<'a> {
@@ -78,6 +87,10 @@ pub(super) struct Core {
     /// task per timer.
     timers: BTreeMap<(u64, u64), Timer>,
     timer_sequence: u64,
+    /// Anti-entropy trees (§4.7) of the partitions this node holds, kept
+    /// as writes become durable and rebuilt from the partition files on
+    /// start.
+    trees: BTreeMap<PartitionId, Tree>,
 }
 
 async fn shutdown_signal() {
@@ -113,6 +126,7 @@ impl Core {
         let wall_origin_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as u64);
+        let trees = rebuild_trees(&engine, hint_partition(&config));
         Core {
             ring: node.ring().clone(),
             node: node.with_wall_clock(wall_origin_ms),
@@ -125,6 +139,7 @@ impl Core {
             shutting_down: false,
             timers: BTreeMap::new(),
             timer_sequence: 0,
+            trees,
         }
     }
 
@@ -162,7 +177,10 @@ impl Core {
             tokio::select! {
                 biased;
                 completion = completions.recv() => match completion {
-                    Some(Persisted { token, result }) => {
+                    Some(Persisted { token, result, entry }) => {
+                        if let (Ok(()), Some((partition, key, hash))) = (&result, entry) {
+                            self.trees.entry(partition).or_default().set(&key, Some(hash));
+                        }
                         self.node.handle_persisted(token, result, &mut out);
                     }
                     None => return,
@@ -225,10 +243,21 @@ impl Core {
         }
     }
 
-    fn admin(&self, query: AdminQuery) -> AdminAnswer {
+    fn admin(&mut self, query: AdminQuery) -> AdminAnswer {
         match query {
             AdminQuery::Ring => AdminAnswer::Ring(self.describe_ring()),
             AdminQuery::Stats => AdminAnswer::Stats(self.stats_report()),
+            AdminQuery::Trees => AdminAnswer::Trees(
+                self.trees
+                    .iter_mut()
+                    .filter(|(_, tree)| !tree.is_empty())
+                    .map(|(partition, tree)| TreeDescription {
+                        partition: partition.0,
+                        keys: tree.len() as u64,
+                        root: tree.root(),
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -299,6 +328,7 @@ impl Core {
         let _ = self.completion_tx.send(Persisted {
             token,
             result: Err(StoreError::TooLarge(over.to_string())),
+            entry: None,
         });
         true
     }
@@ -327,7 +357,9 @@ impl Core {
                         continue;
                     }
                     let partition = self.ring.partition_of(&key);
-                    self.submit(partition, key, Some(encode_sibling_set(&set)), Some(token));
+                    let payload = encode_sibling_set(&set);
+                    let entry = (partition, key.clone(), entry_hash_encoded(&key, &payload));
+                    self.submit(partition, key, Some(payload), Some(token), Some(entry));
                 }
                 Effect::PersistHint { token, owner, key, set } => {
                     if self.refuse_unreadable(token, &set) {
@@ -339,11 +371,12 @@ impl Core {
                         hint_key(owner, &key),
                         Some(encode_sibling_set(&set)),
                         Some(token),
+                        None,
                     );
                 }
                 Effect::DropHint { owner, key } => {
                     let partition = hint_partition(&self.config);
-                    self.submit(partition, hint_key(owner, &key), None, None);
+                    self.submit(partition, hint_key(owner, &key), None, None, None);
                 }
                 Effect::SetTimer { timer, at_ms } => {
                     self.timer_sequence += 1;
@@ -353,13 +386,21 @@ impl Core {
         }
     }
 
-    fn submit(&self, partition: PartitionId, key: Vec<u8>, payload: Option<Vec<u8>>, token: Option<PersistToken>) {
+    fn submit(
+        &self,
+        partition: PartitionId,
+        key: Vec<u8>,
+        payload: Option<Vec<u8>>,
+        token: Option<PersistToken>,
+        entry: Option<Entry>,
+    ) {
         let completions = self.completion_tx.clone();
         let done = Box::new(move |result: Result<(), StorageError>| {
             if let Some(token) = token {
                 let _ = completions.send(Persisted {
                     token,
                     result: result.map_err(|error| StoreError::from(&error)),
+                    entry,
                 });
             } else if let Err(error) = result {
                 log::warn!("dropping a handed-off hint failed: {error}");
@@ -370,8 +411,35 @@ impl Core {
                 let _ = self.completion_tx.send(Persisted {
                     token,
                     result: Err(StoreError::from(&error)),
+                    entry: None,
                 });
             }
         }
     }
+}
+
+/// The anti-entropy trees of every partition the engine holds (the hint
+/// partition aside), from the sets stored in its files: the bytes stored
+/// are the canonical encoding, hashed as they are. A key that cannot be
+/// read is left out (its partition is reported as needing repair, and the
+/// next exchange finds the key missing).
+fn rebuild_trees(engine: &Engine, hints: PartitionId) -> BTreeMap<PartitionId, Tree> {
+    let mut trees = BTreeMap::new();
+    for partition in engine.partitions() {
+        if partition == hints {
+            continue;
+        }
+        let tree: &mut Tree = trees.entry(partition).or_default();
+        for key in engine.keys(partition) {
+            match engine.get(partition, &key) {
+                Ok(Some(bytes)) => tree.set(&key, Some(entry_hash_encoded(&key, &bytes))),
+                Ok(None) => {}
+                Err(error) => log::warn!(
+                    "anti-entropy tree of partition {}: a key is unreadable: {error}",
+                    partition.0
+                ),
+            }
+        }
+    }
+    trees
 }
