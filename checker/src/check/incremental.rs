@@ -400,19 +400,13 @@ impl Incremental {
                 &mut self.session,
             );
         }
-        let finals: Vec<&Operation> = live
-            .operations
-            .iter()
-            .map(|&index| &history.operations[index as usize])
-            .filter(|operation| operation.kind == Kind::Get && operation.is_final && operation.outcome == Outcome::Ok)
-            .collect();
         let at = At {
             history,
             key: name,
             versions: &live.versions,
             dag: &live.dag,
         };
-        if final_reads(&at, &live.numbers, &finals, &mut self.findings) {
+        if final_reads(&at, &live.numbers, &live.operations, &mut self.findings) {
             self.counts.final_keys += 1;
         }
         for &index in &live.operations {

@@ -218,14 +218,7 @@ impl<'a> KeyJudge<'a> {
     /// Judges the final reads (lost writes, resurrections, divergence).
     /// True when the key has any.
     pub(super) fn final_reads(&self, findings: &mut Findings) -> bool {
-        let history = self.history;
-        let finals: Vec<&Operation> = self
-            .operations
-            .iter()
-            .map(|&index| &history.operations[index as usize])
-            .filter(|operation| operation.kind == Kind::Get && operation.is_final && operation.outcome == Outcome::Ok)
-            .collect();
-        final_reads(&self.at(), &self.numbers, &finals, findings)
+        final_reads(&self.at(), &self.numbers, self.operations, findings)
     }
 }
 
@@ -466,21 +459,22 @@ impl Waiting {
     }
 }
 
-/// Judges a key's final reads (lost writes, resurrections, divergence).
-/// True when there are any.
-pub(super) fn final_reads(
-    at: &At<'_>,
-    numbers: &IdMap<u32, u32>,
-    finals: &[&Operation],
-    findings: &mut Findings,
-) -> bool {
+/// Judges the final reads among a key's `operations` (indices in the
+/// history: lost writes, resurrections, divergence). True when there are
+/// any.
+pub(super) fn final_reads(at: &At<'_>, numbers: &IdMap<u32, u32>, operations: &[u32], findings: &mut Findings) -> bool {
     let history = at.history;
+    let finals: Vec<&Operation> = operations
+        .iter()
+        .map(|&index| &history.operations[index as usize])
+        .filter(|operation| operation.kind == Kind::Get && operation.is_final && operation.outcome == Outcome::Ok)
+        .collect();
     if finals.is_empty() {
         return false;
     }
     // Distinct result sets (as sorted value ids), each with one read.
     let mut distinct: Vec<(Vec<u32>, &Operation)> = Vec::new();
-    for read in finals {
+    for read in &finals {
         let mut set = history.ids(read.values).to_vec();
         set.sort_unstable();
         if !distinct.iter().any(|(other, _)| *other == set) {
