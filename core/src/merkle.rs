@@ -11,9 +11,9 @@
 //! hash is the wrapping sum of its entries' hashes, so a write updates it
 //! in O(1) (take the key's old entry out, put the new one in) and no
 //! exchange ever rebuilds the tree. Above the segments, [`DEPTH`] levels of
-//! [`FANOUT`]-way nodes each hash their children; a write marks its path
-//! dirty and the next question about the tree recomputes only dirty nodes
-//! (O(DEPTH × FANOUT) per write, paid lazily).
+//! [`FANOUT`]-way nodes each hash their children; a write forgets the
+//! hashes on its path and the next question about the tree recomputes only
+//! those (O(DEPTH × FANOUT) per write, paid lazily).
 //!
 //! The tree keeps each key's entry hash (ordered by segment, then key), so
 //! it can answer for a segment without touching storage; on open, the node
@@ -55,6 +55,11 @@ pub const SEGMENTS: usize = 1 << (FANOUT_BITS * DEPTH);
 /// Nodes a request may name, and segments it may ask for.
 pub const REQUEST_NODES_MAX: usize = SEGMENTS;
 
+/// Segments the initiator asks for in one request: the entries of many
+/// differing segments (a replica that lost everything differs in all of
+/// them) come in batches, so no response grows with the partition.
+pub const SEGMENTS_PER_REQUEST: usize = 16;
+
 fn sha64(parts: &[&[u8]]) -> u64 {
     let mut hasher = Sha256::new();
     for part in parts {
@@ -94,33 +99,38 @@ fn combine(children: &[u64]) -> u64 {
 }
 
 /// One replica's tree for one partition.
-#[derive(Clone, Debug)]
+///
+/// Sparse: it holds its entries, the sums of its non-empty segments and
+/// the inner nodes computed since they last changed, so an empty or small
+/// tree is small (the model keeps one per partition in every state) and a
+/// full one holds at most its [`SEGMENTS`] sums and the nodes above them.
+#[derive(Clone, Debug, Default)]
 pub struct Tree {
     /// (segment, key) → entry hash.
     entries: BTreeMap<(u32, Vec<u8>), u64>,
-    /// `levels[d]` holds the `FANOUT^d` nodes of depth `d`; `levels[DEPTH]`
-    /// the segments (sums of entry hashes).
-    levels: Vec<Vec<u64>>,
-    /// Inner nodes whose children changed since they were computed.
-    dirty: Vec<Vec<bool>>,
+    /// Segment → the wrapping sum of its entries' hashes (absent: zero).
+    segments: BTreeMap<u32, u64>,
+    /// (depth, node) → the node's hash, for inner nodes computed since
+    /// their subtree last changed; empty subtrees are never cached.
+    inner: BTreeMap<(u32, u32), u64>,
 }
 
-impl Default for Tree {
-    fn default() -> Tree {
-        Tree::new()
-    }
+/// The hash of an empty subtree whose root is at `depth`.
+fn empty_hash(depth: u32) -> u64 {
+    static EMPTY: std::sync::OnceLock<[u64; DEPTH as usize + 1]> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| {
+        let mut hashes = [0u64; DEPTH as usize + 1];
+        for depth in (0..DEPTH as usize).rev() {
+            hashes[depth] = combine(&[hashes[depth + 1]; FANOUT]);
+        }
+        hashes
+    })[depth as usize]
 }
 
 impl Tree {
     /// An empty tree.
     pub fn new() -> Tree {
-        let levels: Vec<Vec<u64>> = (0..=DEPTH).map(|depth| vec![0; 1 << (FANOUT_BITS * depth)]).collect();
-        let dirty = (0..DEPTH).map(|depth| vec![true; 1 << (FANOUT_BITS * depth)]).collect();
-        Tree {
-            entries: BTreeMap::new(),
-            levels,
-            dirty,
-        }
+        Tree::default()
     }
 
     /// Keys in the tree.
@@ -145,12 +155,20 @@ impl Tree {
         if old == hash {
             return;
         }
-        let sum = &mut self.levels[DEPTH as usize][segment as usize];
-        *sum = sum.wrapping_sub(old.unwrap_or(0)).wrapping_add(hash.unwrap_or(0));
-        let mut node = segment as usize;
-        for depth in (0..DEPTH as usize).rev() {
-            node >>= FANOUT_BITS;
-            self.dirty[depth][node] = true;
+        let sum = self
+            .segments
+            .get(&segment)
+            .copied()
+            .unwrap_or(0)
+            .wrapping_sub(old.unwrap_or(0))
+            .wrapping_add(hash.unwrap_or(0));
+        if sum == 0 {
+            self.segments.remove(&segment);
+        } else {
+            self.segments.insert(segment, sum);
+        }
+        for depth in 0..DEPTH {
+            self.inner.remove(&(depth, segment >> (FANOUT_BITS * (DEPTH - depth))));
         }
     }
 
@@ -159,36 +177,44 @@ impl Tree {
         self.entries.get(&(segment_of(key), key.to_vec())).copied()
     }
 
-    /// Recomputes the dirty nodes, deepest first.
-    fn refresh(&mut self) {
-        for depth in (0..DEPTH as usize).rev() {
-            for node in 0..self.levels[depth].len() {
-                if self.dirty[depth][node] {
-                    let first = node << FANOUT_BITS;
-                    let hash = combine(&self.levels[depth + 1][first..first + FANOUT]);
-                    self.levels[depth][node] = hash;
-                    self.dirty[depth][node] = false;
-                }
-            }
+    /// The hash of node `node` at `depth` (`DEPTH`: a segment's sum).
+    fn node_hash(&mut self, depth: u32, node: u32) -> u64 {
+        if depth == DEPTH {
+            return self.segments.get(&node).copied().unwrap_or(0);
         }
+        if let Some(&hash) = self.inner.get(&(depth, node)) {
+            return hash;
+        }
+        let span = FANOUT_BITS * (DEPTH - depth);
+        let first = node << span;
+        let last = first + ((1u32 << span) - 1);
+        if self.segments.range(first..=last).next().is_none() {
+            return empty_hash(depth);
+        }
+        let mut children = [0u64; FANOUT];
+        for (index, child) in children.iter_mut().enumerate() {
+            *child = self.node_hash(depth + 1, node << FANOUT_BITS | index as u32);
+        }
+        let hash = combine(&children);
+        self.inner.insert((depth, node), hash);
+        hash
     }
 
     /// The root hash.
     pub fn root(&mut self) -> u64 {
-        self.refresh();
-        self.levels[0][0]
+        self.node_hash(0, 0)
     }
 
     /// The hashes of the children of node `node` at depth `depth` (which
     /// must be below [`DEPTH`]); `None` for a node that does not exist.
     pub fn children(&mut self, depth: u32, node: u32) -> Option<[u64; FANOUT]> {
-        if depth >= DEPTH || node as usize >= self.levels[depth as usize].len() {
+        if depth >= DEPTH || node >= 1 << (FANOUT_BITS * depth) {
             return None;
         }
-        self.refresh();
-        let first = (node as usize) << FANOUT_BITS;
         let mut children = [0u64; FANOUT];
-        children.copy_from_slice(&self.levels[depth as usize + 1][first..first + FANOUT]);
+        for (index, child) in children.iter_mut().enumerate() {
+            *child = self.node_hash(depth + 1, node << FANOUT_BITS | index as u32);
+        }
         Some(children)
     }
 
@@ -203,8 +229,10 @@ impl Tree {
 }
 
 /// What the initiator asks the other replica.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Request {
+    /// The root hash.
+    Root,
     /// The children of these nodes, at this depth.
     Children {
         /// Depth of the nodes (0: the root).
@@ -217,8 +245,10 @@ pub enum Request {
 }
 
 /// The other replica's answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Response {
+    /// The root hash.
+    Root(u64),
     /// The children of each node asked for, in order.
     Children(Vec<[u64; FANOUT]>),
     /// The entries of each segment asked for, in order.
@@ -229,6 +259,7 @@ pub enum Response {
 /// segment that does not exist (a peer with another tree shape).
 pub fn answer(tree: &mut Tree, request: &Request) -> Option<Response> {
     match request {
+        Request::Root => Some(Response::Root(tree.root())),
         Request::Children { depth, nodes } => nodes
             .iter()
             .map(|&node| tree.children(*depth, node))
@@ -247,12 +278,14 @@ pub fn answer(tree: &mut Tree, request: &Request) -> Option<Response> {
 
 const TAG_CHILDREN: u8 = 1;
 const TAG_SEGMENTS: u8 = 2;
+const TAG_ROOT: u8 = 3;
 
 impl Request {
     /// The request's bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
+            Request::Root => out.push(TAG_ROOT),
             Request::Children { depth, nodes } => {
                 out.push(TAG_CHILDREN);
                 put_varint(&mut out, u64::from(*depth));
@@ -279,6 +312,7 @@ impl Request {
     pub fn decode(bytes: &[u8]) -> Result<Request, DecodeError> {
         let mut reader = Reader::new(bytes);
         let request = match reader.u8("request tag")? {
+            TAG_ROOT => Request::Root,
             TAG_CHILDREN => {
                 let depth = reader.varint_at_most(DEPTH as usize, "depth")? as u32;
                 let count = reader.varint_at_most(REQUEST_NODES_MAX, "node count")?;
@@ -306,6 +340,10 @@ impl Response {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
+            Response::Root(root) => {
+                out.push(TAG_ROOT);
+                out.extend_from_slice(&root.to_le_bytes());
+            }
             Response::Children(nodes) => {
                 out.push(TAG_CHILDREN);
                 put_varint(&mut out, nodes.len() as u64);
@@ -338,6 +376,7 @@ impl Response {
     pub fn decode(bytes: &[u8]) -> Result<Response, DecodeError> {
         let mut reader = Reader::new(bytes);
         let response = match reader.u8("response tag")? {
+            TAG_ROOT => Response::Root(reader.u64_le("root hash")?),
             TAG_CHILDREN => {
                 let count = reader.varint_at_most(reader.remaining() / (FANOUT * 8), "node count")?;
                 let mut nodes = Vec::with_capacity(count);
@@ -373,7 +412,7 @@ impl Response {
 }
 
 /// A key the two replicas hold differently.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Difference {
     /// The key.
     pub key: Vec<u8>,
@@ -384,7 +423,7 @@ pub struct Difference {
 }
 
 /// The initiator's side of one exchange.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Exchange {
     /// The request in flight.
     asked: Option<Request>,
@@ -392,6 +431,13 @@ pub struct Exchange {
     bytes: u64,
     /// Round trips so far.
     rounds: u32,
+    /// Differing segments not yet asked for.
+    queue: Vec<u32>,
+    /// Differences found so far.
+    found: Vec<Difference>,
+    /// Once this many are found, the exchange ends (the rest wait for the
+    /// next one).
+    differences_max: usize,
 }
 
 /// What to do next.
@@ -415,12 +461,17 @@ pub enum ExchangeError {
 }
 
 impl Exchange {
-    /// Starts an exchange with a replica whose root is `remote_root`.
-    pub fn start(local: &mut Tree, remote_root: u64) -> (Exchange, Next) {
+    /// Starts an exchange with a replica whose root is `remote_root`; it
+    /// ends once it has found `differences_max` differing keys (or fewer,
+    /// when that is all there are): a later exchange finds the rest.
+    pub fn start(local: &mut Tree, remote_root: u64, differences_max: usize) -> (Exchange, Next) {
         let mut exchange = Exchange {
             asked: None,
             bytes: 16,
             rounds: 1,
+            queue: Vec::new(),
+            found: Vec::new(),
+            differences_max: differences_max.max(1),
         };
         if local.root() == remote_root {
             return (exchange, Next::Done(Vec::new()));
@@ -430,6 +481,17 @@ impl Exchange {
             nodes: vec![0],
         });
         (exchange, next)
+    }
+
+    /// Asks for the next batch of queued segments, or ends the exchange.
+    fn next_segments(&mut self) -> Next {
+        if self.queue.is_empty() || self.found.len() >= self.differences_max {
+            let mut found = std::mem::take(&mut self.found);
+            found.sort();
+            return Next::Done(found);
+        }
+        let batch: Vec<u32> = self.queue.drain(..SEGMENTS_PER_REQUEST.min(self.queue.len())).collect();
+        self.ask(Request::Segments(batch))
     }
 
     fn ask(&mut self, request: Request) -> Next {
@@ -471,7 +533,8 @@ impl Exchange {
                     return Ok(Next::Done(Vec::new()));
                 }
                 if depth + 1 == DEPTH {
-                    Ok(self.ask(Request::Segments(differing)))
+                    self.queue = differing;
+                    Ok(self.next_segments())
                 } else {
                     Ok(self.ask(Request::Children {
                         depth: depth + 1,
@@ -480,7 +543,7 @@ impl Exchange {
                 }
             }
             (Request::Segments(segments), Response::Segments(remote)) if remote.len() == segments.len() => {
-                let mut differences = Vec::new();
+                let differences = &mut self.found;
                 for (&segment, theirs) in segments.iter().zip(remote) {
                     let ours: BTreeMap<Vec<u8>, u64> = local.segment(segment).into_iter().collect();
                     let theirs: BTreeMap<&[u8], u64> =
@@ -504,8 +567,7 @@ impl Exchange {
                         }
                     }
                 }
-                differences.sort();
-                Ok(Next::Done(differences))
+                Ok(self.next_segments())
             }
             _ => Err(ExchangeError::Mismatch),
         }
@@ -520,7 +582,7 @@ mod tests {
     /// Runs an exchange between two trees, in memory, through the encoded
     /// bytes; returns the differences and the bytes exchanged.
     fn exchange(local: &mut Tree, remote: &mut Tree) -> (Vec<Difference>, u64, u32) {
-        let (mut exchange, mut next) = Exchange::start(local, remote.root());
+        let (mut exchange, mut next) = Exchange::start(local, remote.root(), usize::MAX);
         loop {
             match next {
                 Next::Done(differences) => return (differences, exchange.bytes(), exchange.rounds()),
@@ -623,8 +685,44 @@ mod tests {
                 bytes <= 64 + differing as u64 * per_key,
                 "{keys} keys, {differing} differing: {bytes} bytes"
             );
-            assert!(rounds <= DEPTH + 2);
+            // The roots, one round per level above the segments, and the
+            // differing segments in batches.
+            let batches = differing.div_ceil(SEGMENTS_PER_REQUEST) as u32;
+            assert!(rounds <= DEPTH + 1 + batches, "{rounds} rounds");
         }
+    }
+
+    /// An exchange that stops at its limit finds at least that many
+    /// differences (a whole batch of segments), and the next finds the rest.
+    #[test]
+    fn an_exchange_stops_at_its_limit_and_the_next_one_finds_the_rest() {
+        let (mut a, mut b) = (Tree::new(), Tree::new());
+        for index in 0..5_000 {
+            a.set(&key(index), Some(index + 1));
+        }
+        let mut remaining = 5_000;
+        let mut exchanges = 0;
+        while remaining > 0 {
+            let (mut exchange, mut next) = Exchange::start(&mut a, b.root(), 100);
+            let differences = loop {
+                match next {
+                    Next::Ask(request) => {
+                        let response = answer(&mut b, &request).unwrap();
+                        next = exchange.step(&mut a, &response).unwrap();
+                    }
+                    Next::Done(differences) => break differences,
+                }
+            };
+            assert!(differences.len() >= 100.min(remaining), "{}", differences.len());
+            for difference in &differences {
+                assert_eq!(difference.remote, None);
+                b.set(&difference.key, difference.local);
+            }
+            remaining -= differences.len();
+            exchanges += 1;
+        }
+        assert_eq!(a.root(), b.root());
+        assert!(exchanges > 2, "{exchanges}");
     }
 
     #[test]
@@ -648,7 +746,7 @@ mod tests {
             None
         );
         assert_eq!(answer(&mut tree, &Request::Segments(vec![SEGMENTS as u32])), None);
-        let (mut exchange, _) = Exchange::start(&mut tree, 1);
+        let (mut exchange, _) = Exchange::start(&mut tree, 1, usize::MAX);
         assert_eq!(
             exchange.step(&mut tree, &Response::Segments(Vec::new())),
             Err(ExchangeError::Mismatch)
