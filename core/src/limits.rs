@@ -66,3 +66,18 @@ const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < RECORD_BODY_BYTES_MAX);
 /// the connection.
 pub const FRAME_BYTES_MAX: usize = 32 * 1024 * 1024;
 const _: () = assert!(RECORD_BODY_BYTES_MAX < FRAME_BYTES_MAX);
+
+/// Default interval between anti-entropy exchanges, in ms: with Q = 256
+/// and N = 3 each node compares every partition it holds with some other
+/// replica within a minute (256 × 0.2 s), one exchange at a time; a
+/// converged exchange costs one root query and answer.
+pub const ANTI_ENTROPY_INTERVAL_MS_DEFAULT: u64 = 200;
+
+/// Differing keys an anti-entropy exchange repairs before it ends; the
+/// next exchange of the partition (at once, not at the next interval)
+/// finds the rest.
+pub const EXCHANGE_DIFFERENCES_MAX: usize = 1_024;
+
+/// Default grace period before a tombstone every replica holds is reaped:
+/// two days, past the default hint age (one day), as reaping requires.
+pub const TOMBSTONE_GRACE_MS_DEFAULT: u64 = 2 * HINT_AGE_MAX_MS_DEFAULT;

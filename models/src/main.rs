@@ -15,6 +15,7 @@ use stateright::{Checker, Model};
 ///   dynamo-models check --r 1 --w 1                   # R + W <= N: a read misses an acknowledged write
 ///   dynamo-models check --clients 0 --writers 1 --readers 2 --real-time-reads --first   # R + W > N is not linearizable
 ///   dynamo-models check --clients 1 --ops 4 --puts alternate --preload --versioning paper --truncate 1
+///   dynamo-models check --servers 2 --n 2 --clients 0 --writers 2 --same-coordinator --preload --diverged --anti-entropy 3
 ///   dynamo-models check-simulation --seed 7 --steps 200
 ///   dynamo-models explore                             # step through it in a browser
 ///
@@ -143,6 +144,15 @@ struct SettingsArguments {
     /// can begin after an earlier read completed).
     #[arg(long, default_value_t = 0)]
     readers: usize,
+    /// Anti-entropy: each server starts this many hash-tree exchanges
+    /// (0: off). "Replicas converge" is then judged once all are spent.
+    #[arg(long, default_value_t = 0)]
+    anti_entropy: usize,
+    /// With --preload: only one replica of each key (the first that is not
+    /// server 0) holds the preloaded value, so only anti-entropy (or a
+    /// read) can spread it.
+    #[arg(long)]
+    diverged: bool,
 }
 
 impl SettingsArguments {
@@ -176,6 +186,8 @@ impl SettingsArguments {
             real_time_reads: self.real_time_reads,
             writers: self.writers,
             readers: self.readers,
+            anti_entropy: self.anti_entropy,
+            diverged: self.diverged,
         };
         settings.validate()?;
         Ok(settings)

@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use dynamo_core::ids::NodeId;
+use dynamo_core::ids::{NodeId, PartitionId};
+use dynamo_core::merkle::{entry_hash, Tree};
 use dynamo_core::protocol::{
     ClientId, ClientReply, ClientRequest, Effect, Message, Node, Settings, Store, StoreError, Timer,
 };
@@ -118,6 +119,8 @@ pub struct ServerState {
     pub timed: bool,
     /// This incarnation.
     pub incarnation: u64,
+    /// Anti-entropy exchanges this server may still start.
+    pub exchanges_left: usize,
 }
 
 /// What survives a server crash.
@@ -228,6 +231,10 @@ pub struct TimerPolicy {
     /// safety violation (its operation stays indeterminate); with them every
     /// request may also time out at any moment, which multiplies the states.
     pub deadlines: bool,
+    /// Anti-entropy exchanges each server starts (0: its tick is never
+    /// armed), so that every run ends and "converge once messages drain"
+    /// can be judged once they are spent.
+    pub exchanges: usize,
 }
 
 /// Carries out a server's effects: sends, replies, timers, and storage
@@ -246,7 +253,11 @@ fn apply(server: &mut ServerState, effects: Vec<Effect>, timers: TimerPolicy, o:
                 },
             ),
             Effect::Persist { token, key, set } => {
-                server.store.insert(key, set);
+                if set.is_empty() {
+                    server.store.remove(&key);
+                } else {
+                    server.store.insert(key, set);
+                }
                 dirty = true;
                 let mut more = Vec::new();
                 server.node.handle_persisted(token, Ok(()), &mut more);
@@ -267,6 +278,7 @@ fn apply(server: &mut ServerState, effects: Vec<Effect>, timers: TimerPolicy, o:
                 Timer::Probe(_) => {}
                 Timer::Replicas(_) if !timers.replicas => {}
                 Timer::Request(_) if !timers.deadlines => {}
+                Timer::AntiEntropy if server.exchanges_left == 0 => {}
                 timer => o.set_timer(timer, model_timeout()),
             },
         }
@@ -308,8 +320,17 @@ impl Actor for DynamoActor {
                     .iter()
                     .map(|((owner, key), set)| (*owner, key.clone(), set.clone()))
                     .collect();
+                // The trees of the durable state, as a node rebuilds them
+                // from its files on open.
+                let mut trees: BTreeMap<PartitionId, Tree> = BTreeMap::new();
+                for (key, set) in &store {
+                    trees
+                        .entry(ring.partition_of(key))
+                        .or_default()
+                        .set(key, Some(entry_hash(key, set)));
+                }
                 let mut server = ServerState {
-                    node: Node::new(node_id, actor, ring.clone(), settings.clone(), held),
+                    node: Node::new(node_id, actor, ring.clone(), settings.clone(), held).with_trees(trees),
                     store,
                     hints,
                     clock: 0,
@@ -317,6 +338,7 @@ impl Actor for DynamoActor {
                     // start; truncation bites only below that many.
                     timed: settings.clock_entries_max < ring.members().len() * 2,
                     incarnation,
+                    exchanges_left: timers.exchanges,
                 };
                 let mut effects = Vec::new();
                 server.node.start(0, &mut effects);
@@ -382,6 +404,14 @@ impl Actor for DynamoActor {
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<Self::State>, timer: &Self::Timer, o: &mut Out<Self>) {
         if let (DynamoActor::Server { timers, .. }, State::Server(server)) = (self, state.to_mut()) {
+            if *timer == Timer::AntiEntropy {
+                if server.node.exchange_running() {
+                    // This tick would start nothing: it is not spent.
+                    o.set_timer(Timer::AntiEntropy, model_timeout());
+                    return;
+                }
+                server.exchanges_left -= 1;
+            }
             server.clock += u64::from(server.timed);
             let now = server.clock;
             let mut effects = Vec::new();

@@ -10,7 +10,7 @@ use stateright::Expectation;
 use dynamo_core::version::SiblingSet;
 
 use crate::history::History;
-use crate::model::{DynamoActor, DynamoModel};
+use crate::model::{DynamoActor, DynamoModel, State};
 
 /// Acknowledged writes are durable: every `ok` put's value, or a value that
 /// causally follows it, is in some server's durable store or hints.
@@ -130,11 +130,15 @@ pub fn checker_invariant(property: &str) -> Option<Invariant> {
         .map(|(_, invariant)| *invariant)
 }
 
-/// Replicas converge: once no message is in flight, every server's durable
-/// store holds the same sibling set of every key (all servers are replicas
-/// of every key when N equals the number of servers).
+/// Replicas converge: once no message is in flight (and, with
+/// anti-entropy, every server has started all its exchanges), every
+/// server's durable store holds the same sibling set of every key (all
+/// servers are replicas of every key when N equals the number of servers).
 fn converged(model: &DynamoModel, state: &ActorModelState<DynamoActor, History>) -> bool {
     if model.cfg.n < model.cfg.servers || state.network.len() > 0 {
+        return true;
+    }
+    if model.cfg.anti_entropy > 0 && exchanges_left(state) {
         return true;
     }
     let mut stores = state
@@ -144,6 +148,14 @@ fn converged(model: &DynamoModel, state: &ActorModelState<DynamoActor, History>)
         .map(|storage| storage.as_ref().map(|storage| &storage.store));
     let first = stores.next().flatten();
     stores.all(|store| store == first)
+}
+
+/// Whether some server may still start an anti-entropy exchange.
+fn exchanges_left(state: &ActorModelState<DynamoActor, History>) -> bool {
+    state.actor_states.iter().any(|actor| match &**actor {
+        State::Server(server) => server.exchanges_left > 0,
+        State::Client(_) => false,
+    })
 }
 
 /// Adds the properties to a model.
@@ -164,6 +176,17 @@ pub fn properties(model: DynamoModel) -> DynamoModel {
             Expectation::Always,
             "reads never go back in real time",
             |model, state| !model.cfg.real_time_reads || state.history.reads_never_go_back(),
+        )
+        .property(
+            Expectation::Sometimes,
+            "anti-entropy repairs a replica",
+            |model, state| {
+                model.cfg.anti_entropy == 0
+                    || state.actor_states.iter().any(|actor| match &**actor {
+                        State::Server(server) => server.node.stats().entropy_repairs > 0,
+                        State::Client(_) => false,
+                    })
+            },
         )
         .property(Expectation::Sometimes, "siblings appear", |_, state| {
             state.history.siblings_appeared()

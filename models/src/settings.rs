@@ -105,6 +105,14 @@ pub struct ModelSettings {
     /// and readers watch a write in flight without multiplying the states
     /// as full clients would.
     pub readers: usize,
+    /// Anti-entropy exchanges each server starts (0: anti-entropy off).
+    /// A tick that finds an exchange still running starts none and spends
+    /// none.
+    pub anti_entropy: usize,
+    /// With `preload`: only one replica of each key (the first that is not
+    /// server 0) holds the preloaded value (the others missed it), so only
+    /// anti-entropy or a read can spread it.
+    pub diverged: bool,
 }
 
 impl Default for ModelSettings {
@@ -130,6 +138,8 @@ impl Default for ModelSettings {
             real_time_reads: false,
             writers: 0,
             readers: 0,
+            anti_entropy: 0,
+            diverged: false,
         }
     }
 }
@@ -144,6 +154,9 @@ impl ModelSettings {
             versioning: self.versioning,
             clock_entries_max: self.truncate,
             sloppy_quorum: self.sloppy,
+            // The model's timers fire whenever it chooses; any positive
+            // interval turns anti-entropy (and its trees) on.
+            anti_entropy_interval_ms: u64::from(self.anti_entropy > 0),
             ..Settings::default()
         }
     }
@@ -169,6 +182,9 @@ impl ModelSettings {
         }
         if self.truncate == 0 {
             return Err("--truncate must be at least 1".into());
+        }
+        if self.diverged && !self.preload {
+            return Err("--diverged needs --preload (it says who holds the preloaded values)".into());
         }
         self.protocol()
             .validate(self.servers)
@@ -222,6 +238,7 @@ impl ModelSettings {
         let timers = TimerPolicy {
             replicas: self.sloppy,
             deadlines: self.deadlines,
+            exchanges: self.anti_entropy,
         };
         let preloaded = self.preloaded(&ring);
         let servers = (0..self.servers).map(|server| DynamoActor::Server {
@@ -230,7 +247,17 @@ impl ModelSettings {
             timers,
             preload: preloaded
                 .iter()
-                .filter(|(_, _, _, replicas)| replicas.contains(&NodeId(server as u32)))
+                .filter(|(_, _, _, replicas)| {
+                    let here = NodeId(server as u32);
+                    if self.diverged {
+                        // One replica other than server 0, where writers'
+                        // puts enter: a coordinator sends its whole set,
+                        // so a put through the holder would carry it.
+                        replicas.iter().find(|replica| replica.0 != 0) == Some(&here)
+                    } else {
+                        replicas.contains(&here)
+                    }
+                })
                 .map(|(key, _, set, _)| (key.clone().into_bytes(), set.clone()))
                 .collect(),
         });

@@ -104,8 +104,17 @@ async fn run_async(arguments: ClientArguments) -> Result<(), String> {
         ClientCommand::Stats => {
             let view = client.view().await.map_err(failed)?;
             println!(
-                "{:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}",
-                "name", "coordinated", "r-reads", "r-writes", "hinted", "hints", "keys", "bytes"
+                "{:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>10} {:>10}",
+                "name",
+                "coordinated",
+                "r-reads",
+                "r-writes",
+                "hinted",
+                "hints",
+                "keys",
+                "bytes",
+                "exchanges",
+                "ae-repairs"
             );
             let mut repairs = Vec::new();
             for member in view.members() {
@@ -116,14 +125,16 @@ async fn run_async(arguments: ClientArguments) -> Result<(), String> {
                 match client.stats(*addr).await {
                     Ok(stats) => {
                         println!(
-                            "{name:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}",
+                            "{name:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>10} {:>10}",
                             stats.requests_coordinated(),
                             stats.protocol.replica_reads,
                             stats.protocol.replica_writes,
                             stats.protocol.hinted_writes,
                             stats.hints_pending,
                             stats.keys,
-                            stats.bytes
+                            stats.bytes,
+                            stats.protocol.exchanges,
+                            stats.protocol.entropy_repairs
                         );
                         repairs.extend(stats.needs_repair.into_iter().map(|repair| (name.clone(), repair)));
                     }

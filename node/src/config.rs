@@ -19,7 +19,11 @@
 //! logged), `request_timeout_ms = 1000`,
 //! `replica_timeout_ms = 100`, `probe_interval_ms = 100`,
 //! `probe_interval_max_ms = 2000`, `sloppy_quorum = true`,
-//! `read_repair = true`. Unknown or ill-typed fields are rejected with the
+//! `read_repair = true`, `anti_entropy_interval_ms = 200` (one hash-tree
+//! exchange with one other replica of one partition per interval; 0 turns
+//! anti-entropy off), `tombstone_grace_ms = 172800000` (two days: a
+//! tombstone every replica holds is removed this long after it was
+//! written; at least `hint_age_max_ms`). Unknown or ill-typed fields are rejected with the
 //! file, line and field.
 //!
 //! Peers prove they hold the cluster secret before a node takes their
@@ -124,6 +128,10 @@ struct RawCluster {
     hint_age_max_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     read_repair: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    anti_entropy_interval_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tombstone_grace_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,6 +376,10 @@ impl ClusterConfig {
             sloppy_quorum: raw.sloppy_quorum.unwrap_or(defaults.sloppy_quorum),
             hint_age_max_ms: raw.hint_age_max_ms.unwrap_or(defaults.hint_age_max_ms),
             read_repair: raw.read_repair.unwrap_or(defaults.read_repair),
+            anti_entropy_interval_ms: raw
+                .anti_entropy_interval_ms
+                .unwrap_or(defaults.anti_entropy_interval_ms),
+            tombstone_grace_ms: raw.tombstone_grace_ms.unwrap_or(defaults.tombstone_grace_ms),
         };
         let mut members = Vec::with_capacity(raw.nodes.len());
         for (index, node) in raw.nodes.iter().enumerate() {
@@ -485,6 +497,8 @@ impl ClusterConfig {
             sloppy_quorum: Some(s.sloppy_quorum),
             hint_age_max_ms: Some(s.hint_age_max_ms),
             read_repair: Some(s.read_repair),
+            anti_entropy_interval_ms: Some(s.anti_entropy_interval_ms),
+            tombstone_grace_ms: Some(s.tombstone_grace_ms),
             secret: match &self.secret {
                 Some(SecretSource::Inline(secret)) => Some(secret.text()),
                 _ => None,

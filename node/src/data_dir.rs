@@ -166,18 +166,22 @@ impl Identity {
 }
 
 /// Checks that `dir` holds `expected`'s data (claiming a new or empty
-/// directory for it), under the same Q and versioning.
+/// directory for it), under the same Q and versioning. True when the
+/// directory was claimed now: it holds nothing yet (a new node, or one
+/// whose data was wiped).
 ///
 /// # Errors
 /// Another node's data, another Q or versioning, an unreadable or
 /// malformed identity file.
-pub fn claim(dir: &Path, expected: &Identity) -> Result<(), DataDirError> {
+pub fn claim(dir: &Path, expected: &Identity) -> Result<bool, DataDirError> {
     create_durably(dir).map_err(io(dir))?;
     let path = dir.join("NODE");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return write_atomically(&path, &expected.to_text()).map_err(io(&path));
+            return write_atomically(&path, &expected.to_text())
+                .map(|()| true)
+                .map_err(io(&path));
         }
         Err(error) => return Err(io(&path)(error)),
     };
@@ -226,7 +230,7 @@ pub fn claim(dir: &Path, expected: &Identity) -> Result<(), DataDirError> {
     if !text.starts_with(MAGIC) {
         write_atomically(&path, &expected.to_text()).map_err(io(&path))?;
     }
-    Ok(())
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -250,10 +254,10 @@ mod tests {
     #[test]
     fn a_new_directory_is_claimed_and_then_recognised() {
         let dir = temp("new");
-        claim(&dir, &identity()).unwrap();
+        assert!(claim(&dir, &identity()).unwrap(), "claimed now");
         assert!(std::fs::read_to_string(dir.join("NODE")).unwrap().starts_with(MAGIC));
         assert!(!dir.join("NODE.tmp").exists());
-        claim(&dir, &identity()).unwrap();
+        assert!(!claim(&dir, &identity()).unwrap(), "claimed before");
         let other = Identity {
             name: "n2".into(),
             ..identity()

@@ -169,14 +169,15 @@ fn check_secret(config: &ClusterConfig) -> Result<(), ServerError> {
 }
 
 /// Claims the data directory for this node (its `NODE` file, checked
-/// against Q and the versioning) and opens its storage.
-fn open_storage(config: &ClusterConfig, name: &str, data_dir: &Path) -> Result<Engine, ServerError> {
+/// against Q and the versioning) and opens its storage; true when the
+/// directory was new (nothing in it yet).
+fn open_storage(config: &ClusterConfig, name: &str, data_dir: &Path) -> Result<(Engine, bool), ServerError> {
     let identity = Identity {
         name: name.to_string(),
         partitions: config.partitions,
         versioning: config.settings.versioning,
     };
-    data_dir::claim(data_dir, &identity)?;
+    let fresh = data_dir::claim(data_dir, &identity)?;
     let storage = StorageConfig {
         sync: config.sync,
         // Compaction works on sealed segments: smaller segments let it
@@ -185,7 +186,7 @@ fn open_storage(config: &ClusterConfig, name: &str, data_dir: &Path) -> Result<E
         compaction: Some(CompactionPolicy::default()),
         ..StorageConfig::default()
     };
-    Ok(Engine::open(&data_dir.join("partitions"), storage)?)
+    Ok((Engine::open(&data_dir.join("partitions"), storage)?, fresh))
 }
 
 /// The hints this node persisted before it stopped, as `(owner, key, set)`.
@@ -275,7 +276,8 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
     let ring = config
         .ring()
         .map_err(|error| ServerError::Io(std::io::Error::other(error.to_string())))?;
-    let engine = Arc::new(open_storage(&config, &name, &data_dir)?);
+    let (engine, fresh) = open_storage(&config, &name, &data_dir)?;
+    let engine = Arc::new(engine);
     let hints = recover_hints(&engine, hint_partition(&config))?;
     let actor = Actor {
         node: member.node,
@@ -288,7 +290,26 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
         hints.len(),
         engine.backend()
     );
-    let node = Node::new(member.node, actor, ring.clone(), config.settings.clone(), hints);
+    let mut node = Node::new(member.node, actor, ring.clone(), config.settings.clone(), hints);
+    // Anti-entropy repairs first what is known to be missing: every
+    // partition of a data directory that starts empty (a new node, or a
+    // wiped one), and each partition storage salvaged.
+    let salvaged: Vec<PartitionId> = engine
+        .stats()
+        .iter()
+        .filter(|partition| partition.needs_repair.is_some() && partition.partition.0 < config.partitions)
+        .map(|partition| partition.partition)
+        .collect();
+    if !salvaged.is_empty() {
+        log::warn!(
+            "{} partitions need repair: anti-entropy takes them first",
+            salvaged.len()
+        );
+    }
+    node.repair_first(salvaged);
+    if fresh && config.members.len() > 1 {
+        node.repair_first((0..config.partitions).map(PartitionId));
+    }
     let listen = listen.unwrap_or(member.addr);
     let listener = TcpListener::bind(listen)
         .await

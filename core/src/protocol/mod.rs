@@ -47,6 +47,9 @@
 //!   intended owner. That node persists the hint and, once the owner answers
 //!   a probe, hands the data off and drops the hint when the owner has
 //!   persisted it.
+//! - **Anti-entropy (§4.7).** Replicas of a partition periodically compare
+//!   hash trees and merge the keys they hold differently, both ways (see
+//!   `anti_entropy.rs`).
 //! - **Failure detection.** A suspected peer is skipped by new requests and
 //!   probed (ping) with exponential backoff until it answers.
 //!
@@ -70,7 +73,10 @@
 //! | `failure.rs` | suspicion and probes |
 //! | `persistence.rs` | writes in flight to local storage, `handle_persisted` |
 //! | `stats.rs` | [`NodeStats`] |
+//! | `anti_entropy.rs` | hash trees kept as writes land, exchanges, repairs |
+//! | `reaping.rs` | tombstones removed once every replica holds them |
 
+mod anti_entropy;
 mod coordinator;
 mod failure;
 mod get;
@@ -78,10 +84,12 @@ mod handoff;
 mod node;
 mod persistence;
 mod put;
+mod reaping;
 mod replica;
 mod stats;
 mod types;
 
+pub use anti_entropy::TreeSummary;
 pub use node::{Node, FORWARDS_REMEMBERED};
 pub use stats::NodeStats;
 pub use types::{

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeSet;
 
+use super::anti_entropy::AntiEntropy;
 use super::coordinator::Rounds;
 use super::failure::FailureDetector;
 use super::handoff::Hints;
 use super::persistence::Persistence;
+use super::reaping::Reaping;
 use super::replica::ReplicaWrite;
 use super::stats::NodeStats;
 use super::types::{
@@ -48,6 +50,9 @@ pub struct Node {
     /// order entries across restarts and nodes (truncation drops the
     /// oldest), while timers keep the driver's monotonic `now_ms`.
     wall_origin_ms: u64,
+    /// The `now_ms` of the latest input (for what completes without one:
+    /// a persist). Left out of equality and hashing, as time is.
+    pub(super) now_ms: u64,
     /// Gets, puts and forwards in flight.
     pub(super) rounds: Rounds,
     /// Writes in flight to local storage, and what waits on them.
@@ -56,6 +61,10 @@ pub struct Node {
     pub(super) hints: Hints,
     /// Suspected peers and probes.
     pub(super) failures: FailureDetector,
+    /// Hash trees and the exchange in flight.
+    pub(super) anti_entropy: AntiEntropy,
+    /// Tombstones waiting to be reaped, and reaps not yet answered.
+    pub(super) reaping: Reaping,
     /// Counters (not part of the protocol state).
     pub(super) stats: NodeStats,
 }
@@ -67,7 +76,7 @@ impl Node {
         &self,
     ) -> (
         (NodeId, Actor, &Ring, &Settings, u64, u64),
-        (&Rounds, &Persistence, &Hints, &FailureDetector),
+        (&Rounds, &Persistence, &Hints, &FailureDetector, &AntiEntropy, &Reaping),
     ) {
         (
             (
@@ -78,7 +87,14 @@ impl Node {
                 self.next_request,
                 self.wall_origin_ms,
             ),
-            (&self.rounds, &self.persistence, &self.hints, &self.failures),
+            (
+                &self.rounds,
+                &self.persistence,
+                &self.hints,
+                &self.failures,
+                &self.anti_entropy,
+                &self.reaping,
+            ),
         )
     }
 }
@@ -118,13 +134,19 @@ impl Node {
             persistence: Persistence::default(),
             hints: Hints::recovered(hints),
             failures: FailureDetector::default(),
+            anti_entropy: AntiEntropy::default(),
+            reaping: Reaping::default(),
+            now_ms: 0,
             stats: NodeStats::default(),
         }
     }
 
     /// Arms what a starting node needs: probes of the owners of the hints
-    /// it holds. Call once, before any other input.
+    /// it holds, and the anti-entropy tick. Call once, before any other
+    /// input.
     pub fn start(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        self.now_ms = now_ms;
+        self.start_anti_entropy(now_ms, out);
         let owners: BTreeSet<NodeId> = self.hints.held.keys().map(|(owner, _)| *owner).collect();
         for owner in owners {
             self.arm_probe(owner, now_ms, self.settings.probe_interval_ms, out);
@@ -230,6 +252,7 @@ impl Node {
         store: &dyn Store,
         out: &mut Vec<Effect>,
     ) {
+        self.now_ms = now_ms;
         self.start_request(now_ms, Origin::Client(client), request, store, out);
     }
 
@@ -242,6 +265,7 @@ impl Node {
         store: &dyn Store,
         out: &mut Vec<Effect>,
     ) {
+        self.now_ms = now_ms;
         self.alive(from, out);
         match message {
             Message::Read { request, key } => self.on_read(from, request, &key, store, out),
@@ -271,15 +295,28 @@ impl Node {
                 message: Message::Pong,
             }),
             Message::Pong => {}
+            Message::TreeQuery {
+                exchange,
+                partition,
+                request,
+            } => self.on_tree_query(from, exchange, partition, &request, out),
+            Message::TreeReply { exchange, response, .. } => {
+                self.on_tree_reply(now_ms, from, exchange, response, store, out)
+            }
+            Message::Repair { key, set, back } => self.on_repair(from, key, &set, back, store, out),
+            Message::Reap { key, hash } => self.on_reap(from, key, hash, store, out),
+            Message::Reaped { key } => self.on_reaped(from, &key),
         }
     }
 
     /// A timer armed with [`Effect::SetTimer`] fired.
     pub fn handle_timer(&mut self, now_ms: u64, timer: Timer, store: &dyn Store, out: &mut Vec<Effect>) {
+        self.now_ms = now_ms;
         match timer {
             Timer::Request(id) => self.on_request_deadline(now_ms, id, store, out),
             Timer::Replicas(id) => self.replace_silent_replicas(now_ms, id, out),
             Timer::Probe(node) => self.on_probe_timer(node, now_ms, out),
+            Timer::AntiEntropy => self.on_anti_entropy_timer(now_ms, store, out),
         }
     }
 }

@@ -8,8 +8,10 @@
 use std::collections::BTreeMap;
 
 use super::node::Node;
+use super::reaping::Durable;
 use super::types::{Effect, Message, PersistToken, RequestId, Store, StoreError};
 use crate::ids::NodeId;
+use crate::merkle::entry_hash;
 use crate::version::SiblingSet;
 
 /// A set sent to storage, served from memory until it is durable.
@@ -28,6 +30,17 @@ pub(super) enum Continuation {
     LocalWrite { request: RequestId },
     /// Acknowledge a handoff to the hint holder.
     AckHandoff { to: NodeId, key: Vec<u8> },
+    /// Nothing waits (an anti-entropy repair: the exchange that follows
+    /// sees whether it took).
+    Nothing,
+}
+
+/// A durable write's effect on its partition's tree (the key's new entry
+/// hash; `None`: removed) and on reaping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct TreeUpdate {
+    hash: Option<u64>,
+    state: Durable,
 }
 
 /// Writes in flight to local storage.
@@ -37,8 +50,9 @@ pub(super) struct Persistence {
     next_token: u64,
     /// The newest set of each key sent to storage and not yet durable.
     pending: BTreeMap<Vec<u8>, Pending>,
-    /// The key each outstanding token wrote.
-    pending_keys: BTreeMap<PersistToken, Vec<u8>>,
+    /// The key each outstanding token wrote, and (when trees are kept)
+    /// what the write makes of it in the tree and for reaping.
+    pending_keys: BTreeMap<PersistToken, (Vec<u8>, Option<TreeUpdate>)>,
     /// What waits on each token.
     after: BTreeMap<PersistToken, Vec<Continuation>>,
 }
@@ -74,12 +88,17 @@ impl Node {
                 set: set.clone(),
             },
         );
-        self.persistence.pending_keys.insert(token, key.clone());
+        let update = self.keeps_trees().then(|| TreeUpdate {
+            hash: (!set.is_empty()).then(|| entry_hash(&key, &set)),
+            state: Durable::of(&set),
+        });
+        self.persistence.pending_keys.insert(token, (key.clone(), update));
         out.push(Effect::Persist { token, key, set });
     }
 
     /// Merges `set` into this node's state of `key`; runs `then` once the
     /// result is durable (at once if nothing changed and nothing is pending).
+    /// True when the merge changed the state.
     pub(super) fn merge_local(
         &mut self,
         store: &dyn Store,
@@ -87,22 +106,28 @@ impl Node {
         set: &SiblingSet,
         then: Continuation,
         out: &mut Vec<Effect>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut local = self.load(store, &key)?;
         if local.merge(set, self.settings.versioning) {
             self.persist(key, local, then, out);
-        } else if let Some(pending) = self.persistence.pending.get(&key) {
+            return Ok(true);
+        }
+        if let Some(pending) = self.persistence.pending.get(&key) {
             self.persistence.after.entry(pending.token).or_default().push(then);
         } else {
             self.continue_after_persist(then, true, out);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// A persist asked for by [`Effect::Persist`] or [`Effect::PersistHint`]
     /// is durable (`Ok`) or failed.
     pub fn handle_persisted(&mut self, token: PersistToken, result: Result<(), StoreError>, out: &mut Vec<Effect>) {
-        if let Some(key) = self.persistence.pending_keys.remove(&token) {
+        if let Some((key, update)) = self.persistence.pending_keys.remove(&token) {
+            if let (Ok(()), Some(update)) = (&result, update) {
+                self.tree_entry(&key, update.hash);
+                self.note_durable(&key, update.state, self.now_ms);
+            }
             if self
                 .persistence
                 .pending
@@ -142,6 +167,7 @@ impl Node {
                 to,
                 message: Message::HandoffAck { key },
             }),
+            Continuation::Nothing => {}
         }
     }
 }

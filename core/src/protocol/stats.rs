@@ -26,4 +26,24 @@ pub struct NodeStats {
     pub read_repairs: u64,
     /// Requests that timed out.
     pub timeouts: u64,
+    /// Anti-entropy exchanges this node ran to the end as the initiator.
+    #[serde(default)]
+    pub exchanges: u64,
+    /// Exchanges given up (the peer fell silent, or does not replicate the
+    /// partition).
+    #[serde(default)]
+    pub exchanges_abandoned: u64,
+    /// Bytes of tree requests and responses in those exchanges (the roots
+    /// included, the repairs not).
+    #[serde(default)]
+    pub exchange_bytes: u64,
+    /// Keys the exchanges found held differently.
+    #[serde(default)]
+    pub exchange_differences: u64,
+    /// Keys whose local state an anti-entropy repair changed.
+    #[serde(default)]
+    pub entropy_repairs: u64,
+    /// Tombstones removed here (as the reaper, or at its word).
+    #[serde(default)]
+    pub tombstones_reaped: u64,
 }

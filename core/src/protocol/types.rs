@@ -4,11 +4,13 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::ids::NodeId;
+use crate::ids::{NodeId, PartitionId};
 use crate::limits::{
-    CLOCK_ENTRIES_DEFAULT, CLOCK_ENTRIES_MAX, HINT_AGE_MAX_MS_DEFAULT, HINT_AGE_MAX_MS_MAX, REPLICAS_MAX,
-    SIBLINGS_LIMIT_DEFAULT, SIBLINGS_LIMIT_MAX, SIBLINGS_WARNING_DEFAULT, TIMEOUT_MS_MAX,
+    ANTI_ENTROPY_INTERVAL_MS_DEFAULT, CLOCK_ENTRIES_DEFAULT, CLOCK_ENTRIES_MAX, HINT_AGE_MAX_MS_DEFAULT,
+    HINT_AGE_MAX_MS_MAX, REPLICAS_MAX, SIBLINGS_LIMIT_DEFAULT, SIBLINGS_LIMIT_MAX, SIBLINGS_WARNING_DEFAULT,
+    TIMEOUT_MS_MAX, TOMBSTONE_GRACE_MS_DEFAULT,
 };
+use crate::merkle;
 use crate::version::{SiblingSet, VectorClock, Versioning};
 
 /// Cluster-wide protocol settings. Every node of a cluster must use the
@@ -45,6 +47,15 @@ pub struct Settings {
     pub hint_age_max_ms: u64,
     /// Repair stale replicas after a get.
     pub read_repair: bool,
+    /// Anti-entropy (§4.7): start an exchange of hash trees with one
+    /// other replica of one partition every this many ms (0: never). One
+    /// exchange runs at a time; partitions reported as needing repair go
+    /// first, back to back.
+    pub anti_entropy_interval_ms: u64,
+    /// A tombstone every replica holds is removed this long after it
+    /// became durable (see `reaping.rs`); at least `hint_age_max_ms` with
+    /// sloppy quorum, so that no hint of an older version outlives it.
+    pub tombstone_grace_ms: u64,
 }
 
 impl Default for Settings {
@@ -64,6 +75,8 @@ impl Default for Settings {
             sloppy_quorum: true,
             hint_age_max_ms: HINT_AGE_MAX_MS_DEFAULT,
             read_repair: true,
+            anti_entropy_interval_ms: ANTI_ENTROPY_INTERVAL_MS_DEFAULT,
+            tombstone_grace_ms: TOMBSTONE_GRACE_MS_DEFAULT,
         }
     }
 }
@@ -101,6 +114,17 @@ pub enum SettingsError {
     /// A zero truncation threshold or timeout.
     #[error("{0} must be positive")]
     Zero(&'static str),
+    /// A grace period hints could outlive.
+    #[error(
+        "tombstone_grace_ms = {grace} is under hint_age_max_ms = {hint_age}: a hint of a deleted value could \
+         outlive its tombstone and bring the value back; raise the grace period or lower the hint age"
+    )]
+    GraceUnderHintAge {
+        /// The grace period.
+        grace: u64,
+        /// The hint age limit.
+        hint_age: u64,
+    },
     /// A truncation threshold or timeout over its bound.
     #[error("{name} = {value} is over the limit of {max}")]
     TooLarge {
@@ -148,13 +172,24 @@ impl Settings {
             (self.probe_interval_ms, "probe_interval_ms", TIMEOUT_MS_MAX),
             (self.probe_interval_max_ms, "probe_interval_max_ms", TIMEOUT_MS_MAX),
             (self.hint_age_max_ms, "hint_age_max_ms", HINT_AGE_MAX_MS_MAX),
+            (
+                self.anti_entropy_interval_ms,
+                "anti_entropy_interval_ms",
+                TIMEOUT_MS_MAX,
+            ),
         ] {
-            if value == 0 {
+            if value == 0 && name != "anti_entropy_interval_ms" {
                 return Err(SettingsError::Zero(name));
             }
             if value > max {
                 return Err(SettingsError::TooLarge { name, value, max });
             }
+        }
+        if self.sloppy_quorum && self.tombstone_grace_ms < self.hint_age_max_ms {
+            return Err(SettingsError::GraceUnderHintAge {
+                grace: self.tombstone_grace_ms,
+                hint_age: self.hint_age_max_ms,
+            });
         }
         Ok(())
     }
@@ -355,6 +390,50 @@ pub enum Message {
     Ping,
     /// Yes.
     Pong,
+    /// Anti-entropy initiator → another replica of `partition`: answer
+    /// this question about your hash tree.
+    TreeQuery {
+        /// The initiator's exchange.
+        exchange: u64,
+        /// The partition.
+        partition: PartitionId,
+        /// The question.
+        request: merkle::Request,
+    },
+    /// The answer (`None`: this node does not replicate the partition, or
+    /// cannot answer that question).
+    TreeReply {
+        /// The initiator's exchange.
+        exchange: u64,
+        /// The partition.
+        partition: PartitionId,
+        /// The answer.
+        response: Option<merkle::Response>,
+    },
+    /// Anti-entropy repair of a key the two replicas hold differently:
+    /// merge this set; with `back`, answer with your merged set unless it
+    /// is the one sent.
+    Repair {
+        /// The key.
+        key: Vec<u8>,
+        /// The sender's set (empty if it holds none).
+        set: SiblingSet,
+        /// Send the merge back.
+        back: bool,
+    },
+    /// A partition's reaper removed this tombstone-only key (every replica
+    /// held it): remove it too if you still hold the set hashing to `hash`.
+    Reap {
+        /// The key.
+        key: Vec<u8>,
+        /// The reaped set's entry hash.
+        hash: u64,
+    },
+    /// Reply to [`Message::Reap`]: done (or nothing to do).
+    Reaped {
+        /// The key.
+        key: Vec<u8>,
+    },
 }
 
 /// Identifies a persist until the driver reports it done.
@@ -370,6 +449,8 @@ pub enum Timer {
     Replicas(RequestId),
     /// Time to ping a suspected peer (or a hint's owner) again.
     Probe(NodeId),
+    /// Time for the next anti-entropy exchange.
+    AntiEntropy,
 }
 
 /// What the driver must do, in order.

@@ -1,11 +1,13 @@
-//! Peer messages on the wire: tagged 1–10 in the order of [`Message`]'s
-//! variants; request ids as varint node and varint sequence.
+//! Peer messages on the wire: tagged 1–15 in the order of [`Message`]'s
+//! variants; request ids as varint node and varint sequence; tree requests
+//! and responses as length-prefixed [`crate::merkle`] encodings.
 
 use super::client::{put_reply, put_request, read_reply, read_request};
 use super::{put_optional_count, put_request_id, put_set, read_request_id, read_set};
-use crate::codec::{put_bytes, DecodeError, Reader};
-use crate::ids::NodeId;
-use crate::limits::KEY_BYTES_MAX;
+use crate::codec::{put_bytes, put_varint, DecodeError, Reader};
+use crate::ids::{NodeId, PartitionId};
+use crate::limits::{FRAME_BYTES_MAX, KEY_BYTES_MAX, PARTITIONS_MAX};
+use crate::merkle;
 use crate::protocol::Message;
 
 pub(super) fn put_message(out: &mut Vec<u8>, message: &Message) {
@@ -57,6 +59,47 @@ pub(super) fn put_message(out: &mut Vec<u8>, message: &Message) {
         }
         Message::Ping => out.push(9),
         Message::Pong => out.push(10),
+        Message::TreeQuery {
+            exchange,
+            partition,
+            request,
+        } => {
+            out.push(11);
+            put_varint(out, *exchange);
+            put_varint(out, u64::from(partition.0));
+            put_bytes(out, &request.encode());
+        }
+        Message::TreeReply {
+            exchange,
+            partition,
+            response,
+        } => {
+            out.push(12);
+            put_varint(out, *exchange);
+            put_varint(out, u64::from(partition.0));
+            match response {
+                None => out.push(0),
+                Some(response) => {
+                    out.push(1);
+                    put_bytes(out, &response.encode());
+                }
+            }
+        }
+        Message::Repair { key, set, back } => {
+            out.push(13);
+            put_bytes(out, key);
+            put_set(out, set);
+            out.push(u8::from(*back));
+        }
+        Message::Reap { key, hash } => {
+            out.push(14);
+            put_bytes(out, key);
+            out.extend_from_slice(&hash.to_le_bytes());
+        }
+        Message::Reaped { key } => {
+            out.push(15);
+            put_bytes(out, key);
+        }
     }
 }
 
@@ -100,6 +143,57 @@ pub(super) fn read_message(reader: &mut Reader<'_>) -> Result<Message, DecodeErr
         },
         9 => Message::Ping,
         10 => Message::Pong,
+        11 => Message::TreeQuery {
+            exchange: reader.varint("exchange")?,
+            partition: read_partition(reader)?,
+            request: read_nested(reader, "tree request", merkle::Request::decode)?,
+        },
+        12 => Message::TreeReply {
+            exchange: reader.varint("exchange")?,
+            partition: read_partition(reader)?,
+            response: match reader.u8("response tag")? {
+                0 => None,
+                1 => Some(read_nested(reader, "tree response", merkle::Response::decode)?),
+                _ => return Err(reader.error("response tag")),
+            },
+        },
+        13 => Message::Repair {
+            key: reader.bytes(KEY_BYTES_MAX, "key")?.to_vec(),
+            set: read_set(reader)?,
+            back: match reader.u8("back")? {
+                0 => false,
+                1 => true,
+                _ => return Err(reader.error("back")),
+            },
+        },
+        14 => Message::Reap {
+            key: reader.bytes(KEY_BYTES_MAX, "key")?.to_vec(),
+            hash: reader.u64_le("entry hash")?,
+        },
+        15 => Message::Reaped {
+            key: reader.bytes(KEY_BYTES_MAX, "key")?.to_vec(),
+        },
         _ => return Err(reader.error("unknown message tag")),
+    })
+}
+
+fn read_partition(reader: &mut Reader<'_>) -> Result<PartitionId, DecodeError> {
+    Ok(PartitionId(
+        reader.varint_at_most(PARTITIONS_MAX as usize - 1, "partition")? as u32,
+    ))
+}
+
+/// A length-prefixed encoding decoded by `decode`, its errors placed at
+/// their offset in the frame.
+fn read_nested<T>(
+    reader: &mut Reader<'_>,
+    what: &'static str,
+    decode: fn(&[u8]) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let start = reader.offset();
+    let bytes = reader.bytes(FRAME_BYTES_MAX, what)?;
+    decode(bytes).map_err(|error| DecodeError {
+        offset: start + error.offset,
+        what: error.what,
     })
 }

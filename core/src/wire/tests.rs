@@ -1,6 +1,8 @@
 //! Round trips of every frame, cut frames, and garbage.
 
 use super::*;
+use crate::ids::PartitionId;
+use crate::merkle;
 use crate::protocol::{ClientError, StoreError};
 use crate::version::{Actor, VectorClock, Versioning};
 use proptest::prelude::*;
@@ -70,11 +72,41 @@ fn samples() -> Vec<Frame> {
         },
         Message::Handoff {
             key: b"k".to_vec(),
-            set,
+            set: set.clone(),
         },
         Message::HandoffAck { key: b"k".to_vec() },
         Message::Ping,
         Message::Pong,
+        Message::TreeQuery {
+            exchange: 7,
+            partition: PartitionId(3),
+            request: merkle::Request::Segments(vec![1, 4095]),
+        },
+        Message::TreeQuery {
+            exchange: 8,
+            partition: PartitionId(0),
+            request: merkle::Request::Root,
+        },
+        Message::TreeReply {
+            exchange: 7,
+            partition: PartitionId(3),
+            response: Some(merkle::Response::Segments(vec![vec![(b"k".to_vec(), 9)], Vec::new()])),
+        },
+        Message::TreeReply {
+            exchange: 9,
+            partition: PartitionId(65_535),
+            response: None,
+        },
+        Message::Repair {
+            key: b"k".to_vec(),
+            set,
+            back: true,
+        },
+        Message::Reap {
+            key: b"k".to_vec(),
+            hash: u64::MAX - 1,
+        },
+        Message::Reaped { key: b"k".to_vec() },
     ];
     let mut frames: Vec<Frame> = messages
         .into_iter()

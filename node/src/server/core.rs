@@ -47,13 +47,7 @@ pub(super) enum Input {
 pub(super) struct Persisted {
     token: PersistToken,
     result: Result<(), StoreError>,
-    /// For a key of a partition (not a hint): its partition, the key and
-    /// its new entry hash, for the anti-entropy tree once it is durable.
-    entry: Option<Entry>,
 }
-
-/// A key's new entry hash in its partition's tree.
-type Entry = (PartitionId, Vec<u8>, u64);
 
 /// Read access to the engine for the protocol core.
 struct EngineStore<'a> {
@@ -87,10 +81,6 @@ pub(super) struct Core {
     /// task per timer.
     timers: BTreeMap<(u64, u64), Timer>,
     timer_sequence: u64,
-    /// Anti-entropy trees (§4.7) of the partitions this node holds, kept
-    /// as writes become durable and rebuilt from the partition files on
-    /// start.
-    trees: BTreeMap<PartitionId, Tree>,
 }
 
 async fn shutdown_signal() {
@@ -126,10 +116,13 @@ impl Core {
         let wall_origin_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as u64);
-        let trees = rebuild_trees(&engine, hint_partition(&config));
+        let (trees, tombstones) = rebuild_trees(&engine, hint_partition(&config));
         Core {
             ring: node.ring().clone(),
-            node: node.with_wall_clock(wall_origin_ms),
+            node: node
+                .with_wall_clock(wall_origin_ms)
+                .with_trees(trees)
+                .with_tombstones(tombstones, 0),
             engine,
             config,
             peers,
@@ -139,7 +132,6 @@ impl Core {
             shutting_down: false,
             timers: BTreeMap::new(),
             timer_sequence: 0,
-            trees,
         }
     }
 
@@ -177,12 +169,7 @@ impl Core {
             tokio::select! {
                 biased;
                 completion = completions.recv() => match completion {
-                    Some(Persisted { token, result, entry }) => {
-                        if let (Ok(()), Some((partition, key, hash))) = (&result, entry) {
-                            self.trees.entry(partition).or_default().set(&key, Some(hash));
-                        }
-                        self.node.handle_persisted(token, result, &mut out);
-                    }
+                    Some(Persisted { token, result }) => self.node.handle_persisted(token, result, &mut out),
                     None => return,
                 },
                 input = inputs.recv() => match input {
@@ -248,13 +235,13 @@ impl Core {
             AdminQuery::Ring => AdminAnswer::Ring(self.describe_ring()),
             AdminQuery::Stats => AdminAnswer::Stats(self.stats_report()),
             AdminQuery::Trees => AdminAnswer::Trees(
-                self.trees
-                    .iter_mut()
-                    .filter(|(_, tree)| !tree.is_empty())
-                    .map(|(partition, tree)| TreeDescription {
-                        partition: partition.0,
-                        keys: tree.len() as u64,
-                        root: tree.root(),
+                self.node
+                    .trees()
+                    .into_iter()
+                    .map(|tree| TreeDescription {
+                        partition: tree.partition.0,
+                        keys: tree.keys,
+                        root: tree.root,
                     })
                     .collect(),
             ),
@@ -328,7 +315,6 @@ impl Core {
         let _ = self.completion_tx.send(Persisted {
             token,
             result: Err(StoreError::TooLarge(over.to_string())),
-            entry: None,
         });
         true
     }
@@ -357,9 +343,9 @@ impl Core {
                         continue;
                     }
                     let partition = self.ring.partition_of(&key);
-                    let payload = encode_sibling_set(&set);
-                    let entry = (partition, key.clone(), entry_hash_encoded(&key, &payload));
-                    self.submit(partition, key, Some(payload), Some(token), Some(entry));
+                    // An empty set is a reaped tombstone: the key goes.
+                    let payload = (!set.is_empty()).then(|| encode_sibling_set(&set));
+                    self.submit(partition, key, payload, Some(token));
                 }
                 Effect::PersistHint { token, owner, key, set } => {
                     if self.refuse_unreadable(token, &set) {
@@ -371,12 +357,11 @@ impl Core {
                         hint_key(owner, &key),
                         Some(encode_sibling_set(&set)),
                         Some(token),
-                        None,
                     );
                 }
                 Effect::DropHint { owner, key } => {
                     let partition = hint_partition(&self.config);
-                    self.submit(partition, hint_key(owner, &key), None, None, None);
+                    self.submit(partition, hint_key(owner, &key), None, None);
                 }
                 Effect::SetTimer { timer, at_ms } => {
                     self.timer_sequence += 1;
@@ -386,21 +371,13 @@ impl Core {
         }
     }
 
-    fn submit(
-        &self,
-        partition: PartitionId,
-        key: Vec<u8>,
-        payload: Option<Vec<u8>>,
-        token: Option<PersistToken>,
-        entry: Option<Entry>,
-    ) {
+    fn submit(&self, partition: PartitionId, key: Vec<u8>, payload: Option<Vec<u8>>, token: Option<PersistToken>) {
         let completions = self.completion_tx.clone();
         let done = Box::new(move |result: Result<(), StorageError>| {
             if let Some(token) = token {
                 let _ = completions.send(Persisted {
                     token,
                     result: result.map_err(|error| StoreError::from(&error)),
-                    entry,
                 });
             } else if let Err(error) = result {
                 log::warn!("dropping a handed-off hint failed: {error}");
@@ -411,7 +388,6 @@ impl Core {
                 let _ = self.completion_tx.send(Persisted {
                     token,
                     result: Err(StoreError::from(&error)),
-                    entry: None,
                 });
             }
         }
@@ -422,9 +398,11 @@ impl Core {
 /// partition aside), from the sets stored in its files: the bytes stored
 /// are the canonical encoding, hashed as they are. A key that cannot be
 /// read is left out (its partition is reported as needing repair, and the
-/// next exchange finds the key missing).
-fn rebuild_trees(engine: &Engine, hints: PartitionId) -> BTreeMap<PartitionId, Tree> {
+/// next exchange finds the key missing). Also the keys that hold only
+/// tombstones, for reaping.
+fn rebuild_trees(engine: &Engine, hints: PartitionId) -> (BTreeMap<PartitionId, Tree>, Vec<Vec<u8>>) {
     let mut trees = BTreeMap::new();
+    let mut tombstones = Vec::new();
     for partition in engine.partitions() {
         if partition == hints {
             continue;
@@ -432,7 +410,12 @@ fn rebuild_trees(engine: &Engine, hints: PartitionId) -> BTreeMap<PartitionId, T
         let tree: &mut Tree = trees.entry(partition).or_default();
         for key in engine.keys(partition) {
             match engine.get(partition, &key) {
-                Ok(Some(bytes)) => tree.set(&key, Some(entry_hash_encoded(&key, &bytes))),
+                Ok(Some(bytes)) => {
+                    tree.set(&key, Some(entry_hash_encoded(&key, &bytes)));
+                    if decode_sibling_set(&bytes).is_ok_and(|set| set.live_values().next().is_none()) {
+                        tombstones.push(key);
+                    }
+                }
                 Ok(None) => {}
                 Err(error) => log::warn!(
                     "anti-entropy tree of partition {}: a key is unreadable: {error}",
@@ -441,5 +424,5 @@ fn rebuild_trees(engine: &Engine, hints: PartitionId) -> BTreeMap<PartitionId, T
             }
         }
     }
-    trees
+    (trees, tombstones)
 }
