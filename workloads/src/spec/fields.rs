@@ -95,6 +95,8 @@ impl Fields<'_> {
             sloppy_quorum: cluster.sloppy_quorum,
             read_repair: cluster.read_repair,
             request_timeout_ms: cluster.request_timeout_ms,
+            anti_entropy_interval_ms: cluster.anti_entropy_interval_ms,
+            tombstone_grace_ms: cluster.tombstone_grace_ms,
         })
     }
 

@@ -154,6 +154,10 @@ pub struct ClusterSpec {
     pub read_repair: Option<bool>,
     /// A coordinator's deadline for a request.
     pub request_timeout_ms: Option<u64>,
+    /// One anti-entropy exchange per node per this many ms (0: off).
+    pub anti_entropy_interval_ms: Option<u64>,
+    /// How long a tombstone every replica holds is kept.
+    pub tombstone_grace_ms: Option<u64>,
 }
 
 /// The load.
@@ -528,6 +532,10 @@ impl Spec {
             request_timeout_ms: cluster.request_timeout_ms.unwrap_or(defaults.request_timeout_ms),
             sloppy_quorum: cluster.sloppy_quorum.unwrap_or(defaults.sloppy_quorum),
             read_repair: cluster.read_repair.unwrap_or(defaults.read_repair),
+            anti_entropy_interval_ms: cluster
+                .anti_entropy_interval_ms
+                .unwrap_or(defaults.anti_entropy_interval_ms),
+            tombstone_grace_ms: cluster.tombstone_grace_ms.unwrap_or(defaults.tombstone_grace_ms),
             ..defaults
         };
         let config = ClusterConfig {

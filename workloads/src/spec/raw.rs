@@ -90,6 +90,8 @@ pub(super) struct RawClusterSection {
     pub(super) sloppy_quorum: Option<bool>,
     pub(super) read_repair: Option<bool>,
     pub(super) request_timeout_ms: Option<u64>,
+    pub(super) anti_entropy_interval_ms: Option<u64>,
+    pub(super) tombstone_grace_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
