@@ -24,6 +24,7 @@
 //! not match; nothing is acknowledged before the storage engine reports it
 //! durable under the configured sync policy.
 
+pub mod archive;
 pub mod config;
 pub mod data_dir;
 pub mod launcher;

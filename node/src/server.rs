@@ -307,9 +307,16 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
         );
     }
     node.repair_first(salvaged);
-    if fresh && config.members.len() > 1 {
+    let restored = data_dir.join(crate::archive::RESTORED_MARKER);
+    if restored.exists() {
+        log::warn!("restored from an archive: anti-entropy repairs every partition from the peers first");
+    }
+    if (fresh || restored.exists()) && config.members.len() > 1 {
         node.repair_first((0..config.partitions).map(PartitionId));
     }
+    // The marker has done its work once the node knows (a crash before
+    // the repairs end costs only the order of the next start's exchanges).
+    let _ = std::fs::remove_file(&restored);
     let listen = listen.unwrap_or(member.addr);
     let listener = TcpListener::bind(listen)
         .await

@@ -47,7 +47,7 @@ mod dump;
 pub mod format;
 pub(crate) mod io;
 mod keydir;
-mod partition;
+pub(crate) mod partition;
 mod recovery;
 mod writer;
 
