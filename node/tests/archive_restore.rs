@@ -34,6 +34,26 @@ fn node_binary(arguments: &[&str]) -> (bool, String) {
     (output.status.success(), text)
 }
 
+fn archive(data: &Path, out: &Path) -> (bool, String) {
+    node_binary(&[
+        "archive",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+fn restore(archive: &Path, data: &Path) -> (bool, String) {
+    node_binary(&[
+        "restore",
+        "--archive",
+        archive.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ])
+}
+
 async fn trees(client: &Client, addr: std::net::SocketAddr) -> Vec<TreeDescription> {
     match client.admin(addr, AdminQuery::Trees).await {
         Ok(AdminAnswer::Trees(trees)) => trees,
@@ -95,13 +115,7 @@ async fn a_node_restored_from_an_archive_taken_under_load_loses_nothing_and_reis
         })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let (ok, text) = node_binary(&[
-        "archive",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        archive_path.to_str().unwrap(),
-    ]);
+    let (ok, text) = archive(&data, &archive_path);
     assert!(ok, "{text}");
     assert!(text.contains("archived 16 partitions"), "{text}");
     acknowledged.extend(writer.await.unwrap());
@@ -123,22 +137,10 @@ async fn a_node_restored_from_an_archive_taken_under_load_loses_nothing_and_reis
     // The node's data is lost; a restore into a non-empty directory is
     // refused; into the emptied one it works.
     cluster.kill9(2);
-    let (ok, text) = node_binary(&[
-        "restore",
-        "--archive",
-        archive_path.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let (ok, text) = restore(&archive_path, &data);
     assert!(!ok && text.contains("is not empty"), "{text}");
     std::fs::remove_dir_all(&data).unwrap();
-    let (ok, text) = node_binary(&[
-        "restore",
-        "--archive",
-        archive_path.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let (ok, text) = restore(&archive_path, &data);
     assert!(ok, "{text}");
     assert!(Path::new(&data).join("NODE").exists());
     cluster.start_node(2);
