@@ -100,7 +100,7 @@ impl Cluster {
                     self.nodes[index].handle_persisted(token, Ok(()), &mut more);
                     effects.extend(more);
                 }
-                Effect::Reply { .. } | Effect::SetTimer { .. } => {}
+                Effect::Reply { .. } | Effect::SetTimer { .. } | Effect::PartitionRepaired { .. } => {}
                 other => panic!("unexpected effect {other:?}"),
             }
         }

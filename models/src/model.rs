@@ -274,6 +274,7 @@ fn apply(server: &mut ServerState, effects: Vec<Effect>, timers: TimerPolicy, o:
                 server.hints.remove(&(owner, key));
                 dirty = true;
             }
+            Effect::PartitionRepaired { .. } => {}
             Effect::SetTimer { timer, .. } => match timer {
                 Timer::Probe(_) => {}
                 Timer::Replicas(_) if !timers.replicas => {}

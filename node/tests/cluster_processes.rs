@@ -144,7 +144,12 @@ async fn kill9_of_a_preference_node_then_hinted_handoff_on_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_repair_brings_a_stale_replica_up_to_date() {
-    let mut cluster = TestCluster::start("read-repair", 5, &format!("{QUORUM}\nsloppy_quorum = false"));
+    // Anti-entropy off: the repair seen must be the get's.
+    let mut cluster = TestCluster::start(
+        "read-repair",
+        5,
+        &format!("{QUORUM}\nsloppy_quorum = false\nanti_entropy_interval_ms = 0"),
+    );
     let client = client(&cluster);
     let key = b"cart:repair";
     let preference = preference(&client, key).await;

@@ -75,3 +75,65 @@ async fn a_flipped_byte_costs_one_record_and_the_partition_is_reported_for_repai
         .into_owned();
     assert_eq!(format!("p{:05}", stats.needs_repair[0].partition.0), partition);
 }
+
+/// The same damage on one replica of three: the partition is repaired
+/// first, from the other replicas, by anti-entropy alone (no client
+/// reads): the lost record is back on the damaged node, and once its tree
+/// agrees with a peer's the partition is no longer reported (its
+/// `NEEDS_REPAIR` file is gone, so a restart does not report it again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_replica_is_repaired_by_anti_entropy_and_stops_being_reported() {
+    use common::cluster::eventually;
+    let mut cluster = TestCluster::start("repaired", 3, "n = 3\nr = 2\nw = 3\npartitions = 3\nsync = \"always\"");
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    let value = |key: usize| format!("value-{key}-{}", "x".repeat(100)).into_bytes();
+    for key in 0..60 {
+        client
+            .put(
+                format!("k{key}").as_bytes(),
+                Some(&value(key)),
+                &VectorClock::new(),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    cluster.kill9(0);
+    let segment = fullest_segment(&cluster.dir.path().join("n1"));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let third = bytes.len() / 3;
+    bytes[third] ^= 0x40;
+    std::fs::write(&segment, &bytes).unwrap();
+    cluster.start_node(0);
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    let damaged = cluster.addrs[0];
+    eventually(
+        Duration::from_secs(30),
+        "the damaged partition to be repaired",
+        || async {
+            client
+                .stats(damaged)
+                .await
+                .is_ok_and(|stats| stats.needs_repair.is_empty() && stats.keys == 60)
+        },
+    )
+    .await;
+    let stats = client.stats(damaged).await.unwrap();
+    assert_eq!(stats.protocol.coordinated_gets, 0, "no client read did it");
+    assert!(stats.protocol.entropy_repairs >= 1, "{:?}", stats.protocol);
+    for key in 0..60 {
+        let got = client
+            .get_via(&[damaged], format!("k{key}").as_bytes(), Some(1))
+            .await
+            .unwrap();
+        assert_eq!(got.values, vec![value(key)], "k{key} on the repaired node");
+    }
+    cluster.kill9(0);
+    cluster.start_node(0);
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    let stats = client.stats(damaged).await.unwrap();
+    assert!(
+        stats.needs_repair.is_empty(),
+        "reported again after a restart: {stats:?}"
+    );
+}

@@ -163,7 +163,7 @@ impl Simulation {
                 Effect::Reply { client, reply } => self.client_reply(client.0, reply),
                 Effect::Persist { token, key, set } => self.persists[node].push((token, Some((key, set)))),
                 Effect::PersistHint { token, .. } => self.persists[node].push((token, None)),
-                Effect::DropHint { .. } => {}
+                Effect::DropHint { .. } | Effect::PartitionRepaired { .. } => {}
                 Effect::SetTimer { timer, at_ms } => {
                     self.timer_sequence += 1;
                     self.timers.insert((at_ms, self.timer_sequence), (node, timer));
@@ -370,7 +370,12 @@ impl Simulation {
         // Storage completes a node's writes in order (one storage thread).
         let (token, write) = self.persists[node].remove(0);
         if let Some((key, set)) = write {
-            self.stores[node].0.insert(key, set);
+            // An empty set is a reaped tombstone: the key goes.
+            if set.is_empty() {
+                self.stores[node].0.remove(&key);
+            } else {
+                self.stores[node].0.insert(key, set);
+            }
         }
         let mut out = Vec::new();
         self.nodes[node].handle_persisted(token, Ok(()), &mut out);

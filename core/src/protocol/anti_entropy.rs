@@ -66,14 +66,34 @@ pub(super) struct AntiEntropy {
     cursor: u64,
     /// Partitions to exchange first.
     urgent: BTreeSet<PartitionId>,
+    /// Partitions reported as needing repair that no replica has agreed
+    /// with yet.
+    repairing: BTreeSet<PartitionId>,
+    /// Repairing partitions whose last exchange found differences: the
+    /// next tick exchanges them again (not at once: the repairs it sent
+    /// must land first).
+    recheck: BTreeSet<PartitionId>,
     /// The exchange in flight.
     running: Option<Running>,
 }
 
 impl PartialEq for AntiEntropy {
     fn eq(&self, other: &Self) -> bool {
-        (self.next_id, self.cursor, &self.urgent, &self.running)
-            == (other.next_id, other.cursor, &other.urgent, &other.running)
+        (
+            self.next_id,
+            self.cursor,
+            &self.urgent,
+            &self.running,
+            &self.repairing,
+            &self.recheck,
+        ) == (
+            other.next_id,
+            other.cursor,
+            &other.urgent,
+            &other.running,
+            &other.repairing,
+            &other.recheck,
+        )
     }
 }
 
@@ -81,7 +101,15 @@ impl Eq for AntiEntropy {}
 
 impl std::hash::Hash for AntiEntropy {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.next_id, self.cursor, &self.urgent, &self.running).hash(state);
+        (
+            self.next_id,
+            self.cursor,
+            &self.urgent,
+            &self.running,
+            &self.repairing,
+            &self.recheck,
+        )
+            .hash(state);
     }
 }
 
@@ -113,9 +141,14 @@ impl Node {
         self
     }
 
-    /// Exchanges these partitions before any other, back to back.
+    /// Exchanges these partitions before any other, back to back, until
+    /// each agrees with another replica; then says so
+    /// ([`Effect::PartitionRepaired`]).
     pub fn repair_first(&mut self, partitions: impl IntoIterator<Item = PartitionId>) {
-        self.anti_entropy.urgent.extend(partitions);
+        for partition in partitions {
+            self.anti_entropy.urgent.insert(partition);
+            self.anti_entropy.repairing.insert(partition);
+        }
     }
 
     /// Whether an exchange this node started is still running.
@@ -173,6 +206,8 @@ impl Node {
                 self.anti_entropy.running = None;
             }
         }
+        let recheck = std::mem::take(&mut self.anti_entropy.recheck);
+        self.anti_entropy.urgent.extend(recheck);
         if self.anti_entropy.running.is_none() {
             self.start_exchange(now_ms, out);
         }
@@ -225,7 +260,10 @@ impl Node {
             };
             let live: Vec<NodeId> = peers.into_iter().filter(|peer| !suspects.contains(peer)).collect();
             if live.is_empty() {
-                // Nobody to repair from now: the round-robin comes back to it.
+                // Nobody to repair from now: the next tick tries again.
+                if self.anti_entropy.repairing.contains(&partition) {
+                    self.anti_entropy.recheck.insert(partition);
+                }
                 continue;
             }
             let peer = live[(self.anti_entropy.cursor as usize) % live.len()];
@@ -320,6 +358,13 @@ impl Node {
                 self.stats.exchange_differences += differences.len() as u64;
                 if differences.is_empty() {
                     self.note_agreement(running.partition, from, running.started_ms);
+                    if self.anti_entropy.repairing.remove(&running.partition) {
+                        out.push(Effect::PartitionRepaired {
+                            partition: running.partition,
+                        });
+                    }
+                } else if self.anti_entropy.repairing.contains(&running.partition) {
+                    self.anti_entropy.recheck.insert(running.partition);
                 }
                 if differences.len() >= EXCHANGE_DIFFERENCES_MAX {
                     self.anti_entropy.urgent.insert(running.partition);

@@ -499,6 +499,13 @@ pub enum Effect {
         /// The key.
         key: Vec<u8>,
     },
+    /// A partition reported as needing repair ([`super::Node::repair_first`])
+    /// now agrees with another replica's tree: whatever it had lost is
+    /// back, and the driver may forget why it needed repair.
+    PartitionRepaired {
+        /// The partition.
+        partition: PartitionId,
+    },
     /// Call [`super::Node::handle_timer`] with `timer` at `at_ms`.
     SetTimer {
         /// Which timer.

@@ -363,6 +363,11 @@ impl Core {
                     let partition = hint_partition(&self.config);
                     self.submit(partition, hint_key(owner, &key), None, None);
                 }
+                Effect::PartitionRepaired { partition } => {
+                    if let Err(error) = self.engine.clear_repair(partition) {
+                        log::warn!("partition {} was repaired, but: {error}", partition.0);
+                    }
+                }
                 Effect::SetTimer { timer, at_ms } => {
                     self.timer_sequence += 1;
                     self.timers.insert((at_ms, self.timer_sequence), timer);

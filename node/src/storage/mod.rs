@@ -615,6 +615,36 @@ impl Engine {
         partitions.iter().map(|part| part.stats()).collect()
     }
 
+    /// Anti-entropy has made `partition` whole again from another replica:
+    /// forget why it needed repair (its `NEEDS_REPAIR` file, durably).
+    ///
+    /// # Errors
+    /// The file cannot be removed, or the directory synced.
+    pub fn clear_repair(&self, partition: PartitionId) -> Result<(), StorageError> {
+        let Some(part) = self.shared.partition(partition) else {
+            return Ok(());
+        };
+        let reason = part.needs_repair.lock().recover().take();
+        if let Some(reason) = reason {
+            let repaired = part.dir.join(recovery::REPAIRED_FILE);
+            let mut text = std::fs::read_to_string(&repaired).unwrap_or_default();
+            let known: std::collections::BTreeSet<String> = text.lines().map(str::to_string).collect();
+            for line in reason.lines().filter(|line| !known.contains(*line)) {
+                text.push_str(line);
+                text.push('\n');
+            }
+            crate::data_dir::write_atomically(&repaired, &text).map_err(|error| StorageError::io(&repaired, error))?;
+            let noted = part.dir.join(recovery::REPAIR_FILE);
+            match std::fs::remove_file(&noted) {
+                Ok(()) => sync_dir(&part.dir)?,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(StorageError::io(&noted, error)),
+            }
+            log::info!("partition {} repaired by anti-entropy", partition.0);
+        }
+        Ok(())
+    }
+
     /// Rewrites the live records of every sealed segment of `partition`
     /// into new segments and deletes the old ones. Runs on the caller's
     /// thread; reads and writes go on meanwhile.

@@ -37,6 +37,9 @@ impl Partition {
         let mut fold = Fold {
             partition: id,
             needs_repair: None,
+            repaired: std::fs::read_to_string(dir.join(REPAIRED_FILE))
+                .map(|text| text.lines().map(str::to_string).collect())
+                .unwrap_or_default(),
             keys: KeyDirectory::default(),
             removed: HashMap::default(),
             max_sequence: 0,
@@ -67,7 +70,9 @@ impl Partition {
                 dir.join(MANIFEST_FILE).display()
             );
             log::error!("{reason}; the partition is marked for repair from the other replicas");
-            fold.needs_repair.get_or_insert(reason);
+            if !fold.repaired.contains(&reason) {
+                fold.needs_repair.get_or_insert(reason);
+            }
         }
         // Damage found before is remembered until a repair clears it: the
         // data it cost is still missing even when its traces are gone (a
@@ -97,6 +102,11 @@ impl Partition {
 /// The file that remembers why a partition needs repair, until a repair
 /// (anti-entropy) clears it.
 pub(crate) const REPAIR_FILE: &str = "NEEDS_REPAIR";
+
+/// The damage anti-entropy has repaired, a line each: the damaged bytes
+/// stay in their segment until compaction drops them, and are not
+/// reported again meanwhile.
+pub(crate) const REPAIRED_FILE: &str = "REPAIRED";
 
 /// Segments the manifest lists that are not on disk (none without a
 /// manifest). Files the manifest does not list are fine: a roll or a
@@ -257,6 +267,9 @@ struct Fold {
     /// Why the partition needs repair from the other replicas (the first
     /// damage found), if it does.
     needs_repair: Option<String>,
+    /// Damage anti-entropy has repaired already (`REPAIRED`): found again,
+    /// it is not reported again (the keys it cost were written anew).
+    repaired: std::collections::BTreeSet<String>,
     keys: KeyDirectory,
     /// Keys whose newest record so far is a remove, with its sequence:
     /// files are not in write order (compaction outputs), so a put read
@@ -269,6 +282,14 @@ struct Fold {
 }
 
 impl Fold {
+    /// Notes damage that makes the partition need repair, unless it was
+    /// repaired already.
+    fn damage(&mut self, reason: String) {
+        if !self.repaired.contains(&reason) {
+            self.needs_repair.get_or_insert(reason);
+        }
+    }
+
     /// Folds one scanned segment in, and decides on its damage: a torn tail
     /// of the last appendable segment is cut (and the cut synced); any
     /// other damage is an error. Returns the segment's bytes, to recycle.
@@ -298,8 +319,7 @@ impl Fold {
                 path.display(),
                 self.partition.0
             );
-            self.needs_repair
-                .get_or_insert_with(|| format!("corrupt bytes {start}..{end} in {}", path.display()));
+            self.damage(format!("corrupt bytes {start}..{end} in {}", path.display()));
         }
         let len = match scanned.damage {
             None => scanned.bytes.len(),
@@ -311,7 +331,7 @@ impl Fold {
                 };
                 let (len, repair) = cut_torn_tail(dir, path, &scanned.file, tail, is_last)?;
                 if let Some(reason) = repair {
-                    self.needs_repair.get_or_insert(reason);
+                    self.damage(reason);
                 }
                 len
             }
