@@ -30,16 +30,19 @@ fn fullest_segment(data: &std::path::Path) -> PathBuf {
     best.unwrap().1
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flipped_byte_costs_one_record_and_the_partition_is_reported_for_repair() {
-    let mut cluster = TestCluster::start("damaged", 1, "n = 1\nr = 1\nw = 1\npartitions = 2\nsync = \"always\"");
+fn value(key: usize) -> Vec<u8> {
+    format!("value-{key}-{}", "x".repeat(100)).into_bytes()
+}
+
+/// Writes `keys` keys (`k0`.. with [`value`]), kills node 0, flips a byte a
+/// third into its fullest segment, restarts it; returns that segment.
+async fn write_then_flip_a_byte(cluster: &mut TestCluster, keys: usize) -> PathBuf {
     let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
-    for key in 0..40 {
-        let value = format!("value-{key}-{}", "x".repeat(100));
+    for key in 0..keys {
         client
             .put(
                 format!("k{key}").as_bytes(),
-                Some(value.as_bytes()),
+                Some(&value(key)),
                 &VectorClock::new(),
                 None,
             )
@@ -53,13 +56,19 @@ async fn a_flipped_byte_costs_one_record_and_the_partition_is_reported_for_repai
     bytes[third] ^= 0x40;
     std::fs::write(&segment, &bytes).unwrap();
     cluster.start_node(0);
+    segment
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_costs_one_record_and_the_partition_is_reported_for_repair() {
+    let mut cluster = TestCluster::start("damaged", 1, "n = 1\nr = 1\nw = 1\npartitions = 2\nsync = \"always\"");
+    let segment = write_then_flip_a_byte(&mut cluster, 40).await;
 
     let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
     let mut missing = Vec::new();
     for key in 0..40 {
         let got = client.get(format!("k{key}").as_bytes(), None).await.unwrap();
-        let expected = format!("value-{key}-{}", "x".repeat(100)).into_bytes();
-        if got.values != vec![expected] {
+        if got.values != vec![value(key)] {
             missing.push(key);
         }
     }
@@ -85,26 +94,7 @@ async fn a_flipped_byte_costs_one_record_and_the_partition_is_reported_for_repai
 async fn a_damaged_replica_is_repaired_by_anti_entropy_and_stops_being_reported() {
     use common::cluster::eventually;
     let mut cluster = TestCluster::start("repaired", 3, "n = 3\nr = 2\nw = 3\npartitions = 3\nsync = \"always\"");
-    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
-    let value = |key: usize| format!("value-{key}-{}", "x".repeat(100)).into_bytes();
-    for key in 0..60 {
-        client
-            .put(
-                format!("k{key}").as_bytes(),
-                Some(&value(key)),
-                &VectorClock::new(),
-                None,
-            )
-            .await
-            .unwrap();
-    }
-    cluster.kill9(0);
-    let segment = fullest_segment(&cluster.dir.path().join("n1"));
-    let mut bytes = std::fs::read(&segment).unwrap();
-    let third = bytes.len() / 3;
-    bytes[third] ^= 0x40;
-    std::fs::write(&segment, &bytes).unwrap();
-    cluster.start_node(0);
+    write_then_flip_a_byte(&mut cluster, 60).await;
     let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
     let damaged = cluster.addrs[0];
     eventually(

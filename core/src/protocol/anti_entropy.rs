@@ -77,8 +77,19 @@ pub(super) struct AntiEntropy {
     running: Option<Running>,
 }
 
-impl PartialEq for AntiEntropy {
-    fn eq(&self, other: &Self) -> bool {
+impl AntiEntropy {
+    /// Everything but the trees, for equality and hashing.
+    #[allow(clippy::type_complexity)]
+    fn protocol_state(
+        &self,
+    ) -> (
+        u64,
+        u64,
+        &BTreeSet<PartitionId>,
+        &Option<Running>,
+        &BTreeSet<PartitionId>,
+        &BTreeSet<PartitionId>,
+    ) {
         (
             self.next_id,
             self.cursor,
@@ -86,14 +97,13 @@ impl PartialEq for AntiEntropy {
             &self.running,
             &self.repairing,
             &self.recheck,
-        ) == (
-            other.next_id,
-            other.cursor,
-            &other.urgent,
-            &other.running,
-            &other.repairing,
-            &other.recheck,
         )
+    }
+}
+
+impl PartialEq for AntiEntropy {
+    fn eq(&self, other: &Self) -> bool {
+        self.protocol_state() == other.protocol_state()
     }
 }
 
@@ -101,15 +111,7 @@ impl Eq for AntiEntropy {}
 
 impl std::hash::Hash for AntiEntropy {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (
-            self.next_id,
-            self.cursor,
-            &self.urgent,
-            &self.running,
-            &self.repairing,
-            &self.recheck,
-        )
-            .hash(state);
+        self.protocol_state().hash(state);
     }
 }
 
