@@ -142,6 +142,14 @@ impl Node {
             .take_while(|(since, _)| now_ms.saturating_sub(*since) >= grace)
             .cloned()
             .collect();
+        if due.is_empty() {
+            return;
+        }
+        let hinted: BTreeSet<&[u8]> = self.hints.held.keys().map(|(_, key)| key.as_slice()).collect();
+        let due: Vec<(u64, Vec<u8>)> = due
+            .into_iter()
+            .filter(|(_, key)| !hinted.contains(key.as_slice()))
+            .collect();
         for (since, key) in due {
             let partition = self.ring.partition_of(&key);
             let Some(fellows) = self.fellow_replicas(partition) else {
@@ -153,8 +161,7 @@ impl Node {
                     .get(&(partition, *fellow))
                     .is_some_and(|&agreed| agreed > since)
             });
-            let hinted = self.hints.held.keys().any(|(_, hinted)| *hinted == key);
-            if !everyone_holds_it || hinted {
+            if !everyone_holds_it {
                 continue;
             }
             let Ok(set) = self.load(store, &key) else { continue };
