@@ -506,3 +506,62 @@ async fn a_wiped_replica_holds_every_key_again_within_two_minutes_without_reads(
         stats.protocol
     );
 }
+
+/// Tombstone reaping on real processes: a replica misses a delete while
+/// it is down; well past the grace period the others still keep the
+/// tombstone (no exchange with the missing replica has agreed); once it
+/// is back, anti-entropy gives it the tombstone, every replica then holds
+/// it, and the key is removed everywhere, the deleted value never back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_waits_for_the_replica_that_missed_the_delete_then_goes_everywhere() {
+    let mut cluster = TestCluster::start(
+        "reaping",
+        3,
+        "n = 3\nr = 2\nw = 2\npartitions = 3\nsync = \"always\"\nsloppy_quorum = false\ntombstone_grace_ms = 1000",
+    );
+    let client = client(&cluster);
+    let key = b"cart:reaped";
+    client
+        .put(key, Some(b"item"), &VectorClock::new(), Some(3))
+        .await
+        .unwrap();
+    let preference = preference(&client, key).await;
+    let old = cluster.index_of(preference[2]);
+    cluster.kill9(old);
+    let got = client.get_via(&[preference[0]], key, Some(2)).await.unwrap();
+    client
+        .put_via(&[preference[0]], key, None, &got.context, Some(2))
+        .await
+        .unwrap();
+    // Three grace periods with the old replica away: the tombstone stays.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    for &addr in &preference[..2] {
+        let stats = client.stats(addr).await.unwrap();
+        assert_eq!(stats.keys, 1, "{addr} reaped while a replica lacked the tombstone");
+        assert_eq!(stats.protocol.tombstones_reaped, 0);
+    }
+    cluster.start_node(old);
+    let client = std::sync::Arc::new(Client::new(cluster.addrs.clone(), Duration::from_secs(3)));
+    let addrs = preference.clone();
+    eventually(Duration::from_secs(30), "the tombstone to be reaped everywhere", || {
+        let client = std::sync::Arc::clone(&client);
+        let addrs = addrs.clone();
+        async move {
+            for addr in addrs {
+                match client.stats(addr).await {
+                    Ok(stats) if stats.keys == 0 => {}
+                    _ => return false,
+                }
+            }
+            true
+        }
+    })
+    .await;
+    let mut reaped = 0;
+    for &addr in &preference {
+        reaped += client.stats(addr).await.unwrap().protocol.tombstones_reaped;
+        let got = client.get_via(&[addr], key, Some(1)).await.unwrap();
+        assert!(got.values.is_empty(), "{addr} serves the deleted value again: {got:?}");
+    }
+    assert_eq!(reaped, 3, "the reaper and the two others each removed it once");
+}
