@@ -36,6 +36,8 @@ struct Cluster {
     /// Nodes that are down: messages to and from them are lost, and they
     /// take no ticks.
     down: Vec<bool>,
+    /// `Reap` messages to this node are lost.
+    lose_reaps_to: Option<usize>,
 }
 
 impl Cluster {
@@ -82,6 +84,7 @@ impl Cluster {
             repairs: 0,
             tree_bytes: 0,
             down: vec![false; ids.len()],
+            lose_reaps_to: None,
         }
     }
 
@@ -110,6 +113,9 @@ impl Cluster {
     fn drain(&mut self) {
         while let Some((from, to, message)) = self.queue.pop_front() {
             if self.down[from.0 as usize] || self.down[to.0 as usize] {
+                continue;
+            }
+            if matches!(message, Message::Reap { .. }) && self.lose_reaps_to == Some(to.0 as usize) {
                 continue;
             }
             match &message {
@@ -453,4 +459,44 @@ fn a_tombstone_is_reaped_only_once_every_replica_holds_it_and_nothing_is_resurre
             cluster.trees_match_stores();
         }
     }
+}
+
+/// A reap that one replica never hears of: the reaper finds the tombstone
+/// there in a later exchange and sends the reap again; it never takes the
+/// reaped tombstone back, and the key ends removed everywhere.
+#[test]
+fn a_lost_reap_is_sent_again_and_the_reaper_never_takes_the_tombstone_back() {
+    let settings = Settings {
+        n: 3,
+        hint_age_max_ms: 1_000,
+        tombstone_grace_ms: 2_000,
+        ..Settings::default()
+    };
+    let mut cluster = Cluster::with_settings(4, vec![BTreeMap::new(); 3], settings);
+    let key = b"cart:lost-reap".to_vec();
+    let replicas = cluster.ring.preference_list(cluster.ring.partition_of(&key), 3);
+    let (reaper, deaf) = (replicas[0].0 as usize, replicas[1].0 as usize);
+    write(&mut cluster, reaper, &key, Some("item"));
+    write(&mut cluster, reaper, &key, None);
+    cluster.lose_reaps_to = Some(deaf);
+    let mut round = 0;
+    while cluster.stores[reaper].contains_key(&key) {
+        cluster.tick(round % 3);
+        round += 1;
+        assert!(round < 300, "never reaped");
+    }
+    assert!(cluster.stores[deaf].contains_key(&key), "the reap to it was lost");
+    cluster.lose_reaps_to = None;
+    for round in 0..300 {
+        cluster.tick(round % 3);
+        assert!(
+            !cluster.stores[reaper].contains_key(&key),
+            "the reaper took the tombstone back"
+        );
+    }
+    for store in &cluster.stores {
+        assert!(!store.contains_key(&key));
+    }
+    assert!(cluster.converged());
+    cluster.trees_match_stores();
 }
