@@ -31,6 +31,7 @@
 //! view of the ring) answers `None` and the exchange is dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::node::Node;
 use super::persistence::Continuation;
@@ -39,6 +40,9 @@ use crate::ids::{NodeId, PartitionId};
 use crate::limits::EXCHANGE_DIFFERENCES_MAX;
 use crate::merkle::{answer, entry_hash, Difference, Exchange, Next, Request, Response, Tree};
 use crate::version::SiblingSet;
+
+/// Partitions a node holds, each with its other replicas.
+type Held = Arc<Vec<(PartitionId, Vec<NodeId>)>>;
 
 /// The exchange this node is running as the initiator.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -75,6 +79,10 @@ pub(super) struct AntiEntropy {
     recheck: BTreeSet<PartitionId>,
     /// The exchange in flight.
     running: Option<Running>,
+    /// The partitions this node holds with their other replicas, for the
+    /// ring epoch they were computed at (a function of the ring: left out
+    /// of equality and hashing, recomputed only when the ring changes).
+    held: Option<(u64, Held)>,
 }
 
 impl AntiEntropy {
@@ -272,11 +280,16 @@ impl Node {
             self.anti_entropy.cursor += 1;
             return Some((partition, peer));
         }
-        let held: Vec<(PartitionId, Vec<NodeId>)> = (0..self.ring.partition_count())
-            .map(PartitionId)
-            .filter_map(|partition| self.fellow_replicas(partition).map(|peers| (partition, peers)))
-            .filter(|(_, peers)| !peers.is_empty())
-            .collect();
+        let epoch = self.ring.epoch();
+        if self.anti_entropy.held.as_ref().is_none_or(|(at, _)| *at != epoch) {
+            let held: Vec<(PartitionId, Vec<NodeId>)> = (0..self.ring.partition_count())
+                .map(PartitionId)
+                .filter_map(|partition| self.fellow_replicas(partition).map(|peers| (partition, peers)))
+                .filter(|(_, peers)| !peers.is_empty())
+                .collect();
+            self.anti_entropy.held = Some((epoch, Arc::new(held)));
+        }
+        let held = Arc::clone(&self.anti_entropy.held.as_ref()?.1);
         let peers_each = held.iter().map(|(_, peers)| peers.len()).max()?;
         let pairs = (held.len() * peers_each) as u64;
         for _ in 0..pairs {
