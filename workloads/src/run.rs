@@ -597,6 +597,7 @@ fn summary_json(figures: &Figures<'_>) -> serde_json::Value {
         },
         "final_reads": measured.final_reads,
         "keys_touched": measured.keys_touched,
+        "repair": measured.repair,
         "cart": measured.cart,
         "faults": {
             "windows": faults.windows.iter().map(|window| json!({
@@ -695,6 +696,18 @@ fn terminal_report(figures: &Figures<'_>) -> String {
         "load balance: efficiency {efficiency} (mean over busiest node); requests {}",
         nodes.join(", ")
     );
+    let repair = &measured.repair;
+    let _ = writeln!(
+        out,
+        "repair (node counters, {} nodes; a restarted node counts from its restart): {} read repairs, {} handoffs; anti-entropy {} exchanges ({} of trees), {} keys repaired, {} tombstones reaped",
+        repair.nodes,
+        repair.read_repairs,
+        repair.handoffs,
+        repair.exchanges,
+        human_bytes(repair.exchange_bytes as f64),
+        repair.entropy_repairs,
+        repair.tombstones_reaped
+    );
     let versions: Vec<String> = measured
         .versions_per_read
         .iter()
@@ -732,6 +745,22 @@ fn terminal_report(figures: &Figures<'_>) -> String {
     out
 }
 
+/// Bytes as a person reads them: `812 B`, `3.4 KiB`, `1.2 MiB`, `5.0 GiB`.
+fn human_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -748,6 +777,17 @@ mod tests {
         assert_eq!(
             timestamp(UNIX_EPOCH + Duration::from_secs(951_825_600)),
             "20000229-120000"
+        );
+    }
+
+    #[test]
+    fn bytes_read_as_a_person_reads_them() {
+        assert_eq!(super::human_bytes(812.0), "812 B");
+        assert_eq!(super::human_bytes(3.5 * 1024.0), "3.5 KiB");
+        assert_eq!(super::human_bytes(1.25 * 1024.0 * 1024.0), "1.2 MiB");
+        assert_eq!(
+            super::human_bytes(5.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0),
+            "5120.0 GiB"
         );
     }
 }

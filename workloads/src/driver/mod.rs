@@ -97,6 +97,8 @@ pub struct Measured {
     pub keys_touched: u64,
     /// Cart figures, when the spec is a cart.
     pub cart: Option<CartFigures>,
+    /// The nodes' repair counters at the end of the load.
+    pub repair: RepairFigures,
     /// Latencies clamped to the histogram's bound.
     pub clamped: u64,
     /// What went wrong doing faults (a node that would not restart).
@@ -274,6 +276,8 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
         }
         None => Vec::new(),
     };
+    // Before the final reads, whose own read repairs are not the run's.
+    let repair = repair_figures(&seeds, spec.load.timeout).await;
     let (final_reads, keys_touched) =
         final_reads(&shared, &target, options.progress && !interrupted, interrupted).await;
     let events = shared.history.finish().map_err(|source| DriveError::History {
@@ -302,9 +306,49 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
         final_reads,
         keys_touched,
         cart: spec.is_cart().then(|| cart_figures(&shared)),
+        repair,
         fault_problems,
         clamped,
     })
+}
+
+/// The nodes' repair counters, summed: read repairs, handoffs,
+/// anti-entropy. A node that restarted during the run counts from its
+/// restart, so under kill faults they are lower bounds.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RepairFigures {
+    /// Nodes that answered.
+    pub nodes: usize,
+    /// Replicas repaired after gets.
+    pub read_repairs: u64,
+    /// Hints handed off and acknowledged.
+    pub handoffs: u64,
+    /// Anti-entropy exchanges run to the end.
+    pub exchanges: u64,
+    /// Bytes of hash-tree traffic in them.
+    pub exchange_bytes: u64,
+    /// Keys anti-entropy changed on some replica.
+    pub entropy_repairs: u64,
+    /// Tombstones removed.
+    pub tombstones_reaped: u64,
+}
+
+async fn repair_figures(seeds: &[SocketAddr], timeout: Duration) -> RepairFigures {
+    let client = Client::new(seeds.to_vec(), timeout);
+    let mut figures = RepairFigures::default();
+    for addr in seeds {
+        if let Ok(stats) = client.stats(*addr).await {
+            let protocol = stats.protocol;
+            figures.nodes += 1;
+            figures.read_repairs += protocol.read_repairs;
+            figures.handoffs += protocol.handoffs;
+            figures.exchanges += protocol.exchanges;
+            figures.exchange_bytes += protocol.exchange_bytes;
+            figures.entropy_repairs += protocol.entropy_repairs;
+            figures.tombstones_reaped += protocol.tombstones_reaped;
+        }
+    }
+    figures
 }
 
 /// Waits (up to a minute) until no node holds hints: what was written
