@@ -67,6 +67,7 @@ async fn a_node_restored_from_an_archive_taken_under_load_loses_nothing_and_reis
     let client = Arc::new(Client::new(cluster.addrs.clone(), Duration::from_secs(3)));
     let restored_addr = cluster.addrs[2];
     let name = cluster.cluster.config().members[2].name.clone();
+    let restored_node = cluster.cluster.config().members[2].node;
     let data = cluster.dir.path().join(&name);
     let archive_path = cluster.dir.path().join("n.archive");
     // Blind puts coordinated by the node to be restored: concurrent
@@ -146,9 +147,26 @@ async fn a_node_restored_from_an_archive_taken_under_load_loses_nothing_and_reis
     cluster.start_node(2);
     // A new client: the old one's connection to the killed process is dead.
     let client = Arc::new(Client::new(cluster.addrs.clone(), Duration::from_secs(3)));
-    // At once, before anti-entropy has run: a put it coordinates. Were its
-    // incarnation the archive's, this dot would be one of s3's or s4's and
-    // one of the two values would vanish.
+    // Until the peers have reconnected to the new process, a put it
+    // coordinates may time out (an indeterminate outcome): warm up on
+    // another key first.
+    eventually(
+        Duration::from_secs(20),
+        "the restarted node to coordinate a write",
+        || {
+            let client = Arc::clone(&client);
+            async move {
+                client
+                    .put_via(&[restored_addr], b"warm-up", Some(b"w"), &VectorClock::new(), None)
+                    .await
+                    .is_ok()
+            }
+        },
+    )
+    .await;
+    // A put it coordinates. Were its incarnation the archive's, its dot
+    // could be one of s3's or s4's (one of the two values would vanish),
+    // and the key's clock would hold one incarnation of it, not two.
     blind(Arc::clone(&client), "s5".into()).await;
 
     let full = trees(&client, cluster.addrs[0]).await;
@@ -165,14 +183,23 @@ async fn a_node_restored_from_an_archive_taken_under_load_loses_nothing_and_reis
         let got = client.get_via(&[restored_addr], key.as_bytes(), Some(1)).await.unwrap();
         assert_eq!(got.values, vec![value.as_bytes().to_vec()], "{key}");
     }
-    let mut siblings = client
-        .get_via(&[restored_addr], b"siblings", Some(3))
-        .await
-        .unwrap()
-        .values;
+    let got = client.get_via(&[restored_addr], b"siblings", Some(3)).await.unwrap();
+    let mut siblings = got.values;
     siblings.sort();
     let expected: Vec<Vec<u8>> = (0..6).map(|index| format!("s{index}").into_bytes()).collect();
     assert_eq!(siblings, expected, "a version was reissued or lost");
+    let incarnations: std::collections::BTreeSet<u64> = got
+        .context
+        .entries()
+        .iter()
+        .filter(|entry| entry.actor.node == restored_node)
+        .map(|entry| entry.actor.incarnation)
+        .collect();
+    assert_eq!(
+        incarnations.len(),
+        2,
+        "the restored node wrote as its old incarnation: {incarnations:?}"
+    );
 }
 
 #[test]
