@@ -40,7 +40,9 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::codec::{put_bytes, put_varint, DecodeError, Reader};
+use crate::ids::PartitionId;
 use crate::limits::KEY_BYTES_MAX;
+use crate::ring::Ring;
 use crate::version::{encode_sibling_set, SiblingSet};
 
 /// Children per inner node, as bits.
@@ -75,6 +77,22 @@ fn sha64(parts: &[&[u8]]) -> u64 {
 /// The entry hash of `key` holding `set`.
 pub fn entry_hash(key: &[u8], set: &SiblingSet) -> u64 {
     entry_hash_encoded(key, &encode_sibling_set(set))
+}
+
+/// The trees of one replica's partitions, built from its sibling sets (as
+/// a node rebuilds them from its partition files on open).
+pub fn trees_of<'a>(
+    ring: &Ring,
+    sets: impl IntoIterator<Item = (&'a Vec<u8>, &'a SiblingSet)>,
+) -> BTreeMap<PartitionId, Tree> {
+    let mut trees: BTreeMap<PartitionId, Tree> = BTreeMap::new();
+    for (key, set) in sets {
+        trees
+            .entry(ring.partition_of(key))
+            .or_default()
+            .set(key, Some(entry_hash(key, set)));
+    }
+    trees
 }
 
 /// The entry hash of `key` from its set's encoding (what a partition file

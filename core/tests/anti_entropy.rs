@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use dynamo_core::ids::{NodeId, PartitionId};
-use dynamo_core::merkle::{entry_hash, Tree};
+use dynamo_core::merkle::{entry_hash, trees_of};
 use dynamo_core::protocol::{Effect, Message, Node, Settings, Store, StoreError, Timer};
 use dynamo_core::ring::Ring;
 use dynamo_core::version::{Actor, SiblingSet, VectorClock, Versioning};
@@ -59,13 +59,7 @@ impl Cluster {
             .iter()
             .zip(&stores)
             .map(|(&id, store)| {
-                let mut trees: BTreeMap<PartitionId, Tree> = BTreeMap::new();
-                for (key, set) in store {
-                    trees
-                        .entry(ring.partition_of(key))
-                        .or_default()
-                        .set(key, Some(entry_hash(key, set)));
-                }
+                let trees = trees_of(&ring, store);
                 let actor = Actor {
                     node: id,
                     incarnation: 1,
@@ -153,13 +147,7 @@ impl Cluster {
     /// Each node's trees agree with its store, and all roots agree.
     fn trees_match_stores(&mut self) {
         for (index, node) in self.nodes.iter_mut().enumerate() {
-            let mut expected: BTreeMap<PartitionId, Tree> = BTreeMap::new();
-            for (key, set) in &self.stores[index] {
-                expected
-                    .entry(self.ring.partition_of(key))
-                    .or_default()
-                    .set(key, Some(entry_hash(key, set)));
-            }
+            let mut expected = trees_of(&self.ring, &self.stores[index]);
             let roots: Vec<(u32, u64, u64)> = node
                 .trees()
                 .iter()

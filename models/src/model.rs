@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use dynamo_core::ids::{NodeId, PartitionId};
-use dynamo_core::merkle::{entry_hash, Tree};
+use dynamo_core::ids::NodeId;
+use dynamo_core::merkle::trees_of;
 use dynamo_core::protocol::{
     ClientId, ClientReply, ClientRequest, Effect, Message, Node, Settings, Store, StoreError, Timer,
 };
@@ -323,13 +323,7 @@ impl Actor for DynamoActor {
                     .collect();
                 // The trees of the durable state, as a node rebuilds them
                 // from its files on open.
-                let mut trees: BTreeMap<PartitionId, Tree> = BTreeMap::new();
-                for (key, set) in &store {
-                    trees
-                        .entry(ring.partition_of(key))
-                        .or_default()
-                        .set(key, Some(entry_hash(key, set)));
-                }
+                let trees = trees_of(ring, &store);
                 let mut server = ServerState {
                     node: Node::new(node_id, actor, ring.clone(), settings.clone(), held).with_trees(trees),
                     store,

@@ -119,42 +119,29 @@ impl Taken {
         }
     }
 
-    /// Hashes the snapshot's bytes of the file, copying them to `out` too.
-    fn pass(&mut self, mut out: Option<&mut dyn Write>) -> Result<[u8; 32], ArchiveError> {
+    /// Copies the snapshot's bytes of the file to `out`; their SHA-256.
+    fn copy_to(&mut self, out: &mut dyn Write) -> Result<[u8; 32], ArchiveError> {
         let path = PathBuf::from(&self.name);
-        let (file, len) = match &mut self.source {
-            Source::Bytes(bytes) => {
-                if let Some(out) = out {
-                    out.write_all(bytes).map_err(io(&path))?;
-                }
-                return Ok(Sha256::digest(&bytes[..]).into());
-            }
-            Source::File { file, len } => (file, *len),
+        let mut tee = Tee {
+            hasher: Sha256::new(),
+            out,
         };
-        use std::io::{Seek, SeekFrom};
-        file.seek(SeekFrom::Start(0)).map_err(io(&path))?;
-        let mut hasher = Sha256::new();
-        let mut left = len;
-        let mut buffer = vec![0u8; 1 << 20];
-        while left > 0 {
-            let want = buffer.len().min(left as usize);
-            let got = file.read(&mut buffer[..want]).map_err(io(&path))?;
-            if got == 0 {
-                return Err(ArchiveError::Io {
-                    path,
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the file shrank under the snapshot",
-                    ),
-                });
+        match &mut self.source {
+            Source::Bytes(bytes) => tee.write_all(bytes).map_err(io(&path))?,
+            Source::File { file, len } => {
+                let copied = std::io::copy(&mut Read::by_ref(file).take(*len), &mut tee).map_err(io(&path))?;
+                if copied != *len {
+                    return Err(ArchiveError::Io {
+                        path,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the file shrank under the snapshot",
+                        ),
+                    });
+                }
             }
-            hasher.update(&buffer[..got]);
-            if let Some(out) = out.as_deref_mut() {
-                out.write_all(&buffer[..got]).map_err(io(&path))?;
-            }
-            left -= got as u64;
         }
-        Ok(hasher.finalize().into())
+        Ok(tee.hasher.finalize().into())
     }
 }
 
@@ -257,28 +244,43 @@ pub fn archive(data: &Path, out: &Path, mut progress: impl FnMut(usize, usize)) 
         taken.extend(take_partition(data, dir)?);
         progress(index + 1, dirs.len());
     }
-    // The checksums first (the manifest precedes the bytes), then the copy;
-    // both read the same descriptors up to the same lengths.
-    let mut lines = format!(
+    // One read of each file: the header goes first with placeholder
+    // checksums (a SHA-256 has a fixed width, so the header's length is
+    // known before the bytes are read), the bytes are copied and hashed,
+    // and the header is written again in place with the real checksums.
+    let created = format!(
         "{MAGIC}\ncreated_ms {}\n",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_millis())
     );
-    for item in &mut taken {
-        let digest = item.pass(None)?;
-        lines.push_str(&format!("file {} {} {}\n", item.name, item.len(), hex(&digest)));
-    }
-    let end = hex(&Sha256::digest(lines.as_bytes()));
-    lines.push_str(&format!("end {end}\n"));
+    let listed: Vec<(String, u64)> = taken.iter().map(|item| (item.name.clone(), item.len())).collect();
+    let header = |digests: &[[u8; 32]]| {
+        let mut lines = created.clone();
+        for ((name, len), digest) in listed.iter().zip(digests) {
+            lines.push_str(&format!("file {name} {len} {}\n", hex(digest)));
+        }
+        let end = hex(&Sha256::digest(lines.as_bytes()));
+        lines.push_str(&format!("end {end}\n"));
+        lines
+    };
+    let placeholder = header(&vec![[0u8; 32]; taken.len()]);
     let temporary = out.with_extension("partial");
     let file = File::create(&temporary).map_err(io(&temporary))?;
     let mut writer = BufWriter::new(file);
-    writer.write_all(lines.as_bytes()).map_err(io(&temporary))?;
+    writer.write_all(placeholder.as_bytes()).map_err(io(&temporary))?;
     let mut bytes = 0;
+    let mut digests = Vec::with_capacity(taken.len());
     for item in &mut taken {
-        item.pass(Some(&mut writer))?;
+        digests.push(item.copy_to(&mut writer)?);
         bytes += item.len();
+    }
+    let lines = header(&digests);
+    debug_assert_eq!(lines.len(), placeholder.len());
+    {
+        use std::io::{Seek, SeekFrom};
+        writer.seek(SeekFrom::Start(0)).map_err(io(&temporary))?;
+        writer.write_all(lines.as_bytes()).map_err(io(&temporary))?;
     }
     let file = writer
         .into_inner()
@@ -386,10 +388,12 @@ pub fn restore(archive: &Path, data: &Path) -> Result<Summary, ArchiveError> {
     }
     // First pass: every checksum, before anything is written.
     for file in &listed {
-        let mut hasher = Sha256::new();
-        let copied =
-            std::io::copy(&mut reader.by_ref().take(file.len), &mut HashWriter(&mut hasher)).map_err(io(archive))?;
-        if copied != file.len || hex(&hasher.finalize()) != file.sha256 {
+        let mut tee = Tee {
+            hasher: Sha256::new(),
+            out: &mut std::io::sink(),
+        };
+        let copied = std::io::copy(&mut reader.by_ref().take(file.len), &mut tee).map_err(io(archive))?;
+        if copied != file.len || hex(&tee.hasher.finalize()) != file.sha256 {
             return Err(ArchiveError::Damaged {
                 path: archive.to_path_buf(),
                 reason: format!("{}: its bytes do not match its checksum (or are cut short)", file.name),
@@ -430,15 +434,20 @@ pub fn restore(archive: &Path, data: &Path) -> Result<Summary, ArchiveError> {
     })
 }
 
-struct HashWriter<'a>(&'a mut Sha256);
+/// Writes through to `out`, hashing what passes.
+struct Tee<'a> {
+    hasher: Sha256,
+    out: &'a mut dyn Write,
+}
 
-impl Write for HashWriter<'_> {
+impl Write for Tee<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
+        let written = self.out.write(bytes)?;
+        self.hasher.update(&bytes[..written]);
+        Ok(written)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.out.flush()
     }
 }

@@ -218,13 +218,7 @@ fn a_damaged_or_foreign_archive_is_refused_before_anything_is_written() {
     let data = dir.path().join("data");
     let out = dir.path().join("a.archive");
     // Not a data directory.
-    let (ok, text) = node_binary(&[
-        "archive",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, text) = archive(&data, &out);
     assert!(!ok && text.contains("has no NODE file"), "{text}");
     // A small data directory of one partition file.
     std::fs::create_dir_all(data.join("partitions/p00001")).unwrap();
@@ -234,62 +228,29 @@ fn a_damaged_or_foreign_archive_is_refused_before_anything_is_written() {
     )
     .unwrap();
     std::fs::write(data.join("partitions/p00001/0000000001.seg"), vec![7u8; 5000]).unwrap();
-    let (ok, text) = node_binary(&[
-        "archive",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, text) = archive(&data, &out);
     assert!(ok, "{text}");
-    let mut bytes = std::fs::read(&out).unwrap();
+    let intact = std::fs::read(&out).unwrap();
     let target = dir.path().join("restored");
-    // A flipped byte in a file's bytes, or in the header, is refused, and
-    // the target stays untouched.
-    let last = bytes.len() - 10;
-    bytes[last] ^= 1;
-    std::fs::write(&out, &bytes).unwrap();
-    let (ok, text) = node_binary(&[
-        "restore",
-        "--archive",
-        out.to_str().unwrap(),
-        "--data",
-        target.to_str().unwrap(),
-    ]);
-    assert!(!ok && text.contains("do not match its checksum"), "{text}");
-    assert!(!target.exists());
-    bytes[last] ^= 1;
-    bytes[20] ^= 1;
-    std::fs::write(&out, &bytes).unwrap();
-    let (ok, text) = node_binary(&[
-        "restore",
-        "--archive",
-        out.to_str().unwrap(),
-        "--data",
-        target.to_str().unwrap(),
-    ]);
-    assert!(!ok && text.contains("line "), "{text}");
-    assert!(!target.exists());
-    // Not an archive at all.
-    std::fs::write(&out, b"hello\n").unwrap();
-    let (ok, text) = node_binary(&[
-        "restore",
-        "--archive",
-        out.to_str().unwrap(),
-        "--data",
-        target.to_str().unwrap(),
-    ]);
-    assert!(!ok && text.contains("not a dynamo archive"), "{text}");
+    // A flipped byte in a file's bytes or in the header, or no archive at
+    // all: refused, and the target stays untouched.
+    let refused = |bytes: &[u8], why: &str| {
+        std::fs::write(&out, bytes).unwrap();
+        let (ok, text) = restore(&out, &target);
+        assert!(!ok && text.contains(why), "{why}: {text}");
+        assert!(!target.exists());
+    };
+    let flipped = |at: usize| {
+        let mut bytes = intact.clone();
+        bytes[at] ^= 1;
+        bytes
+    };
+    refused(&flipped(intact.len() - 10), "do not match its checksum");
+    refused(&flipped(20), "line ");
+    refused(b"hello\n", "not a dynamo archive");
     // Intact, it restores byte for byte.
-    bytes[20] ^= 1;
-    std::fs::write(&out, &bytes).unwrap();
-    let (ok, text) = node_binary(&[
-        "restore",
-        "--archive",
-        out.to_str().unwrap(),
-        "--data",
-        target.to_str().unwrap(),
-    ]);
+    std::fs::write(&out, &intact).unwrap();
+    let (ok, text) = restore(&out, &target);
     assert!(ok, "{text}");
     assert_eq!(
         std::fs::read(target.join("partitions/p00001/0000000001.seg")).unwrap(),

@@ -16,25 +16,11 @@ use std::time::Duration;
 
 use common::{value_for, TempDir};
 use dynamo_core::PartitionId;
-use dynamo_node::storage::{CompactionPolicy, Engine, StorageConfig, SyncPolicy};
+use dynamo_node::storage::Engine;
 
 const THREADS: u64 = 2;
 const KEYS_PER_THREAD: u64 = 6;
 const ARCHIVES: usize = 150;
-
-fn config(compacting: bool) -> StorageConfig {
-    StorageConfig {
-        sync: SyncPolicy::Always,
-        segment_bytes_max: 8 * 1024,
-        compaction: compacting.then_some(CompactionPolicy {
-            interval: Duration::from_millis(2),
-            dead_percent_min: 1,
-            dead_bytes_min: 0,
-            bytes_per_second_max: 0,
-        }),
-        ..StorageConfig::default()
-    }
-}
 
 /// Per key, every operation begun on it: (its index, the state it leaves).
 type Log = BTreeMap<String, Vec<(u64, Option<Vec<u8>>)>>;
@@ -49,7 +35,7 @@ fn every_archive_taken_under_writes_and_compaction_restores_every_acknowledged_s
         "dynamo node\nname = n1\npartitions = 2\nversioning = dvv\n",
     )
     .unwrap();
-    let engine = Arc::new(Engine::open(&data.join("partitions"), config(true)).unwrap());
+    let engine = Arc::new(Engine::open(&data.join("partitions"), common::compacting_storage(true)).unwrap());
     let begun: Arc<Mutex<Log>> = Arc::default();
     // key → index of its last acknowledged operation.
     let acknowledged: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
@@ -92,7 +78,7 @@ fn every_archive_taken_under_writes_and_compaction_restores_every_acknowledged_s
         dynamo_node::archive::archive(&data, &out, |_, _| {}).unwrap();
         let target = dir.path().join(format!("restored{round}"));
         dynamo_node::archive::restore(&out, &target).unwrap();
-        let restored = Engine::open(&target.join("partitions"), config(false)).unwrap();
+        let restored = Engine::open(&target.join("partitions"), common::compacting_storage(false)).unwrap();
         let log = begun.lock().unwrap().clone();
         for (key, index) in &settled {
             let thread: u32 = key[1..key.find('-').unwrap()].parse().unwrap();

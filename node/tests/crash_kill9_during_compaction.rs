@@ -22,25 +22,11 @@ use std::time::Duration;
 
 use common::{ack_until, crash_child_args, crash_round, crash_rounds, seed, value_for, Rng, TempDir};
 use dynamo_core::PartitionId;
-use dynamo_node::storage::{CompactionPolicy, Engine, StorageConfig, SyncPolicy};
+use dynamo_node::storage::Engine;
 
 const THREADS: u64 = 3;
 const KEYS_PER_THREAD: u64 = 6;
 const CHILD_LIFETIME: Duration = Duration::from_secs(20);
-
-fn config(compacting: bool) -> StorageConfig {
-    StorageConfig {
-        sync: SyncPolicy::Always,
-        segment_bytes_max: 8 * 1024,
-        compaction: compacting.then_some(CompactionPolicy {
-            interval: Duration::from_millis(2),
-            dead_percent_min: 1,
-            dead_bytes_min: 0,
-            bytes_per_second_max: 0,
-        }),
-        ..StorageConfig::default()
-    }
-}
 
 fn key(round: u64, thread: u64, slot: u64) -> String {
     format!("r{round}-t{thread}-k{slot}")
@@ -62,7 +48,7 @@ fn operation(round: u64, thread: u64, index: u64) -> (u64, Option<Vec<u8>>) {
 #[ignore = "run as a child process by compaction_under_kill9_loses_and_resurrects_nothing"]
 fn compaction_crash_child() {
     let Some((dir, round)) = crash_child_args() else { return };
-    let engine = Arc::new(Engine::open(&dir, config(true)).unwrap());
+    let engine = Arc::new(Engine::open(&dir, common::compacting_storage(true)).unwrap());
     ack_until(THREADS, CHILD_LIFETIME, move |thread, index| {
         let (slot, value) = operation(round, thread, index);
         let key = key(round, thread, slot);
@@ -87,7 +73,7 @@ fn compaction_under_kill9_loses_and_resurrects_nothing() {
         let last: BTreeMap<u64, u64> = acks.into_iter().collect();
         total_acks += last.values().map(|index| index + 1).sum::<u64>();
 
-        let engine = Engine::open(dir.path(), config(false))
+        let engine = Engine::open(dir.path(), common::compacting_storage(false))
             .unwrap_or_else(|error| panic!("round {round}: recovery failed: {error}"));
         for thread in 0..THREADS {
             let acked = last.get(&thread).copied();
@@ -153,7 +139,7 @@ fn unlink_failpoint_child() {
     let Some(dir) = std::env::var_os(FAILPOINT_DIR) else {
         return;
     };
-    let engine = Engine::open(std::path::Path::new(&dir), config(false)).unwrap();
+    let engine = Engine::open(std::path::Path::new(&dir), common::compacting_storage(false)).unwrap();
     let partition = PartitionId(0);
     let filler = |engine: &Engine, from: u64| {
         for index in from..from + 80 {
@@ -192,7 +178,7 @@ fn a_crash_between_two_unlinks_brings_no_removed_key_back() {
         !status.success(),
         "the child should have been aborted between two unlinks"
     );
-    let engine = Engine::open(dir.path(), config(false)).unwrap();
+    let engine = Engine::open(dir.path(), common::compacting_storage(false)).unwrap();
     assert_eq!(
         engine.get(PartitionId(0), b"doomed").unwrap(),
         None,

@@ -284,9 +284,19 @@ pub(super) fn put_set(out: &mut Vec<u8>, set: &SiblingSet) {
 }
 
 pub(super) fn read_set(reader: &mut Reader<'_>) -> Result<SiblingSet, DecodeError> {
+    read_nested(reader, "sibling set", decode_sibling_set)
+}
+
+/// A length-prefixed encoding decoded by `decode`, its errors placed at
+/// their offset in the frame.
+pub(super) fn read_nested<T>(
+    reader: &mut Reader<'_>,
+    what: &'static str,
+    decode: fn(&[u8]) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
     let start = reader.offset();
-    let bytes = reader.bytes(FRAME_BYTES_MAX, "sibling set")?;
-    decode_sibling_set(bytes).map_err(|error| DecodeError {
+    let bytes = reader.bytes(FRAME_BYTES_MAX, what)?;
+    decode(bytes).map_err(|error| DecodeError {
         offset: start + error.offset,
         what: error.what,
     })

@@ -3,10 +3,10 @@
 //! and responses as length-prefixed [`crate::merkle`] encodings.
 
 use super::client::{put_reply, put_request, read_reply, read_request};
-use super::{put_optional_count, put_request_id, put_set, read_request_id, read_set};
+use super::{put_optional_count, put_request_id, put_set, read_nested, read_request_id, read_set};
 use crate::codec::{put_bytes, put_varint, DecodeError, Reader};
 use crate::ids::{NodeId, PartitionId};
-use crate::limits::{FRAME_BYTES_MAX, KEY_BYTES_MAX, PARTITIONS_MAX};
+use crate::limits::{KEY_BYTES_MAX, PARTITIONS_MAX};
 use crate::merkle;
 use crate::protocol::Message;
 
@@ -181,19 +181,4 @@ fn read_partition(reader: &mut Reader<'_>) -> Result<PartitionId, DecodeError> {
     Ok(PartitionId(
         reader.varint_at_most(PARTITIONS_MAX as usize - 1, "partition")? as u32,
     ))
-}
-
-/// A length-prefixed encoding decoded by `decode`, its errors placed at
-/// their offset in the frame.
-fn read_nested<T>(
-    reader: &mut Reader<'_>,
-    what: &'static str,
-    decode: fn(&[u8]) -> Result<T, DecodeError>,
-) -> Result<T, DecodeError> {
-    let start = reader.offset();
-    let bytes = reader.bytes(FRAME_BYTES_MAX, what)?;
-    decode(bytes).map_err(|error| DecodeError {
-        offset: start + error.offset,
-        what: error.what,
-    })
 }

@@ -192,3 +192,21 @@ pub fn crash_round(
     process.wait().unwrap();
     reader.join().unwrap()
 }
+
+/// Storage for the compaction tests: sync `always`, 8 KiB segments and,
+/// with `compacting`, a compactor that runs every 2 ms whatever the dead
+/// bytes, unthrottled.
+pub fn compacting_storage(compacting: bool) -> dynamo_node::storage::StorageConfig {
+    use dynamo_node::storage::{CompactionPolicy, StorageConfig, SyncPolicy};
+    StorageConfig {
+        sync: SyncPolicy::Always,
+        segment_bytes_max: 8 * 1024,
+        compaction: compacting.then_some(CompactionPolicy {
+            interval: std::time::Duration::from_millis(2),
+            dead_percent_min: 1,
+            dead_bytes_min: 0,
+            bytes_per_second_max: 0,
+        }),
+        ..StorageConfig::default()
+    }
+}
