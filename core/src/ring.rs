@@ -70,7 +70,7 @@ pub fn key_hash(key: &[u8]) -> u64 {
 }
 
 /// The partition assignment of a cluster.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ring {
     /// Owner of each partition, indexed by partition number.
     owners: Vec<NodeId>,

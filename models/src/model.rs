@@ -274,9 +274,12 @@ fn apply(server: &mut ServerState, effects: Vec<Effect>, timers: TimerPolicy, o:
                 server.hints.remove(&(owner, key));
                 dirty = true;
             }
-            Effect::PartitionRepaired { .. } => {}
+            // The model's ring is fixed: no membership change is proposed,
+            // so partitions are never fetched nor the assignment changed,
+            // and gossip (which would only repeat the one ring) is not run.
+            Effect::PartitionRepaired { .. } | Effect::FetchPartition { .. } | Effect::Assignment { .. } => {}
             Effect::SetTimer { timer, .. } => match timer {
-                Timer::Probe(_) => {}
+                Timer::Probe(_) | Timer::Gossip => {}
                 Timer::Replicas(_) if !timers.replicas => {}
                 Timer::Request(_) if !timers.deadlines => {}
                 Timer::AntiEntropy if server.exchanges_left == 0 => {}

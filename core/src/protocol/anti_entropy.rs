@@ -185,6 +185,17 @@ impl Node {
             .collect()
     }
 
+    /// Takes `tree` as the tree of `partition` (files adopted from another
+    /// replica in a membership change).
+    pub(super) fn anti_entropy_adopt_tree(&mut self, partition: PartitionId, tree: Tree) {
+        self.anti_entropy.trees.insert(partition, tree);
+    }
+
+    /// Whether this node holds keys of `partition`.
+    pub(super) fn holds_tree_of(&self, partition: PartitionId) -> bool {
+        self.anti_entropy.trees.get(&partition).is_some_and(|tree| !tree.is_empty())
+    }
+
     /// Records `key`'s durable entry hash in its partition's tree.
     pub(super) fn tree_entry(&mut self, key: &[u8], hash: Option<u64>) {
         let partition = self.ring.partition_of(key);
@@ -260,10 +271,14 @@ impl Node {
         });
     }
 
-    /// An urgent partition first (with a peer not suspected), else the next
+    /// A membership change's exchange first (catch-up, then handover),
+    /// then an urgent partition (with a peer not suspected), else the next
     /// pair of the round-robin whose peer is not suspected.
     fn next_pair(&mut self) -> Option<(PartitionId, NodeId)> {
         let suspects = self.suspects();
+        if let Some(pair) = self.membership_pair(&suspects) {
+            return Some(pair);
+        }
         while let Some(partition) = self.anti_entropy.urgent.pop_first() {
             let Some(peers) = self.fellow_replicas(partition) else {
                 continue;
@@ -313,9 +328,10 @@ impl Node {
         request: &Request,
         out: &mut Vec<Effect>,
     ) {
-        let response = match self.fellow_replicas(partition) {
-            Some(_) if self.keeps_trees() => answer(self.anti_entropy.trees.entry(partition).or_default(), request),
-            _ => None,
+        let response = if self.keeps_trees() && self.takes_part_in(partition) {
+            answer(self.anti_entropy.trees.entry(partition).or_default(), request)
+        } else {
+            None
         };
         out.push(Effect::Send {
             to: from,
@@ -385,7 +401,8 @@ impl Node {
                     self.anti_entropy.urgent.insert(running.partition);
                 }
                 self.repair(from, &differences, store, out);
-                if !self.anti_entropy.urgent.is_empty() {
+                self.membership_exchanged(running.partition, from, out);
+                if !self.anti_entropy.urgent.is_empty() || self.membership_exchanges_owed() {
                     self.start_exchange(now_ms, out);
                 }
             }
@@ -434,7 +451,7 @@ impl Node {
         out: &mut Vec<Effect>,
     ) {
         let partition = self.ring.partition_of(&key);
-        if self.fellow_replicas(partition).is_none() {
+        if !self.takes_part_in(partition) {
             log::warn!("anti-entropy: {from} sent a key of {partition}, which this node does not replicate");
             return;
         }

@@ -75,12 +75,14 @@
 //! | `stats.rs` | [`NodeStats`] |
 //! | `anti_entropy.rs` | hash trees kept as writes land, exchanges, repairs |
 //! | `reaping.rs` | tombstones removed once every replica holds them |
+//! | `membership.rs` | joins and leaves: epochs, gossip, partitions handed over |
 
 mod anti_entropy;
 mod coordinator;
 mod failure;
 mod get;
 mod handoff;
+mod membership;
 mod node;
 mod persistence;
 mod put;
@@ -90,6 +92,7 @@ mod stats;
 mod types;
 
 pub use anti_entropy::TreeSummary;
+pub use membership::{gaining_nodes, gains, MembershipError, MembershipStatus, GOSSIP_INTERVAL_MS};
 pub use node::{Node, FORWARDS_REMEMBERED};
 pub use stats::NodeStats;
 pub use types::{

@@ -8,6 +8,7 @@ use super::anti_entropy::AntiEntropy;
 use super::coordinator::Rounds;
 use super::failure::FailureDetector;
 use super::handoff::Hints;
+use super::membership::Membership;
 use super::persistence::Persistence;
 use super::reaping::Reaping;
 use super::replica::ReplicaWrite;
@@ -65,6 +66,8 @@ pub struct Node {
     pub(super) anti_entropy: AntiEntropy,
     /// Tombstones waiting to be reaped, and reaps not yet answered.
     pub(super) reaping: Reaping,
+    /// A pending membership change and this node's part in it.
+    pub(super) membership: Membership,
     /// Counters (not part of the protocol state).
     pub(super) stats: NodeStats,
 }
@@ -76,7 +79,15 @@ impl Node {
         &self,
     ) -> (
         (NodeId, Actor, &Ring, &Settings, u64, u64),
-        (&Rounds, &Persistence, &Hints, &FailureDetector, &AntiEntropy, &Reaping),
+        (
+            &Rounds,
+            &Persistence,
+            &Hints,
+            &FailureDetector,
+            &AntiEntropy,
+            &Reaping,
+            &Membership,
+        ),
     ) {
         (
             (
@@ -94,6 +105,7 @@ impl Node {
                 &self.failures,
                 &self.anti_entropy,
                 &self.reaping,
+                &self.membership,
             ),
         )
     }
@@ -136,17 +148,20 @@ impl Node {
             failures: FailureDetector::default(),
             anti_entropy: AntiEntropy::default(),
             reaping: Reaping::default(),
+            membership: Membership::default(),
             now_ms: 0,
             stats: NodeStats::default(),
         }
     }
 
     /// Arms what a starting node needs: probes of the owners of the hints
-    /// it holds, and the anti-entropy tick. Call once, before any other
+    /// it holds, the anti-entropy tick and gossip, and resumes the
+    /// partitions it gains in a pending membership change. Call once, before any other
     /// input.
     pub fn start(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
         self.now_ms = now_ms;
         self.start_anti_entropy(now_ms, out);
+        self.start_membership(now_ms, out);
         let owners: BTreeSet<NodeId> = self.hints.held.keys().map(|(owner, _)| *owner).collect();
         for owner in owners {
             self.arm_probe(owner, now_ms, self.settings.probe_interval_ms, out);
@@ -306,6 +321,8 @@ impl Node {
             Message::Repair { key, set, back } => self.on_repair(from, key, &set, back, store, out),
             Message::Reap { key, hash } => self.on_reap(from, key, hash, store, out),
             Message::Reaped { key } => self.on_reaped(from, &key),
+            Message::Gossip { ring, next, ready } => self.on_gossip(from, ring, next, ready, out),
+            Message::Join => self.on_join(from, out),
         }
     }
 
@@ -317,6 +334,7 @@ impl Node {
             Timer::Replicas(id) => self.replace_silent_replicas(now_ms, id, out),
             Timer::Probe(node) => self.on_probe_timer(node, now_ms, out),
             Timer::AntiEntropy => self.on_anti_entropy_timer(now_ms, store, out),
+            Timer::Gossip => self.on_gossip_timer(now_ms, out),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::limits::{
     TIMEOUT_MS_MAX, TOMBSTONE_GRACE_MS_DEFAULT,
 };
 use crate::merkle;
+use crate::ring::Ring;
 use crate::version::{SiblingSet, VectorClock, Versioning};
 
 /// Cluster-wide protocol settings. Every node of a cluster must use the
@@ -434,6 +435,17 @@ pub enum Message {
         /// The key.
         key: Vec<u8>,
     },
+    /// The sender's membership state (see `membership.rs`).
+    Gossip {
+        /// The ring it routes by.
+        ring: Ring,
+        /// The change pending, if any.
+        next: Option<Ring>,
+        /// Gaining nodes of `next` that hold all they gain.
+        ready: Vec<NodeId>,
+    },
+    /// The sender, outside the ring, asks to be added to it.
+    Join,
 }
 
 /// Identifies a persist until the driver reports it done.
@@ -451,6 +463,8 @@ pub enum Timer {
     Probe(NodeId),
     /// Time for the next anti-entropy exchange.
     AntiEntropy,
+    /// Time to gossip membership to one member.
+    Gossip,
 }
 
 /// What the driver must do, in order.
@@ -505,6 +519,24 @@ pub enum Effect {
     PartitionRepaired {
         /// The partition.
         partition: PartitionId,
+    },
+    /// Fetch `partition`'s files from one of `sources` (its current
+    /// replicas, in order of preference) and adopt them, unless this node
+    /// has data of it already; then call
+    /// [`super::Node::partition_fetched`].
+    FetchPartition {
+        /// The partition.
+        partition: PartitionId,
+        /// Where its files may come from.
+        sources: Vec<NodeId>,
+    },
+    /// The assignment changed: persist it (a restart resumes from it) and
+    /// route by `ring`.
+    Assignment {
+        /// The ring routed by.
+        ring: Ring,
+        /// The change pending, if any.
+        next: Option<Ring>,
     },
     /// Call [`super::Node::handle_timer`] with `timer` at `at_ms`.
     SetTimer {

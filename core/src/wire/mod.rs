@@ -65,7 +65,7 @@ use crate::version::{decode_sibling_set, encode_sibling_set, SiblingSet};
 pub const NONCE_BYTES: usize = 32;
 
 /// The wire version this build speaks.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 
 /// One frame.
 #[derive(Clone, Debug, PartialEq, Eq)]

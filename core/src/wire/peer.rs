@@ -1,4 +1,4 @@
-//! Peer messages on the wire: tagged 1–15 in the order of [`Message`]'s
+//! Peer messages on the wire: tagged 1–17 in the order of [`Message`]'s
 //! variants; request ids as varint node and varint sequence; tree requests
 //! and responses as length-prefixed [`crate::merkle`] encodings.
 
@@ -6,9 +6,10 @@ use super::client::{put_reply, put_request, read_reply, read_request};
 use super::{put_optional_count, put_request_id, put_set, read_nested, read_request_id, read_set};
 use crate::codec::{put_bytes, put_varint, DecodeError, Reader};
 use crate::ids::{NodeId, PartitionId};
-use crate::limits::{KEY_BYTES_MAX, PARTITIONS_MAX};
+use crate::limits::{KEY_BYTES_MAX, NODES_MAX, PARTITIONS_MAX};
 use crate::merkle;
 use crate::protocol::Message;
+use crate::ring::Ring;
 
 pub(super) fn put_message(out: &mut Vec<u8>, message: &Message) {
     match message {
@@ -100,7 +101,46 @@ pub(super) fn put_message(out: &mut Vec<u8>, message: &Message) {
             out.push(15);
             put_bytes(out, key);
         }
+        Message::Gossip { ring, next, ready } => {
+            out.push(16);
+            put_ring(out, ring);
+            match next {
+                Some(next) => {
+                    out.push(1);
+                    put_ring(out, next);
+                }
+                None => out.push(0),
+            }
+            put_varint(out, ready.len() as u64);
+            for node in ready {
+                put_varint(out, u64::from(node.0));
+            }
+        }
+        Message::Join => out.push(17),
     }
+}
+
+/// A ring as its epoch, Q and the owner of each partition.
+fn put_ring(out: &mut Vec<u8>, ring: &Ring) {
+    put_varint(out, ring.epoch());
+    put_varint(out, u64::from(ring.partition_count()));
+    for owner in ring.owners() {
+        put_varint(out, u64::from(owner.0));
+    }
+}
+
+fn read_ring(reader: &mut Reader<'_>) -> Result<Ring, DecodeError> {
+    let epoch = reader.varint("ring epoch")?;
+    let count = reader.varint_at_most(PARTITIONS_MAX as usize, "partition count")?;
+    let mut owners = Vec::with_capacity(count);
+    for _ in 0..count {
+        owners.push(read_node(reader)?);
+    }
+    Ring::from_assignment(owners, epoch).map_err(|_| reader.error("ring"))
+}
+
+fn read_node(reader: &mut Reader<'_>) -> Result<NodeId, DecodeError> {
+    Ok(NodeId(reader.varint_at_most(u32::MAX as usize, "node id")? as u32))
 }
 
 pub(super) fn read_message(reader: &mut Reader<'_>) -> Result<Message, DecodeError> {
@@ -173,6 +213,21 @@ pub(super) fn read_message(reader: &mut Reader<'_>) -> Result<Message, DecodeErr
         15 => Message::Reaped {
             key: reader.bytes(KEY_BYTES_MAX, "key")?.to_vec(),
         },
+        16 => {
+            let ring = read_ring(reader)?;
+            let next = match reader.u8("next flag")? {
+                0 => None,
+                1 => Some(read_ring(reader)?),
+                _ => return Err(reader.error("next flag")),
+            };
+            let count = reader.varint_at_most(NODES_MAX, "ready count")?;
+            let mut ready = Vec::with_capacity(count);
+            for _ in 0..count {
+                ready.push(read_node(reader)?);
+            }
+            Message::Gossip { ring, next, ready }
+        }
+        17 => Message::Join,
         _ => return Err(reader.error("unknown message tag")),
     })
 }

@@ -107,6 +107,21 @@ fn samples() -> Vec<Frame> {
             hash: u64::MAX - 1,
         },
         Message::Reaped { key: b"k".to_vec() },
+        Message::Gossip {
+            ring: crate::ring::Ring::new(8, &[NodeId(0), NodeId(1)]).unwrap(),
+            next: None,
+            ready: Vec::new(),
+        },
+        Message::Gossip {
+            ring: crate::ring::Ring::new(8, &[NodeId(0), NodeId(1)]).unwrap(),
+            next: Some({
+                let mut next = crate::ring::Ring::new(8, &[NodeId(0), NodeId(1)]).unwrap();
+                next.join(NodeId(7)).unwrap();
+                next
+            }),
+            ready: vec![NodeId(7)],
+        },
+        Message::Join,
     ];
     let mut frames: Vec<Frame> = messages
         .into_iter()
