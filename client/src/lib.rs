@@ -63,6 +63,9 @@ pub enum Error {
         /// What it said.
         answer: String,
     },
+    /// A membership change was refused, or did not complete in time.
+    #[error("{0}")]
+    Change(String),
     /// The node described a ring no cluster could have.
     #[error("{addr} described an unusable ring: {source}")]
     BadDescription {
@@ -209,11 +212,26 @@ impl Connection {
     }
 }
 
+/// How long a learned view routes requests before it is asked for again:
+/// a client follows membership changes within this much (a request routed
+/// by an older epoch meanwhile is forwarded by the node it reaches).
+pub const VIEW_MAX_AGE: Duration = Duration::from_secs(2);
+
+/// Where a membership change stands, as [`Client::join`] and
+/// [`Client::leave`] report it while they wait.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeProgress {
+    /// The epoch the node routes by.
+    pub epoch: u64,
+    /// The change pending, as the node sees it.
+    pub pending: Option<dynamo_core::admin::PendingDescription>,
+}
+
 /// A client of one cluster.
 pub struct Client {
     seeds: Vec<SocketAddr>,
     timeout: Duration,
-    view: Mutex<Option<Arc<ClusterView>>>,
+    view: Mutex<Option<(std::time::Instant, Arc<ClusterView>)>>,
     connections: Mutex<HashMap<SocketAddr, Connection>>,
     next_id: std::sync::atomic::AtomicU64,
 }
@@ -283,7 +301,10 @@ impl Client {
     /// The node cannot be reached or answers something else.
     pub async fn admin(&self, addr: SocketAddr, query: AdminQuery) -> Result<AdminAnswer, Error> {
         let answer = self
-            .call(addr, true, |id| Frame::Admin { id, query })
+            .call(addr, true, |id| Frame::Admin {
+                id,
+                query: query.clone(),
+            })
             .await
             .map_err(|last| Error::Unreachable {
                 tried: addr.to_string(),
@@ -336,15 +357,41 @@ impl Client {
 
     /// The cached view, shared (routing asks for it on every request).
     async fn shared_view(&self) -> Result<Arc<ClusterView>, Error> {
-        if let Some(view) = self.view.lock().await.as_ref() {
-            return Ok(Arc::clone(view));
+        let cached = self.view.lock().await.clone();
+        if let Some((learned, view)) = &cached {
+            if learned.elapsed() < VIEW_MAX_AGE {
+                return Ok(Arc::clone(view));
+            }
+        }
+        // Ask a member of the ring known (it may have moved on), then seeds.
+        let mut asked: Vec<SocketAddr> = cached
+            .as_ref()
+            .map(|(_, view)| {
+                view.ring
+                    .members()
+                    .iter()
+                    .filter_map(|node| view.addrs.get(node).copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for seed in &self.seeds {
+            if !asked.contains(seed) {
+                asked.push(*seed);
+            }
         }
         let mut last = String::from("no seeds");
-        for &seed in &self.seeds {
+        for seed in asked {
             match self.describe(seed).await {
                 Ok(view) => {
+                    // Never back to an older epoch than the one known.
+                    if let Some((_, known)) = &cached {
+                        if known.ring.epoch() > view.ring.epoch() {
+                            *self.view.lock().await = Some((std::time::Instant::now(), Arc::clone(known)));
+                            return Ok(Arc::clone(known));
+                        }
+                    }
                     let view = Arc::new(view);
-                    *self.view.lock().await = Some(Arc::clone(&view));
+                    *self.view.lock().await = Some((std::time::Instant::now(), Arc::clone(&view)));
                     return Ok(view);
                 }
                 Err(Error::Unreachable { last: reason, .. }) => last = reason,
@@ -360,6 +407,118 @@ impl Client {
                 .join(", "),
             last,
         })
+    }
+
+    /// Asks the node at `node` (running, outside the ring) to join it
+    /// through the member at `seed`, and waits until the node routes by a
+    /// ring that includes it, calling `progress` about twice a second.
+    /// Returns the epoch it joined at.
+    ///
+    /// # Errors
+    /// The node or seed cannot be reached, the change is refused (the
+    /// node is a member already, another change is pending and does not
+    /// end), or it does not complete within `deadline`.
+    pub async fn join(
+        &self,
+        node: SocketAddr,
+        seed: SocketAddr,
+        deadline: Duration,
+        progress: impl FnMut(&ChangeProgress),
+    ) -> Result<u64, Error> {
+        let query = AdminQuery::Join { seed: seed.to_string() };
+        self.change(node, query, true, deadline, progress).await
+    }
+
+    /// Asks the member at `node` to leave the ring, handing its partitions
+    /// to the others, and waits until it routes by a ring without it
+    /// (it may be stopped then). Returns that ring's epoch.
+    ///
+    /// # Errors
+    /// As [`Client::join`]; also when fewer than N members would remain.
+    pub async fn leave(
+        &self,
+        node: SocketAddr,
+        deadline: Duration,
+        progress: impl FnMut(&ChangeProgress),
+    ) -> Result<u64, Error> {
+        self.change(node, AdminQuery::Leave, false, deadline, progress).await
+    }
+
+    async fn change(
+        &self,
+        node: SocketAddr,
+        query: AdminQuery,
+        joining: bool,
+        deadline: Duration,
+        mut progress: impl FnMut(&ChangeProgress),
+    ) -> Result<u64, Error> {
+        let started = std::time::Instant::now();
+        let me = self
+            .describe(node)
+            .await?
+            .description
+            .members
+            .iter()
+            .find(|member| member.addr.parse::<SocketAddr>().ok() == Some(node))
+            .map(|member| member.node)
+            .ok_or_else(|| Error::Change(format!("{node} is not in its own cluster file")))?;
+        let mut asked_at: Option<std::time::Instant> = None;
+        loop {
+            let view = self.describe(node).await?;
+            let member = view.ring.members().contains(&me);
+            if member == joining && view.description.pending.is_none() {
+                if asked_at.is_some() {
+                    return Ok(view.ring.epoch());
+                }
+                return Err(Error::Change(if joining {
+                    format!("{node} is already a member (epoch {})", view.ring.epoch())
+                } else {
+                    format!("{node} is not a member (epoch {})", view.ring.epoch())
+                }));
+            }
+            progress(&ChangeProgress {
+                epoch: view.ring.epoch(),
+                pending: view.description.pending.clone(),
+            });
+            // Ask (again, while no change of ours is pending: a change
+            // pending elsewhere refuses it, and a join request can be lost).
+            let ours_pending = view.description.pending.as_ref().is_some_and(|pending| {
+                Ring::from_assignment(pending.owners.clone(), pending.epoch)
+                    .is_ok_and(|next| next.members().contains(&me) == joining)
+            });
+            let due = asked_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(2));
+            if !ours_pending && due {
+                match self.admin(node, query.clone()).await? {
+                    AdminAnswer::Change(Ok(_)) => {}
+                    AdminAnswer::Change(Err(reason)) if reason.contains("a change is pending") => {}
+                    AdminAnswer::Change(Err(reason)) => return Err(Error::Change(reason)),
+                    other => {
+                        return Err(Error::Unexpected {
+                            addr: node,
+                            answer: format!("{other:?}"),
+                        })
+                    }
+                }
+                asked_at = Some(std::time::Instant::now());
+            }
+            if started.elapsed() >= deadline {
+                return Err(Error::Change(format!(
+                    "the change did not complete within {} s (epoch {}{})",
+                    deadline.as_secs(),
+                    view.ring.epoch(),
+                    view.description
+                        .pending
+                        .map(|pending| format!(
+                            ", epoch {} pending: {} of {} gaining nodes ready",
+                            pending.epoch,
+                            pending.ready.len(),
+                            pending.gaining.len()
+                        ))
+                        .unwrap_or_default()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Nodes to try for `key`: its preference list, then every other member.

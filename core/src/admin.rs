@@ -16,7 +16,7 @@ use crate::protocol::NodeStats;
 use crate::ring::{Ring, RingError};
 
 /// A question for one node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AdminQuery {
     /// The cluster as this node routes it: settings, members, assignment.
@@ -25,6 +25,14 @@ pub enum AdminQuery {
     Stats,
     /// The roots of this node's anti-entropy trees, per partition it holds.
     Trees,
+    /// Asked of a node outside the ring: join it through the member
+    /// listening at `seed`.
+    Join {
+        /// A member's address, as the cluster file gives it.
+        seed: String,
+    },
+    /// Asked of a member: leave the ring, handing its partitions away.
+    Leave,
 }
 
 /// A node's answer.
@@ -37,6 +45,27 @@ pub enum AdminAnswer {
     Stats(StatsReport),
     /// The answer to [`AdminQuery::Trees`], by partition.
     Trees(Vec<TreeDescription>),
+    /// The answer to [`AdminQuery::Join`] and [`AdminQuery::Leave`]: the
+    /// change was asked for (it completes later: watch the ring's epoch),
+    /// or why not.
+    Change(Result<String, String>),
+}
+
+/// A membership change under way, as one node sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDescription {
+    /// The epoch being moved to.
+    pub epoch: u64,
+    /// Its owner of each partition.
+    pub owners: Vec<NodeId>,
+    /// Nodes that gain partitions.
+    pub gaining: Vec<NodeId>,
+    /// Those of them that hold everything they gain.
+    pub ready: Vec<NodeId>,
+    /// This node's gained partitions whose files are still coming.
+    pub fetching: u32,
+    /// This node's gained partitions catching up through anti-entropy.
+    pub catching_up: u32,
 }
 
 /// One partition's anti-entropy tree on the node asked (see
@@ -84,6 +113,9 @@ pub struct RingDescription {
     pub owners: Vec<NodeId>,
     /// Every member.
     pub members: Vec<MemberDescription>,
+    /// The membership change under way, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingDescription>,
 }
 
 /// A ring description that does not describe a usable ring.
@@ -133,6 +165,25 @@ pub struct StatsReport {
     /// Partitions whose recovery found damage (skipped, never served):
     /// they need the other replicas' data.
     pub needs_repair: Vec<Repair>,
+    /// Partitions this node received as files in membership changes since
+    /// it started (the latest last).
+    #[serde(default)]
+    pub transfers: Vec<TransferDescription>,
+}
+
+/// A partition received as files from another node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferDescription {
+    /// The partition.
+    pub partition: u32,
+    /// The node it came from.
+    pub source: NodeId,
+    /// Bytes received (a resumed transfer counts only what it received).
+    pub bytes: u64,
+    /// Files in the snapshot.
+    pub files: u64,
+    /// From the connection to the partition adopted, in milliseconds.
+    pub millis: u64,
 }
 
 /// A partition that needs repair, and why.
@@ -172,6 +223,7 @@ mod tests {
                     suspected: false,
                 })
                 .collect(),
+            pending: None,
         }
     }
 

@@ -61,9 +61,7 @@ impl Cluster {
             // Members hold the keys they replicate; spares nothing.
             let store: Data = data
                 .iter()
-                .filter(|(key, _)| {
-                    index < members && ring.preference_list(ring.partition_of(key), 3).contains(&id)
-                })
+                .filter(|(key, _)| index < members && ring.preference_list(ring.partition_of(key), 3).contains(&id))
                 .map(|(key, set)| (key.clone(), set.clone()))
                 .collect();
             let actor = Actor {

@@ -101,7 +101,7 @@ pub struct Summary {
 /// One file of the snapshot: its path in the archive and its bytes (an
 /// open descriptor and how many of its bytes belong to the snapshot, or
 /// the bytes themselves).
-struct Taken {
+pub(crate) struct Taken {
     name: String,
     source: Source,
 }
@@ -112,7 +112,32 @@ enum Source {
 }
 
 impl Taken {
-    fn len(&self) -> u64 {
+    /// The file's name (its last path component).
+    pub(crate) fn file_name(&self) -> &str {
+        self.name.rsplit('/').next().unwrap_or(&self.name)
+    }
+
+    /// Reads up to `buffer.len()` bytes of the snapshot's file at `offset`
+    /// (fewer only at its end).
+    pub(crate) fn read_at(&self, offset: u64, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let len = self.len();
+        if offset >= len {
+            return Ok(0);
+        }
+        let wanted = buffer.len().min((len - offset) as usize);
+        match &self.source {
+            Source::Bytes(bytes) => {
+                buffer[..wanted].copy_from_slice(&bytes[offset as usize..offset as usize + wanted]);
+                Ok(wanted)
+            }
+            Source::File { file, .. } => {
+                std::os::unix::fs::FileExt::read_exact_at(file, &mut buffer[..wanted], offset)?;
+                Ok(wanted)
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> u64 {
         match &self.source {
             Source::File { len, .. } => *len,
             Source::Bytes(bytes) => bytes.len() as u64,
@@ -145,8 +170,9 @@ impl Taken {
     }
 }
 
-/// Opens the partition directory `dir` as one state it passed through.
-fn take_partition(data: &Path, dir: &Path) -> Result<Vec<Taken>, ArchiveError> {
+/// Opens the partition directory `dir` as one state it passed through
+/// (names relative to `data`).
+pub(crate) fn take_partition(data: &Path, dir: &Path) -> Result<Vec<Taken>, ArchiveError> {
     let relative = |path: &Path| -> String { path.strip_prefix(data).unwrap_or(path).to_string_lossy().into_owned() };
     let manifest_path = dir.join(MANIFEST_FILE);
     for _ in 0..ATTEMPTS {

@@ -7,7 +7,7 @@ use dynamo_client::{Client, Error};
 use dynamo_core::codec::{base64url_encode, printable};
 use dynamo_core::version::{decode_context, encode_context, VectorClock};
 
-use super::{ClientArguments, ClientCommand};
+use super::{AdminCommand, ClientArguments, ClientCommand};
 
 /// A value as the CLI prints it: text when printable (never raw control
 /// bytes), base64url otherwise or when asked.
@@ -38,6 +38,63 @@ pub(crate) fn run(arguments: ClientArguments) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("dynamo-node client: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `dynamo-node admin join|leave`: asks for the change and shows it move
+/// until it completes. Exit status 1 when refused or not complete in time,
+/// 2 when the node cannot be reached.
+pub(crate) fn admin(command: AdminCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("dynamo-node admin: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = std::time::Instant::now();
+    let progress = |state: &dynamo_client::ChangeProgress| match &state.pending {
+        Some(pending) => eprint!(
+            "\r{:>5.1} s  epoch {} → {}: {} of {} gaining nodes ready; here {} partitions fetching, {} catching up   ",
+            started.elapsed().as_secs_f64(),
+            state.epoch,
+            pending.epoch,
+            pending.ready.len(),
+            pending.gaining.len(),
+            pending.fetching,
+            pending.catching_up
+        ),
+        None => eprint!(
+            "\r{:>5.1} s  epoch {}: asking   ",
+            started.elapsed().as_secs_f64(),
+            state.epoch
+        ),
+    };
+    let client = Client::new(Vec::new(), Duration::from_secs(5));
+    let (what, outcome) = match command {
+        AdminCommand::Join { node, seed, timeout_s } => (
+            format!("{node} joined"),
+            runtime.block_on(client.join(node, seed, Duration::from_secs(timeout_s), progress)),
+        ),
+        AdminCommand::Leave { node, timeout_s } => (
+            format!("{node} left; it may be stopped now"),
+            runtime.block_on(client.leave(node, Duration::from_secs(timeout_s), progress)),
+        ),
+    };
+    eprintln!();
+    match outcome {
+        Ok(epoch) => {
+            println!("{what} at epoch {epoch} ({:.1} s)", started.elapsed().as_secs_f64());
+            ExitCode::SUCCESS
+        }
+        Err(error @ Error::Unreachable { .. }) => {
+            eprintln!("dynamo-node admin: {error}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("dynamo-node admin: {error}");
             ExitCode::from(1)
         }
     }

@@ -11,7 +11,18 @@
 //! [[nodes]]
 //! id = "n1"
 //! addr = "127.0.0.1:7001"
+//!
+//! [[nodes]]              # a machine that may join later
+//! id = "n4"
+//! addr = "127.0.0.1:7004"
+//! spare = true
 //! ```
+//!
+//! The cluster file is the address book: every machine that is or may
+//! become a member, with its id and address. The initial ring spreads the
+//! partitions over the members that are not `spare`; joins and leaves
+//! change it (`dynamo-node admin join` / `leave`), and each node keeps the
+//! current assignment in its data directory.
 //!
 //! Optional settings and their defaults: `batch_interval_ms = 10`,
 //! `clock_entries_max = 10`, `siblings_max = 100` (a put that would leave
@@ -145,6 +156,8 @@ struct RawCluster {
 struct RawNode {
     id: String,
     addr: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    spare: bool,
 }
 
 fn default_partitions() -> u32 {
@@ -277,6 +290,9 @@ pub struct Member {
     pub name: String,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Listed, but not in the initial ring: it runs outside it until it
+    /// joins (`dynamo-node admin join`).
+    pub spare: bool,
 }
 
 /// A parsed, checked cluster file.
@@ -345,6 +361,7 @@ impl ClusterConfig {
             .map(|member| RawNode {
                 id: member.name.clone(),
                 addr: member.addr.to_string(),
+                spare: member.spare,
             })
             .collect();
         Self::from_raw(path, raw)
@@ -401,6 +418,7 @@ impl ClusterConfig {
                 node: NodeId(index as u32),
                 name: node.id.clone(),
                 addr,
+                spare: node.spare,
             });
         }
         let secret = match (raw.secret, raw.secret_file) {
@@ -441,19 +459,27 @@ impl ClusterConfig {
     /// # Errors
     /// What is wrong, in words.
     pub fn check(&self) -> Result<(), String> {
+        let ring = self.ring().map_err(|error| error.to_string())?;
         self.settings
-            .validate(self.members.len())
+            .validate(ring.members().len())
             .map_err(|error: SettingsError| error.to_string())?;
-        self.ring().map_err(|error| error.to_string())?;
         Ok(())
     }
 
-    /// The ring: partitions spread over the members in file order.
+    /// The initial ring: partitions spread over the members that are not
+    /// spares, in file order. (A node routes by the assignment in its data
+    /// directory once membership has changed: see `assignment.rs`.)
     ///
     /// # Errors
-    /// Q out of range or smaller than the number of nodes.
+    /// Q out of range or smaller than the number of nodes; every node a
+    /// spare.
     pub fn ring(&self) -> Result<Ring, RingError> {
-        let nodes: Vec<NodeId> = self.members.iter().map(|member| member.node).collect();
+        let nodes: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|member| !member.spare)
+            .map(|member| member.node)
+            .collect();
         Ring::new(self.partitions, &nodes)
     }
 
@@ -513,6 +539,7 @@ impl ClusterConfig {
                 .map(|member| RawNode {
                     id: member.name.clone(),
                     addr: member.addr.to_string(),
+                    spare: member.spare,
                 })
                 .collect(),
         };
@@ -590,11 +617,13 @@ addr = "127.0.0.1:7003"
                 node: NodeId(0),
                 name: "n1".into(),
                 addr: "127.0.0.1:9001".parse().unwrap(),
+                spare: false,
             },
             Member {
                 node: NodeId(1),
                 name: "n2".into(),
                 addr: "127.0.0.1:9002".parse().unwrap(),
+                spare: false,
             },
         ];
         let text = "n = 2\nr = 1\nw = 2\nsloppy_quorum = false";

@@ -103,6 +103,7 @@ pub fn loopback_members(ports: &[u16]) -> Vec<Member> {
             node: NodeId(index as u32),
             name: format!("n{}", index + 1),
             addr: SocketAddr::from(([127, 0, 0, 1], *port)),
+            spare: false,
         })
         .collect()
 }
@@ -129,6 +130,7 @@ pub fn free_loopback_members(count: usize) -> Result<Vec<Member>, LaunchError> {
                 node: NodeId(index as u32),
                 name: format!("n{}", index + 1),
                 addr,
+                spare: false,
             })
         })
         .collect()

@@ -11,6 +11,8 @@
 //! - [`config`]: the cluster file (`cluster.toml`): read, checked, written.
 //! - [`data_dir`]: the data directory's identity (`NODE`: whose data, under
 //!   which Q and versioning), written atomically.
+//! - [`assignment`]: the data directory's `RING`: the assignment the node
+//!   routes by after membership changes, and the change pending.
 //! - [`server`]: the node runtime: listeners, connections, timers and the
 //!   storage thread around [`dynamo_core::protocol::Node`]; `serve`.
 //! - [`launcher`]: the one launcher of local clusters of node processes,
@@ -25,6 +27,7 @@
 //! durable under the configured sync policy.
 
 pub mod archive;
+pub mod assignment;
 pub mod config;
 pub mod data_dir;
 pub mod launcher;

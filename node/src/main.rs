@@ -56,6 +56,19 @@ enum Command {
     Cluster(ClusterArguments),
     /// Talk to a cluster.
     Client(ClientArguments),
+    /// Change the cluster's membership: join a node, or make one leave.
+    ///
+    /// The node must be running (a joining node is listed in the cluster
+    /// file, usually with `spare = true`, and started with `serve`). The
+    /// command asks for the change, then shows it move (partitions fetched
+    /// as files, then caught up through anti-entropy) until every node
+    /// routes by the new ring; reads and writes go on meanwhile.
+    ///
+    /// Examples:
+    ///   dynamo-node admin join --node 127.0.0.1:7004 --seed 127.0.0.1:7001
+    ///   dynamo-node admin leave --node 127.0.0.1:7002
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Print every record of a partition directory, one per line.
     ///
     /// Reads the segment files directly and changes nothing: safe on a
@@ -104,6 +117,33 @@ enum Command {
         /// The data directory to fill (new or empty).
         #[arg(long)]
         data: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Add the running node at --node to the ring, through --seed (any
+    /// member).
+    Join {
+        /// The joining node's address (as the cluster file gives it).
+        #[arg(long)]
+        node: std::net::SocketAddr,
+        /// A member of the ring.
+        #[arg(long)]
+        seed: std::net::SocketAddr,
+        /// Seconds to wait for the change to complete.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+    },
+    /// Remove the member at --node from the ring, handing its partitions
+    /// to the others; it may be stopped once this returns.
+    Leave {
+        /// The leaving node's address.
+        #[arg(long)]
+        node: std::net::SocketAddr,
+        /// Seconds to wait for the change to complete.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
     },
 }
 
@@ -246,6 +286,7 @@ fn main() -> ExitCode {
         } => serve(cluster, id, data, listen),
         Command::Cluster(arguments) => cluster::run(arguments),
         Command::Client(arguments) => client::run(arguments),
+        Command::Admin(command) => client::admin(command),
         Command::Archive { data, out } => {
             let started = std::time::Instant::now();
             let progress = |done: usize, total: usize| {

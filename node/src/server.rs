@@ -24,6 +24,7 @@
 mod auth;
 mod connections;
 mod core;
+mod transfer;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -273,10 +274,20 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
             .join(", "),
     })?;
     check_secret(&config)?;
-    let ring = config
-        .ring()
-        .map_err(|error| ServerError::Io(std::io::Error::other(error.to_string())))?;
     let (engine, fresh) = open_storage(&config, &name, &data_dir)?;
+    // The assignment the node last routed by, if membership ever changed;
+    // else the cluster file's initial ring.
+    let (ring, next) = match crate::assignment::read(&data_dir, &config)
+        .map_err(|error| ServerError::Io(std::io::Error::other(error.to_string())))?
+    {
+        Some((ring, next)) => (ring, next),
+        None => (
+            config
+                .ring()
+                .map_err(|error| ServerError::Io(std::io::Error::other(error.to_string())))?,
+            None,
+        ),
+    };
     let engine = Arc::new(engine);
     let hints = recover_hints(&engine, hint_partition(&config))?;
     let actor = Actor {
@@ -290,7 +301,7 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
         hints.len(),
         engine.backend()
     );
-    let mut node = Node::new(member.node, actor, ring.clone(), config.settings.clone(), hints);
+    let mut node = Node::new(member.node, actor, ring.clone(), config.settings.clone(), hints).with_next(next);
     // Anti-entropy repairs first what is known to be missing: every
     // partition of a data directory that starts empty (a new node, or a
     // wiped one), and each partition storage salvaged.
@@ -311,7 +322,7 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
     if restored.exists() {
         log::warn!("restored from an archive: anti-entropy repairs every partition from the peers first");
     }
-    if (fresh || restored.exists()) && config.members.len() > 1 {
+    if (fresh || restored.exists()) && ring.members().len() > 1 {
         node.repair_first((0..config.partitions).map(PartitionId));
     }
     // The marker has done its work once the node knows (a crash before
@@ -338,6 +349,7 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
         Arc::clone(&clients),
         Arc::clone(&connections),
         Arc::clone(&auth),
+        Arc::new(data_dir.clone()),
     ));
     println!("ready {name} {}", member.addr);
     let _ = std::io::stdout().flush();
@@ -349,6 +361,11 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
         peers,
         Arc::clone(&clients),
         completion_tx,
+        self::core::Membership {
+            inputs: input_tx.clone(),
+            auth: Arc::clone(&auth),
+            data_dir: data_dir.clone(),
+        },
     );
     core.run(input_rx, completion_rx).await;
     accept.abort();

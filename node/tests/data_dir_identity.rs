@@ -105,6 +105,7 @@ fn a_cluster_beyond_loopback_without_a_secret_is_refused_with_the_fix() {
         name: "n2".into(),
         // TEST-NET-1 (RFC 5737): never contacted, the node refuses first.
         addr: "192.0.2.10:7002".parse().unwrap(),
+        spare: false,
     });
     ClusterConfig::parse_settings(&file, "n = 1\nr = 1\nw = 1\npartitions = 8", &members)
         .unwrap()

@@ -163,7 +163,10 @@ impl Simulation {
                 Effect::Reply { client, reply } => self.client_reply(client.0, reply),
                 Effect::Persist { token, key, set } => self.persists[node].push((token, Some((key, set)))),
                 Effect::PersistHint { token, .. } => self.persists[node].push((token, None)),
-                Effect::DropHint { .. } | Effect::PartitionRepaired { .. } => {}
+                Effect::DropHint { .. }
+                | Effect::PartitionRepaired { .. }
+                | Effect::FetchPartition { .. }
+                | Effect::Assignment { .. } => {}
                 Effect::SetTimer { timer, at_ms } => {
                     self.timer_sequence += 1;
                     self.timers.insert((at_ms, self.timer_sequence), (node, timer));

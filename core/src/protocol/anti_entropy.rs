@@ -193,7 +193,10 @@ impl Node {
 
     /// Whether this node holds keys of `partition`.
     pub(super) fn holds_tree_of(&self, partition: PartitionId) -> bool {
-        self.anti_entropy.trees.get(&partition).is_some_and(|tree| !tree.is_empty())
+        self.anti_entropy
+            .trees
+            .get(&partition)
+            .is_some_and(|tree| !tree.is_empty())
     }
 
     /// Records `key`'s durable entry hash in its partition's tree.

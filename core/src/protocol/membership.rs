@@ -495,10 +495,7 @@ impl Node {
     /// during a handover).
     pub(super) fn takes_part_in(&self, partition: PartitionId) -> bool {
         self.fellow_replicas(partition).is_some()
-            || matches!(
-                self.membership.gaining.get(&partition),
-                Some(Gain::CatchingUp(_))
-            )
+            || matches!(self.membership.gaining.get(&partition), Some(Gain::CatchingUp(_)))
             || self.holds_tree_of(partition)
     }
 

@@ -56,8 +56,8 @@ use peer::{put_message, read_message};
 
 use crate::admin::{AdminAnswer, AdminQuery};
 use crate::codec::{put_bytes, put_varint, DecodeError, Reader};
-use crate::ids::NodeId;
-use crate::limits::FRAME_BYTES_MAX;
+use crate::ids::{NodeId, PartitionId};
+use crate::limits::{FRAME_BYTES_MAX, PARTITIONS_MAX};
 use crate::protocol::{ClientReply, ClientRequest, Message, RequestId};
 use crate::version::{decode_sibling_set, encode_sibling_set, SiblingSet};
 
@@ -124,6 +124,46 @@ pub enum Frame {
         /// HMAC of both nonces and both node ids under the cluster secret.
         proof: [u8; NONCE_BYTES],
     },
+    /// A partition's files between two nodes (a membership change), on a
+    /// peer connection of its own.
+    Transfer(Transfer),
+}
+
+/// The steps of a partition transfer: the gaining node asks, the source
+/// answers with each file of a consistent snapshot of the partition (from
+/// where the gaining node's copy of it ends, when it has a prefix of it:
+/// transfers resume), each followed by the SHA-256 of the whole file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transfer {
+    /// Gaining node → source: send `partition`'s files; I hold these many
+    /// bytes of these files already.
+    Ask {
+        /// The partition.
+        partition: PartitionId,
+        /// File name and bytes held, per file already (partly) here.
+        have: Vec<(String, u64)>,
+    },
+    /// Source → gaining node: bytes `from..len` of file `name` follow.
+    File {
+        /// The file's name in the partition's directory.
+        name: String,
+        /// Its length in the snapshot.
+        len: u64,
+        /// Where the bytes sent start.
+        from: u64,
+    },
+    /// Source → gaining node: the current file's next bytes.
+    Chunk(Vec<u8>),
+    /// Source → gaining node: the current file is complete; the SHA-256 of
+    /// its bytes `0..len`.
+    FileEnd {
+        /// The checksum.
+        sha256: [u8; 32],
+    },
+    /// Source → gaining node: every file of the snapshot was sent.
+    Done,
+    /// Source → gaining node: the transfer cannot go on, and why.
+    Failed(String),
 }
 
 /// Why bytes are not a frame.
@@ -197,6 +237,39 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) {
             out.push(8);
             out.extend_from_slice(proof);
         }
+        Frame::Transfer(transfer) => {
+            out.push(9);
+            match transfer {
+                Transfer::Ask { partition, have } => {
+                    out.push(1);
+                    put_varint(out, u64::from(partition.0));
+                    put_varint(out, have.len() as u64);
+                    for (name, len) in have {
+                        put_bytes(out, name.as_bytes());
+                        put_varint(out, *len);
+                    }
+                }
+                Transfer::File { name, len, from } => {
+                    out.push(2);
+                    put_bytes(out, name.as_bytes());
+                    put_varint(out, *len);
+                    put_varint(out, *from);
+                }
+                Transfer::Chunk(bytes) => {
+                    out.push(3);
+                    put_bytes(out, bytes);
+                }
+                Transfer::FileEnd { sha256 } => {
+                    out.push(4);
+                    out.extend_from_slice(sha256);
+                }
+                Transfer::Done => out.push(5),
+                Transfer::Failed(reason) => {
+                    out.push(6);
+                    put_bytes(out, reason.as_bytes());
+                }
+            }
+        }
     }
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
@@ -255,10 +328,54 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> 
         8 => Frame::PeerProof {
             proof: read_array(&mut reader, "proof")?,
         },
+        9 => Frame::Transfer(read_transfer(&mut reader)?),
         _ => return Err(FrameError::Malformed(reader.error("unknown frame tag"))),
     };
     reader.finish()?;
     Ok(Some((frame, 4 + len)))
+}
+
+/// Names of files in a transfer: at most this many bytes.
+const TRANSFER_NAME_BYTES_MAX: usize = 255;
+/// Files one transfer may list.
+const TRANSFER_FILES_MAX: usize = 1 << 20;
+
+fn read_name(reader: &mut Reader<'_>) -> Result<String, DecodeError> {
+    let bytes = reader.bytes(TRANSFER_NAME_BYTES_MAX, "file name")?;
+    let name = std::str::from_utf8(bytes).map_err(|_| reader.error("file name"))?;
+    // A bare file name: nothing that could leave the partition directory.
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(reader.error("file name"));
+    }
+    Ok(name.to_string())
+}
+
+fn read_transfer(reader: &mut Reader<'_>) -> Result<Transfer, DecodeError> {
+    Ok(match reader.u8("transfer tag")? {
+        1 => {
+            let partition = PartitionId(reader.varint_at_most(PARTITIONS_MAX as usize, "partition")? as u32);
+            let count = reader.varint_at_most(TRANSFER_FILES_MAX, "file count")?;
+            let mut have = Vec::with_capacity(count.min(1024));
+            for _ in 0..count {
+                have.push((read_name(reader)?, reader.varint("file length")?));
+            }
+            Transfer::Ask { partition, have }
+        }
+        2 => Transfer::File {
+            name: read_name(reader)?,
+            len: reader.varint("file length")?,
+            from: reader.varint("file offset")?,
+        },
+        3 => Transfer::Chunk(reader.bytes(FRAME_BYTES_MAX, "chunk")?.to_vec()),
+        4 => {
+            let mut sha256 = [0u8; 32];
+            sha256.copy_from_slice(reader.take(32, "sha256")?);
+            Transfer::FileEnd { sha256 }
+        }
+        5 => Transfer::Done,
+        6 => Transfer::Failed(String::from_utf8_lossy(reader.bytes(FRAME_BYTES_MAX, "reason")?).into_owned()),
+        _ => return Err(reader.error("unknown transfer tag")),
+    })
 }
 
 pub(super) fn put_optional_count(out: &mut Vec<u8>, value: Option<usize>) {

@@ -1,7 +1,6 @@
 //! Round trips of every frame, cut frames, and garbage.
 
 use super::*;
-use crate::ids::PartitionId;
 use crate::merkle;
 use crate::protocol::{ClientError, StoreError};
 use crate::version::{Actor, VectorClock, Versioning};
@@ -123,6 +122,21 @@ fn samples() -> Vec<Frame> {
         },
         Message::Join,
     ];
+    let transfers = vec![
+        Transfer::Ask {
+            partition: PartitionId(3),
+            have: vec![("0000000001.seg".into(), 4096), ("MANIFEST".into(), 0)],
+        },
+        Transfer::File {
+            name: "0000000002.seg".into(),
+            len: 10,
+            from: 4,
+        },
+        Transfer::Chunk(vec![1, 2, 3]),
+        Transfer::FileEnd { sha256: [7; 32] },
+        Transfer::Done,
+        Transfer::Failed("gone".into()),
+    ];
     let mut frames: Vec<Frame> = messages
         .into_iter()
         .map(|message| Frame::Peer {
@@ -138,6 +152,7 @@ fn samples() -> Vec<Frame> {
         },
     });
     frames.push(Frame::Request { id: 2, request: put });
+    frames.extend(transfers.into_iter().map(Frame::Transfer));
     frames.push(Frame::Admin {
         id: 7,
         query: AdminQuery::Ring,

@@ -4,6 +4,7 @@
 //! while the peer is unreachable (the protocol copes with loss).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,7 +24,7 @@ use crate::sync::Recover;
 use dynamo_core::ids::NodeId;
 use dynamo_core::limits::FRAME_BYTES_MAX;
 use dynamo_core::protocol::{ClientError, ClientId, ClientReply, ClientRequest};
-use dynamo_core::wire::{decode_frame, encode_frame, Frame};
+use dynamo_core::wire::{decode_frame, encode_frame, Frame, Transfer};
 
 /// The tasks of every open connection, so that shutdown can stop the
 /// readers and wait for the writers to send what is queued.
@@ -122,6 +123,7 @@ pub(super) async fn accept_loop(
     clients: Waiting,
     connections: Arc<Mutex<Connections>>,
     auth: Arc<PeerAuth>,
+    data_dir: Arc<PathBuf>,
 ) {
     let mut next_client = 0u64;
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
@@ -162,9 +164,16 @@ pub(super) async fn accept_loop(
         next_client += 1;
         let connection = next_client;
         let auth = Arc::clone(&auth);
+        let data_dir = Arc::clone(&data_dir);
         let reader = tokio::spawn(async move {
             let _slot = slot;
-            if let Err(reason) = connection_reader(reader, connection, tx, inputs, clients, auth).await {
+            let context = Context {
+                inputs,
+                clients,
+                auth,
+                data_dir,
+            };
+            if let Err(reason) = connection_reader(reader, connection, tx, context).await {
                 log::warn!("closing the connection from {addr}: {reason}");
             }
         });
@@ -172,14 +181,27 @@ pub(super) async fn accept_loop(
     }
 }
 
+/// What a connection's reader works with.
+struct Context {
+    inputs: mpsc::Sender<Input>,
+    clients: Waiting,
+    auth: Arc<PeerAuth>,
+    /// The data directory partition transfers are served from.
+    data_dir: Arc<PathBuf>,
+}
+
 async fn connection_reader(
     mut reader: tokio::net::tcp::OwnedReadHalf,
     connection: u64,
     respond: Outbox,
-    inputs: mpsc::Sender<Input>,
-    clients: Waiting,
-    auth: Arc<PeerAuth>,
+    context: Context,
 ) -> Result<(), String> {
+    let Context {
+        inputs,
+        clients,
+        auth,
+        data_dir,
+    } = context;
     // Idle connections cost a small buffer, not a read chunk each: 1,100
     // of them once held 140 MB.
     let mut buffer: Vec<u8> = Vec::new();
@@ -228,6 +250,24 @@ async fn connection_reader(
                         }
                         Frame::PeerChallenge { .. } => {
                             return Err("a handshake challenge sent to the accepting side".into());
+                        }
+                        Frame::Transfer(Transfer::Ask { partition, have }) => {
+                            if auth.secret.is_some() && !matches!(peer, PeerState::Authenticated(_)) {
+                                return Err(
+                                    "a partition transfer asked on a connection that did not complete the handshake"
+                                        .into(),
+                                );
+                            }
+                            let runtime = tokio::runtime::Handle::current();
+                            let data_dir = Arc::clone(&data_dir);
+                            let respond = respond.clone();
+                            tokio::task::spawn_blocking(move || {
+                                super::transfer::serve(runtime, &data_dir, partition, have, respond);
+                            });
+                            continue;
+                        }
+                        Frame::Transfer(_) => {
+                            return Err("a node takes only transfer asks".into());
                         }
                         Frame::Admin { id, query } => Input::Admin {
                             id,
@@ -431,7 +471,7 @@ impl Outbox {
 
     /// Waits until the queued replies are under the connection's bound
     /// and few enough of its requests are still being answered.
-    async fn wait_for_room(&self) {
+    pub(super) async fn wait_for_room(&self) {
         loop {
             let drained = self.backlog.drained.notified();
             if self.backlog.bytes.load(Ordering::Acquire) <= CONNECTION_BACKLOG_BYTES_MAX
@@ -453,6 +493,7 @@ fn frame_cost(frame: &Frame) -> usize {
             reply: ClientReply::Got { values, .. },
             ..
         } => OVERHEAD + values.iter().map(Vec::len).sum::<usize>(),
+        Frame::Transfer(Transfer::Chunk(bytes)) => OVERHEAD + bytes.len(),
         _ => OVERHEAD,
     }
 }
@@ -495,7 +536,7 @@ async fn open_handshake(stream: &mut TcpStream, auth: &PeerAuth, secret: &[u8], 
 }
 
 /// Connects to `peer` at `addr` and, with a secret, completes the handshake.
-async fn connect_peer(addr: SocketAddr, peer: NodeId, auth: &PeerAuth) -> Option<TcpStream> {
+pub(super) async fn connect_peer(addr: SocketAddr, peer: NodeId, auth: &PeerAuth) -> Option<TcpStream> {
     // From this node's own address, so that peer traffic between two
     // nodes is traffic between their two addresses (what a network
     // partition between them cuts).

@@ -3,19 +3,23 @@
 //! queries) from channels, and carries out the effects in order: frames to
 //! peers and clients, writes to storage, timers on one timer wheel.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::auth::PeerAuth;
 use super::connections::Outbox;
+use super::transfer::{Fetched, TransferReport};
 use super::{hint_key, hint_partition, Waiting};
 use crate::config::ClusterConfig;
 use crate::storage::{Engine, StorageError};
 use crate::sync::Recover;
 use dynamo_core::admin::{
-    AdminAnswer, AdminQuery, MemberDescription, Repair, RingDescription, StatsReport, TreeDescription,
+    AdminAnswer, AdminQuery, MemberDescription, PendingDescription, Repair, RingDescription, StatsReport,
+    TransferDescription, TreeDescription,
 };
 use dynamo_core::ids::{NodeId, PartitionId};
 use dynamo_core::merkle::{entry_hash_encoded, Tree};
@@ -41,6 +45,8 @@ pub(super) enum Input {
         query: AdminQuery,
         respond: Outbox,
     },
+    /// A partition's files arrived and were adopted (or were not needed).
+    Fetched(Fetched),
 }
 
 /// The storage engine finished a persist the protocol asked for.
@@ -67,11 +73,25 @@ impl Store for EngineStore<'_> {
     }
 }
 
+/// What the core needs to move partitions: its own input channel (for
+/// fetches to report to), the peer credentials, the data directory.
+pub(super) struct Membership {
+    pub inputs: mpsc::Sender<Input>,
+    pub auth: Arc<PeerAuth>,
+    pub data_dir: PathBuf,
+}
+
+/// Transfers remembered for `client stats`.
+const TRANSFERS_REMEMBERED: usize = 256;
+
 pub(super) struct Core {
     node: Node,
     engine: Arc<Engine>,
     ring: Ring,
     config: ClusterConfig,
+    membership: Membership,
+    /// Partitions received as files, the latest last.
+    transfers: VecDeque<TransferReport>,
     peers: HashMap<NodeId, mpsc::Sender<Frame>>,
     clients: Waiting,
     completion_tx: mpsc::UnboundedSender<Persisted>,
@@ -109,6 +129,7 @@ impl Core {
         peers: HashMap<NodeId, mpsc::Sender<Frame>>,
         clients: Waiting,
         completion_tx: mpsc::UnboundedSender<Persisted>,
+        membership: Membership,
     ) -> Core {
         // The core's clock (`now_ms`) starts at zero here; version
         // timestamps are anchored to the wall clock at the same moment.
@@ -125,6 +146,8 @@ impl Core {
                 .with_tombstones(tombstones, 0),
             engine,
             config,
+            membership,
+            transfers: VecDeque::new(),
             peers,
             clients,
             completion_tx,
@@ -224,14 +247,66 @@ impl Core {
             }
             Input::Peer { from, message } => self.node.handle_message(now, from, message, &store, out),
             Input::Admin { id, query, respond } => {
-                let answer = self.admin(query);
+                let answer = self.admin(query, out);
                 let _ = respond.try_send(Frame::AdminReply { id, answer });
+            }
+            Input::Fetched(fetched) => {
+                if let Some(report) = fetched.report {
+                    if self.transfers.len() == TRANSFERS_REMEMBERED {
+                        self.transfers.pop_front();
+                    }
+                    self.transfers.push_back(report);
+                }
+                self.node.partition_fetched(fetched.partition, fetched.tree, out);
             }
         }
     }
 
-    fn admin(&mut self, query: AdminQuery) -> AdminAnswer {
+    /// Asks `seed` to add this node to the ring.
+    fn join(&mut self, seed: &str, out: &mut Vec<Effect>) -> Result<String, String> {
+        let me = self.node.id();
+        if self.node.ring().members().contains(&me) {
+            return Err(format!("already a member (epoch {})", self.node.ring().epoch()));
+        }
+        let addr: std::net::SocketAddr = seed
+            .parse()
+            .map_err(|error| format!("--seed {seed:?} is not an address: {error}"))?;
+        let member = self
+            .config
+            .members
+            .iter()
+            .find(|member| member.addr == addr)
+            .ok_or_else(|| format!("no node of the cluster file listens at {addr}"))?;
+        if member.node == me {
+            return Err("the seed must be another node, one in the ring".into());
+        }
+        if !self.node.ring().members().contains(&member.node) {
+            return Err(format!(
+                "{} ({addr}) is not in the ring: give a member as the seed",
+                member.name
+            ));
+        }
+        self.node.request_join(member.node, out);
+        Ok(format!("asked {} to add this node to the ring", member.name))
+    }
+
+    fn admin(&mut self, query: AdminQuery, out: &mut Vec<Effect>) -> AdminAnswer {
         match query {
+            AdminQuery::Join { seed } => AdminAnswer::Change(self.join(&seed, out)),
+            AdminQuery::Leave => {
+                let me = self.node.id();
+                AdminAnswer::Change(
+                    self.node
+                        .propose_leave(me, out)
+                        .map(|()| {
+                            format!(
+                                "leaving: epoch {} pending; this node's partitions move to the others",
+                                self.node.ring().epoch() + 1
+                            )
+                        })
+                        .map_err(|error| error.to_string()),
+                )
+            }
             AdminQuery::Ring => AdminAnswer::Ring(self.describe_ring()),
             AdminQuery::Stats => AdminAnswer::Stats(self.stats_report()),
             AdminQuery::Trees => AdminAnswer::Trees(
@@ -251,16 +326,26 @@ impl Core {
     /// The cluster as this node routes it: the assignment itself, with its
     /// epoch, so that clients route exactly as it does.
     fn describe_ring(&self) -> RingDescription {
-        let loads = self.ring.loads();
+        let ring = self.node.ring();
+        let loads = ring.loads();
         let suspects = self.node.suspects();
         let settings = &self.config.settings;
+        let status = self.node.membership();
+        let pending = status.next.as_ref().map(|next| PendingDescription {
+            epoch: next.epoch(),
+            owners: next.owners().to_vec(),
+            gaining: status.gaining_nodes.clone(),
+            ready: status.ready.clone(),
+            fetching: status.fetching.len() as u32,
+            catching_up: status.catching_up.len() as u32,
+        });
         RingDescription {
             n: settings.n,
             r: settings.r,
             w: settings.w,
             versioning: settings.versioning.to_string(),
-            epoch: self.ring.epoch(),
-            owners: self.ring.owners().to_vec(),
+            epoch: ring.epoch(),
+            owners: ring.owners().to_vec(),
             members: self
                 .config
                 .members
@@ -273,6 +358,7 @@ impl Core {
                     suspected: suspects.contains(&member.node),
                 })
                 .collect(),
+            pending,
         }
     }
 
@@ -303,6 +389,17 @@ impl Core {
             keys,
             bytes,
             needs_repair,
+            transfers: self
+                .transfers
+                .iter()
+                .map(|report| TransferDescription {
+                    partition: report.partition.0,
+                    source: report.source,
+                    bytes: report.bytes,
+                    files: report.files as u64,
+                    millis: report.elapsed.as_millis() as u64,
+                })
+                .collect(),
         }
     }
 
@@ -320,7 +417,16 @@ impl Core {
     }
 
     fn apply(&mut self, out: &mut Vec<Effect>) {
-        for effect in out.drain(..) {
+        // Effects can cause effects (a partition already here is "fetched"
+        // at once): carried out until none is left.
+        while !out.is_empty() {
+            let effects = std::mem::take(out);
+            self.apply_each(effects, out);
+        }
+    }
+
+    fn apply_each(&mut self, effects: Vec<Effect>, out: &mut Vec<Effect>) {
+        for effect in effects {
             match effect {
                 Effect::Send { to, message } => {
                     if let Some(peer) = self.peers.get(&to) {
@@ -372,8 +478,43 @@ impl Core {
                     self.timer_sequence += 1;
                     self.timers.insert((at_ms, self.timer_sequence), timer);
                 }
+                Effect::Assignment { ring, next } => {
+                    if let Err(error) = crate::assignment::write(&self.membership.data_dir, &ring, next.as_ref()) {
+                        log::error!("cannot persist the assignment (epoch {}): {error}", ring.epoch());
+                    }
+                    self.ring = ring;
+                }
+                Effect::FetchPartition { partition, sources } => self.fetch(partition, sources, out),
             }
         }
+    }
+
+    /// Starts fetching a partition this node gains, unless it has the
+    /// partition already.
+    fn fetch(&mut self, partition: PartitionId, sources: Vec<NodeId>, out: &mut Vec<Effect>) {
+        if self.engine.partitions().contains(&partition) {
+            log::info!(
+                "partition {}: data of it is here already; anti-entropy brings the rest",
+                partition.0
+            );
+            self.node.partition_fetched(partition, None, out);
+            return;
+        }
+        let sources: Vec<(NodeId, std::net::SocketAddr)> = sources
+            .into_iter()
+            .filter_map(|node| {
+                let member = self.config.members.iter().find(|member| member.node == node)?;
+                Some((node, member.addr))
+            })
+            .collect();
+        tokio::spawn(super::transfer::fetch(
+            partition,
+            sources,
+            Arc::clone(&self.membership.auth),
+            self.membership.data_dir.clone(),
+            Arc::clone(&self.engine),
+            self.membership.inputs.clone(),
+        ));
     }
 
     fn submit(&self, partition: PartitionId, key: Vec<u8>, payload: Option<Vec<u8>>, token: Option<PersistToken>) {
@@ -412,22 +553,31 @@ fn rebuild_trees(engine: &Engine, hints: PartitionId) -> (BTreeMap<PartitionId, 
         if partition == hints {
             continue;
         }
-        let tree: &mut Tree = trees.entry(partition).or_default();
-        for key in engine.keys(partition) {
-            match engine.get(partition, &key) {
-                Ok(Some(bytes)) => {
-                    tree.set(&key, Some(entry_hash_encoded(&key, &bytes)));
-                    if decode_sibling_set(&bytes).is_ok_and(|set| set.live_values().next().is_none()) {
-                        tombstones.push(key);
-                    }
-                }
-                Ok(None) => {}
-                Err(error) => log::warn!(
-                    "anti-entropy tree of partition {}: a key is unreadable: {error}",
-                    partition.0
-                ),
-            }
-        }
+        let (tree, dead) = partition_tree(engine, partition);
+        trees.insert(partition, tree);
+        tombstones.extend(dead);
     }
     (trees, tombstones)
+}
+
+/// One partition's tree, and its keys that hold only tombstones.
+pub(super) fn partition_tree(engine: &Engine, partition: PartitionId) -> (Tree, Vec<Vec<u8>>) {
+    let mut tree = Tree::default();
+    let mut tombstones = Vec::new();
+    for key in engine.keys(partition) {
+        match engine.get(partition, &key) {
+            Ok(Some(bytes)) => {
+                tree.set(&key, Some(entry_hash_encoded(&key, &bytes)));
+                if decode_sibling_set(&bytes).is_ok_and(|set| set.live_values().next().is_none()) {
+                    tombstones.push(key);
+                }
+            }
+            Ok(None) => {}
+            Err(error) => log::warn!(
+                "anti-entropy tree of partition {}: a key is unreadable: {error}",
+                partition.0
+            ),
+        }
+    }
+    (tree, tombstones)
 }

@@ -645,6 +645,33 @@ impl Engine {
         Ok(())
     }
 
+    /// Takes the files in `staged` (another replica's copy of `partition`:
+    /// segments and manifest, complete and synced) as this engine's
+    /// partition: the directory is renamed into place and recovered as at
+    /// an open. Returns false, moving nothing, when the engine already has
+    /// the partition (its own records must not be mixed with another
+    /// node's: their sequence numbers are each node's own).
+    ///
+    /// Writes wait while the partition is recovered.
+    ///
+    /// # Errors
+    /// The rename, or the recovery, failed.
+    pub fn adopt(&self, partition: PartitionId, staged: &Path) -> Result<bool, StorageError> {
+        let mut partitions = self.shared.partitions.write().recover();
+        let dir = partition::partition_dir(&self.shared.root, partition);
+        if partitions.contains_key(&partition) || dir.exists() {
+            return Ok(false);
+        }
+        std::fs::rename(staged, &dir).map_err(|error| StorageError::io(&dir, error))?;
+        sync_dir(&self.shared.root)?;
+        if let Some(parent) = staged.parent() {
+            sync_dir(parent)?;
+        }
+        let recovered = Partition::recover(&self.shared.root, partition)?;
+        partitions.insert(partition, Arc::new(recovered));
+        Ok(true)
+    }
+
     /// Rewrites the live records of every sealed segment of `partition`
     /// into new segments and deletes the old ones. Runs on the caller's
     /// thread; reads and writes go on meanwhile.

@@ -34,6 +34,25 @@ impl TestCluster {
         TestCluster { cluster, addrs, dir }
     }
 
+    /// Starts `nodes` members and `spares` more nodes outside the ring
+    /// (listed with `spare = true`), with the given settings.
+    pub fn start_with_spares(name: &str, nodes: usize, spares: usize, settings: &str) -> TestCluster {
+        let dir = TempDir::new(name);
+        let mut members = free_loopback_members(nodes + spares).unwrap();
+        for member in &mut members[nodes..] {
+            member.spare = true;
+        }
+        let config = ClusterConfig::parse_settings(std::path::Path::new(name), settings, &members).unwrap();
+        let cluster = LocalCluster::start(
+            std::path::Path::new(env!("CARGO_BIN_EXE_dynamo-node")),
+            dir.path(),
+            config,
+        )
+        .unwrap();
+        let addrs = cluster.addrs();
+        TestCluster { cluster, addrs, dir }
+    }
+
     pub fn start_node(&mut self, index: usize) {
         self.cluster.start_node(index).unwrap();
     }
