@@ -464,7 +464,15 @@ impl Client {
             .ok_or_else(|| Error::Change(format!("{node} is not in its own cluster file")))?;
         let mut asked_at: Option<std::time::Instant> = None;
         loop {
-            let view = self.describe(node).await?;
+            // The node may restart during a long change: wait for it.
+            let view = match self.describe(node).await {
+                Ok(view) => view,
+                Err(_) if started.elapsed() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let member = view.ring.members().contains(&me);
             if member == joining && view.description.pending.is_none() {
                 if asked_at.is_some() {

@@ -180,6 +180,9 @@ pub struct TransferDescription {
     pub source: NodeId,
     /// Bytes received (a resumed transfer counts only what it received).
     pub bytes: u64,
+    /// Bytes already here from an earlier, interrupted attempt.
+    #[serde(default)]
+    pub resumed_from: u64,
     /// Files in the snapshot.
     pub files: u64,
     /// From the connection to the partition adopted, in milliseconds.

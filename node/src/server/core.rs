@@ -396,6 +396,7 @@ impl Core {
                     partition: report.partition.0,
                     source: report.source,
                     bytes: report.bytes,
+                    resumed_from: report.resumed_from,
                     files: report.files as u64,
                     millis: report.elapsed.as_millis() as u64,
                 })

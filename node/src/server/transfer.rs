@@ -19,6 +19,11 @@
 //!   append-only, and the checksum covers the whole file, so a wrong prefix
 //!   is caught). A different source starts over: its files are its own.
 //!
+//! - **Paced, if asked.** `DYNAMO_TRANSFER_BYTES_PER_S` in a source's
+//!   environment caps what it sends per second (unset: as fast as the
+//!   disks and the loopback go). Tests use it to be sure to kill a node in
+//!   the middle of a transfer.
+//!
 //! Once every file is there and synced, the engine adopts the directory as
 //! the partition ([`Engine::adopt`]) and the node catches up through
 //! anti-entropy (see `dynamo_core::protocol` `membership.rs`).
@@ -69,6 +74,7 @@ pub(super) struct TransferReport {
     pub partition: PartitionId,
     pub source: NodeId,
     pub bytes: u64,
+    pub resumed_from: u64,
     pub files: usize,
     pub elapsed: Duration,
 }
@@ -116,7 +122,13 @@ fn serve_files(
     } else {
         Vec::new()
     };
-    let mut buffer = vec![0u8; CHUNK_BYTES];
+    let pace: Option<f64> = std::env::var("DYNAMO_TRANSFER_BYTES_PER_S")
+        .ok()
+        .and_then(|text| text.parse::<f64>().ok())
+        .filter(|rate| *rate > 0.0);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut buffer = vec![0u8; if pace.is_some() { 64 * 1024 } else { CHUNK_BYTES }];
     for file in &taken {
         let name = file.file_name().to_string();
         let len = file.len();
@@ -148,6 +160,11 @@ fn serve_files(
                 let start = from.saturating_sub(offset) as usize;
                 if !send(Transfer::Chunk(buffer[start..read].to_vec())) {
                     return Ok(());
+                }
+                sent += (read - start) as u64;
+                if let Some(rate) = pace {
+                    let due = Duration::from_secs_f64(sent as f64 / rate);
+                    std::thread::sleep(due.saturating_sub(started.elapsed()));
                 }
             }
             offset += read as u64;
@@ -258,7 +275,7 @@ fn receive_and_adopt(
         }
     }
     crate::data_dir::create_durably(staging).map_err(|error| format!("{}: {error}", staging.display()))?;
-    let (bytes, files) = receive(stream, staging, partition)?;
+    let (bytes, resumed_from, files) = receive(stream, staging, partition)?;
     let adopted = engine
         .adopt(partition, staging)
         .map_err(|error| format!("adopting the files: {error}"))?;
@@ -275,14 +292,16 @@ fn receive_and_adopt(
         partition,
         source,
         bytes,
+        resumed_from,
         files,
         elapsed: started.elapsed(),
     };
     log::info!(
-        "partition {}: {} files, {} bytes from {source} in {:.2} s ({:.1} MB/s), {} keys",
+        "partition {}: {} files, {} bytes from {source} ({} kept from an earlier attempt) in {:.2} s ({:.1} MB/s), {} keys",
         partition.0,
         files,
         bytes,
+        resumed_from,
         report.elapsed.as_secs_f64(),
         bytes as f64 / 1e6 / report.elapsed.as_secs_f64().max(1e-9),
         tree.len()
@@ -304,8 +323,9 @@ struct Receiving {
 }
 
 /// Asks for the partition and writes what comes into `staging`; the bytes
-/// received and the files the snapshot had.
-fn receive(mut stream: TcpStream, staging: &Path, partition: PartitionId) -> Result<(u64, usize), String> {
+/// received, the bytes kept from an earlier attempt, and the files the
+/// snapshot had.
+fn receive(mut stream: TcpStream, staging: &Path, partition: PartitionId) -> Result<(u64, u64, usize), String> {
     let io = |what: &Path| {
         let what = what.display().to_string();
         move |error: std::io::Error| format!("{what}: {error}")
@@ -322,6 +342,7 @@ fn receive(mut stream: TcpStream, staging: &Path, partition: PartitionId) -> Res
     let mut current: Option<Receiving> = None;
     let mut listed: Vec<String> = Vec::new();
     let mut received = 0u64;
+    let mut kept = 0u64;
     let mut chunk = vec![0u8; 256 * 1024];
     loop {
         while let Some((frame, used)) = decode_frame(&buffer).map_err(|error| error.to_string())? {
@@ -346,6 +367,7 @@ fn receive(mut stream: TcpStream, staging: &Path, partition: PartitionId) -> Res
                         ));
                     }
                     file.set_len(from).map_err(io(&path))?;
+                    kept += from;
                     let mut hasher = Sha256::new();
                     let mut prefix = (&file).take(from);
                     std::io::copy(&mut prefix, &mut hasher).map_err(io(&path))?;
@@ -399,7 +421,7 @@ fn receive(mut stream: TcpStream, staging: &Path, partition: PartitionId) -> Res
                     File::open(staging)
                         .and_then(|dir| dir.sync_all())
                         .map_err(io(staging))?;
-                    return Ok((received, listed.len()));
+                    return Ok((received, kept, listed.len()));
                 }
                 Transfer::Failed(reason) => return Err(format!("the source failed: {reason}")),
                 Transfer::Ask { .. } => return Err("an ask from the source".into()),
