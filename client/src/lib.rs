@@ -426,7 +426,7 @@ impl Client {
         progress: impl FnMut(&ChangeProgress),
     ) -> Result<u64, Error> {
         let query = AdminQuery::Join { seed: seed.to_string() };
-        self.change(node, query, true, deadline, progress).await
+        self.change(node, seed, query, true, deadline, progress).await
     }
 
     /// Asks the member at `node` to leave the ring, handing its partitions
@@ -441,12 +441,18 @@ impl Client {
         deadline: Duration,
         progress: impl FnMut(&ChangeProgress),
     ) -> Result<u64, Error> {
-        self.change(node, AdminQuery::Leave, false, deadline, progress).await
+        self.change(node, node, AdminQuery::Leave, false, deadline, progress)
+            .await
     }
 
+    /// Asks `node` for a change and waits for it, judging where it stands
+    /// by `authority`'s view: for a join, the seed (a member, whose ring
+    /// is current, where a node that just started empty may still route
+    /// by an old ring until gossip reaches it); for a leave, the node.
     async fn change(
         &self,
         node: SocketAddr,
+        authority: SocketAddr,
         query: AdminQuery,
         joining: bool,
         deadline: Duration,
@@ -464,19 +470,25 @@ impl Client {
             .ok_or_else(|| Error::Change(format!("{node} is not in its own cluster file")))?;
         let mut asked_at: Option<std::time::Instant> = None;
         loop {
-            // The node may restart during a long change: wait for it.
-            let view = match self.describe(node).await {
-                Ok(view) => view,
-                Err(_) if started.elapsed() < deadline => {
+            // The nodes may restart during a long change: wait for them.
+            let views = match (self.describe(authority).await, self.describe(node).await) {
+                (Ok(view), Ok(own)) => (view, own),
+                (Err(_), _) | (_, Err(_)) if started.elapsed() < deadline => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
-                Err(error) => return Err(error),
+                (Err(error), _) | (_, Err(error)) => return Err(error),
             };
+            let (view, own) = views;
             let member = view.ring.members().contains(&me);
             if member == joining && view.description.pending.is_none() {
                 if asked_at.is_some() {
-                    return Ok(view.ring.epoch());
+                    // Done once the node itself routes by it too.
+                    if own.ring.epoch() >= view.ring.epoch() {
+                        return Ok(view.ring.epoch());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
                 return Err(Error::Change(if joining {
                     format!("{node} is already a member (epoch {})", view.ring.epoch())

@@ -274,7 +274,9 @@ fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>) -> Result<Vec<Fault>
             "faults act on node processes this bench starts: run them on a local cluster, not --cluster".into(),
         ));
     }
-    let nodes: Vec<String> = (1..=spec.cluster.nodes).map(|index| format!("n{index}")).collect();
+    let nodes: Vec<String> = (1..=spec.cluster.nodes + spec.cluster.spares)
+        .map(|index| format!("n{index}"))
+        .collect();
     let mut faults = spec.fault_schedule(&nodes);
     let load = spec.load.warmup + spec.load.duration;
     let late: Vec<String> = faults
@@ -369,8 +371,13 @@ fn local_cluster(request: &RunRequest, dir: &Path, proxied: bool) -> Result<(Clu
     let cluster_dir = dir.join("cluster");
     if request.progress {
         eprintln!(
-            "starting {} local nodes (N={} R={} W={}, Q={}, {} versioning, sync {}) in {}",
+            "starting {} local nodes{} (N={} R={} W={}, Q={}, {} versioning, sync {}) in {}",
             spec.nodes,
+            if spec.spares > 0 {
+                format!(" and {} spares outside the ring", spec.spares)
+            } else {
+                String::new()
+            },
             spec.n,
             spec.r,
             spec.w,
@@ -380,14 +387,15 @@ fn local_cluster(request: &RunRequest, dir: &Path, proxied: bool) -> Result<(Clu
             cluster_dir.display()
         );
     }
-    let config = request
-        .spec
-        .cluster_config(free_loopback_members(spec.nodes)?)
-        .map_err(RunError::Spec)?;
+    let mut members = free_loopback_members(spec.nodes + spec.spares)?;
+    for member in &mut members[spec.nodes..] {
+        member.spare = true;
+    }
+    let config = request.spec.cluster_config(members).map_err(RunError::Spec)?;
     let (local, proxy) = if proxied {
         // The cluster file names the proxy's listeners; each node listens
         // on another port of its own address.
-        let listen: Vec<SocketAddr> = free_loopback_members(spec.nodes)?
+        let listen: Vec<SocketAddr> = free_loopback_members(spec.nodes + spec.spares)?
             .iter()
             .map(|member| member.addr)
             .collect();
@@ -421,6 +429,7 @@ fn local_cluster(request: &RunRequest, dir: &Path, proxied: bool) -> Result<(Clu
         "kind": "local",
         "file": local.file().display().to_string(),
         "nodes": spec.nodes,
+        "spares": spec.spares,
         "n": spec.n, "r": spec.r, "w": spec.w,
         "partitions": spec.partitions,
         "versioning": spec.versioning,

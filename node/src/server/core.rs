@@ -265,9 +265,9 @@ impl Core {
     /// Asks `seed` to add this node to the ring.
     fn join(&mut self, seed: &str, out: &mut Vec<Effect>) -> Result<String, String> {
         let me = self.node.id();
-        if self.node.ring().members().contains(&me) {
-            return Err(format!("already a member (epoch {})", self.node.ring().epoch()));
-        }
+        // No refusal from this node's own ring: one that started empty
+        // routes by the cluster file's until gossip brings the current
+        // one. The seed decides, and answers with its state.
         let addr: std::net::SocketAddr = seed
             .parse()
             .map_err(|error| format!("--seed {seed:?} is not an address: {error}"))?;
@@ -279,12 +279,6 @@ impl Core {
             .ok_or_else(|| format!("no node of the cluster file listens at {addr}"))?;
         if member.node == me {
             return Err("the seed must be another node, one in the ring".into());
-        }
-        if !self.node.ring().members().contains(&member.node) {
-            return Err(format!(
-                "{} ({addr}) is not in the ring: give a member as the seed",
-                member.name
-            ));
         }
         self.node.request_join(member.node, out);
         Ok(format!("asked {} to add this node to the ring", member.name))

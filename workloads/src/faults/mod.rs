@@ -17,6 +17,11 @@
 //! - `latency`, `stall`, `bandwidth`, `loss`: on the peer links of a node,
 //!   through the bench's userspace TCP proxy ([`proxy`]): delay plus
 //!   jitter, nothing moving at all, a slow link, connections dropped.
+//! - `join`, `leave`, `replace`: membership changes ([`membership`]): a
+//!   node outside the ring (a spare, or one that left) joins it; a member
+//!   leaves it; a member leaves, is killed, has its data directory wiped,
+//!   restarts and joins again. Each holds from the request until every
+//!   partition it moves has moved (its `for` is not used).
 //!
 //! A schedule is explicit events from the spec, a seeded random one (kinds,
 //! how often, how long, a quiet period at the end), or both; the same seed
@@ -30,6 +35,7 @@ use crate::keys::Rng;
 
 pub mod disk;
 pub mod firewall;
+pub mod membership;
 mod nemesis;
 pub mod proxy;
 
@@ -54,6 +60,12 @@ pub enum FaultKind {
     Bandwidth,
     /// A node's peer connections dropped at random.
     Loss,
+    /// A node outside the ring joins it.
+    Join,
+    /// A member leaves the ring.
+    Leave,
+    /// A member leaves, is wiped and joins again.
+    Replace,
 }
 
 /// A choice spelled by a name in specs: its names, its parsing.
@@ -95,10 +107,18 @@ impl Named for FaultKind {
         (FaultKind::Stall, "stall"),
         (FaultKind::Bandwidth, "bandwidth"),
         (FaultKind::Loss, "loss"),
+        (FaultKind::Join, "join"),
+        (FaultKind::Leave, "leave"),
+        (FaultKind::Replace, "replace"),
     ];
 }
 
 impl FaultKind {
+    /// A membership change, held until it completes.
+    pub fn is_membership(self) -> bool {
+        matches!(self, FaultKind::Join | FaultKind::Leave | FaultKind::Replace)
+    }
+
     /// A fault on the peer links, done by the proxy.
     pub fn is_link(self) -> bool {
         matches!(
@@ -350,6 +370,8 @@ pub enum Action {
     Disk(Damage),
     /// Through the proxy, on every peer link of the targets.
     Link(FaultKind, LinkFault),
+    /// A membership change: `Join`, `Leave` or `Replace`.
+    Membership(FaultKind),
 }
 
 impl Action {
@@ -360,7 +382,7 @@ impl Action {
             Action::Pause => FaultKind::Pause,
             Action::Partition { .. } => FaultKind::Partition,
             Action::Disk(_) => FaultKind::Disk,
-            Action::Link(kind, _) => *kind,
+            Action::Link(kind, _) | Action::Membership(kind) => *kind,
         }
     }
 }
@@ -412,6 +434,7 @@ impl Fault {
                 let shape = settings.shapes[rng.below(settings.shapes.len().max(1) as u64) as usize];
                 partition(shape, target, nodes, settings.cut_clients, rng)
             }
+            FaultKind::Join | FaultKind::Leave | FaultKind::Replace => (Action::Membership(kind), one()),
             link => {
                 let fault = settings.link(link).unwrap_or(LinkFault::Stall);
                 (Action::Link(link, fault), one())

@@ -10,7 +10,7 @@ use dynamo_node::sync::Recover;
 
 use super::firewall::Firewall;
 use super::proxy::Proxy;
-use super::{disk, Action, Fault, Named};
+use super::{disk, membership, Action, Fault, FaultKind, Named};
 use crate::keys::Rng;
 use crate::record::HistoryWriter;
 
@@ -40,6 +40,18 @@ struct Held {
     until: Instant,
     /// A partition's nft table.
     table: Option<String>,
+    /// A membership change, running on a thread of its own: it is held
+    /// until it ends (`until` is not used).
+    change: Option<std::thread::JoinHandle<Result<String, String>>>,
+}
+
+impl Held {
+    fn is_due(&self, now: Instant) -> bool {
+        match &self.change {
+            Some(change) => change.is_finished(),
+            None => self.until <= now,
+        }
+    }
 }
 
 impl Nemesis {
@@ -55,8 +67,8 @@ impl Nemesis {
             let mut next = 0;
             while !stopping.load(Ordering::Relaxed) {
                 let now = Instant::now();
-                held.retain(|hold| {
-                    if hold.until <= now {
+                held.retain_mut(|hold| {
+                    if hold.is_due(now) {
                         heal(&world, hold, &history, &mut problems);
                         false
                     } else {
@@ -73,7 +85,7 @@ impl Nemesis {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            for hold in &held {
+            for hold in &mut held {
                 heal(&world, hold, &history, &mut problems);
             }
             problems
@@ -92,6 +104,9 @@ impl Nemesis {
 }
 
 fn inflict(world: &World, fault: Fault, history: &HistoryWriter, rng: &mut Rng) -> Result<Held, String> {
+    if let Action::Membership(kind) = fault.action {
+        return start_change(world, fault, kind, history);
+    }
     let kind = fault.action.kind().name();
     let mut cluster = world.cluster.lock().recover();
     let name = fault.targets.first().cloned().unwrap_or_default();
@@ -152,6 +167,8 @@ fn inflict(world: &World, fault: Fault, history: &HistoryWriter, rng: &mut Rng) 
                 link.describe()
             )
         }
+        // Started by `start_change` (the early return above).
+        Action::Membership(_) => String::new(),
     };
     history.fault(kind, "start", &fault.history_targets(), Some(&detail));
     let until = Instant::now() + fault.lasting;
@@ -160,10 +177,59 @@ fn inflict(world: &World, fault: Fault, history: &HistoryWriter, rng: &mut Rng) 
         index,
         until,
         table,
+        change: None,
     })
 }
 
-fn heal(world: &World, hold: &Held, history: &HistoryWriter, problems: &mut Vec<String>) {
+/// Starts a membership change on a thread of its own (it lasts as long as
+/// its partitions take to move).
+fn start_change(world: &World, mut fault: Fault, kind: FaultKind, history: &HistoryWriter) -> Result<Held, String> {
+    let drawn = fault.targets.first().cloned().unwrap_or_default();
+    let target = membership::settle_target(&world.cluster, kind, &drawn)?;
+    let index = world
+        .cluster
+        .lock()
+        .recover()
+        .config()
+        .members
+        .iter()
+        .position(|member| member.name == target)
+        .ok_or_else(|| format!("{}: no node {target}", kind.name()))?;
+    fault.targets = vec![target.clone()];
+    let detail = match kind {
+        FaultKind::Join => "asked to join the ring (dynamo-node admin join)",
+        FaultKind::Leave => "asked to leave the ring (dynamo-node admin leave)",
+        _ => "asked to leave the ring, to be wiped and to join again",
+    };
+    history.fault(kind.name(), "start", &fault.targets, Some(detail));
+    let cluster = Arc::clone(&world.cluster);
+    let change = std::thread::spawn(move || membership::change(&cluster, kind, &target));
+    Ok(Held {
+        fault,
+        index,
+        until: Instant::now(),
+        table: None,
+        change: Some(change),
+    })
+}
+
+fn heal(world: &World, hold: &mut Held, history: &HistoryWriter, problems: &mut Vec<String>) {
+    if let Some(change) = hold.change.take() {
+        let targets = hold.fault.history_targets();
+        let detail = match change.join() {
+            Ok(Ok(detail)) => detail,
+            Ok(Err(problem)) => {
+                problems.push(problem.clone());
+                format!("failed: {problem}")
+            }
+            Err(_) => {
+                problems.push("a membership change's thread panicked".into());
+                "failed: its thread panicked".into()
+            }
+        };
+        history.fault(hold.fault.action.kind().name(), "end", &targets, Some(&detail));
+        return;
+    }
     let mut cluster = world.cluster.lock().recover();
     let targets = hold.fault.history_targets();
     let detail = match &hold.fault.action {
@@ -205,6 +271,8 @@ fn heal(world: &World, hold: &Held, history: &HistoryWriter, problems: &mut Vec<
             }
             "link proxy forwards untouched again".to_string()
         }
+        // Ended above, when its thread is joined.
+        Action::Membership(_) => String::new(),
     };
     history.fault(hold.fault.action.kind().name(), "end", &targets, Some(&detail));
 }

@@ -85,6 +85,7 @@ impl Fields<'_> {
         }
         Ok(ClusterSpec {
             nodes: cluster.nodes,
+            spares: cluster.spares,
             n: cluster.n,
             r: cluster.r,
             w: cluster.w,
@@ -226,14 +227,16 @@ impl Fields<'_> {
 
     pub(super) fn faults(&self, raw: &RawFaults, cluster: &ClusterSpec, seed: u64) -> Result<FaultsSpec, SpecError> {
         let invalid = |field: &str, message: String| self.invalid("faults", field, message);
+        // Spares are nodes too: they run, outside the ring until joined.
+        let processes = cluster.nodes + cluster.spares;
         let node_ok = |name: &String| {
             name.strip_prefix('n')
                 .and_then(|number| number.parse::<usize>().ok())
-                .is_some_and(|number| number >= 1 && number <= cluster.nodes)
+                .is_some_and(|number| number >= 1 && number <= processes)
         };
         let not_node =
-            |field: &str, name: &String| invalid(field, format!("{name:?} is not a node (n1 to n{})", cluster.nodes));
-        let nodes: Vec<String> = (1..=cluster.nodes).map(|index| format!("n{index}")).collect();
+            |field: &str, name: &String| invalid(field, format!("{name:?} is not a node (n1 to n{processes})"));
+        let nodes: Vec<String> = (1..=processes).map(|index| format!("n{index}")).collect();
         let settings = self.fault_settings(raw, &FaultSettings::default(), &|field, message| {
             self.invalid("faults", field, message)
         })?;
@@ -241,9 +244,8 @@ impl Fields<'_> {
         for (number, event) in raw.events.iter().enumerate() {
             // Errors name the line in this event.
             let invalid = |field: &str, message: String| self.invalid_in_event(number, field, message);
-            let not_node = |field: &str, name: &String| {
-                invalid(field, format!("{name:?} is not a node (n1 to n{})", cluster.nodes))
-            };
+            let not_node =
+                |field: &str, name: &String| invalid(field, format!("{name:?} is not a node (n1 to n{processes})"));
             let kind: FaultKind = event.kind.parse().map_err(|message| invalid("events.kind", message))?;
             if let Some(bad) = event.targets.iter().find(|name| !node_ok(name)) {
                 return Err(not_node("events.targets", bad));
@@ -310,7 +312,7 @@ impl Fields<'_> {
                 }
                 (_, None) => {
                     if event.targets.len() != 1 {
-                        let message = format!("{:?}: one node, n1 to n{}", event.targets, cluster.nodes);
+                        let message = format!("{:?}: one node, n1 to n{processes}", event.targets);
                         return Err(invalid("events.targets", message));
                     }
                     Fault::draw(kind, event.targets.first(), &nodes, &own, &mut rng)
@@ -320,7 +322,21 @@ impl Fields<'_> {
                 at: parse_duration(&event.at).map_err(|message| invalid("events.at", message))?,
                 action,
                 targets,
-                lasting: parse_duration(&event.lasting).map_err(|message| invalid("events.for", message))?,
+                lasting: match (&event.lasting, kind.is_membership()) {
+                    // A membership change lasts until its partitions moved.
+                    (None, true) => Duration::ZERO,
+                    (Some(_), true) => {
+                        return Err(invalid(
+                            "events.for",
+                            format!(
+                                "a {} lasts until its partitions have moved: leave `for` out",
+                                kind.name()
+                            ),
+                        ))
+                    }
+                    (Some(text), false) => parse_duration(text).map_err(|message| invalid("events.for", message))?,
+                    (None, false) => return Err(invalid("events.for", "how long the fault holds, e.g. \"5s\"".into())),
+                },
             });
         }
         let random = if raw.kinds.is_empty() {

@@ -132,8 +132,11 @@ impl OpKind {
 /// The cluster to start locally.
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
-    /// Local node processes.
+    /// Local node processes in the ring.
     pub nodes: usize,
+    /// More node processes, started outside the ring (`n<nodes+1>`...),
+    /// for `join` faults to add.
+    pub spares: usize,
     /// Replicas per key.
     pub n: usize,
     /// Replies a get waits for.
@@ -668,6 +671,41 @@ mod tests {
             }
         }
         assert!(seen >= 6, "cart, session, catalog, ycsb-a, ycsb-b, ycsb-f");
+    }
+
+    #[test]
+    fn membership_events_name_spares_and_hold_until_done() {
+        let spec = parse(&format!(
+            "{}[[faults.events]]\nat = \"1s\"\nkind = \"join\"\ntargets = [\"n6\"]\n",
+            MINIMAL.replace("[cluster]", "[cluster]\nspares = 1")
+        ))
+        .unwrap();
+        assert_eq!(spec.cluster.spares, 1);
+        let join = &spec.faults.events[0];
+        assert_eq!(join.action, crate::faults::Action::Membership(FaultKind::Join));
+        assert_eq!(join.lasting, Duration::ZERO);
+        // Without the spare, n6 is no node; a change takes no `for`.
+        let error = parse(&format!(
+            "{MINIMAL}[[faults.events]]\nat = \"1s\"\nkind = \"join\"\ntargets = [\"n6\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("\"n6\" is not a node (n1 to n5)"), "{error}");
+        let error = parse(&format!(
+            "{MINIMAL}[[faults.events]]\nat = \"1s\"\nkind = \"leave\"\ntargets = [\"n2\"]\nfor = \"3s\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("events.for") && error.contains("leave `for` out"),
+            "{error}"
+        );
+        let error = parse(&format!(
+            "{MINIMAL}[[faults.events]]\nat = \"1s\"\nkind = \"kill\"\ntargets = [\"n2\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("events.for"), "{error}");
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub(super) struct RawFaultEvent {
     #[serde(default)]
     pub(super) targets: Vec<String>,
     #[serde(rename = "for")]
-    pub(super) lasting: String,
+    pub(super) lasting: Option<String>,
     pub(super) shape: Option<String>,
     pub(super) groups: Option<Vec<Vec<String>>>,
     pub(super) damage: Option<String>,
@@ -74,6 +74,8 @@ pub(super) struct RawFaultEvent {
 pub(super) struct RawClusterSection {
     #[serde(default = "default_nodes")]
     pub(super) nodes: usize,
+    #[serde(default)]
+    pub(super) spares: usize,
     #[serde(default = "default_three")]
     pub(super) n: usize,
     #[serde(default = "default_two")]
