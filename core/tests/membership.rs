@@ -35,6 +35,8 @@ struct Cluster {
     fetches: Vec<(usize, PartitionId, Vec<NodeId>)>,
     /// The last assignment each node asked to persist.
     persisted: Vec<Option<(Ring, Option<Ring>)>>,
+    /// Each node's store when it first routed by a ring past epoch 0.
+    at_activation: Vec<Option<Data>>,
     down: Vec<bool>,
     now: u64,
 }
@@ -78,6 +80,7 @@ impl Cluster {
             queue: VecDeque::new(),
             fetches: Vec::new(),
             persisted: vec![None; total],
+            at_activation: vec![None; total],
             down: vec![false; total],
             now: 0,
         };
@@ -105,7 +108,12 @@ impl Cluster {
                     effects.extend(more);
                 }
                 Effect::FetchPartition { partition, sources } => self.fetches.push((index, partition, sources)),
-                Effect::Assignment { ring, next } => self.persisted[index] = Some((ring, next)),
+                Effect::Assignment { ring, next } => {
+                    if ring.epoch() > 0 && self.at_activation[index].is_none() {
+                        self.at_activation[index] = Some(self.stores[index].clone());
+                    }
+                    self.persisted[index] = Some((ring, next));
+                }
                 Effect::Reply { .. } | Effect::SetTimer { .. } | Effect::PartitionRepaired { .. } => {}
                 other => panic!("unexpected effect {other:?}"),
             }
@@ -127,6 +135,14 @@ impl Cluster {
     /// Carries out the fetches asked for: node copies the partition's keys
     /// from its first source that is up, as its files would arrive.
     fn fetch_all(&mut self) {
+        self.fetch_all_then(|_| {});
+    }
+
+    /// As [`Cluster::fetch_all`], calling `meanwhile` once the copies are
+    /// taken and before they are handed to the nodes (writes made then
+    /// are not in the files).
+    fn fetch_all_then(&mut self, meanwhile: impl FnOnce(&mut Cluster)) {
+        let mut copies = Vec::new();
         for (index, partition, sources) in std::mem::take(&mut self.fetches) {
             let source = sources.iter().find(|source| !self.down[source.0 as usize]).unwrap();
             let ring = self.nodes[index].ring().clone();
@@ -135,6 +151,10 @@ impl Cluster {
                 .filter(|(key, _)| ring.partition_of(key) == partition)
                 .map(|(key, set)| (key.clone(), set.clone()))
                 .collect();
+            copies.push((index, partition, copied));
+        }
+        meanwhile(self);
+        for (index, partition, copied) in copies {
             let mut tree = Tree::default();
             for (key, set) in &copied {
                 tree.set(key, Some(entry_hash(key, set)));
@@ -252,14 +272,16 @@ fn a_join_switches_only_once_the_new_node_holds_its_partitions_and_later_writes(
         cluster.tick();
     }
     assert_eq!(cluster.epochs(), [0, 0, 0, 0]);
-    // Writes after the snapshot the files will be... the files are taken
-    // now; then more writes land on the current replicas only.
-    cluster.fetch_all();
-    for index in 400..450 {
-        let key = key(index);
-        cluster.write_on_replicas(&key, version(1, Some("late"), index as u64));
-        keys.push(key);
-    }
+    // The files are taken; then, before they arrive, more writes land on
+    // the current replicas only.
+    let late: Vec<Vec<u8>> = (400..450).map(key).collect();
+    let writes = late.clone();
+    cluster.fetch_all_then(move |cluster| {
+        for (index, key) in writes.iter().enumerate() {
+            cluster.write_on_replicas(key, version(1, Some("late"), index as u64));
+        }
+    });
+    keys.extend(late.iter().cloned());
     for _ in 0..10 {
         cluster.tick();
     }
@@ -267,6 +289,19 @@ fn a_join_switches_only_once_the_new_node_holds_its_partitions_and_later_writes(
     assert!(cluster.nodes[0].ring().members().contains(&NodeId(3)));
     assert!(cluster.nodes.iter().all(|node| node.membership().next.is_none()));
     cluster.replicas_hold_everything(&keys);
+    // The new node held the late writes of its partitions already when it
+    // switched: caught up before, not repaired after.
+    let at_switch = cluster.at_activation[3].clone().unwrap();
+    let ring = cluster.nodes[0].ring().clone();
+    for key in &late {
+        if ring.preference_list(ring.partition_of(key), 3).contains(&NodeId(3)) {
+            assert!(
+                at_switch.contains_key(key),
+                "{} came after the switch",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
     // Every node asked to persist the new assignment.
     for persisted in &cluster.persisted {
         let (ring, next) = persisted.clone().unwrap();

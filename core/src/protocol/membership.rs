@@ -193,6 +193,11 @@ impl Node {
         }
     }
 
+    /// Whether a membership change is pending.
+    pub(super) fn change_pending(&self) -> bool {
+        self.membership.next.is_some()
+    }
+
     /// Arms the gossip timer and resumes this node's gains of a pending
     /// change (from [`Node::start`]).
     pub(super) fn start_membership(&mut self, now_ms: u64, out: &mut Vec<Effect>) {

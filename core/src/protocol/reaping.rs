@@ -17,7 +17,9 @@
 //!    least that long (settings refuse less), so a hint written before the
 //!    tombstone is gone by then; the reaper also holds none for the key;
 //! 3. **the grace period** (`tombstone_grace_ms`) has passed since the
-//!    tombstone became durable here.
+//!    tombstone became durable here;
+//! 4. **no membership change is pending** (as this reaper knows): a node
+//!    gaining the partition may hold files copied before the delete.
 //!
 //! The reaper then removes the key and sends [`Message::Reap`] with the
 //! tombstone's entry hash to the other replicas; each removes the key if it
@@ -133,6 +135,12 @@ impl Node {
     /// Reaps the tombstones whose time has come (from the anti-entropy
     /// tick).
     pub(super) fn reap_due(&mut self, now_ms: u64, store: &dyn Store, out: &mut Vec<Effect>) {
+        // Not while partitions move: a gaining node may hold a copy taken
+        // before the delete, which the reap would leave without the
+        // tombstone that supersedes it.
+        if self.change_pending() {
+            return;
+        }
         let grace = self.settings.tombstone_grace_ms;
         let due: Vec<(u64, Vec<u8>)> = self
             .reaping

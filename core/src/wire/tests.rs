@@ -256,6 +256,22 @@ fn oversized_and_foreign_frames_are_errors() {
     frame.push(WIRE_VERSION);
     frame.extend_from_slice(&unknown);
     assert!(matches!(decode_frame(&frame), Err(FrameError::Malformed(_))));
+    // A transfer's file names stay inside the partition directory.
+    for name in ["../NODE", "a/b", "..", ".", ""] {
+        let mut bytes = Vec::new();
+        encode_frame(
+            &Frame::Transfer(Transfer::File {
+                name: name.into(),
+                len: 1,
+                from: 0,
+            }),
+            &mut bytes,
+        );
+        assert!(
+            matches!(decode_frame(&bytes), Err(FrameError::Malformed(_))),
+            "{name:?} was taken"
+        );
+    }
 }
 
 proptest! {
