@@ -73,20 +73,25 @@ pub(crate) fn admin(command: AdminCommand) -> ExitCode {
         ),
     };
     let client = Client::new(Vec::new(), Duration::from_secs(5));
-    let (what, outcome) = match command {
+    let (what, after, outcome) = match command {
         AdminCommand::Join { node, seed, timeout_s } => (
-            format!("{node} joined"),
+            format!("{node} joined the ring"),
+            "",
             runtime.block_on(client.join(node, seed, Duration::from_secs(timeout_s), progress)),
         ),
         AdminCommand::Leave { node, timeout_s } => (
-            format!("{node} left; it may be stopped now"),
+            format!("{node} left the ring"),
+            "; it may be stopped now",
             runtime.block_on(client.leave(node, Duration::from_secs(timeout_s), progress)),
         ),
     };
     eprintln!();
     match outcome {
         Ok(epoch) => {
-            println!("{what} at epoch {epoch} ({:.1} s)", started.elapsed().as_secs_f64());
+            println!(
+                "{what} at epoch {epoch} ({:.1} s){after}",
+                started.elapsed().as_secs_f64()
+            );
             ExitCode::SUCCESS
         }
         Err(error @ Error::Unreachable { .. }) => {
@@ -174,6 +179,7 @@ async fn run_async(arguments: ClientArguments) -> Result<(), String> {
                 "ae-repairs"
             );
             let mut repairs = Vec::new();
+            let mut moved = Vec::new();
             for member in view.members() {
                 let name = &member.name;
                 let Some(addr) = view.addrs.get(&member.node) else {
@@ -194,9 +200,22 @@ async fn run_async(arguments: ClientArguments) -> Result<(), String> {
                             stats.protocol.entropy_repairs
                         );
                         repairs.extend(stats.needs_repair.into_iter().map(|repair| (name.clone(), repair)));
+                        if !stats.transfers.is_empty() {
+                            let bytes: u64 = stats.transfers.iter().map(|transfer| transfer.bytes).sum();
+                            let millis: u64 = stats.transfers.iter().map(|transfer| transfer.millis).sum();
+                            moved.push(format!(
+                                "{name}: received {} partitions as files since it started: {} bytes in {:.2} s of transfer",
+                                stats.transfers.len(),
+                                bytes,
+                                millis as f64 / 1e3
+                            ));
+                        }
                     }
                     Err(error) => println!("{name:<8} unreachable: {error}"),
                 }
+            }
+            for line in moved {
+                println!("{line}");
             }
             for (name, repair) in repairs {
                 println!(

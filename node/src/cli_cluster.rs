@@ -11,7 +11,7 @@ use dynamo_node::launcher::{loopback_members, LocalCluster};
 use super::ClusterArguments;
 
 fn make_config(arguments: &ClusterArguments) -> Result<ClusterConfig, String> {
-    let ports = (0..arguments.nodes)
+    let ports = (0..arguments.nodes + arguments.spares)
         .map(|index| {
             u16::try_from(u32::from(arguments.base_port) + index)
                 .map_err(|_| format!("--base-port {} + {index} is not a port", arguments.base_port))
@@ -31,7 +31,14 @@ fn make_config(arguments: &ClusterArguments) -> Result<ClusterConfig, String> {
         settings,
         partitions: arguments.partitions,
         sync: arguments.sync.parse().map_err(|error| format!("--sync: {error}"))?,
-        members: loopback_members(&ports),
+        members: loopback_members(&ports)
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut member)| {
+                member.spare = index as u32 >= arguments.nodes;
+                member
+            })
+            .collect(),
         secret: None,
     };
     // Round-trip through the file format so that every check applies.
@@ -62,10 +69,25 @@ async fn run_async(arguments: ClusterArguments) -> Result<ExitCode, String> {
     };
     let me = std::env::current_exe().map_err(|error| error.to_string())?;
     let mut cluster = LocalCluster::start_echoing(&me, &arguments.data, config).map_err(|error| error.to_string())?;
+    let spares: Vec<String> = cluster
+        .config()
+        .members
+        .iter()
+        .filter(|member| member.spare)
+        .map(|member| format!("{} ({})", member.name, member.addr))
+        .collect();
     eprintln!(
-        "cluster of {} nodes from {}; Ctrl-C or SIGTERM stops them all",
+        "cluster of {} nodes from {}{}; Ctrl-C or SIGTERM stops them all",
         cluster.config().members.len(),
-        cluster.file().display()
+        cluster.file().display(),
+        if spares.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; outside the ring until `dynamo-node admin join`: {}",
+                spares.join(", ")
+            )
+        }
     );
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|error| error.to_string())?;

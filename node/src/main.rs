@@ -152,6 +152,10 @@ struct ClusterArguments {
     /// Number of nodes (ignored with --cluster).
     #[arg(long, default_value_t = 5)]
     nodes: u32,
+    /// More nodes, started outside the ring (`spare = true`), for
+    /// `dynamo-node admin join` (ignored with --cluster).
+    #[arg(long, default_value_t = 0)]
+    spares: u32,
     /// Port of the first node; the others follow.
     #[arg(long, default_value_t = 7001)]
     base_port: u16,
