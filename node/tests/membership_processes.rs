@@ -99,11 +99,22 @@ async fn a_join_and_a_leave_under_writes_lose_nothing() {
     let stats = client.stats(addrs[3]).await.unwrap();
     assert!(!stats.transfers.is_empty(), "n4 received partitions as files");
     assert!(stats.transfers.iter().all(|transfer| transfer.bytes > 0));
-    // Every node learns the new epoch.
+    // Every node learns the new epoch, and so does this client, which
+    // learned epoch 0 before the join: it routes to n4 now.
     eventually(Duration::from_secs(10), "every node at epoch 1", || async {
         epochs(&client, &cluster, &[0, 1, 2, 3]).await == [1, 1, 1, 1]
     })
     .await;
+    eventually(Duration::from_secs(10), "the client at epoch 1", || async {
+        client.view().await.unwrap().ring.epoch() == 1
+    })
+    .await;
+    let mut routed_to_n4 = 0;
+    for index in 0..100 {
+        let order = client.route(format!("before:{index}").as_bytes()).await.unwrap();
+        routed_to_n4 += usize::from(order.first() == Some(&addrs[3]));
+    }
+    assert!(routed_to_n4 > 0, "no key routes to n4 first");
     // n2 leaves, writes still going.
     let epoch = client.leave(addrs[1], Duration::from_secs(120), |_| {}).await.unwrap();
     assert_eq!(epoch, 2);
