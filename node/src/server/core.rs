@@ -92,6 +92,8 @@ pub(super) struct Core {
     membership: Membership,
     /// Partitions received as files, the latest last.
     transfers: VecDeque<TransferReport>,
+    /// Fetches that may stream at once.
+    fetch_slots: Arc<tokio::sync::Semaphore>,
     peers: HashMap<NodeId, mpsc::Sender<Frame>>,
     clients: Waiting,
     completion_tx: mpsc::UnboundedSender<Persisted>,
@@ -148,6 +150,7 @@ impl Core {
             config,
             membership,
             transfers: VecDeque::new(),
+            fetch_slots: Arc::new(tokio::sync::Semaphore::new(super::transfer::FETCHES_AT_ONCE)),
             peers,
             clients,
             completion_tx,
@@ -509,6 +512,7 @@ impl Core {
             self.membership.data_dir.clone(),
             Arc::clone(&self.engine),
             self.membership.inputs.clone(),
+            Arc::clone(&self.fetch_slots),
         ));
     }
 
