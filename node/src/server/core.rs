@@ -94,6 +94,8 @@ pub(super) struct Core {
     transfers: VecDeque<TransferReport>,
     /// Fetches that may stream at once.
     fetch_slots: Arc<tokio::sync::Semaphore>,
+    /// Partitions being fetched.
+    fetching: std::collections::HashSet<PartitionId>,
     peers: HashMap<NodeId, mpsc::Sender<Frame>>,
     clients: Waiting,
     completion_tx: mpsc::UnboundedSender<Persisted>,
@@ -151,6 +153,7 @@ impl Core {
             membership,
             transfers: VecDeque::new(),
             fetch_slots: Arc::new(tokio::sync::Semaphore::new(super::transfer::FETCHES_AT_ONCE)),
+            fetching: std::collections::HashSet::new(),
             peers,
             clients,
             completion_tx,
@@ -254,6 +257,7 @@ impl Core {
                 let _ = respond.try_send(Frame::AdminReply { id, answer });
             }
             Input::Fetched(fetched) => {
+                self.fetching.remove(&fetched.partition);
                 if let Some(report) = fetched.report {
                     if self.transfers.len() == TRANSFERS_REMEMBERED {
                         self.transfers.pop_front();
@@ -496,6 +500,12 @@ impl Core {
                 partition.0
             );
             self.node.partition_fetched(partition, None, out);
+            return;
+        }
+        // Asked again while a fetch of it runs (a restarted change, two
+        // proposals settled): the running one reports for both, and two
+        // would write into the same staging directory.
+        if !self.fetching.insert(partition) {
             return;
         }
         let sources: Vec<(NodeId, std::net::SocketAddr)> = sources
