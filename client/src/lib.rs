@@ -178,6 +178,19 @@ impl Connection {
     }
 
     async fn call(&mut self, frame: &Frame, id: u64) -> Result<Frame, CallError> {
+        // A kept connection whose node closed it (a restart, a kill) reads
+        // as closed: say so before sending, so that the request goes on a
+        // fresh connection instead of being written into a dead one and
+        // reported as maybe delivered. (Bytes waiting are late answers to
+        // abandoned calls: kept in the buffer.)
+        self.buffer.reserve(READ_RESERVE_BYTES);
+        match self.stream.try_read_buf(&mut self.buffer) {
+            Ok(0) => return Err(CallError::NotSent("the node had closed the connection".into())),
+            Err(error) if error.kind() != std::io::ErrorKind::WouldBlock => {
+                return Err(CallError::NotSent(error.to_string()))
+            }
+            _ => {}
+        }
         let mut bytes = Vec::new();
         encode_frame(frame, &mut bytes);
         // A write that failed left at most part of the frame, which no node

@@ -392,6 +392,35 @@ async fn a_put_that_timed_out_at_a_paused_node_is_not_made_twice() {
     assert_eq!(got.values, vec![b"once".to_vec()], "the write was made more than once");
 }
 
+/// A client's kept connection to a node that was killed and restarted is
+/// dead: the next put through it goes on a fresh connection and succeeds,
+/// instead of being written into the dead one and reported as maybe made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_after_the_node_restarted_goes_on_a_fresh_connection() {
+    let mut cluster = TestCluster::start("fresh-conn", 3, "n = 3\nr = 2\nw = 2\npartitions = 8");
+    let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    let order = [cluster.addrs[0]];
+    client
+        .put_via(&order, b"before", Some(b"1"), &VectorClock::new(), None)
+        .await
+        .unwrap();
+    cluster.kill9(0);
+    cluster.start_node(0);
+    // The peers reconnect to the new process first (a put needs W = 2).
+    let other = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
+    eventually(Duration::from_secs(10), "the restarted node to coordinate", || async {
+        other
+            .put_via(&order, b"warm-up", Some(b"1"), &VectorClock::new(), None)
+            .await
+            .is_ok()
+    })
+    .await;
+    let answer = client
+        .put_via(&order, b"after", Some(b"2"), &VectorClock::new(), None)
+        .await;
+    assert!(answer.is_ok(), "{answer:?}");
+}
+
 /// Every node's anti-entropy trees over what it holds: with W = N every
 /// acknowledged write is on every replica, so three replicas of every
 /// partition report the same roots (deletes included); a node killed with
