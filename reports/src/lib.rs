@@ -9,9 +9,16 @@
 //!   file per operation type, tags `intended` and `service`), readable by
 //!   the standard HdrHistogram tools (HistogramLogProcessor, hdr-plot).
 //!
+//! - [`run_data`]: a run directory read back (summary, verdict, interval
+//!   logs, the history's outcomes per second and fault windows).
+//! - [`html`]: `report.html`, one self-contained page of inline SVG plots
+//!   and tables per run.
+//!
 //! Run directories land under `reports/runs/` (ignored by git).
 
 pub mod hlog;
+pub mod html;
 pub mod latency;
+pub mod run_data;
 
 pub use latency::{LatencyRecorder, Percentiles, Sla};

@@ -36,7 +36,7 @@ enum Command {
     ///
     /// The run directory (default reports/runs/<time>-<spec>/) holds
     /// history.jsonl, latency-<op>.hlog (HdrHistogram interval logs),
-    /// summary.json and check.json.
+    /// summary.json, check.json and report.html.
     Run {
         /// The workload spec (TOML; see workloads/cart.toml for every field).
         spec: PathBuf,
@@ -116,6 +116,20 @@ enum Command {
         /// (e.g. 30s, 2m).
         #[arg(long, default_value = "10s", value_parser = parse_idle, requires = "follow")]
         idle: std::time::Duration,
+    },
+    /// Write RUN_DIR/report.html again from the files of a run directory:
+    /// one self-contained page (inline SVG, no scripts, nothing fetched)
+    /// with latency over time per operation type (fault windows as bands,
+    /// the SLA line), the percentile spectra, throughput, load balance,
+    /// versions per read, the verdict, the faults and the settings.
+    ///
+    /// Example: dynamo-bench report reports/runs/20261129-221736-cart
+    ///
+    /// Exit status: 0 written, 2 not a run directory (the file named).
+    Report {
+        /// A run directory (what `run` leaves: summary.json, the interval
+        /// logs, history.jsonl, check.json).
+        run_dir: PathBuf,
     },
     /// List the nft tables partition faults made (one per partition,
     /// `ip dynamo_bench_<pid>_<n>`), and with --clean delete those whose
@@ -223,6 +237,16 @@ fn main() -> ExitCode {
             },
         ),
         Command::Faults { clean } => faults(clean),
+        Command::Report { run_dir } => match dynamo_reports::html::write(&run_dir) {
+            Ok(page) => {
+                println!("{}", page.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("dynamo-bench report: {error}");
+                ExitCode::from(2)
+            }
+        },
         Command::Serve {
             cluster,
             id,

@@ -3,7 +3,8 @@
 //!
 //! The run directory holds `history.jsonl`, `latency-<op>.hlog` (one
 //! HdrHistogram interval log per operation type), `summary.json`,
-//! `check.json`, and for a local cluster its `cluster/` (cluster file, node
+//! `check.json`, `report.html` (the plots and tables, one self-contained
+//! page), and for a local cluster its `cluster/` (cluster file, node
 //! data).
 
 use dynamo_core::ring::load_balancing_efficiency;
@@ -254,6 +255,12 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
     };
     write_json(&dir.join("summary.json"), &summary_json(&figures))?;
     print!("{}", terminal_report(&figures));
+    // The page is a view of the files above: a run whose page cannot be
+    // drawn still has them (and `dynamo-bench report` draws it again).
+    match dynamo_reports::html::write(&dir) {
+        Ok(page) => println!("report: {}", page.display()),
+        Err(error) => eprintln!("note: report.html was not written: {error}"),
+    }
     if interrupted {
         eprintln!("the run was interrupted: the figures above cover what ran, and lost writes were not judged (no final reads)");
     }
