@@ -16,6 +16,7 @@
 //!
 //! Run directories land under `reports/runs/` (ignored by git).
 
+pub mod compare;
 pub mod hlog;
 pub mod html;
 pub mod latency;

@@ -58,6 +58,9 @@ pub struct IntervalPoint {
 pub struct OpLatency {
     /// From the intended start, per interval.
     pub intended: Vec<IntervalPoint>,
+    /// The intended-start histograms themselves, per interval (start
+    /// second, values), for comparisons.
+    pub intended_intervals: Vec<(f64, crate::compare::Interval)>,
     /// From the send, per interval.
     pub service: Vec<IntervalPoint>,
     /// Every interval of the run together, intended.
@@ -126,6 +129,7 @@ fn read_hlog(path: &Path) -> Result<OpLatency, ReadError> {
     let fresh = || Histogram::<u64>::new(3).map_err(|creation| error(path, creation.to_string()));
     let mut latency = OpLatency {
         intended: Vec::new(),
+        intended_intervals: Vec::new(),
         service: Vec::new(),
         intended_total: fresh()?,
         service_total: fresh()?,
@@ -150,9 +154,16 @@ fn read_hlog(path: &Path) -> Result<OpLatency, ReadError> {
             p999_ms: ms(0.999),
             max_ms: histogram.max() as f64 / 1000.0,
         };
-        let (points, total) = match interval.tag().map(|tag| tag.as_str().to_string()).as_deref() {
-            Some("service") => (&mut latency.service, &mut latency.service_total),
-            _ => (&mut latency.intended, &mut latency.intended_total),
+        let service = interval.tag().is_some_and(|tag| tag.as_str() == "service");
+        if !service {
+            latency
+                .intended_intervals
+                .push((point.at_s, crate::compare::sparse(&histogram)));
+        }
+        let (points, total) = if service {
+            (&mut latency.service, &mut latency.service_total)
+        } else {
+            (&mut latency.intended, &mut latency.intended_total)
         };
         total
             .add(&histogram)

@@ -65,6 +65,11 @@ enum Command {
         /// The run directory [default: reports/runs/<time>-<spec>].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Run the spec this many times, one after the other, into
+        /// OUT/1, OUT/2, ... (a directory `compare` takes as one side:
+        /// more runs, narrower intervals). Needs --out.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), requires = "out")]
+        repeat: u32,
         /// Use the running cluster this file describes (dynamo-node's
         /// cluster.toml) instead of starting a local one.
         #[arg(long)]
@@ -117,6 +122,37 @@ enum Command {
         #[arg(long, default_value = "10s", value_parser = parse_idle, requires = "follow")]
         idle: std::time::Duration,
     },
+    /// Compare two sets of runs of one spec: per operation type and
+    /// percentile (p50 to p99.99, max), the two figures, their ratio, a
+    /// 95 % interval for the ratio (a bootstrap over runs and over blocks
+    /// of seconds, so that one slow second or one noisy run does not make
+    /// a verdict) and the verdict: slower, faster, unchanged or
+    /// inconclusive.
+    ///
+    /// Each side is a run directory, or a directory of run directories
+    /// (several runs of one build: more runs, narrower intervals).
+    ///
+    /// Example: dynamo-bench compare reports/runs/old reports/runs/new
+    ///
+    /// Exit status: 0 nothing slower beyond the threshold, 1 something
+    /// is, 2 bad input (runs of different specs or settings are refused,
+    /// the difference named).
+    Compare {
+        /// The base: a run directory or a directory of them.
+        base: PathBuf,
+        /// The new side: a run directory or a directory of them.
+        new: PathBuf,
+        /// The change that counts: `5%` or `0.05`.
+        #[arg(long, default_value = "5%", value_parser = parse_threshold)]
+        threshold: f64,
+        /// Also write the rows as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// A setting the two sides may differ in, on purpose (e.g.
+        /// `cluster.sync` to measure what sync = always costs); repeatable.
+        #[arg(long = "allow-different", value_name = "SECTION.FIELD")]
+        allowed: Vec<String>,
+    },
     /// Write RUN_DIR/report.html again from the files of a run directory:
     /// one self-contained page (inline SVG, no scripts, nothing fetched)
     /// with latency over time per operation type (fault windows as bands,
@@ -168,6 +204,7 @@ fn main() -> ExitCode {
             routing,
             faults,
             out,
+            repeat,
             cluster,
             quiet,
         } => {
@@ -195,21 +232,40 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match run(RunRequest {
-                spec,
-                out,
-                cluster_file: cluster,
-                node_binary,
-                progress: !quiet,
-            }) {
-                Ok(result) if result.interrupted => ExitCode::from(3),
-                Ok(result) if result.valid && result.sla_met => ExitCode::SUCCESS,
-                Ok(_) => ExitCode::from(1),
-                Err(error) => {
-                    eprintln!("dynamo-bench run: {error}");
-                    ExitCode::from(2)
+            // The worst outcome of the runs: 2 bad input, 3 interrupted
+            // (which stops the repeats), 1 an invalid history or a missed
+            // SLA, 0 all well.
+            let mut worst = 0u8;
+            for index in 1..=repeat {
+                let out = match (&out, repeat) {
+                    (Some(out), 1) => Some(out.clone()),
+                    (Some(out), _) => {
+                        eprintln!("run {index} of {repeat}");
+                        Some(out.join(index.to_string()))
+                    }
+                    (None, _) => None,
+                };
+                let code = match run(RunRequest {
+                    spec: spec.clone(),
+                    out,
+                    cluster_file: cluster.clone(),
+                    node_binary: node_binary.clone(),
+                    progress: !quiet,
+                }) {
+                    Ok(result) if result.interrupted => 3,
+                    Ok(result) if result.valid && result.sla_met => 0,
+                    Ok(_) => 1,
+                    Err(error) => {
+                        eprintln!("dynamo-bench run: {error}");
+                        2
+                    }
+                };
+                worst = if code == 2 || worst == 2 { 2 } else { worst.max(code) };
+                if code >= 2 {
+                    break;
                 }
             }
+            ExitCode::from(worst)
         }
         Command::Check {
             history,
@@ -237,6 +293,13 @@ fn main() -> ExitCode {
             },
         ),
         Command::Faults { clean } => faults(clean),
+        Command::Compare {
+            base,
+            new,
+            threshold,
+            json,
+            allowed,
+        } => compare(&base, &new, threshold, json.as_deref(), &allowed),
         Command::Report { run_dir } => match dynamo_reports::html::write(&run_dir) {
             Ok(page) => {
                 println!("{}", page.display());
@@ -262,6 +325,81 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `5%` or `0.05`, between 0 and 1.
+fn parse_threshold(text: &str) -> Result<f64, String> {
+    let value = match text.trim().strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|percent| percent / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("{text:?} is not a threshold like 5% or 0.05"))?;
+    if value > 0.0 && value < 1.0 {
+        Ok(value)
+    } else {
+        Err(format!("{text:?}: a threshold is between 0 and 100%"))
+    }
+}
+
+fn compare(
+    base: &std::path::Path,
+    new: &std::path::Path,
+    threshold: f64,
+    json: Option<&std::path::Path>,
+    allowed: &[String],
+) -> ExitCode {
+    use dynamo_reports::compare::{check_comparable, compare, load_side, table, Verdict};
+    let sides = load_side(base).and_then(|base| Ok((base, load_side(new)?)));
+    let (base, new) = match sides {
+        Ok(sides) => sides,
+        Err(error) => {
+            eprintln!("dynamo-bench compare: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(why) = check_comparable(&base, &new, allowed) {
+        eprintln!("dynamo-bench compare: {why}");
+        return ExitCode::from(2);
+    }
+    println!("base: {} run(s); new: {} run(s)", base.dirs.len(), new.dirs.len());
+    if base.dirs.len().min(new.dirs.len()) < dynamo_reports::compare::RUNS_MIN {
+        println!(
+            "note: a side with fewer than {} runs cannot tell a change from the drift between runs: every verdict \
+             is inconclusive (run each side with --repeat K)",
+            dynamo_reports::compare::RUNS_MIN
+        );
+    }
+    let rows = compare(&base.latency, &new.latency, threshold);
+    print!("{}", table(&rows, threshold));
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&rows).unwrap_or_default();
+        if let Err(error) = std::fs::write(path, text) {
+            eprintln!("dynamo-bench compare: {}: {error}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    let slower: Vec<String> = rows
+        .iter()
+        .filter(|row| row.verdict == Verdict::Slower)
+        .map(|row| {
+            let percentile = if row.percentile >= 100.0 {
+                "max".to_string()
+            } else {
+                format!("p{}", row.percentile)
+            };
+            format!("{} {percentile} ({:+.1} %)", row.op, (row.ratio - 1.0) * 100.0)
+        })
+        .collect();
+    if slower.is_empty() {
+        println!(
+            "verdict: nothing slower beyond {:.0} % with confidence",
+            threshold * 100.0
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!("verdict: SLOWER at {}", slower.join(", "));
+        ExitCode::from(1)
     }
 }
 

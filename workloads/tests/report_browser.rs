@@ -132,6 +132,50 @@ fn the_report_is_self_contained_rewritable_and_draws_in_a_browser() {
         show(&wrong)
     );
 
+    // A run against itself: one run a side, so every verdict is
+    // inconclusive and nothing is slower; exit 0.
+    let same = common::bench_logging("warn")
+        .arg("compare")
+        .arg(&run)
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(same.status.code(), Some(0), "{}", show(&same));
+    let said = String::from_utf8_lossy(&same.stdout);
+    assert!(
+        said.contains("every verdict is inconclusive") && !said.contains(" slower\n"),
+        "{said}"
+    );
+    // Runs of other settings are refused, the setting named; unless
+    // allowed on purpose.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    for file in ["summary.json", "history.jsonl", "latency-add.hlog"] {
+        std::fs::copy(run.join(file), other.join(file)).unwrap();
+    }
+    let mut summary = common::json(&other.join("summary.json"));
+    summary["load"]["target_rate"] = serde_json::json!(300.0);
+    std::fs::write(other.join("summary.json"), summary.to_string()).unwrap();
+    let refused = common::bench_logging("warn")
+        .arg("compare")
+        .arg(&run)
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", show(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("load.target_rate: 200.0 against 300.0"),
+        "{}",
+        show(&refused)
+    );
+    let allowed = common::bench_logging("warn")
+        .args(["compare", "--allow-different", "load.target_rate"])
+        .arg(&run)
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(allowed.status.code(), Some(0), "{}", show(&allowed));
+
     let Some(chromium) = chromium("the_report_is_self_contained_rewritable_and_draws_in_a_browser") else {
         std::fs::remove_dir_all(&dir).unwrap();
         return;

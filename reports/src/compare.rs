@@ -1,0 +1,550 @@
+//! Comparing two sets of runs: is the new one slower, at which percentile,
+//! by how much, and is that more than the machine's noise?
+//!
+//! # The method
+//!
+//! Each side is one or more runs of the same spec. A run's latency is its
+//! interval histograms (one per second, from the interval logs; the
+//! warm-up left out). A side's figure at percentile `q` is `q` of all its
+//! intervals merged.
+//!
+//! The uncertainty of the ratio new / base comes from a bootstrap that
+//! keeps what makes latency noisy on a shared machine:
+//!
+//! - **Between runs.** With several runs a side, each resample draws that
+//!   many runs with replacement, so one noisy run weighs as one of K
+//!   (criterion and benchstat do the same with their samples).
+//! - **Within a run, in blocks.** A slow second is rarely alone (a disk
+//!   stall, a compaction, a neighbour's burst last a few seconds), so
+//!   intervals are resampled as moving blocks of [`BLOCK_SECONDS`]
+//!   consecutive seconds (the block bootstrap of time series), not one by
+//!   one, which would understate the noise.
+//!
+//! [`RESAMPLES`] resamples of both sides give the ratio's distribution;
+//! its 2.5 and 97.5 percentiles are the 95 % interval. The verdict, with a
+//! threshold `t` (default 5 %):
+//!
+//! - `slower`: the whole interval is above `1 + t`;
+//! - `faster`: the whole interval is below `1 − t`;
+//! - `unchanged`: the whole interval is within `[1 − t, 1 + t]`;
+//! - `inconclusive`: otherwise (the interval is too wide to say).
+//!
+//! With fewer than [`RUNS_MIN`] runs on a side every verdict is
+//! `inconclusive`: one run cannot tell a change from the drift between
+//! runs. `dynamo-bench run --repeat K` makes K runs.
+//!
+//! The resampling is seeded: the same runs give the same verdicts.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+/// Seconds per block of the within-run bootstrap.
+pub const BLOCK_SECONDS: usize = 5;
+/// Bootstrap resamples per comparison.
+pub const RESAMPLES: usize = 400;
+/// Runs a side needs for a verdict other than `inconclusive`: within one
+/// run the bootstrap sees the seconds' noise but not the drift from one
+/// run to the next (measured here: two runs of one build, one after the
+/// other, differed by 8.5 % at a p90), which only repeated runs show.
+pub const RUNS_MIN: usize = 2;
+/// The percentiles compared (100.0 is the maximum).
+pub const PERCENTILES: [f64; 6] = [50.0, 90.0, 99.0, 99.9, 99.99, 100.0];
+
+/// One interval's latencies: (microseconds, how many), as recorded.
+pub type Interval = Vec<(u64, u64)>;
+
+/// One run's latency of one operation type: its intervals in time order.
+pub type Intervals = Vec<Interval>;
+
+/// An interval histogram in the sparse form the comparison resamples.
+pub fn sparse(histogram: &Histogram<u64>) -> Interval {
+    histogram
+        .iter_recorded()
+        .map(|value| (value.value_iterated_to(), value.count_at_value()))
+        .collect()
+}
+
+fn add(total: &mut Histogram<u64>, interval: &Interval) {
+    for &(value, count) in interval {
+        let _ = total.record_n(value, count);
+    }
+}
+
+/// What a comparison concluded at one percentile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Slower beyond the threshold, with confidence.
+    Slower,
+    /// Faster beyond the threshold, with confidence.
+    Faster,
+    /// Within the threshold, with confidence.
+    Unchanged,
+    /// The interval is too wide to say.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// The word shown.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Slower => "slower",
+            Verdict::Faster => "faster",
+            Verdict::Unchanged => "unchanged",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// One row of a comparison.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Row {
+    /// The operation type.
+    pub op: String,
+    /// The percentile (100 = max).
+    pub percentile: f64,
+    /// The base's figure, milliseconds.
+    pub base_ms: f64,
+    /// The new side's figure, milliseconds.
+    pub new_ms: f64,
+    /// new / base.
+    pub ratio: f64,
+    /// The 95 % interval of the ratio.
+    pub low: f64,
+    /// The 95 % interval of the ratio.
+    pub high: f64,
+    /// What it means.
+    pub verdict: Verdict,
+}
+
+/// A small deterministic generator (SplitMix64) for the resampling.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound.max(1) as u64) as usize
+    }
+}
+
+/// `q` of a histogram in milliseconds (100 = max).
+fn figure(histogram: &Histogram<u64>, percentile: f64) -> f64 {
+    let micros = if percentile >= 100.0 {
+        histogram.max()
+    } else {
+        histogram.value_at_quantile(percentile / 100.0)
+    };
+    micros as f64 / 1000.0
+}
+
+fn empty() -> Histogram<u64> {
+    // Three significant digits, auto-resizing: cannot fail.
+    Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable_histogram())
+}
+
+#[cold]
+fn unreachable_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| std::process::abort())
+}
+
+/// Every interval of every run merged.
+fn merged(runs: &[Intervals]) -> Histogram<u64> {
+    let mut total = empty();
+    for interval in runs.iter().flatten() {
+        add(&mut total, interval);
+    }
+    total
+}
+
+/// One bootstrap resample of a side: runs drawn with replacement, and in
+/// each, moving blocks of consecutive intervals.
+fn resample(runs: &[Intervals], rng: &mut Rng) -> Histogram<u64> {
+    let mut total = empty();
+    for _ in 0..runs.len() {
+        let run = &runs[rng.below(runs.len())];
+        if run.is_empty() {
+            continue;
+        }
+        let block = BLOCK_SECONDS.min(run.len());
+        let starts = run.len() - block + 1;
+        let mut taken = 0;
+        while taken < run.len() {
+            let start = rng.below(starts);
+            for interval in &run[start..start + block] {
+                if taken == run.len() {
+                    break;
+                }
+                add(&mut total, interval);
+                taken += 1;
+            }
+        }
+    }
+    total
+}
+
+/// The verdict of an interval `[low, high]` under threshold `t`.
+pub fn verdict(low: f64, high: f64, threshold: f64) -> Verdict {
+    if low > 1.0 + threshold {
+        Verdict::Slower
+    } else if high < 1.0 - threshold {
+        Verdict::Faster
+    } else if low >= 1.0 - threshold && high <= 1.0 + threshold {
+        Verdict::Unchanged
+    } else {
+        Verdict::Inconclusive
+    }
+}
+
+/// Compares one operation type: the base's runs against the new ones.
+pub fn compare_op(op: &str, base: &[Intervals], new: &[Intervals], threshold: f64, seed: u64) -> Vec<Row> {
+    let base_total = merged(base);
+    let new_total = merged(new);
+    let mut rng = Rng(seed ^ 0x0063_6f6d_7061_7265); // "compare"
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(RESAMPLES); PERCENTILES.len()];
+    for _ in 0..RESAMPLES {
+        let base_sample = resample(base, &mut rng);
+        let new_sample = resample(new, &mut rng);
+        for (index, percentile) in PERCENTILES.iter().enumerate() {
+            let denominator = figure(&base_sample, *percentile);
+            if denominator > 0.0 {
+                ratios[index].push(figure(&new_sample, *percentile) / denominator);
+            }
+        }
+    }
+    PERCENTILES
+        .iter()
+        .zip(ratios)
+        .map(|(percentile, mut ratios)| {
+            ratios.sort_by(f64::total_cmp);
+            let at = |fraction: f64| -> f64 {
+                if ratios.is_empty() {
+                    return f64::NAN;
+                }
+                let index = ((ratios.len() - 1) as f64 * fraction).round() as usize;
+                ratios[index]
+            };
+            let (low, high) = (at(0.025), at(0.975));
+            let base_ms = figure(&base_total, *percentile);
+            let new_ms = figure(&new_total, *percentile);
+            let ratio = if base_ms > 0.0 { new_ms / base_ms } else { f64::NAN };
+            let verdict = if low.is_nan() || high.is_nan() || base.len().min(new.len()) < RUNS_MIN {
+                Verdict::Inconclusive
+            } else {
+                verdict(low, high, threshold)
+            };
+            Row {
+                op: op.to_string(),
+                percentile: *percentile,
+                base_ms,
+                new_ms,
+                ratio,
+                low,
+                high,
+                verdict,
+            }
+        })
+        .collect()
+}
+
+/// Compares every operation type both sides have, in name order.
+pub fn compare(
+    base: &BTreeMap<String, Vec<Intervals>>,
+    new: &BTreeMap<String, Vec<Intervals>>,
+    threshold: f64,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (index, (op, base_runs)) in base.iter().enumerate() {
+        if let Some(new_runs) = new.get(op) {
+            rows.extend(compare_op(op, base_runs, new_runs, threshold, index as u64));
+        }
+    }
+    rows
+}
+
+/// One side of a comparison: its runs, read.
+#[derive(Debug)]
+pub struct Side {
+    /// The run directories.
+    pub dirs: Vec<std::path::PathBuf>,
+    /// Each run's `summary.json`.
+    pub summaries: Vec<serde_json::Value>,
+    /// Per operation type, each run's measured intervals (warm-up left out).
+    pub latency: BTreeMap<String, Vec<Intervals>>,
+}
+
+/// The settings two runs must share to be compared: the spec, the
+/// cluster's shape and the load (not where the files were).
+const SAME: [(&str, &[&str]); 3] = [
+    ("spec", &["name"]),
+    (
+        "cluster",
+        &[
+            "kind",
+            "nodes",
+            "spares",
+            "n",
+            "r",
+            "w",
+            "partitions",
+            "versioning",
+            "sync",
+        ],
+    ),
+    (
+        "load",
+        &[
+            "clients",
+            "distribution",
+            "duration_s",
+            "keys",
+            "max_in_flight",
+            "mix",
+            "routing",
+            "target_rate",
+            "timeout_ms",
+            "value_bytes",
+            "warmup_s",
+        ],
+    ),
+];
+
+/// Reads a side: `path` is a run directory, or a directory of run
+/// directories (a baseline, or `run --repeat`'s output).
+///
+/// # Errors
+/// Nothing there is a run, or a run's files are damaged (named).
+pub fn load_side(path: &std::path::Path) -> Result<Side, crate::run_data::ReadError> {
+    let mut dirs = Vec::new();
+    if path.join("summary.json").is_file() {
+        dirs.push(path.to_path_buf());
+    } else {
+        let entries = std::fs::read_dir(path).map_err(|io| crate::run_data::ReadError {
+            path: path.to_path_buf(),
+            reason: io.to_string(),
+        })?;
+        dirs = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|dir| dir.join("summary.json").is_file())
+            .collect();
+        dirs.sort();
+    }
+    if dirs.is_empty() {
+        return Err(crate::run_data::ReadError {
+            path: path.to_path_buf(),
+            reason: "no run here: neither summary.json nor run directories holding one".into(),
+        });
+    }
+    let mut side = Side {
+        dirs: Vec::new(),
+        summaries: Vec::new(),
+        latency: BTreeMap::new(),
+    };
+    for dir in dirs {
+        let data = crate::run_data::RunData::read(&dir)?;
+        let warmup = data.summary["load"]["warmup_s"].as_f64().unwrap_or(0.0);
+        for (op, latency) in data.latency {
+            let intervals: Intervals = latency
+                .intended_intervals
+                .into_iter()
+                .filter(|(at_s, _)| *at_s >= warmup)
+                .map(|(_, interval)| interval)
+                .collect();
+            side.latency.entry(op).or_default().push(intervals);
+        }
+        side.summaries.push(data.summary);
+        side.dirs.push(dir);
+    }
+    Ok(side)
+}
+
+/// The first setting in which two runs differ, in words (settings named
+/// in `allowed`, as `section.field`, may differ); `None` when they can be
+/// compared.
+pub fn difference(a: &serde_json::Value, b: &serde_json::Value, allowed: &[String]) -> Option<String> {
+    for (section, fields) in SAME {
+        for field in fields {
+            if allowed.iter().any(|name| *name == format!("{section}.{field}")) {
+                continue;
+            }
+            let (left, right) = (&a[section][field], &b[section][field]);
+            if left != right {
+                return Some(format!("{section}.{field}: {left} against {right}"));
+            }
+        }
+    }
+    None
+}
+
+/// Checks that every run of both sides shares the settings that matter
+/// (but those in `allowed`).
+///
+/// # Errors
+/// The first difference, naming the runs and the setting.
+pub fn check_comparable(base: &Side, new: &Side, allowed: &[String]) -> Result<(), String> {
+    let (first, first_dir) = (&base.summaries[0], &base.dirs[0]);
+    for (summary, dir) in base
+        .summaries
+        .iter()
+        .zip(&base.dirs)
+        .chain(new.summaries.iter().zip(&new.dirs))
+    {
+        if let Some(differs) = difference(first, summary, allowed) {
+            return Err(format!(
+                "{} and {} are runs of different settings ({differs}): compare like with like, or name the setting \
+                 with --allow-different to compare them on purpose",
+                first_dir.display(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The rows as a table (milliseconds), with a legend line.
+pub fn table(rows: &[Row], threshold: f64) -> String {
+    let mut out = format!(
+        "{:<10} {:>7} {:>10} {:>10} {:>7}  {:<17} {}\n",
+        "op", "pct", "base ms", "new ms", "ratio", "95% interval", "verdict"
+    );
+    for row in rows {
+        let percentile = if row.percentile >= 100.0 {
+            "max".to_string()
+        } else {
+            format!("p{}", row.percentile)
+        };
+        out.push_str(&format!(
+            "{:<10} {:>7} {:>10.3} {:>10.3} {:>7.3}  [{:.3}, {:.3}]   {}\n",
+            row.op,
+            percentile,
+            row.base_ms,
+            row.new_ms,
+            row.ratio,
+            row.low,
+            row.high,
+            row.verdict.word()
+        ));
+    }
+    out.push_str(&format!(
+        "(latency from the intended start; ratio = new / base; the interval is a 95 % block bootstrap over runs and seconds; \
+         slower / faster = the whole interval beyond ±{:.0} %)\n",
+        threshold * 100.0
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run of `seconds` intervals of `per_second` latencies each, drawn
+    /// from a log-normal-ish shape around `median_us`, scaled by `scale`,
+    /// with a `tail_us` value for one request in `tail_every` (the
+    /// p99.9-only kind of change), noisy per second by `noise`.
+    fn run(seed: u64, seconds: usize, median_us: f64, scale: f64, tail_us: Option<(u64, u64)>) -> Intervals {
+        let mut rng = Rng(seed);
+        let mut counter = 0u64;
+        (0..seconds)
+            .map(|_| {
+                let mut histogram = empty();
+                // Each second's level wanders by ±10 %: the machine's noise.
+                let level = 0.9 + 0.2 * (rng.next() % 1000) as f64 / 1000.0;
+                for _ in 0..500 {
+                    counter += 1;
+                    let uniform = (rng.next() % 1_000_000) as f64 / 1_000_000.0;
+                    // An exponential tail over the median.
+                    let value = median_us * level * scale * (1.0 - (1.0 - uniform).max(1e-9).ln() * 0.3);
+                    let value = match tail_us {
+                        Some((tail, every)) if counter % every == 0 => tail,
+                        _ => value as u64,
+                    };
+                    let _ = histogram.record(value.max(1));
+                }
+                sparse(&histogram)
+            })
+            .collect()
+    }
+
+    fn runs(seeds: std::ops::Range<u64>, scale: f64, tail: Option<(u64, u64)>) -> Vec<Intervals> {
+        seeds.map(|seed| run(seed, 30, 1_000.0, scale, tail)).collect()
+    }
+
+    fn row(rows: &[Row], percentile: f64) -> &Row {
+        rows.iter().find(|row| row.percentile == percentile).unwrap()
+    }
+
+    #[test]
+    fn a_twenty_percent_slowdown_is_slower_everywhere_it_shows() {
+        let rows = compare_op("get", &runs(0..3, 1.0, None), &runs(10..13, 1.2, None), 0.05, 1);
+        for percentile in [50.0, 90.0, 99.0] {
+            let row = row(&rows, percentile);
+            assert_eq!(row.verdict, Verdict::Slower, "{row:?}");
+            assert!((row.ratio - 1.2).abs() < 0.05, "{row:?}");
+        }
+        let rows = compare_op("get", &runs(10..13, 1.2, None), &runs(0..3, 1.0, None), 0.05, 1);
+        assert_eq!(row(&rows, 50.0).verdict, Verdict::Faster);
+    }
+
+    #[test]
+    fn the_same_build_twice_is_called_slower_at_most_once_in_twenty() {
+        // A/A on synthetic runs: twenty comparisons of different seeds of
+        // one distribution (whose seconds wander by ±10 %). At most one
+        // of the twenty may say slower anywhere (the 5 % the issue
+        // allows); the median is never slower nor faster.
+        let mut trials_slower = 0;
+        for trial in 0..20u64 {
+            let base = runs(trial * 10..trial * 10 + 2, 1.0, None);
+            let new = runs(trial * 10 + 100..trial * 10 + 102, 1.0, None);
+            let rows = compare_op("get", &base, &new, 0.05, trial);
+            trials_slower += usize::from(rows.iter().any(|row| row.verdict == Verdict::Slower));
+            let median = row(&rows, 50.0);
+            assert!(
+                matches!(median.verdict, Verdict::Unchanged | Verdict::Inconclusive),
+                "{median:?}"
+            );
+        }
+        assert!(trials_slower <= 1, "{trials_slower} of 20 A/A comparisons said slower");
+    }
+
+    #[test]
+    fn a_change_in_the_tail_alone_is_found_there_and_not_at_the_median() {
+        // One request in 500 takes 50 ms in the new runs: p99.9 moves, the
+        // median does not.
+        let base = runs(0..3, 1.0, None);
+        let new = runs(20..23, 1.0, Some((50_000, 500)));
+        let rows = compare_op("put", &base, &new, 0.05, 3);
+        assert_eq!(row(&rows, 99.99).verdict, Verdict::Slower, "{:?}", row(&rows, 99.99));
+        assert_eq!(row(&rows, 50.0).verdict, Verdict::Unchanged, "{:?}", row(&rows, 50.0));
+    }
+
+    #[test]
+    fn one_noisy_run_makes_a_single_pair_inconclusive_not_slower() {
+        // The new side's only run has a ten-second stall at 5x: with one
+        // run a side the blocks carry the stall, and the interval widens.
+        let base = runs(0..1, 1.0, None);
+        let mut noisy = run(50, 30, 1_000.0, 1.0, None);
+        for (index, interval) in run(51, 10, 1_000.0, 5.0, None).into_iter().enumerate() {
+            noisy[10 + index] = interval;
+        }
+        let rows = compare_op("get", &base, &[noisy], 0.05, 4);
+        assert_ne!(row(&rows, 50.0).verdict, Verdict::Unchanged);
+        let p99 = row(&rows, 99.0);
+        assert!(p99.high > p99.low * 1.2, "the interval reflects the stall: {p99:?}");
+    }
+
+    #[test]
+    fn verdicts_follow_the_interval_and_threshold() {
+        assert_eq!(verdict(1.06, 1.2, 0.05), Verdict::Slower);
+        assert_eq!(verdict(0.8, 0.94, 0.05), Verdict::Faster);
+        assert_eq!(verdict(0.97, 1.04, 0.05), Verdict::Unchanged);
+        assert_eq!(verdict(0.97, 1.2, 0.05), Verdict::Inconclusive);
+    }
+}
