@@ -480,6 +480,73 @@ pub fn table(rows: &[Row], threshold: f64) -> String {
     out
 }
 
+/// The files of a run a later comparison needs (its history is not one).
+const BASELINE_FILES: [&str; 2] = ["summary.json", "check.json"];
+
+/// Saves `runs` as the baseline `name` under `root`: each run's summary,
+/// verdict and interval logs in `root/name/<i>/`, and `baseline.json`
+/// saying where they came from. A later `compare root/name NEW` reads it
+/// as one side. Replaces a baseline of that name.
+///
+/// # Errors
+/// A run is not one, or the files cannot be written (named).
+pub fn save_baseline(
+    root: &std::path::Path,
+    name: &str,
+    runs: &[std::path::PathBuf],
+    revision: &str,
+) -> Result<std::path::PathBuf, crate::run_data::ReadError> {
+    let failed = |path: &std::path::Path, reason: String| crate::run_data::ReadError {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let valid_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || matches!(character, '.' | '_' | '-'))
+        && name != "."
+        && name != "..";
+    if !valid_name {
+        return Err(failed(
+            root,
+            format!("baseline name {name:?}: letters, digits, '.', '_' and '-' only"),
+        ));
+    }
+    let target = root.join(name);
+    let staging = root.join(format!(".{name}.partial"));
+    let _ = std::fs::remove_dir_all(&staging);
+    for (index, run) in runs.iter().enumerate() {
+        // Read first: what is saved must be a run compare can read.
+        crate::run_data::RunData::read(run)?;
+        let into = staging.join((index + 1).to_string());
+        std::fs::create_dir_all(&into).map_err(|io| failed(&into, io.to_string()))?;
+        let entries = std::fs::read_dir(run).map_err(|io| failed(run, io.to_string()))?;
+        for entry in entries.filter_map(Result::ok) {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let wanted =
+                BASELINE_FILES.contains(&file.as_str()) || (file.starts_with("latency-") && file.ends_with(".hlog"));
+            if wanted {
+                std::fs::copy(entry.path(), into.join(&file)).map_err(|io| failed(&entry.path(), io.to_string()))?;
+            }
+        }
+    }
+    let about = serde_json::json!({
+        "name": name,
+        "revision": revision,
+        "created_unix_s": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs()),
+        "runs": runs.iter().map(|run| run.display().to_string()).collect::<Vec<_>>(),
+        "note": "latency figures belong to the machine that made them: compare against runs made on it",
+    });
+    let about_path = staging.join("baseline.json");
+    std::fs::write(&about_path, serde_json::to_string_pretty(&about).unwrap_or_default())
+        .map_err(|io| failed(&about_path, io.to_string()))?;
+    let _ = std::fs::remove_dir_all(&target);
+    std::fs::rename(&staging, &target).map_err(|io| failed(&target, io.to_string()))?;
+    Ok(target)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -291,7 +291,13 @@ impl RunData {
                 .to_string();
             latency.insert(op, read_hlog(&log)?);
         }
-        let (outcomes, faults, history_s) = read_history(&dir.join("history.jsonl"))?;
+        // A baseline keeps no history (it is large and compare needs none).
+        let history = dir.join("history.jsonl");
+        let (outcomes, faults, history_s) = if history.exists() {
+            read_history(&history)?
+        } else {
+            (Outcomes::default(), Vec::new(), 0.0)
+        };
         Ok(RunData {
             dir: dir.to_path_buf(),
             summary,
@@ -330,6 +336,10 @@ mod tests {
         .unwrap();
         let error = RunData::read(&dir).unwrap_err().to_string();
         assert!(error.contains("history.jsonl: line 2"), "{error}");
+        // No history at all (a baseline): no outcomes, no faults.
+        std::fs::remove_file(dir.join("history.jsonl")).unwrap();
+        let data = RunData::read(&dir).unwrap();
+        assert!(data.outcomes.ok.is_empty() && data.faults.is_empty());
         // Faults pair up by kind and targets; one never ended lasts to the end.
         std::fs::write(
             dir.join("history.jsonl"),

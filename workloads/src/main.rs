@@ -153,6 +153,17 @@ enum Command {
         #[arg(long = "allow-different", value_name = "SECTION.FIELD")]
         allowed: Vec<String>,
     },
+    /// Keep what a later `compare` needs of some runs (their summaries,
+    /// verdicts and interval logs: small; not their histories) as a named
+    /// baseline under reports/baselines/NAME/.
+    ///
+    /// Example: dynamo-bench baseline save v0.1-cart runs/v0.1
+    ///          dynamo-bench compare reports/baselines/v0.1-cart runs/new
+    ///
+    /// Latency belongs to the machine that measured it: compare a
+    /// baseline with runs made on the same machine.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Write RUN_DIR/report.html again from the files of a run directory:
     /// one self-contained page (inline SVG, no scripts, nothing fetched)
     /// with latency over time per operation type (fault windows as bands,
@@ -191,6 +202,56 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum BaselineCommand {
+    /// Save runs (run directories, or directories of them) as baseline NAME.
+    Save {
+        /// Letters, digits, '.', '_' and '-'.
+        name: String,
+        /// Run directories, or directories of run directories.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where baselines live.
+        #[arg(long, default_value = "reports/baselines")]
+        dir: PathBuf,
+    },
+}
+
+fn baseline(command: BaselineCommand) -> ExitCode {
+    let BaselineCommand::Save { name, runs, dir } = command;
+    let mut found = Vec::new();
+    for path in &runs {
+        match dynamo_reports::compare::load_side(path) {
+            Ok(side) => found.extend(side.dirs),
+            Err(error) => {
+                eprintln!("dynamo-bench baseline: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let revision = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string());
+    match dynamo_reports::compare::save_baseline(&dir, &name, &found, &revision) {
+        Ok(saved) => {
+            println!(
+                "baseline {name}: {} runs in {} (revision {revision})",
+                found.len(),
+                saved.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("dynamo-bench baseline: {error}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -300,6 +361,7 @@ fn main() -> ExitCode {
             json,
             allowed,
         } => compare(&base, &new, threshold, json.as_deref(), &allowed),
+        Command::Baseline(command) => baseline(command),
         Command::Report { run_dir } => match dynamo_reports::html::write(&run_dir) {
             Ok(page) => {
                 println!("{}", page.display());

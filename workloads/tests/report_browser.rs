@@ -176,6 +176,26 @@ fn the_report_is_self_contained_rewritable_and_draws_in_a_browser() {
         .unwrap();
     assert_eq!(allowed.status.code(), Some(0), "{}", show(&allowed));
 
+    // Saved as a baseline (no history: small), it compares as the run did.
+    let saved = common::bench_logging("warn")
+        .args(["baseline", "save", "short"])
+        .arg(&run)
+        .arg("--dir")
+        .arg(dir.join("baselines"))
+        .output()
+        .unwrap();
+    assert_eq!(saved.status.code(), Some(0), "{}", show(&saved));
+    let baseline = dir.join("baselines").join("short");
+    assert!(baseline.join("1").join("latency-add.hlog").is_file());
+    assert!(!baseline.join("1").join("history.jsonl").exists());
+    let against = common::bench_logging("warn")
+        .arg("compare")
+        .arg(&baseline)
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(against.status.code(), Some(0), "{}", show(&against));
+
     let Some(chromium) = chromium("the_report_is_self_contained_rewritable_and_draws_in_a_browser") else {
         std::fs::remove_dir_all(&dir).unwrap();
         return;
