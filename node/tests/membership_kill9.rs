@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::cluster::TestCluster;
+use common::cluster::{spawn_writer, TestCluster};
 use dynamo_client::Client;
 use dynamo_core::version::VectorClock;
 
@@ -71,28 +71,12 @@ async fn transfers_survive_kill9_of_their_target_and_their_source() {
         keys.push((key, written));
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = Arc::clone(&stop);
-        let seeds = addrs[..3].to_vec();
-        tokio::spawn(async move {
-            let client = Client::new(seeds, Duration::from_secs(3));
-            let mut acked = Vec::new();
-            let mut index = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let key = format!("during:{index}");
-                index += 1;
-                if client
-                    .put(key.as_bytes(), Some(key.as_bytes()), &VectorClock::new(), None)
-                    .await
-                    .is_ok()
-                {
-                    acked.push((key.clone(), key.into_bytes()));
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            acked
-        })
-    };
+    let writer = spawn_writer(
+        addrs[..3].to_vec(),
+        Arc::clone(&stop),
+        "during",
+        Duration::from_millis(5),
+    );
 
     // n4 joins; killed once 200 KB of a transfer has landed, restarted.
     let join = {
@@ -137,7 +121,10 @@ async fn transfers_survive_kill9_of_their_target_and_their_source() {
     assert_eq!(leave.await.unwrap().unwrap(), 2);
 
     stop.store(true, Ordering::Relaxed);
-    keys.extend(writer.await.unwrap());
+    keys.extend(writer.await.unwrap().into_iter().map(|key| {
+        let value = key.clone().into_bytes();
+        (key, value)
+    }));
     cluster.kill9(1);
     let client = Client::new(vec![addrs[0], addrs[2], addrs[3]], Duration::from_secs(3));
     for (key, value) in &keys {

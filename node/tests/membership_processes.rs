@@ -11,36 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cluster::{eventually, TestCluster};
+use common::cluster::{eventually, spawn_writer, TestCluster};
 use dynamo_client::Client;
 use dynamo_core::version::VectorClock;
 
 const SETTINGS: &str = "n = 3\nr = 2\nw = 2\npartitions = 16\nsync = \"always\"";
-
-/// Writes fresh keys until told to stop; returns the keys acknowledged.
-fn spawn_writer(
-    seeds: Vec<std::net::SocketAddr>,
-    stop: Arc<AtomicBool>,
-    prefix: &'static str,
-) -> tokio::task::JoinHandle<Vec<String>> {
-    tokio::spawn(async move {
-        let client = Client::new(seeds, Duration::from_secs(3));
-        let mut acked = Vec::new();
-        let mut index = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            let key = format!("{prefix}:{index}");
-            index += 1;
-            if client
-                .put(key.as_bytes(), Some(key.as_bytes()), &VectorClock::new(), None)
-                .await
-                .is_ok()
-            {
-                acked.push(key);
-            }
-        }
-        acked
-    })
-}
 
 /// Every key reads back its own name as its value (through any node).
 async fn all_readable(client: &Client, keys: &[String]) {
@@ -84,7 +59,7 @@ async fn a_join_and_a_leave_under_writes_lose_nothing() {
         keys.push(key);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = spawn_writer(addrs[..3].to_vec(), Arc::clone(&stop), "during");
+    let writer = spawn_writer(addrs[..3].to_vec(), Arc::clone(&stop), "during", Duration::ZERO);
     // n4 joins through n1.
     let seen = Arc::new(Mutex::new(Vec::new()));
     let noted = Arc::clone(&seen);

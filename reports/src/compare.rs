@@ -163,13 +163,8 @@ fn figure(histogram: &Histogram<u64>, percentile: f64) -> f64 {
 }
 
 fn empty() -> Histogram<u64> {
-    // Three significant digits, auto-resizing: cannot fail.
-    Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable_histogram())
-}
-
-#[cold]
-fn unreachable_histogram() -> Histogram<u64> {
-    Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| std::process::abort())
+    // Only more than five significant digits are refused.
+    Histogram::<u64>::new(3).expect("three significant digits are always allowed")
 }
 
 /// Every interval of every run merged.
@@ -224,11 +219,19 @@ pub fn verdict(low: f64, high: f64, threshold: f64) -> Verdict {
 pub fn compare_op(op: &str, base: &[Intervals], new: &[Intervals], threshold: f64, seed: u64) -> Vec<Row> {
     let base_total = merged(base);
     let new_total = merged(new);
-    // Each run's own figure at each percentile, for the runs' agreement.
-    let per_run = |runs: &[Intervals], percentile: f64| -> Vec<f64> {
+    // Each run on its own (merged once), for the runs' agreement and for
+    // how many requests each has beyond a percentile.
+    let each = |runs: &[Intervals]| -> Vec<Histogram<u64>> {
+        runs.iter().map(|run| merged(std::slice::from_ref(run))).collect()
+    };
+    let (base_each, new_each) = (each(base), each(new));
+    let figures = |runs: &[Histogram<u64>], percentile: f64| -> Vec<f64> {
+        runs.iter().map(|run| figure(run, percentile)).collect()
+    };
+    let fewest_beyond = |runs: &[Histogram<u64>], percentile: f64| -> f64 {
         runs.iter()
-            .map(|run| figure(&merged(std::slice::from_ref(run)), percentile))
-            .collect()
+            .map(|run| run.len() as f64 * (1.0 - percentile / 100.0))
+            .fold(f64::INFINITY, f64::min)
     };
     let mut rng = Rng(seed ^ 0x0063_6f6d_7061_7265); // "compare"
     let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(RESAMPLES); PERCENTILES.len()];
@@ -258,18 +261,11 @@ pub fn compare_op(op: &str, base: &[Intervals], new: &[Intervals], threshold: f6
             let base_ms = figure(&base_total, *percentile);
             let new_ms = figure(&new_total, *percentile);
             let ratio = if base_ms > 0.0 { new_ms / base_ms } else { f64::NAN };
-            let (base_runs, new_runs) = (per_run(base, *percentile), per_run(new, *percentile));
+            let (base_runs, new_runs) = (figures(&base_each, *percentile), figures(&new_each, *percentile));
             let most = |figures: &[f64]| figures.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let least = |figures: &[f64]| figures.iter().copied().fold(f64::INFINITY, f64::min);
-            let beyond = |runs: &[Intervals]| -> f64 {
-                runs.iter()
-                    .map(|run| {
-                        let count: u64 = run.iter().flatten().map(|(_, count)| count).sum();
-                        count as f64 * (1.0 - percentile / 100.0)
-                    })
-                    .fold(f64::INFINITY, f64::min)
-            };
-            let thin_tail = beyond(base).min(beyond(new)) < TAIL_SAMPLES_MIN;
+            let thin_tail =
+                fewest_beyond(&base_each, *percentile).min(fewest_beyond(&new_each, *percentile)) < TAIL_SAMPLES_MIN;
             let verdict = if low.is_nan() || high.is_nan() || base.len().min(new.len()) < RUNS_MIN || thin_tail {
                 Verdict::Inconclusive
             } else {

@@ -21,17 +21,7 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts `nodes` nodes with the given top-level settings (TOML lines).
     pub fn start(name: &str, nodes: usize, settings: &str) -> TestCluster {
-        let dir = TempDir::new(name);
-        let members = free_loopback_members(nodes).unwrap();
-        let config = ClusterConfig::parse_settings(std::path::Path::new(name), settings, &members).unwrap();
-        let cluster = LocalCluster::start(
-            std::path::Path::new(env!("CARGO_BIN_EXE_dynamo-node")),
-            dir.path(),
-            config,
-        )
-        .unwrap();
-        let addrs = cluster.addrs();
-        TestCluster { cluster, addrs, dir }
+        TestCluster::start_with_spares(name, nodes, 0, settings)
     }
 
     /// Starts `nodes` members and `spares` more nodes outside the ring
@@ -64,6 +54,33 @@ impl TestCluster {
     pub fn index_of(&self, addr: SocketAddr) -> usize {
         self.cluster.index_of(addr).unwrap()
     }
+}
+
+/// Writes fresh keys `<prefix>:<n>`, each with its own name as its value,
+/// through a client of `seeds`, pausing `pause` between writes, until
+/// `stop`; returns the keys acknowledged.
+pub fn spawn_writer(
+    seeds: Vec<SocketAddr>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    prefix: &'static str,
+    pause: Duration,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let client = dynamo_client::Client::new(seeds, Duration::from_secs(3));
+        let mut acked = Vec::new();
+        let mut index = 0u64;
+        let fresh = dynamo_core::version::VectorClock::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let key = format!("{prefix}:{index}");
+            index += 1;
+            let put = client.put(key.as_bytes(), Some(key.as_bytes()), &fresh, None);
+            if put.await.is_ok() {
+                acked.push(key);
+            }
+            tokio::time::sleep(pause).await;
+        }
+        acked
+    })
 }
 
 /// Polls `condition` until it holds or `limit` passes.
