@@ -10,7 +10,6 @@
 //! - [`check`]: the invariants, staleness and session measures, and the
 //!   verdict (`check.json`).
 //! - [`faults`]: the fault windows and availability inside and outside them.
-//! - [`summary`]: the verdict for people (terminal text).
 //! - [`ids`]: hash maps keyed by integer ids; [`names`]: interned value ids.
 
 pub mod check;
@@ -19,7 +18,6 @@ pub mod faults;
 pub mod history;
 pub mod ids;
 pub mod names;
-pub mod summary;
 
 pub use check::{check, check_with, Finding, Incremental, Invariant, Mode, Options, Verdict};
 pub use history::{read, read_file, read_file_with, History, ReadError};

@@ -119,21 +119,50 @@ impl Verdict {
 pub struct Row {
     /// The operation type.
     pub op: String,
-    /// The percentile (100 = max).
-    pub percentile: f64,
-    /// The base's figure, milliseconds.
-    pub base_ms: f64,
-    /// The new side's figure, milliseconds.
-    pub new_ms: f64,
+    /// What is compared: `p50` ... `p99.99` and `max` (latency, ms), or
+    /// `ops/s` (throughput: completions per second).
+    pub measure: String,
+    /// The percentile for latency rows (100 = max); none for throughput.
+    pub percentile: Option<f64>,
+    /// The base's figure (milliseconds, or operations per second).
+    pub base: f64,
+    /// The new side's figure.
+    pub new: f64,
     /// new / base.
     pub ratio: f64,
     /// The 95 % interval of the ratio.
     pub low: f64,
     /// The 95 % interval of the ratio.
     pub high: f64,
-    /// What it means.
+    /// What it means (for throughput, `slower` is fewer operations per
+    /// second: the interval below `1 / (1 + t)`).
     pub verdict: Verdict,
 }
+
+/// The percentile spectrum of both sides of one operation type, each
+/// point with its 95 % bootstrap interval (what `compare.html` draws).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Spectrum {
+    /// The percentiles (p50 up to as far as both sides have a request
+    /// beyond), evenly spaced on a log scale of 1/(1−p).
+    pub percentiles: Vec<f64>,
+    /// The base's latency at each, ms: (merged runs, 2.5 %, 97.5 %).
+    pub base: Vec<(f64, f64, f64)>,
+    /// The new side's, likewise.
+    pub new: Vec<(f64, f64, f64)>,
+}
+
+/// What comparing one operation type gives.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct OpComparison {
+    /// One row per percentile, then throughput.
+    pub rows: Vec<Row>,
+    /// Both spectra with their intervals.
+    pub spectrum: Spectrum,
+}
+
+/// Points of the spectrum drawn.
+const SPECTRUM_POINTS: usize = 40;
 
 /// A small deterministic generator (SplitMix64) for the resampling.
 struct Rng(u64);
@@ -152,14 +181,33 @@ impl Rng {
     }
 }
 
-/// `q` of a histogram in milliseconds (100 = max).
-fn figure(histogram: &Histogram<u64>, percentile: f64) -> f64 {
-    let micros = if percentile >= 100.0 {
-        histogram.max()
-    } else {
-        histogram.value_at_quantile(percentile / 100.0)
-    };
-    micros as f64 / 1000.0
+/// The latency at each of `percentiles` (ascending; 100 = max), in
+/// milliseconds, in one pass over the histogram.
+fn figures_at(histogram: &Histogram<u64>, percentiles: &[f64]) -> Vec<f64> {
+    let total = histogram.len();
+    let mut out = Vec::with_capacity(percentiles.len());
+    if total == 0 {
+        out.resize(percentiles.len(), 0.0);
+        return out;
+    }
+    let mut wanted = percentiles.iter().peekable();
+    let mut seen = 0u64;
+    for value in histogram.iter_recorded() {
+        seen += value.count_at_value();
+        while let Some(&&percentile) = wanted.peek() {
+            // The smallest value with at least q of the requests at or
+            // below it (the maximum for 100).
+            let needed = ((percentile / 100.0) * total as f64).ceil().max(1.0) as u64;
+            if percentile >= 100.0 || seen < needed {
+                break;
+            }
+            out.push(histogram.highest_equivalent(value.value_iterated_to()) as f64 / 1000.0);
+            wanted.next();
+        }
+    }
+    let max = histogram.max() as f64 / 1000.0;
+    out.resize(percentiles.len(), max);
+    out
 }
 
 fn empty() -> Histogram<u64> {
@@ -167,19 +215,20 @@ fn empty() -> Histogram<u64> {
     Histogram::<u64>::new(3).expect("three significant digits are always allowed")
 }
 
-/// Every interval of every run merged.
-fn merged(runs: &[Intervals]) -> Histogram<u64> {
+/// Every interval of some runs merged, and how many seconds they cover.
+fn merged(runs: &[Intervals]) -> (Histogram<u64>, usize) {
     let mut total = empty();
     for interval in runs.iter().flatten() {
         add(&mut total, interval);
     }
-    total
+    (total, runs.iter().map(Vec::len).sum())
 }
 
 /// One bootstrap resample of a side: runs drawn with replacement, and in
-/// each, moving blocks of consecutive intervals.
-fn resample(runs: &[Intervals], rng: &mut Rng) -> Histogram<u64> {
+/// each, moving blocks of consecutive intervals; with the seconds taken.
+fn resample(runs: &[Intervals], rng: &mut Rng) -> (Histogram<u64>, usize) {
     let mut total = empty();
+    let mut seconds = 0;
     for _ in 0..runs.len() {
         let run = &runs[rng.below(runs.len())];
         if run.is_empty() {
@@ -198,8 +247,18 @@ fn resample(runs: &[Intervals], rng: &mut Rng) -> Histogram<u64> {
                 taken += 1;
             }
         }
+        seconds += taken;
     }
-    total
+    (total, seconds)
+}
+
+/// Operations per second of a (resampled) side.
+fn rate((histogram, seconds): &(Histogram<u64>, usize)) -> f64 {
+    if *seconds == 0 {
+        0.0
+    } else {
+        histogram.len() as f64 / *seconds as f64
+    }
 }
 
 /// The verdict of an interval `[low, high]` under threshold `t`.
@@ -215,78 +274,155 @@ pub fn verdict(low: f64, high: f64, threshold: f64) -> Verdict {
     }
 }
 
+/// The 2.5 and 97.5 percentiles of some resampled values.
+fn interval(mut values: Vec<f64>) -> (f64, f64) {
+    values.retain(|value| value.is_finite());
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |fraction: f64| values[((values.len() - 1) as f64 * fraction).round() as usize];
+    (at(0.025), at(0.975))
+}
+
+/// The spectrum's percentiles: 1/(1−p) from 2 evenly on a log scale up to
+/// where the side with fewer requests still has one beyond.
+fn spectrum_percentiles(requests: u64) -> Vec<f64> {
+    let top = (requests as f64).clamp(2.0, 1e5);
+    (0..SPECTRUM_POINTS)
+        .map(|index| {
+            let odds = 2f64 * (top / 2.0).powf(index as f64 / (SPECTRUM_POINTS - 1) as f64);
+            100.0 * (1.0 - 1.0 / odds)
+        })
+        .collect()
+}
+
 /// Compares one operation type: the base's runs against the new ones.
-pub fn compare_op(op: &str, base: &[Intervals], new: &[Intervals], threshold: f64, seed: u64) -> Vec<Row> {
-    let base_total = merged(base);
-    let new_total = merged(new);
+pub fn compare_op(op: &str, base: &[Intervals], new: &[Intervals], threshold: f64, seed: u64) -> OpComparison {
+    let (base_total, new_total) = (merged(base), merged(new));
     // Each run on its own (merged once), for the runs' agreement and for
     // how many requests each has beyond a percentile.
-    let each = |runs: &[Intervals]| -> Vec<Histogram<u64>> {
+    let each = |runs: &[Intervals]| -> Vec<(Histogram<u64>, usize)> {
         runs.iter().map(|run| merged(std::slice::from_ref(run))).collect()
     };
     let (base_each, new_each) = (each(base), each(new));
-    let figures = |runs: &[Histogram<u64>], percentile: f64| -> Vec<f64> {
-        runs.iter().map(|run| figure(run, percentile)).collect()
-    };
-    let fewest_beyond = |runs: &[Histogram<u64>], percentile: f64| -> f64 {
-        runs.iter()
-            .map(|run| run.len() as f64 * (1.0 - percentile / 100.0))
-            .fold(f64::INFINITY, f64::min)
-    };
+    let spectrum_at = spectrum_percentiles(base_total.0.len().min(new_total.0.len()));
     let mut rng = Rng(seed ^ 0x0063_6f6d_7061_7265); // "compare"
-    let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(RESAMPLES); PERCENTILES.len()];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(RESAMPLES); PERCENTILES.len() + 1];
+    let mut spectra: [Vec<Vec<f64>>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..RESAMPLES {
-        let base_sample = resample(base, &mut rng);
-        let new_sample = resample(new, &mut rng);
-        for (index, percentile) in PERCENTILES.iter().enumerate() {
-            let denominator = figure(&base_sample, *percentile);
-            if denominator > 0.0 {
-                ratios[index].push(figure(&new_sample, *percentile) / denominator);
+        let samples = [resample(base, &mut rng), resample(new, &mut rng)];
+        let [base_figures, new_figures] = [&samples[0], &samples[1]].map(|sample| figures_at(&sample.0, &PERCENTILES));
+        for (index, (base_figure, new_figure)) in base_figures.iter().zip(&new_figures).enumerate() {
+            if *base_figure > 0.0 {
+                ratios[index].push(new_figure / base_figure);
             }
         }
+        if rate(&samples[0]) > 0.0 {
+            ratios[PERCENTILES.len()].push(rate(&samples[1]) / rate(&samples[0]));
+        }
+        for (side, sample) in spectra.iter_mut().zip(&samples) {
+            side.push(figures_at(&sample.0, &spectrum_at));
+        }
     }
-    PERCENTILES
+    let base_runs: Vec<Vec<f64>> = base_each.iter().map(|run| figures_at(&run.0, &PERCENTILES)).collect();
+    let new_runs: Vec<Vec<f64>> = new_each.iter().map(|run| figures_at(&run.0, &PERCENTILES)).collect();
+    let fewest_beyond = |runs: &[(Histogram<u64>, usize)], percentile: f64| -> f64 {
+        runs.iter()
+            .map(|run| run.0.len() as f64 * (1.0 - percentile / 100.0))
+            .fold(f64::INFINITY, f64::min)
+    };
+    let most = |figures: &mut dyn Iterator<Item = f64>| figures.fold(f64::NEG_INFINITY, f64::max);
+    let least = |figures: &mut dyn Iterator<Item = f64>| figures.fold(f64::INFINITY, f64::min);
+    let enough_runs = base.len().min(new.len()) >= RUNS_MIN;
+    let base_figures = figures_at(&base_total.0, &PERCENTILES);
+    let new_figures = figures_at(&new_total.0, &PERCENTILES);
+    let mut rows: Vec<Row> = PERCENTILES
         .iter()
-        .zip(ratios)
-        .map(|(percentile, mut ratios)| {
-            ratios.sort_by(f64::total_cmp);
-            let at = |fraction: f64| -> f64 {
-                if ratios.is_empty() {
-                    return f64::NAN;
-                }
-                let index = ((ratios.len() - 1) as f64 * fraction).round() as usize;
-                ratios[index]
-            };
-            let (low, high) = (at(0.025), at(0.975));
-            let base_ms = figure(&base_total, *percentile);
-            let new_ms = figure(&new_total, *percentile);
-            let ratio = if base_ms > 0.0 { new_ms / base_ms } else { f64::NAN };
-            let (base_runs, new_runs) = (figures(&base_each, *percentile), figures(&new_each, *percentile));
-            let most = |figures: &[f64]| figures.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let least = |figures: &[f64]| figures.iter().copied().fold(f64::INFINITY, f64::min);
+        .enumerate()
+        .map(|(index, percentile)| {
+            let (low, high) = interval(std::mem::take(&mut ratios[index]));
+            let (base_ms, new_ms) = (base_figures[index], new_figures[index]);
             let thin_tail =
                 fewest_beyond(&base_each, *percentile).min(fewest_beyond(&new_each, *percentile)) < TAIL_SAMPLES_MIN;
-            let verdict = if low.is_nan() || high.is_nan() || base.len().min(new.len()) < RUNS_MIN || thin_tail {
+            let verdict = if low.is_nan() || !enough_runs || thin_tail {
                 Verdict::Inconclusive
             } else {
+                let mut base_at = base_runs.iter().map(|run| run[index]);
+                let mut new_at = new_runs.iter().map(|run| run[index]);
                 match verdict(low, high, threshold) {
-                    Verdict::Slower if least(&new_runs) <= most(&base_runs) => Verdict::Inconclusive,
-                    Verdict::Faster if most(&new_runs) >= least(&base_runs) => Verdict::Inconclusive,
+                    Verdict::Slower if least(&mut new_at) <= most(&mut base_at) => Verdict::Inconclusive,
+                    Verdict::Faster if most(&mut new_at) >= least(&mut base_at) => Verdict::Inconclusive,
                     decided => decided,
                 }
             };
             Row {
                 op: op.to_string(),
-                percentile: *percentile,
-                base_ms,
-                new_ms,
-                ratio,
+                measure: measure_name(*percentile),
+                percentile: Some(*percentile),
+                base: base_ms,
+                new: new_ms,
+                ratio: if base_ms > 0.0 { new_ms / base_ms } else { f64::NAN },
                 low,
                 high,
                 verdict,
             }
         })
-        .collect()
+        .collect();
+    // Throughput: slower is fewer completions per second, so the verdict
+    // is taken on base / new; the runs must agree as for latency.
+    let (low, high) = interval(std::mem::take(&mut ratios[PERCENTILES.len()]));
+    let (base_rate, new_rate) = (rate(&base_total), rate(&new_total));
+    let verdict = if low.is_nan() || low <= 0.0 || !enough_runs {
+        Verdict::Inconclusive
+    } else {
+        let mut base_at = base_each.iter().map(rate);
+        let mut new_at = new_each.iter().map(rate);
+        match verdict(1.0 / high, 1.0 / low, threshold) {
+            Verdict::Slower if most(&mut new_at) >= least(&mut base_at) => Verdict::Inconclusive,
+            Verdict::Faster if least(&mut new_at) <= most(&mut base_at) => Verdict::Inconclusive,
+            decided => decided,
+        }
+    };
+    rows.push(Row {
+        op: op.to_string(),
+        measure: "ops/s".into(),
+        percentile: None,
+        base: base_rate,
+        new: new_rate,
+        ratio: if base_rate > 0.0 {
+            new_rate / base_rate
+        } else {
+            f64::NAN
+        },
+        low,
+        high,
+        verdict,
+    });
+    let band = |total: &(Histogram<u64>, usize), samples: &[Vec<f64>]| -> Vec<(f64, f64, f64)> {
+        let middle = figures_at(&total.0, &spectrum_at);
+        (0..spectrum_at.len())
+            .map(|point| {
+                let (low, high) = interval(samples.iter().map(|sample| sample[point]).collect());
+                (middle[point], low, high)
+            })
+            .collect()
+    };
+    let spectrum = Spectrum {
+        base: band(&base_total, &spectra[0]),
+        new: band(&new_total, &spectra[1]),
+        percentiles: spectrum_at,
+    };
+    OpComparison { rows, spectrum }
+}
+
+/// `p50`, `p99.9`, `max`.
+fn measure_name(percentile: f64) -> String {
+    if percentile >= 100.0 {
+        "max".to_string()
+    } else {
+        format!("p{percentile}")
+    }
 }
 
 /// Compares every operation type both sides have, in name order.
@@ -294,14 +430,14 @@ pub fn compare(
     base: &BTreeMap<String, Vec<Intervals>>,
     new: &BTreeMap<String, Vec<Intervals>>,
     threshold: f64,
-) -> Vec<Row> {
-    let mut rows = Vec::new();
+) -> BTreeMap<String, OpComparison> {
+    let mut out = BTreeMap::new();
     for (index, (op, base_runs)) in base.iter().enumerate() {
         if let Some(new_runs) = new.get(op) {
-            rows.extend(compare_op(op, base_runs, new_runs, threshold, index as u64));
+            out.insert(op.clone(), compare_op(op, base_runs, new_runs, threshold, index as u64));
         }
     }
-    rows
+    out
 }
 
 /// One side of a comparison: its runs, read.
@@ -386,13 +522,27 @@ pub fn load_side(path: &std::path::Path) -> Result<Side, crate::run_data::ReadEr
     for dir in dirs {
         let data = crate::run_data::RunData::read(&dir)?;
         let warmup = data.summary["load"]["warmup_s"].as_f64().unwrap_or(0.0);
+        let end = warmup + data.summary["load"]["duration_s"].as_f64().unwrap_or(f64::INFINITY);
         for (op, latency) in data.latency {
-            let intervals: Intervals = latency
-                .intended_intervals
-                .into_iter()
-                .filter(|(at_s, _)| *at_s >= warmup)
-                .map(|(_, interval)| interval)
-                .collect();
+            // The measured seconds. Requests scheduled in the last second
+            // but completed after it land in an interval of their own past
+            // the end: they join the last second, so that every run has
+            // as many seconds as it measured (its throughput is not
+            // diluted by a stub second) and no late request is dropped.
+            let mut intervals: Intervals = Vec::new();
+            for (at_s, interval) in latency.intended_intervals {
+                if at_s < warmup {
+                    continue;
+                }
+                match intervals.last_mut() {
+                    Some(last) if at_s >= end => {
+                        // Kept in value order, as recorded intervals are.
+                        last.extend(interval);
+                        last.sort_unstable();
+                    }
+                    _ => intervals.push(interval),
+                }
+            }
             side.latency.entry(op).or_default().push(intervals);
         }
         side.summaries.push(data.summary);
@@ -444,33 +594,39 @@ pub fn check_comparable(base: &Side, new: &Side, allowed: &[String]) -> Result<(
     Ok(())
 }
 
-/// The rows as a table (milliseconds), with a legend line.
-pub fn table(rows: &[Row], threshold: f64) -> String {
-    let mut out = format!(
-        "{:<10} {:>7} {:>10} {:>10} {:>7}  {:<17} {}\n",
-        "op", "pct", "base ms", "new ms", "ratio", "95% interval", "verdict"
-    );
+/// What was found slower, in words: `add p99 (+12.3 %)`.
+pub fn slower<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<String> {
+    rows.into_iter()
+        .filter(|row| row.verdict == Verdict::Slower)
+        .map(|row| format!("{} {} ({:+.1} %)", row.op, row.measure, (row.ratio - 1.0) * 100.0))
+        .collect()
+}
+
+/// The rows as a table.
+pub fn table<'a>(rows: impl IntoIterator<Item = &'a Row>) -> crate::table::Table {
+    let mut table = crate::table::Table::new(["op", "measure", "base", "new", "ratio", "95% interval", "verdict"]);
     for row in rows {
-        let percentile = if row.percentile >= 100.0 {
-            "max".to_string()
-        } else {
-            format!("p{}", row.percentile)
-        };
-        out.push_str(&format!(
-            "{:<10} {:>7} {:>10.3} {:>10.3} {:>7.3}  [{:.3}, {:.3}]   {}\n",
-            row.op,
-            percentile,
-            row.base_ms,
-            row.new_ms,
-            row.ratio,
-            row.low,
-            row.high,
-            row.verdict.word()
-        ));
+        let decimals = if row.percentile.is_some() { 3 } else { 1 };
+        table.row([
+            row.op.clone(),
+            row.measure.clone(),
+            format!("{:.decimals$}", row.base),
+            format!("{:.decimals$}", row.new),
+            format!("{:.3}", row.ratio),
+            format!("[{:.3}, {:.3}]", row.low, row.high),
+            row.verdict.word().to_string(),
+        ]);
     }
+    table
+}
+
+/// [`table`] for a terminal, with what it means.
+pub fn text<'a>(rows: impl IntoIterator<Item = &'a Row>, threshold: f64) -> String {
+    let mut out = table(rows).text();
     out.push_str(&format!(
-        "(latency from the intended start; ratio = new / base; the interval is a 95 % block bootstrap over runs and seconds; \
-         slower / faster = the whole interval beyond ±{:.0} %)\n",
+        "(latency in ms from the intended start, ops/s = completions per second; ratio = new / base; the interval is a \
+         95 % block bootstrap over runs and seconds; slower = latency up or throughput down beyond {:.0} % with the \
+         whole interval and every run agreeing)\n",
         threshold * 100.0
     ));
     out
@@ -580,18 +736,18 @@ mod tests {
     }
 
     fn row(rows: &[Row], percentile: f64) -> &Row {
-        rows.iter().find(|row| row.percentile == percentile).unwrap()
+        rows.iter().find(|row| row.percentile == Some(percentile)).unwrap()
     }
 
     #[test]
     fn a_twenty_percent_slowdown_is_slower_everywhere_it_shows() {
-        let rows = compare_op("get", &runs(0..3, 1.0, None), &runs(10..13, 1.2, None), 0.05, 1);
+        let rows = compare_op("get", &runs(0..3, 1.0, None), &runs(10..13, 1.2, None), 0.05, 1).rows;
         for percentile in [50.0, 90.0, 99.0] {
             let row = row(&rows, percentile);
             assert_eq!(row.verdict, Verdict::Slower, "{row:?}");
             assert!((row.ratio - 1.2).abs() < 0.05, "{row:?}");
         }
-        let rows = compare_op("get", &runs(10..13, 1.2, None), &runs(0..3, 1.0, None), 0.05, 1);
+        let rows = compare_op("get", &runs(10..13, 1.2, None), &runs(0..3, 1.0, None), 0.05, 1).rows;
         assert_eq!(row(&rows, 50.0).verdict, Verdict::Faster);
     }
 
@@ -605,7 +761,7 @@ mod tests {
         for trial in 0..20u64 {
             let base = runs(trial * 10..trial * 10 + 2, 1.0, None);
             let new = runs(trial * 10 + 100..trial * 10 + 102, 1.0, None);
-            let rows = compare_op("get", &base, &new, 0.05, trial);
+            let rows = compare_op("get", &base, &new, 0.05, trial).rows;
             trials_slower += usize::from(rows.iter().any(|row| row.verdict == Verdict::Slower));
             let median = row(&rows, 50.0);
             assert!(
@@ -622,7 +778,7 @@ mod tests {
         // median does not.
         let base = runs(0..3, 1.0, None);
         let new = runs(20..23, 1.0, Some((50_000, 500)));
-        let rows = compare_op("put", &base, &new, 0.05, 3);
+        let rows = compare_op("put", &base, &new, 0.05, 3).rows;
         assert_eq!(row(&rows, 99.9).verdict, Verdict::Slower, "{:?}", row(&rows, 99.9));
         assert_eq!(row(&rows, 50.0).verdict, Verdict::Unchanged, "{:?}", row(&rows, 50.0));
         // 15,000 requests a run leave 1.5 beyond p99.99: not decided there.
@@ -644,10 +800,77 @@ mod tests {
         for (index, interval) in run(51, 10, 1_000.0, 5.0, None).into_iter().enumerate() {
             noisy[10 + index] = interval;
         }
-        let rows = compare_op("get", &base, &[noisy], 0.05, 4);
+        let rows = compare_op("get", &base, &[noisy], 0.05, 4).rows;
         assert_ne!(row(&rows, 50.0).verdict, Verdict::Unchanged);
         let p99 = row(&rows, 99.0);
         assert!(p99.high > p99.low * 1.2, "the interval reflects the stall: {p99:?}");
+    }
+
+    #[test]
+    fn fewer_completions_per_second_is_slower_throughput() {
+        // The new runs complete 80 % of the base's requests each second
+        // (the same latencies): throughput is slower, latency is not.
+        let base = runs(0..3, 1.0, None);
+        // Every fifth request of the new runs dropped: 80 % of the rate.
+        let thinned: Vec<Intervals> = runs(30..33, 1.0, None)
+            .into_iter()
+            .map(|run| {
+                run.into_iter()
+                    .map(|interval| {
+                        interval
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(index, _)| index % 5 != 4)
+                            .map(|(_, value)| value)
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let comparison = compare_op("get", &base, &thinned, 0.05, 5);
+        let throughput = comparison.rows.iter().find(|row| row.measure == "ops/s").unwrap();
+        assert_eq!(throughput.verdict, Verdict::Slower, "{throughput:?}");
+        assert!(throughput.ratio < 0.85 && throughput.ratio > 0.75, "{throughput:?}");
+        let same = compare_op("get", &base, &runs(40..43, 1.0, None), 0.05, 5);
+        let throughput = same.rows.iter().find(|row| row.measure == "ops/s").unwrap();
+        assert_eq!(throughput.verdict, Verdict::Unchanged, "{throughput:?}");
+    }
+
+    #[test]
+    fn the_spectrum_has_an_interval_around_each_point_and_matches_the_rows() {
+        let base = runs(0..3, 1.0, None);
+        let comparison = compare_op("get", &base, &runs(10..13, 1.2, None), 0.05, 6);
+        let spectrum = &comparison.spectrum;
+        assert_eq!(spectrum.percentiles.len(), SPECTRUM_POINTS);
+        assert!((spectrum.percentiles[0] - 50.0).abs() < 1e-9);
+        // 45,000 requests a side: the spectrum reaches past p99.99.
+        assert!(*spectrum.percentiles.last().unwrap() > 99.99);
+        for side in [&spectrum.base, &spectrum.new] {
+            for (point, (middle, low, high)) in side.iter().enumerate() {
+                assert!(low <= high, "point {point}: {low} > {high}");
+                assert!(
+                    middle * 1.1 >= *low && middle * 0.9 <= *high,
+                    "point {point}: {middle} far outside [{low}, {high}]"
+                );
+            }
+            assert!(
+                side.windows(2).all(|pair| pair[0].0 <= pair[1].0),
+                "a spectrum never falls"
+            );
+        }
+        // The new side sits above the base at the median, as the rows say.
+        assert!(spectrum.new[0].1 > spectrum.base[0].2);
+        // One pass over the histogram gives hdrhistogram's own quantiles.
+        let (total, _) = merged(&base);
+        let ours = figures_at(&total, &PERCENTILES);
+        for (percentile, figure) in PERCENTILES.iter().zip(ours) {
+            let theirs = if *percentile >= 100.0 {
+                total.max()
+            } else {
+                total.value_at_quantile(percentile / 100.0)
+            };
+            assert_eq!(figure, theirs as f64 / 1000.0, "p{percentile}");
+        }
     }
 
     #[test]

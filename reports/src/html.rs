@@ -24,13 +24,13 @@ use plotters::prelude::*;
 
 use crate::run_data::{FaultWindow, RunData};
 
-const WIDTH: u32 = 960;
-const HEIGHT: u32 = 340;
+pub(crate) const WIDTH: u32 = 960;
+pub(crate) const HEIGHT: u32 = 340;
 /// Percentiles the spectrum runs through: 1/(1−p) from 2 to 10^5.
 const SPECTRUM_POINTS: usize = 120;
 
 /// Colours of the lines, in a fixed order.
-const LINE_COLOURS: [RGBColor; 5] = [
+pub(crate) const LINE_COLOURS: [RGBColor; 5] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -40,22 +40,22 @@ const LINE_COLOURS: [RGBColor; 5] = [
 /// Fault bands.
 const BAND: RGBColor = RGBColor(255, 214, 170);
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::table::escape;
 
-type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+pub(crate) type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 /// One figure of an interval, in milliseconds.
 type Figure = fn(&crate::run_data::IntervalPoint) -> f64;
 
 /// Draws into an SVG string; a drawing error becomes a note in its place.
-fn svg(draw: impl FnOnce(&Area<'_>) -> Result<(), String>) -> String {
+pub(crate) fn svg(draw: impl FnOnce(&Area<'_>) -> Result<(), String>) -> String {
+    svg_sized((WIDTH, HEIGHT), draw)
+}
+
+/// [`svg`] of another size (pixels).
+pub(crate) fn svg_sized(size: (u32, u32), draw: impl FnOnce(&Area<'_>) -> Result<(), String>) -> String {
     let mut out = String::new();
     let result = {
-        let root = SVGBackend::with_string(&mut out, (WIDTH, HEIGHT)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
         root.fill(&WHITE)
             .map_err(|error| error.to_string())
             .and_then(|()| draw(&root))
@@ -95,7 +95,7 @@ fn fault_bands<DB: DrawingBackend>(
 }
 
 /// Draws one named line of data, with its legend entry.
-fn line<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>>(
+pub(crate) fn line<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>>(
     chart: &mut ChartContext<'a, DB, CT>,
     name: &str,
     colour: RGBColor,
@@ -110,7 +110,7 @@ fn line<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>>(
 }
 
 /// The legend of the lines drawn, boxed, at `position`.
-fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+pub(crate) fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
     position: SeriesLabelPosition,
 ) -> Result<(), String> {
@@ -186,6 +186,45 @@ fn latency_over_time(data: &RunData, op: &str, sla: Option<(f64, f64)>) -> Strin
     })
 }
 
+/// A chart of latency by percentile: x is 1/(1−p) on a log scale from 2
+/// (p50) to `x_max`, labelled as percentiles; y latency in ms, log scale.
+pub(crate) type SpectrumChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::combinators::LogCoord<f64>, plotters::coord::combinators::LogCoord<f64>>,
+>;
+
+/// Draws the axes of a [`SpectrumChart`].
+pub(crate) fn spectrum_chart<'a, 'b>(
+    root: &'a Area<'b>,
+    caption: &str,
+    x_max: f64,
+    (y_min, y_max): (f64, f64),
+) -> Result<SpectrumChart<'a, 'b>, String> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 17))
+        .margin(12)
+        .x_label_area_size(38)
+        .y_label_area_size(64)
+        .build_cartesian_2d((2f64..x_max).log_scale(), (y_min..y_max).log_scale())
+        .map_err(|error| error.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency (ms, log scale)")
+        .x_label_formatter(&|inverse| {
+            let percentile = 100.0 * (1.0 - 1.0 / inverse);
+            let text = format!("{percentile:.4}");
+            let text = text.trim_end_matches('0').trim_end_matches('.');
+            format!("p{text}")
+        })
+        .y_label_formatter(&|value| format!("{value}"))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|error| error.to_string())?;
+    Ok(chart)
+}
+
 /// The percentile spectrum of one operation type: intended and service.
 fn spectrum(data: &RunData, op: &str) -> String {
     let Some(latency) = data.latency.get(op) else {
@@ -212,33 +251,11 @@ fn spectrum(data: &RunData, op: &str) -> String {
             .fold(f64::INFINITY, f64::min)
             .clamp(0.01, 1.0)
             / 2.0;
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!(
-                    "{op}: latency by percentile ({} operations)",
-                    latency.intended_total.len()
-                ),
-                ("sans-serif", 17),
-            )
-            .margin(12)
-            .x_label_area_size(38)
-            .y_label_area_size(64)
-            .build_cartesian_2d((2f64..100_000f64).log_scale(), (y_min..y_max).log_scale())
-            .map_err(|error| error.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("percentile")
-            .y_desc("latency (ms, log scale)")
-            .x_label_formatter(&|inverse| {
-                let percentile = 100.0 * (1.0 - 1.0 / inverse);
-                let text = format!("{percentile:.4}");
-                let text = text.trim_end_matches('0').trim_end_matches('.');
-                format!("p{text}")
-            })
-            .y_label_formatter(&|value| format!("{value}"))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(|error| error.to_string())?;
+        let caption = format!(
+            "{op}: latency by percentile ({} operations)",
+            latency.intended_total.len()
+        );
+        let mut chart = spectrum_chart(root, &caption, 100_000.0, (y_min, y_max))?;
         for (index, (name, points)) in [("intended start", &intended), ("service (from the send)", &service)]
             .into_iter()
             .enumerate()
@@ -370,6 +387,20 @@ fn number(value: &serde_json::Value) -> String {
     }
 }
 
+/// The page's head and style, and its title as a heading.
+pub(crate) fn page_start(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{title}</title>\n<style>\
+         body{{font-family:sans-serif;margin:24px;max-width:1000px;color:#222}}\
+         table{{border-collapse:collapse;margin:8px 0 20px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
+         td:first-child,th:first-child,td.t{{text-align:left}}h2{{margin-top:32px}}.valid{{color:#1a7f37}}.invalid{{color:#c0392b}}\
+         .plot{{margin:8px 0 16px}}.pair{{display:flex;gap:0}}.error{{color:#c0392b}}\
+         </style></head><body>\n<h1>{title}</h1>\n",
+        title = escape(title)
+    )
+}
+
 /// The whole page.
 pub fn render(data: &RunData) -> String {
     let summary = &data.summary;
@@ -377,18 +408,7 @@ pub fn render(data: &RunData) -> String {
     let sla = summary["sla"]["percentile"]
         .as_f64()
         .zip(summary["sla"]["max_ms"].as_f64());
-    let mut page = String::new();
-    let _ = write!(
-        page,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>dynamo-bench: {title}</title>\n<style>\
-         body{{font-family:sans-serif;margin:24px;max-width:1000px;color:#222}}\
-         table{{border-collapse:collapse;margin:8px 0 20px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
-         td:first-child,th:first-child,td.t{{text-align:left}}h2{{margin-top:32px}}.valid{{color:#1a7f37}}.invalid{{color:#c0392b}}\
-         .plot{{margin:8px 0 16px}}.error{{color:#c0392b}}\
-         </style></head><body>\n<h1>{title}</h1>\n",
-        title = escape(name)
-    );
+    let mut page = page_start(&format!("dynamo-bench: {name}"));
     // Verdict first: what a reader came for.
     if let Some(check) = &data.check {
         let valid = check["valid"].as_bool().unwrap_or(false);

@@ -1,7 +1,6 @@
 //! Latency per operation type: recording, percentiles, the table.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -217,12 +216,10 @@ fn row(op: &str, pair: &Pair, seconds: f64, sla: &Sla) -> Row {
     }
 }
 
-/// The terminal table: per type, intended-start latency then service time.
-pub fn table(rows: &[Row], sla: &Sla) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<10} {:>9} {:>9} {:>7}  {:<8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  SLA p{} <= {} ms",
+/// The table: per type, intended-start latency then service time.
+pub fn table(rows: &[Row], sla: &Sla) -> crate::table::Table {
+    let sla_column = format!("SLA p{} ≤ {} ms", sla.percentile, sla.max_ms);
+    let mut table = crate::table::Table::new([
         "op",
         "count",
         "ops/s",
@@ -234,49 +231,58 @@ pub fn table(rows: &[Row], sla: &Sla) -> String {
         "p99.9",
         "p99.99",
         "max",
-        sla.percentile,
-        sla.max_ms
-    );
+        &sla_column,
+    ]);
     for row in rows {
         for (index, (label, percentiles)) in [("intended", &row.intended), ("service", &row.service)]
             .into_iter()
             .enumerate()
         {
-            let (op, count, rate, errors) = if index == 0 {
-                (
-                    row.op.clone(),
-                    row.intended.count.to_string(),
-                    format!("{:.0}", row.ops_per_second),
-                    row.errors.to_string(),
-                )
-            } else {
-                Default::default()
-            };
-            let verdict = if index == 0 {
-                format!(
-                    "{:.2} ms {}",
-                    row.sla_measured_ms,
-                    if row.sla_met { "met" } else { "MISSED" }
-                )
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "{op:<10} {count:>9} {rate:>9} {errors:>7}  {label:<8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {verdict}",
+            let first = index == 0;
+            let figures = [
                 percentiles.p50_ms,
                 percentiles.p90_ms,
                 percentiles.p99_ms,
                 percentiles.p999_ms,
                 percentiles.p9999_ms,
-                percentiles.max_ms
-            );
+                percentiles.max_ms,
+            ]
+            .map(|ms| format!("{ms:.2}"));
+            let mut cells = vec![
+                if first { row.op.clone() } else { String::new() },
+                if first {
+                    row.intended.count.to_string()
+                } else {
+                    String::new()
+                },
+                if first {
+                    format!("{:.0}", row.ops_per_second)
+                } else {
+                    String::new()
+                },
+                if first { row.errors.to_string() } else { String::new() },
+                label.to_string(),
+            ];
+            cells.extend(figures);
+            cells.push(if first {
+                format!(
+                    "{:.2} {}",
+                    row.sla_measured_ms,
+                    if row.sla_met { "met" } else { "MISSED" }
+                )
+            } else {
+                String::new()
+            });
+            table.row(cells);
         }
     }
-    let _ = writeln!(
-        out,
-        "(milliseconds; intended = from the scheduled start, service = from the send)"
-    );
+    table
+}
+
+/// [`table`] for a terminal, with what the columns mean.
+pub fn text(rows: &[Row], sla: &Sla) -> String {
+    let mut out = table(rows, sla).text();
+    out.push_str("(milliseconds; intended = from the scheduled start, service = from the send)\n");
     out
 }
 
@@ -309,6 +315,6 @@ mod tests {
             max_ms: 600.0,
         };
         assert!(lenient.met(&recorder.totals()["get"].intended));
-        assert!(table(&rows, &sla).contains("MISSED"));
+        assert!(text(&rows, &sla).contains("MISSED"));
     }
 }

@@ -16,10 +16,13 @@
 //!
 //! Run directories land under `reports/runs/` (ignored by git).
 
+pub mod check_text;
 pub mod compare;
+pub mod compare_html;
 pub mod hlog;
 pub mod html;
 pub mod latency;
 pub mod run_data;
+pub mod table;
 
 pub use latency::{LatencyRecorder, Percentiles, Sla};

@@ -148,6 +148,11 @@ enum Command {
         /// Also write the rows as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Where to write compare.html (both spectra overlaid with their
+        /// intervals, latency over time side by side) [default:
+        /// NEW/compare.html]
+        #[arg(long)]
+        html: Option<PathBuf>,
         /// A setting the two sides may differ in, on purpose (e.g.
         /// `cluster.sync` to measure what sync = always costs); repeatable.
         #[arg(long = "allow-different", value_name = "SECTION.FIELD")]
@@ -359,8 +364,9 @@ fn main() -> ExitCode {
             new,
             threshold,
             json,
+            html,
             allowed,
-        } => compare(&base, &new, threshold, json.as_deref(), &allowed),
+        } => compare(&base, &new, threshold, json.as_deref(), html, &allowed),
         Command::Baseline(command) => baseline(command),
         Command::Report { run_dir } => match dynamo_reports::html::write(&run_dir) {
             Ok(page) => {
@@ -409,31 +415,37 @@ fn compare(
     new: &std::path::Path,
     threshold: f64,
     json: Option<&std::path::Path>,
+    html: Option<PathBuf>,
     allowed: &[String],
 ) -> ExitCode {
-    use dynamo_reports::compare::{check_comparable, compare, load_side, table, Verdict};
+    use dynamo_reports::compare::{check_comparable, compare, load_side, text};
     let sides = load_side(base).and_then(|base| Ok((base, load_side(new)?)));
-    let (base, new) = match sides {
+    let (base_side, new_side) = match sides {
         Ok(sides) => sides,
         Err(error) => {
             eprintln!("dynamo-bench compare: {error}");
             return ExitCode::from(2);
         }
     };
-    if let Err(why) = check_comparable(&base, &new, allowed) {
+    if let Err(why) = check_comparable(&base_side, &new_side, allowed) {
         eprintln!("dynamo-bench compare: {why}");
         return ExitCode::from(2);
     }
-    println!("base: {} run(s); new: {} run(s)", base.dirs.len(), new.dirs.len());
-    if base.dirs.len().min(new.dirs.len()) < dynamo_reports::compare::RUNS_MIN {
+    println!(
+        "base: {} run(s); new: {} run(s)",
+        base_side.dirs.len(),
+        new_side.dirs.len()
+    );
+    if base_side.dirs.len().min(new_side.dirs.len()) < dynamo_reports::compare::RUNS_MIN {
         println!(
             "note: a side with fewer than {} runs cannot tell a change from the drift between runs: every verdict \
              is inconclusive (run each side with --repeat K)",
             dynamo_reports::compare::RUNS_MIN
         );
     }
-    let rows = compare(&base.latency, &new.latency, threshold);
-    print!("{}", table(&rows, threshold));
+    let comparison = compare(&base_side.latency, &new_side.latency, threshold);
+    let rows: Vec<&dynamo_reports::compare::Row> = comparison.values().flat_map(|op| &op.rows).collect();
+    print!("{}", text(rows.iter().copied(), threshold));
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&rows).unwrap_or_default();
         if let Err(error) = std::fs::write(path, text) {
@@ -441,18 +453,16 @@ fn compare(
             return ExitCode::from(2);
         }
     }
-    let slower: Vec<String> = rows
-        .iter()
-        .filter(|row| row.verdict == Verdict::Slower)
-        .map(|row| {
-            let percentile = if row.percentile >= 100.0 {
-                "max".to_string()
-            } else {
-                format!("p{}", row.percentile)
-            };
-            format!("{} {percentile} ({:+.1} %)", row.op, (row.ratio - 1.0) * 100.0)
-        })
-        .collect();
+    let html = html.unwrap_or_else(|| new.join("compare.html"));
+    let page = dynamo_reports::compare_html::render(&base_side, &new_side, &comparison, threshold);
+    match std::fs::write(&html, page) {
+        Ok(()) => println!("compare.html: {}", html.display()),
+        Err(error) => {
+            eprintln!("dynamo-bench compare: {}: {error}", html.display());
+            return ExitCode::from(2);
+        }
+    }
+    let slower = dynamo_reports::compare::slower(rows.iter().copied());
     if slower.is_empty() {
         println!(
             "verdict: nothing slower beyond {:.0} % with confidence",
@@ -506,8 +516,8 @@ fn check(path: &std::path::Path, mode: Mode, json: Option<PathBuf>) -> ExitCode 
         eprintln!("dynamo-bench check: {message}");
         return ExitCode::from(2);
     }
-    print!("{}", dynamo_checker::faults::text(&faults));
-    print!("{}", dynamo_checker::summary::text(&verdict));
+    print!("{}", dynamo_reports::check_text::faults(&faults));
+    print!("{}", dynamo_reports::check_text::verdict(&verdict));
     println!(
         "checked in {seconds:.2}s ({read_seconds:.2}s reading); verdict written to {}",
         json_path.display()
@@ -614,7 +624,7 @@ fn check_following(
         eprintln!("dynamo-bench check: {message}");
         return ExitCode::from(2);
     }
-    print!("{}", dynamo_checker::summary::text(&verdict));
+    print!("{}", dynamo_reports::check_text::verdict(&verdict));
     if verdict.counts.fault_events > 0 {
         println!("fault report: it needs the whole history; run check without --follow or --stream for it");
     }

@@ -16,7 +16,7 @@ use dynamo_checker::{Options, Verdict};
 use dynamo_node::config::ClusterConfig;
 use dynamo_node::launcher::{free_loopback_members, LaunchError, LocalCluster};
 use dynamo_reports::hlog::HistogramLog;
-use dynamo_reports::latency::{rows, table, Row};
+use dynamo_reports::latency::{rows, text, Row};
 use serde_json::json;
 
 use crate::driver::{drive, DriveError, DriveOptions, Measured, Target};
@@ -665,7 +665,7 @@ fn terminal_report(figures: &Figures<'_>) -> String {
         "{} — {:.1}s measured, seed {}",
         spec.name, measured.measured_seconds, spec.seed
     );
-    out.push_str(&table(rows, &spec.sla));
+    out.push_str(&text(rows, &spec.sla));
     let _ = writeln!(
         out,
         "SLA p{} <= {} ms: {}",
@@ -750,12 +750,12 @@ fn terminal_report(figures: &Figures<'_>) -> String {
             let _ = writeln!(out, "  missing: {item} in {key}");
         }
     }
-    out.push_str(&dynamo_checker::faults::text(faults));
+    out.push_str(&dynamo_reports::check_text::faults(faults));
     if let Some(calibration) = figures.proxy {
         let _ = writeln!(out, "{}", calibration.text());
     }
     let _ = writeln!(out);
-    out.push_str(&dynamo_checker::summary::text(verdict));
+    out.push_str(&dynamo_reports::check_text::verdict(verdict));
     let _ = writeln!(out);
     let _ = writeln!(out, "run directory: {}", dir.display());
     out

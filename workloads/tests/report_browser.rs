@@ -1,7 +1,8 @@
 //! `report.html` as a person opens it: a short cart run with a kill fault
 //! leaves the page; it is self-contained (no scripts, nothing fetched);
 //! `dynamo-bench report` writes it again; and headless Chromium loads it
-//! with no console message and finds every plot drawn.
+//! with no console message and finds every plot drawn; `compare` of the
+//! run with itself writes compare.html, which draws in the browser too.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -31,6 +32,38 @@ fn chromium(test: &str) -> Option<PathBuf> {
         "SKIPPED {test}: no chromium here (CI runs it; Debian: apt-get install chromium)"
     );
     None
+}
+
+/// Loads a page in headless Chromium (bounded in time, a profile of its
+/// own); asserts it logged nothing to the console; returns the DOM it
+/// built.
+fn browse(chromium: &Path, dir: &Path, page: &Path) -> String {
+    let output = Command::new("timeout")
+        .arg("120")
+        .arg(chromium)
+        .args(["--headless=new", "--no-sandbox", "--disable-gpu"])
+        .arg(format!("--user-data-dir={}", dir.join("chromium").display()))
+        .args([
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.canonicalize().unwrap().display()))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "chromium: {}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let console: Vec<&str> = stderr.lines().filter(|line| line.contains("CONSOLE")).collect();
+    assert!(console.is_empty(), "{} logged: {console:?}", page.display());
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// No script, no stylesheet, image or font to fetch.
+fn self_contained(page: &str) {
+    for forbidden in ["<script", " src=", " href=", "@import", "url("] {
+        assert!(!page.contains(forbidden), "the page holds {forbidden:?}");
+    }
 }
 
 /// The `<svg>...</svg>` blocks of a page.
@@ -106,10 +139,7 @@ fn the_report_is_self_contained_rewritable_and_draws_in_a_browser() {
     let run = short_run_with_a_fault(&dir);
     let page_path = run.join("report.html");
     let page = std::fs::read_to_string(&page_path).unwrap();
-    // Self-contained: no script, no stylesheet, image or font to fetch.
-    for forbidden in ["<script", " src=", " href=", "@import", "url("] {
-        assert!(!page.contains(forbidden), "the page holds {forbidden:?}");
-    }
+    self_contained(&page);
     assert!(page.contains("History: VALID"), "the verdict is shown");
     assert!(page.contains("kill n2"), "the fault is labelled on the plots");
     // Two plots per operation type, throughput, requests and versions.
@@ -146,6 +176,28 @@ fn the_report_is_self_contained_rewritable_and_draws_in_a_browser() {
         said.contains("every verdict is inconclusive") && !said.contains(" slower\n"),
         "{said}"
     );
+    // compare.html beside the new side: self-contained, and per operation
+    // type both spectra (two lines with their bands) and latency over time
+    // side by side (a p99 and a p50 line each).
+    let compare_path = run.join("compare.html");
+    let compare_page = std::fs::read_to_string(&compare_path).unwrap();
+    self_contained(&compare_page);
+    assert!(
+        compare_page.contains("<td class=\"t\">ops/s</td>"),
+        "throughput is compared"
+    );
+    let compare_plots = plots(&compare_page);
+    assert_eq!(
+        compare_plots.len(),
+        9,
+        "add, checkout, view: a spectrum and two plots over time each"
+    );
+    for (index, plot) in compare_plots.iter().enumerate() {
+        assert!(data_lines(plot) >= 2, "compare plot {index} drew no data");
+        if index % 3 == 0 {
+            assert!(plot.contains("<polygon"), "compare plot {index} has no interval band");
+        }
+    }
     // Runs of other settings are refused, the setting named; unless
     // allowed on purpose.
     let other = dir.join("other");
@@ -200,38 +252,20 @@ fn the_report_is_self_contained_rewritable_and_draws_in_a_browser() {
         std::fs::remove_dir_all(&dir).unwrap();
         return;
     };
-    let url = format!("file://{}", page_path.canonicalize().unwrap().display());
-    // Headless, bounded in time, with a profile of its own.
-    let browser = || {
-        let mut command = Command::new("timeout");
-        command
-            .arg("120")
-            .arg(&chromium)
-            .args(["--headless=new", "--no-sandbox", "--disable-gpu"])
-            .arg(format!("--user-data-dir={}", dir.join("chromium").display()));
-        command
-    };
-    let output = browser()
-        .args([
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=2000",
-            "--dump-dom",
-        ])
-        .arg(&url)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "chromium: {}", show(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let console: Vec<&str> = stderr.lines().filter(|line| line.contains("CONSOLE")).collect();
-    assert!(console.is_empty(), "the page logged: {console:?}");
     // What the browser built: every plot there, with its drawing.
-    let dom = String::from_utf8_lossy(&output.stdout);
+    let dom = browse(&chromium, &dir, &page_path);
     let rendered = plots(&dom);
     assert_eq!(rendered.len(), plots_found.len(), "the browser's DOM lost plots");
     for (index, plot) in rendered.iter().enumerate() {
         assert!(drawn(index, plot), "plot {index} has no drawing in the browser's DOM");
     }
+    let dom = browse(&chromium, &dir, &compare_path);
+    assert_eq!(
+        plots(&dom).len(),
+        compare_plots.len(),
+        "the browser's DOM lost compare plots"
+    );
+    let url = format!("file://{}", page_path.canonicalize().unwrap().display());
     // And a screenshot, to look at.
     let shot = dir.join("report.png");
     let screenshot = Command::new("timeout")
