@@ -175,6 +175,10 @@ fn stale_reads_are_violations_only_in_strict_mode_and_are_measured_in_both() {
     assert_eq!(eventual.staleness.k.max, 1.0);
     // The get began 1 µs after the put completed.
     assert!((eventual.staleness.t_visibility_ms.max - 0.001).abs() < 1e-9);
+    // The distributions the report draws: one get at k = 1, in the first
+    // t-visibility bucket (up to 0.01 ms).
+    assert_eq!(eventual.staleness.k_histogram, vec![(1, 1)]);
+    assert_eq!(eventual.staleness.t_visibility_histogram_ms, vec![(0.01, 1)]);
 }
 
 #[test]
@@ -199,6 +203,9 @@ fn k_staleness_counts_every_missed_acknowledged_put() {
     );
     assert_eq!(verdict.staleness.k.max, 2.0);
     assert_eq!(verdict.staleness.stale_gets, 1);
+    // Gets by k: two fresh, one that missed two puts.
+    assert_eq!(verdict.staleness.k_histogram, vec![(0, 2), (2, 1)]);
+    assert_eq!(verdict.staleness.t_visibility_histogram_ms.len(), 1);
     // Process 0 read b; a later get by process 1 is not its session.
     assert_eq!(verdict.session.monotonic_read_misses, 0);
 }

@@ -40,7 +40,7 @@ pub(crate) const LINE_COLOURS: [RGBColor; 5] = [
 /// Fault bands.
 const BAND: RGBColor = RGBColor(255, 214, 170);
 
-use crate::table::escape;
+use crate::table::{escape, Table};
 
 pub(crate) type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 /// One figure of an interval, in milliseconds.
@@ -204,6 +204,8 @@ pub(crate) fn spectrum_chart<'a, 'b>(
     let mut chart = ChartBuilder::on(root)
         .caption(caption, ("sans-serif", 17))
         .margin(12)
+        // Room for the last label, p99.999, centred on the right edge.
+        .margin_right(32)
         .x_label_area_size(38)
         .y_label_area_size(64)
         .build_cartesian_2d((2f64..x_max).log_scale(), (y_min..y_max).log_scale())
@@ -320,19 +322,32 @@ fn throughput(data: &RunData) -> String {
     })
 }
 
-/// A bar chart of named counts.
-fn bars(title: &str, x_desc: &str, y_desc: &str, bars: &[(String, f64)]) -> String {
+/// A bar chart of named counts; with `log`, on a log scale (for counts
+/// where one bar dwarfs the rest, such as gets by k-staleness).
+fn bars(title: &str, x_desc: &str, y_desc: &str, bars: &[(String, f64)], log: bool) -> String {
     if bars.is_empty() {
         return String::new();
     }
+    let y_max = bars.iter().map(|(_, value)| *value).fold(1.0, f64::max);
+    if log {
+        bars_on(title, x_desc, y_desc, bars, (0.5..y_max * 3.0).log_scale(), 0.5)
+    } else {
+        bars_on(title, x_desc, y_desc, bars, 0f64..y_max * 1.15, 0.0)
+    }
+}
+
+fn bars_on<Y>(title: &str, x_desc: &str, y_desc: &str, bars: &[(String, f64)], y: Y, floor: f64) -> String
+where
+    Y: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    Y::CoordDescType: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
     svg(|root| {
-        let y_max = bars.iter().map(|(_, value)| *value).fold(1.0, f64::max) * 1.15;
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 17))
             .margin(12)
             .x_label_area_size(38)
             .y_label_area_size(72)
-            .build_cartesian_2d(0f64..bars.len() as f64, 0f64..y_max)
+            .build_cartesian_2d(0f64..bars.len() as f64, y)
             .map_err(|error| error.to_string())?;
         let names: Vec<String> = bars.iter().map(|(name, _)| name.clone()).collect();
         chart
@@ -356,7 +371,7 @@ fn bars(title: &str, x_desc: &str, y_desc: &str, bars: &[(String, f64)]) -> Stri
         chart
             .draw_series(bars.iter().enumerate().map(|(index, (_, value))| {
                 Rectangle::new(
-                    [(index as f64 + 0.15, 0.0), (index as f64 + 0.85, *value)],
+                    [(index as f64 + 0.15, floor), (index as f64 + 0.85, value.max(floor))],
                     LINE_COLOURS[0].filled(),
                 )
             }))
@@ -365,26 +380,121 @@ fn bars(title: &str, x_desc: &str, y_desc: &str, bars: &[(String, f64)]) -> Stri
     })
 }
 
-/// A table row: numbers right-aligned, words left.
-fn row(out: &mut String, cells: &[String]) {
-    out.push_str("<tr>");
-    for cell in cells {
-        let numeric = cell.is_empty() || cell.trim().parse::<f64>().is_ok() || cell == "—";
-        let _ = write!(out, "<td{}>{cell}</td>", if numeric { "" } else { " class=\"t\"" });
-    }
-    out.push_str("</tr>\n");
+/// t-visibility of the stale gets as a cumulative share (x: ms after the
+/// missed put completed, log scale): how long acknowledged writes stayed
+/// invisible to some reader.
+fn t_visibility(histogram: &[(f64, f64)], stale_gets: f64) -> String {
+    svg(|root| {
+        let x_max = histogram.last().map_or(10.0, |(bound, _)| bound * 2.0);
+        let x_min = histogram
+            .first()
+            .map_or(0.01, |(bound, _)| bound / 2.0)
+            .min(x_max / 10.0);
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "t-visibility: stale gets by time since the missed write was acknowledged",
+                ("sans-serif", 17),
+            )
+            .margin(12)
+            .x_label_area_size(38)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x_min..x_max).log_scale(), 0f64..1.05)
+            .map_err(|error| error.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("ms after the missed put was acknowledged (log scale)")
+            .y_desc("share of stale gets at or below")
+            .x_label_formatter(&|value| format!("{value}"))
+            .y_label_formatter(&|value| format!("{value:.1}"))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|error| error.to_string())?;
+        if histogram.is_empty() || stale_gets <= 0.0 {
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    "no stale get: every get saw every acknowledged write",
+                    (x_min * 2.0, 0.5),
+                    ("sans-serif", 15).into_font(),
+                )))
+                .map_err(|error| error.to_string())?;
+            return Ok(());
+        }
+        let mut seen = 0.0;
+        let mut points = vec![(x_min, 0.0)];
+        for (bound, gets) in histogram {
+            seen += gets;
+            points.push((*bound, seen / stale_gets));
+        }
+        line(
+            &mut chart,
+            &format!("{stale_gets:.0} stale gets"),
+            LINE_COLOURS[3],
+            points,
+        )?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
+    })
 }
 
-fn number(value: &serde_json::Value) -> String {
+/// The staleness section: the share of fresh gets, gets by k-staleness
+/// and the t-visibility of the stale ones (from `check.json`).
+fn staleness(check: &serde_json::Value) -> String {
+    let staleness = &check["staleness"];
+    let pairs = |field: &str| -> Vec<(f64, f64)> {
+        staleness[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|pair| Some((pair.get(0)?.as_f64()?, pair.get(1)?.as_f64()?)))
+            .collect()
+    };
+    let by_k: Vec<(String, f64)> = pairs("k_histogram")
+        .into_iter()
+        .map(|(k, gets)| (format!("{k:.0}"), gets))
+        .collect();
+    let mut out = format!(
+        "<h2>Staleness</h2>\n<p>{} of {} gets missed an acknowledged write (k-staleness p99 {}, max {}; t-visibility \
+         p99 {} ms, max {} ms).</p>\n",
+        number(&staleness["stale_gets"]),
+        number(&staleness["gets"]),
+        number(&staleness["k"]["p99"]),
+        number(&staleness["k"]["max"]),
+        number(&staleness["t_visibility_ms"]["p99"]),
+        number(&staleness["t_visibility_ms"]["max"]),
+    );
+    let _ = writeln!(
+        out,
+        "<div class=\"plot\">{}</div>\n<div class=\"plot\">{}</div>",
+        bars(
+            "k-staleness: gets by acknowledged writes missed (0: saw them all)",
+            "acknowledged puts missed (k)",
+            "gets (log scale)",
+            &by_k,
+            true
+        ),
+        t_visibility(
+            &pairs("t_visibility_histogram_ms"),
+            staleness["stale_gets"].as_f64().unwrap_or(0.0)
+        )
+    );
+    out
+}
+
+/// A JSON value as a cell (not escaped: [`Table`] escapes).
+fn plain(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Number(number) => match number.as_f64() {
             Some(float) if number.is_f64() => format!("{float:.2}"),
             _ => number.to_string(),
         },
-        serde_json::Value::String(text) => escape(text),
+        serde_json::Value::String(text) => text.clone(),
         serde_json::Value::Null => "—".into(),
-        other => escape(&other.to_string()),
+        other => other.to_string(),
     }
+}
+
+/// A JSON value for the page's text.
+fn number(value: &serde_json::Value) -> String {
+    escape(&plain(value))
 }
 
 /// The page's head and style, and its title as a heading.
@@ -394,7 +504,7 @@ pub(crate) fn page_start(title: &str) -> String {
          <title>{title}</title>\n<style>\
          body{{font-family:sans-serif;margin:24px;max-width:1000px;color:#222}}\
          table{{border-collapse:collapse;margin:8px 0 20px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
-         td:first-child,th:first-child,td.t{{text-align:left}}h2{{margin-top:32px}}.valid{{color:#1a7f37}}.invalid{{color:#c0392b}}\
+         td:first-child,th:first-child,td.t,th.t{{text-align:left}}h2{{margin-top:32px}}.valid{{color:#1a7f37}}.invalid{{color:#c0392b}}\
          .plot{{margin:8px 0 16px}}.pair{{display:flex;gap:0}}.error{{color:#c0392b}}\
          </style></head><body>\n<h1>{title}</h1>\n",
         title = escape(title)
@@ -419,27 +529,22 @@ pub fn render(data: &RunData) -> String {
             if valid { "VALID" } else { "INVALID" },
             escape(check["mode"].as_str().unwrap_or("?"))
         );
-        page.push_str("<table><tr><th>invariant</th><th>violations</th></tr>\n");
-        if let Some(violations) = check["violations"].as_object() {
-            for (invariant, count) in violations {
-                row(&mut page, &[escape(invariant), number(count)]);
-            }
+        let mut invariants = Table::new(["invariant", "violations"]);
+        for (invariant, count) in check["violations"].as_object().into_iter().flatten() {
+            invariants.row([invariant.clone(), plain(count)]);
         }
-        page.push_str("</table>\n");
+        page.push_str(&invariants.html());
         if let Some(findings) = check["findings"].as_array().filter(|findings| !findings.is_empty()) {
-            page.push_str("<h2>Findings</h2><table><tr><th>invariant</th><th>key</th><th>ops</th><th>what</th></tr>\n");
+            let mut table = Table::new(["invariant", "key", "ops", "what"]);
             for finding in findings.iter().take(100) {
-                row(
-                    &mut page,
-                    &[
-                        number(&finding["invariant"]),
-                        number(&finding["key"]),
-                        escape(&finding["ops"].to_string()),
-                        number(&finding["message"]),
-                    ],
-                );
+                table.row([
+                    plain(&finding["invariant"]),
+                    plain(&finding["key"]),
+                    finding["ops"].to_string(),
+                    plain(&finding["message"]),
+                ]);
             }
-            page.push_str("</table>\n");
+            let _ = writeln!(page, "<h2>Findings</h2>{}", table.html());
         }
     }
     if let Some((percentile, max_ms)) = sla {
@@ -451,40 +556,16 @@ pub fn render(data: &RunData) -> String {
             if met { "met" } else { "MISSED" }
         );
     }
-    page.push_str("<h2>Latency (milliseconds)</h2>\n<table><tr><th>op</th><th>ops/s</th><th>errors</th><th>latency</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th></tr>\n");
-    for op in summary["latency"].as_array().into_iter().flatten() {
-        for kind in ["intended", "service"] {
-            let figures = &op[kind];
-            row(
-                &mut page,
-                &[
-                    if kind == "intended" {
-                        number(&op["op"])
-                    } else {
-                        String::new()
-                    },
-                    if kind == "intended" {
-                        number(&op["ops_per_second"])
-                    } else {
-                        String::new()
-                    },
-                    if kind == "intended" {
-                        number(&op["errors"])
-                    } else {
-                        String::new()
-                    },
-                    kind.to_string(),
-                    number(&figures["p50_ms"]),
-                    number(&figures["p90_ms"]),
-                    number(&figures["p99_ms"]),
-                    number(&figures["p999_ms"]),
-                    number(&figures["p9999_ms"]),
-                    number(&figures["max_ms"]),
-                ],
-            );
+    // The table `run` printed, from the rows summary.json keeps.
+    let rows: Vec<crate::latency::Row> = serde_json::from_value(summary["latency"].clone()).unwrap_or_default();
+    let _ = writeln!(
+        page,
+        "<h2>Latency (milliseconds)</h2>\n{}",
+        match sla {
+            Some((percentile, max_ms)) => crate::latency::table(&rows, &crate::Sla { percentile, max_ms }).html(),
+            None => String::new(),
         }
-    }
-    page.push_str("</table>\n");
+    );
     for op in data.latency.keys() {
         let _ = writeln!(
             page,
@@ -495,22 +576,22 @@ pub fn render(data: &RunData) -> String {
     }
     page.push_str("<h2>Throughput</h2>\n");
     let _ = writeln!(page, "<div class=\"plot\">{}</div>", throughput(data));
+    if let Some(check) = &data.check {
+        page.push_str(&staleness(check));
+    }
     if !data.faults.is_empty() {
-        page.push_str("<h2>Faults</h2>\n<table><tr><th>kind</th><th>targets</th><th>from s</th><th>to s</th><th>how</th><th>end</th></tr>\n");
+        let mut table = Table::new(["kind", "targets", "from s", "to s", "how", "end"]);
         for fault in &data.faults {
-            row(
-                &mut page,
-                &[
-                    escape(&fault.kind),
-                    escape(&fault.targets),
-                    format!("{:.1}", fault.start_s),
-                    format!("{:.1}", fault.end_s),
-                    escape(&fault.detail),
-                    escape(&fault.end_detail),
-                ],
-            );
+            table.row([
+                fault.kind.clone(),
+                fault.targets.clone(),
+                format!("{:.1}", fault.start_s),
+                format!("{:.1}", fault.end_s),
+                fault.detail.clone(),
+                fault.end_detail.clone(),
+            ]);
         }
-        page.push_str("</table>\n");
+        let _ = writeln!(page, "<h2>Faults</h2>\n{}", table.html());
     }
     page.push_str("<h2>Load balance and versions</h2>\n");
     let requests: Vec<(String, f64)> = summary["nodes"]["requests"]
@@ -534,7 +615,8 @@ pub fn render(data: &RunData) -> String {
             ),
             "node",
             "requests",
-            &requests
+            &requests,
+            false
         )
     );
     let versions: Vec<(String, f64)> = summary["versions_per_read"]["histogram"]
@@ -551,17 +633,21 @@ pub fn render(data: &RunData) -> String {
     let _ = writeln!(
         page,
         "<div class=\"plot\">{}</div>",
-        bars("versions (siblings) per read", "versions returned", "reads", &versions)
+        bars(
+            "versions (siblings) per read",
+            "versions returned",
+            "reads (log scale)",
+            &versions,
+            true
+        )
     );
-    page.push_str("<h2>Settings</h2>\n<table>\n");
+    let mut settings = Table::new(["setting", "value"]);
     for section in ["spec", "cluster", "load", "driver", "throughput"] {
-        if let Some(fields) = summary[section].as_object() {
-            for (field, value) in fields {
-                row(&mut page, &[format!("{section}.{}", escape(field)), number(value)]);
-            }
+        for (field, value) in summary[section].as_object().into_iter().flatten() {
+            settings.row([format!("{section}.{field}"), plain(value)]);
         }
     }
-    page.push_str("</table>\n");
+    let _ = writeln!(page, "<h2>Settings</h2>\n{}", settings.html());
     let _ = writeln!(
         page,
         "<p>Written by <code>dynamo-bench report {}</code>.</p>\n</body></html>",

@@ -94,7 +94,7 @@ impl LatencyRecorder {
 }
 
 /// One histogram summarised (milliseconds).
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Percentiles {
     /// Operations.
     pub count: u64,
@@ -136,7 +136,7 @@ impl Percentiles {
 
 /// The service-level objective: a percentile of intended-start latency at
 /// or under a bound.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct Sla {
     /// The percentile, e.g. 99.9.
     pub percentile: f64,
@@ -158,8 +158,8 @@ impl Sla {
     }
 }
 
-/// One row of the table.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+/// One row of the table (as `summary.json` keeps it, and reads back).
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct Row {
     /// Operation type.
     pub op: String,

@@ -119,12 +119,17 @@ impl Table {
     /// columns of figures right-aligned by the page's style, words left
     /// through `class="t"`).
     pub fn html(&self) -> String {
+        let right: Vec<bool> = (0..self.header.len()).map(|index| self.right_aligned(index)).collect();
         let mut out = String::from("<table><tr>");
-        for name in &self.header {
-            let _ = write!(out, "<th>{}</th>", escape(name));
+        for (name, right) in self.header.iter().zip(&right) {
+            let _ = write!(
+                out,
+                "<th{}>{}</th>",
+                if *right { "" } else { " class=\"t\"" },
+                escape(name)
+            );
         }
         out.push_str("</tr>\n");
-        let right: Vec<bool> = (0..self.header.len()).map(|index| self.right_aligned(index)).collect();
         for row in &self.rows {
             out.push_str("<tr>");
             for (cell, right) in row.iter().zip(&right) {

@@ -43,7 +43,24 @@ impl Samples {
             k,
             t_visibility_ms,
             ranges: Vec::new(),
+            k_histogram: Vec::new(),
+            t_visibility_histogram_ms: Vec::new(),
         };
+        let mut by_k: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+        let mut by_t: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+        for &(_, k, t_ns) in &self.gets {
+            *by_k.entry(k).or_default() += 1;
+            if let Some(ns) = t_ns.filter(|_| k > 0) {
+                *by_t
+                    .entry(super::verdict::t_visibility_bucket(ns as f64 / 1e6))
+                    .or_default() += 1;
+            }
+        }
+        staleness.k_histogram = by_k.into_iter().collect();
+        staleness.t_visibility_histogram_ms = by_t
+            .into_iter()
+            .map(|(bucket, gets)| (super::verdict::t_visibility_bound_ms(bucket), gets))
+            .collect();
         // Key ranges: keys sorted by name, cut into up to ten equal ranges.
         let mut order: Vec<u32> = (0..history.keys.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| history.keys[a as usize].cmp(&history.keys[b as usize]));

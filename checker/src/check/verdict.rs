@@ -189,6 +189,35 @@ pub struct Staleness {
     pub t_visibility_ms: Distribution,
     /// The same per key range (up to ten ranges of keys, sorted by name).
     pub ranges: Vec<RangeStaleness>,
+    /// Every get by its k-staleness: `[k, gets]`, ascending k (k = 0: the
+    /// gets that saw every acknowledged write).
+    pub k_histogram: Vec<(u64, u64)>,
+    /// Stale gets by t-visibility: `[upper bound ms, gets]`, buckets ten
+    /// to a decade from 0.01 ms (a get falls in the first bucket whose
+    /// bound is at least its t-visibility); empty buckets left out.
+    pub t_visibility_histogram_ms: Vec<(f64, u64)>,
+}
+
+/// Upper bound (ms) of t-visibility bucket `index`: ten to a decade from
+/// 0.01 ms.
+pub(crate) fn t_visibility_bound_ms(index: u32) -> f64 {
+    0.01 * 10f64.powf(f64::from(index) / 10.0)
+}
+
+/// The bucket of a t-visibility (ms).
+pub(crate) fn t_visibility_bucket(ms: f64) -> u32 {
+    if ms <= 0.01 {
+        return 0;
+    }
+    let mut index = ((ms / 0.01).log10() * 10.0).ceil().max(0.0) as u32;
+    // Rounding at a bound: the first bucket whose bound holds it.
+    while index > 0 && t_visibility_bound_ms(index - 1) >= ms {
+        index -= 1;
+    }
+    while t_visibility_bound_ms(index) < ms {
+        index += 1;
+    }
+    index
 }
 
 /// Session guarantees, measured per process (never violations).
@@ -258,4 +287,24 @@ pub struct Verdict {
     pub counts: Counts,
     /// Stale reads found in eventual mode (measured, not violations).
     pub stale_reads_measured: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_t_visibility_falls_in_the_first_bucket_whose_bound_holds_it() {
+        assert_eq!(t_visibility_bucket(0.0), 0);
+        assert_eq!(t_visibility_bucket(0.01), 0);
+        assert_eq!(t_visibility_bucket(0.0101), 1);
+        // 1 ms is bucket 20's bound exactly (0.01 · 10^2).
+        assert_eq!(t_visibility_bucket(1.0), 20);
+        assert_eq!(t_visibility_bucket(1.0001), 21);
+        for ms in [0.02, 0.5, 3.3, 47.0, 1234.5, 98765.0] {
+            let bucket = t_visibility_bucket(ms);
+            assert!(t_visibility_bound_ms(bucket) >= ms, "{ms}");
+            assert!(t_visibility_bound_ms(bucket - 1) < ms, "{ms}");
+        }
+    }
 }
