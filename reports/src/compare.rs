@@ -452,7 +452,8 @@ pub struct Side {
 }
 
 /// The settings two runs must share to be compared: the spec, the
-/// cluster's shape and the load (not where the files were).
+/// cluster's shape and settings, and the load (not where the files were);
+/// and the seed and the faults (see [`difference`]).
 const SAME: [(&str, &[&str]); 3] = [
     ("spec", &["name"]),
     (
@@ -467,6 +468,12 @@ const SAME: [(&str, &[&str]); 3] = [
             "partitions",
             "versioning",
             "sync",
+            "batch_interval_ms",
+            "sloppy_quorum",
+            "read_repair",
+            "request_timeout_ms",
+            "anti_entropy_interval_ms",
+            "tombstone_grace_ms",
         ],
     ),
     (
@@ -506,7 +513,15 @@ pub fn load_side(path: &std::path::Path) -> Result<Side, crate::run_data::ReadEr
             .map(|entry| entry.path())
             .filter(|dir| dir.join("summary.json").is_file())
             .collect();
-        dirs.sort();
+        // In the order they were made: `run --repeat` numbers them 1, 2,
+        // ... 10, which sort as numbers, not as text.
+        dirs.sort_by_key(|dir| {
+            let name = dir
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name.parse::<u64>().unwrap_or(u64::MAX), name)
+        });
     }
     if dirs.is_empty() {
         return Err(crate::run_data::ReadError {
@@ -551,13 +566,34 @@ pub fn load_side(path: &std::path::Path) -> Result<Side, crate::run_data::ReadEr
     Ok(side)
 }
 
+/// The faults a run had, as `kind×windows` by kind (`none` without).
+fn fault_signature(summary: &serde_json::Value) -> String {
+    let kinds: Vec<String> = summary["faults"]["by_kind"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|kind| format!("{}×{}", kind["fault"].as_str().unwrap_or("?"), kind["windows"]))
+        .collect();
+    if kinds.is_empty() {
+        "none".into()
+    } else {
+        kinds.join(", ")
+    }
+}
+
 /// The first setting in which two runs differ, in words (settings named
-/// in `allowed`, as `section.field`, may differ); `None` when they can be
-/// compared.
+/// in `allowed`, as `section.field`, `seed` or `faults`, may differ);
+/// `None` when they can be compared. A setting an older summary does not
+/// record at all is not held against it.
 pub fn difference(a: &serde_json::Value, b: &serde_json::Value, allowed: &[String]) -> Option<String> {
+    let allows = |name: &str| allowed.iter().any(|allowed| allowed == name);
     for (section, fields) in SAME {
         for field in fields {
-            if allowed.iter().any(|name| *name == format!("{section}.{field}")) {
+            if allows(&format!("{section}.{field}")) {
+                continue;
+            }
+            let recorded = |summary: &serde_json::Value| summary[section].get(field).is_some();
+            if !recorded(a) || !recorded(b) {
                 continue;
             }
             let (left, right) = (&a[section][field], &b[section][field]);
@@ -565,6 +601,13 @@ pub fn difference(a: &serde_json::Value, b: &serde_json::Value, allowed: &[Strin
                 return Some(format!("{section}.{field}: {left} against {right}"));
             }
         }
+    }
+    if !allows("seed") && a["seed"] != b["seed"] {
+        return Some(format!("seed: {} against {}", a["seed"], b["seed"]));
+    }
+    let (left, right) = (fault_signature(a), fault_signature(b));
+    if !allows("faults") && left != right {
+        return Some(format!("faults: {left} against {right}"));
     }
     None
 }
@@ -871,6 +914,39 @@ mod tests {
             };
             assert_eq!(figure, theirs as f64 / 1000.0, "p{percentile}");
         }
+    }
+
+    #[test]
+    fn runs_of_other_settings_seeds_or_faults_are_named_unless_allowed() {
+        let run = serde_json::json!({
+            "seed": 1,
+            "spec": {"name": "cart"},
+            "cluster": {"sync": "batch", "batch_interval_ms": 5},
+            "load": {"target_rate": 1000.0},
+            "faults": {"by_kind": []},
+        });
+        assert_eq!(difference(&run, &run, &[]), None);
+        let mut other = run.clone();
+        other["cluster"]["batch_interval_ms"] = serde_json::json!(1);
+        assert_eq!(
+            difference(&run, &other, &[]).as_deref(),
+            Some("cluster.batch_interval_ms: 5 against 1")
+        );
+        assert_eq!(difference(&run, &other, &["cluster.batch_interval_ms".into()]), None);
+        // An older summary that does not record the setting at all.
+        let mut older = run.clone();
+        older["cluster"].as_object_mut().unwrap().remove("batch_interval_ms");
+        assert_eq!(difference(&older, &other, &[]), None);
+        let mut seeded = run.clone();
+        seeded["seed"] = serde_json::json!(2);
+        assert_eq!(difference(&run, &seeded, &[]).as_deref(), Some("seed: 1 against 2"));
+        let mut faulted = run.clone();
+        faulted["faults"]["by_kind"] = serde_json::json!([{"fault": "kill", "windows": 2}]);
+        assert_eq!(
+            difference(&run, &faulted, &[]).as_deref(),
+            Some("faults: none against kill×2")
+        );
+        assert_eq!(difference(&run, &faulted, &["faults".into()]), None);
     }
 
     #[test]

@@ -556,6 +556,26 @@ pub fn render(data: &RunData) -> String {
             if met { "met" } else { "MISSED" }
         );
     }
+    // The driver's own figures: whether it kept its schedule.
+    let driver = &summary["driver"];
+    if driver.is_object() {
+        let late = driver["operations_issued_late"].as_u64().unwrap_or(0);
+        let _ = writeln!(
+            page,
+            "<p{}>Driver: {:.0} % of one core; scheduler late by up to {:.1} ms ({late} operations issued more than \
+             10 ms late); {} operations waited for a free client.{}</p>",
+            if late > 0 { " class=\"invalid\"" } else { "" },
+            driver["cpu_share_of_one_core"].as_f64().unwrap_or(0.0) * 100.0,
+            driver["lag_max_ms"].as_f64().unwrap_or(0.0),
+            driver["operations_queued_for_a_client"].as_u64().unwrap_or(0),
+            if late > 0 {
+                " The driver fell behind: latencies still count from the intended start, but the offered rate \
+                 was not kept."
+            } else {
+                ""
+            }
+        );
+    }
     // The table `run` printed, from the rows summary.json keeps.
     let rows: Vec<crate::latency::Row> = serde_json::from_value(summary["latency"].clone()).unwrap_or_default();
     let _ = writeln!(

@@ -154,7 +154,8 @@ enum Command {
         #[arg(long)]
         html: Option<PathBuf>,
         /// A setting the two sides may differ in, on purpose (e.g.
-        /// `cluster.sync` to measure what sync = always costs); repeatable.
+        /// `cluster.sync` to measure what sync = always costs; `seed`;
+        /// `faults`, the kinds and number of faults); repeatable.
         #[arg(long = "allow-different", value_name = "SECTION.FIELD")]
         allowed: Vec<String>,
     },

@@ -441,6 +441,13 @@ fn local_cluster(request: &RunRequest, dir: &Path, proxied: bool) -> Result<(Clu
         "partitions": spec.partitions,
         "versioning": spec.versioning,
         "sync": spec.sync,
+        // The spec's settings as written (null: the node's default).
+        "batch_interval_ms": spec.batch_interval_ms,
+        "sloppy_quorum": spec.sloppy_quorum,
+        "read_repair": spec.read_repair,
+        "request_timeout_ms": spec.request_timeout_ms,
+        "anti_entropy_interval_ms": spec.anti_entropy_interval_ms,
+        "tombstone_grace_ms": spec.tombstone_grace_ms,
     });
     let cluster = Cluster {
         target: Target { nodes, n: spec.n },
