@@ -82,13 +82,16 @@ fn fault_bands<DB: DrawingBackend>(
             Rectangle::new([(fault.start_s, y.0), (end, y.1)], BAND.mix(0.6).filled())
         }))
         .map_err(|error| error.to_string())?;
+    // Labels a line apart in turn, so that faults close in time do not
+    // print over each other.
     chart
-        .draw_series(faults.iter().map(|fault| {
-            Text::new(
-                format!("{} {}", fault.kind, fault.targets),
-                (fault.start_s, y.1),
-                ("sans-serif", 11).into_font().color(&RGBColor(120, 60, 0)),
-            )
+        .draw_series(faults.iter().enumerate().map(|(index, fault)| {
+            EmptyElement::at((fault.start_s, y.1))
+                + Text::new(
+                    format!("{} {}", fault.kind, fault.targets),
+                    (2, 2 + 13 * (index % 3) as i32),
+                    ("sans-serif", 11).into_font().color(&RGBColor(120, 60, 0)),
+                )
         }))
         .map_err(|error| error.to_string())?;
     Ok(())
