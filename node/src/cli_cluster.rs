@@ -31,6 +31,7 @@ fn make_config(arguments: &ClusterArguments) -> Result<ClusterConfig, String> {
         settings,
         partitions: arguments.partitions,
         sync: arguments.sync.parse().map_err(|error| format!("--sync: {error}"))?,
+        segment_bytes: None,
         members: loopback_members(&ports)
             .into_iter()
             .enumerate()

@@ -36,6 +36,8 @@ pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 /// The smallest segment size a configuration may ask for (tests use small
 /// segments to exercise rolling and compaction).
 pub const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
+/// The largest segment size a cluster file may ask for.
+pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 /// Writes waiting for the storage thread at most; a full queue blocks the
 /// writer (back-pressure) rather than growing.
 pub const COMMIT_QUEUE_DEPTH: usize = 4_096;

@@ -183,7 +183,7 @@ fn open_storage(config: &ClusterConfig, name: &str, data_dir: &Path) -> Result<(
         sync: config.sync,
         // Compaction works on sealed segments: smaller segments let it
         // reclaim a partition's dead bytes long before 64 MiB of them.
-        segment_bytes_max: NODE_SEGMENT_BYTES,
+        segment_bytes_max: config.segment_bytes.unwrap_or(NODE_SEGMENT_BYTES),
         compaction: Some(CompactionPolicy::default()),
         ..StorageConfig::default()
     };

@@ -469,6 +469,7 @@ const SAME: [(&str, &[&str]); 3] = [
             "versioning",
             "sync",
             "batch_interval_ms",
+            "segment_bytes",
             "sloppy_quorum",
             "read_repair",
             "request_timeout_ms",

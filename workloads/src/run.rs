@@ -443,6 +443,7 @@ fn local_cluster(request: &RunRequest, dir: &Path, proxied: bool) -> Result<(Clu
         "sync": spec.sync,
         // The spec's settings as written (null: the node's default).
         "batch_interval_ms": spec.batch_interval_ms,
+        "segment_bytes": spec.segment_bytes,
         "sloppy_quorum": spec.sloppy_quorum,
         "read_repair": spec.read_repair,
         "request_timeout_ms": spec.request_timeout_ms,

@@ -93,6 +93,7 @@ impl Fields<'_> {
             versioning: cluster.versioning,
             sync: cluster.sync,
             batch_interval_ms: cluster.batch_interval_ms,
+            segment_bytes: cluster.segment_bytes,
             sloppy_quorum: cluster.sloppy_quorum,
             read_repair: cluster.read_repair,
             request_timeout_ms: cluster.request_timeout_ms,

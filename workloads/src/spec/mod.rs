@@ -151,6 +151,8 @@ pub struct ClusterSpec {
     pub sync: String,
     /// With `batch`: the interval.
     pub batch_interval_ms: Option<u64>,
+    /// The size at which a partition's segment is sealed.
+    pub segment_bytes: Option<u64>,
     /// Sloppy quorum with hinted handoff.
     pub sloppy_quorum: Option<bool>,
     /// Read repair.
@@ -546,6 +548,7 @@ impl Spec {
             partitions: cluster.partitions,
             sync: sync_policy(&cluster.sync, cluster.batch_interval_ms)
                 .map_err(|error| format!("[cluster] {error}"))?,
+            segment_bytes: cluster.segment_bytes,
             members,
             secret: None,
         };

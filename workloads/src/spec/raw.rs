@@ -89,6 +89,7 @@ pub(super) struct RawClusterSection {
     #[serde(default = "default_sync")]
     pub(super) sync: String,
     pub(super) batch_interval_ms: Option<u64>,
+    pub(super) segment_bytes: Option<u64>,
     pub(super) sloppy_quorum: Option<bool>,
     pub(super) read_repair: Option<bool>,
     pub(super) request_timeout_ms: Option<u64>,
