@@ -959,15 +959,26 @@ impl Dag {
     /// Marks every version that has a strict descendant in `members` (one
     /// linear pass).
     pub fn superseded_by(&self, members: impl Fn(u32) -> bool) -> Vec<bool> {
-        let mut marked = vec![false; self.len()];
+        self.least_below(|version| members(version).then_some(0))
+            .into_iter()
+            .map(|least| least != u64::MAX)
+            .collect()
+    }
+
+    /// For every version, the least `weight` among its strict descendants
+    /// that have one (`u64::MAX` where none does), in one linear pass
+    /// (versions are numbered parents first).
+    pub fn least_below(&self, weight: impl Fn(u32) -> Option<u64>) -> Vec<u64> {
+        let mut least = vec![u64::MAX; self.len()];
         for version in (0..self.len() as u32).rev() {
-            if members(version) || marked[version as usize] {
+            let here = weight(version).unwrap_or(u64::MAX).min(least[version as usize]);
+            if here != u64::MAX {
                 for &parent in self.parents(version) {
-                    marked[parent as usize] = true;
+                    least[parent as usize] = least[parent as usize].min(here);
                 }
             }
         }
-        marked
+        least
     }
 }
 

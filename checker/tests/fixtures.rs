@@ -568,3 +568,36 @@ fn escaped_strings_read_as_themselves() {
         verdict.findings
     );
 }
+
+#[test]
+fn a_delete_after_the_get_excuses_the_invariant_but_not_the_staleness_measure() {
+    // a ← b acknowledged; process 1 then reads a (missing b); only later
+    // is b deleted. HISTORY.md excuses the miss for stale-read (a delete
+    // supersedes b), but the get did miss an acknowledged write: k = 1.
+    // A get invoked after the delete that returns nothing is not stale.
+    let lines = [
+        W_A[0],
+        W_A[1],
+        r#"{"type":"invoke","process":0,"op":5,"f":"get","key":"k"}"#,
+        r#"{"type":"ok","process":0,"op":5,"f":"get","values":["a"]}"#,
+        r#"{"type":"invoke","process":0,"op":1,"f":"put","key":"k","value":"b","context":["a"]}"#,
+        r#"{"type":"ok","process":0,"op":1,"f":"put"}"#,
+        r#"{"type":"invoke","process":1,"op":2,"f":"get","key":"k"}"#,
+        r#"{"type":"ok","process":1,"op":2,"f":"get","values":["a"]}"#,
+        r#"{"type":"invoke","process":0,"op":6,"f":"get","key":"k"}"#,
+        r#"{"type":"ok","process":0,"op":6,"f":"get","values":["b"]}"#,
+        r#"{"type":"invoke","process":0,"op":3,"f":"delete","key":"k","value":"t","context":["b"]}"#,
+        r#"{"type":"ok","process":0,"op":3,"f":"delete"}"#,
+        r#"{"type":"invoke","process":2,"op":4,"f":"get","key":"k"}"#,
+        r#"{"type":"ok","process":2,"op":4,"f":"get","values":[]}"#,
+    ];
+    let strict = verdict(Mode::Strict, &lines);
+    // Part 1 still holds the get to account (it returned a, which b
+    // supersedes); part 2 (missing b) is excused by the delete.
+    assert_eq!(strict.violations[&Invariant::StaleRead], 1, "{:?}", strict.findings);
+    assert_eq!(strict.findings[0].ops, vec![2, 0], "{:?}", strict.findings);
+    let eventual = verdict(Mode::Eventual, &lines);
+    assert_eq!(eventual.staleness.gets, 4);
+    assert_eq!(eventual.staleness.stale_gets, 1, "{:?}", eventual.staleness);
+    assert_eq!(eventual.staleness.k_histogram, vec![(0, 3), (1, 1)]);
+}

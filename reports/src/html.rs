@@ -454,15 +454,17 @@ fn staleness(check: &serde_json::Value) -> String {
         .into_iter()
         .map(|(k, gets)| (format!("{k:.0}"), gets))
         .collect();
+    let count = |value: &serde_json::Value| format!("{:.0}", value.as_f64().unwrap_or(0.0));
     let mut out = format!(
         "<h2>Staleness</h2>\n<p>{} of {} gets missed an acknowledged write (k-staleness p99 {}, max {}; t-visibility \
-         p99 {} ms, max {} ms).</p>\n",
+         p99 {} ms, max {} ms); {} returned a value an acknowledged write had superseded.</p>\n",
         number(&staleness["stale_gets"]),
         number(&staleness["gets"]),
-        number(&staleness["k"]["p99"]),
-        number(&staleness["k"]["max"]),
+        count(&staleness["k"]["p99"]),
+        count(&staleness["k"]["max"]),
         number(&staleness["t_visibility_ms"]["p99"]),
         number(&staleness["t_visibility_ms"]["max"]),
+        number(&check["stale_reads_measured"]),
     );
     let _ = writeln!(
         out,

@@ -239,11 +239,14 @@ impl<'a> KeyJudge<'a> {
     }
 }
 
-/// Versions a delete that did not fail supersedes: they need not be seen.
-pub(super) fn excused(history: &History, versions: &[u32], dag: &Dag) -> Vec<bool> {
-    dag.superseded_by(|number| {
+/// Per version, the invoke sequence number of the first delete that did
+/// not fail and supersedes it (`u64::MAX`: none). Such a version need not
+/// be seen (HISTORY.md, stale-read); staleness is measured against the
+/// deletes invoked before the get completed only (see [`Waiting::settle`]).
+pub(super) fn excused(history: &History, versions: &[u32], dag: &Dag) -> Vec<u64> {
+    dag.least_below(|number| {
         let operation = &history.operations[versions[number as usize] as usize];
-        operation.kind == Kind::Delete && operation.outcome != Outcome::Fail
+        (operation.kind == Kind::Delete && operation.outcome != Outcome::Fail).then_some(operation.invoke_seq)
     })
 }
 
@@ -256,6 +259,7 @@ pub(super) struct GetFacts {
     pub(super) process: u64,
     pub(super) invoke_seq: u64,
     pub(super) invoke_ns: u64,
+    pub(super) complete_seq: u64,
 }
 
 impl GetFacts {
@@ -266,6 +270,7 @@ impl GetFacts {
             process: get.process,
             invoke_seq: get.invoke_seq,
             invoke_ns: get.invoke_ns,
+            complete_seq: get.complete_seq,
         }
     }
 }
@@ -419,10 +424,17 @@ pub(super) struct AtMut<'a> {
 impl Waiting {
     /// Judges what the get missed once `excused` is known: stale-read part
     /// 2 and its k-staleness sample, and read-your-writes.
+    ///
+    /// The invariant excuses a missed put that any delete (even a later
+    /// one) supersedes, as HISTORY.md says. The staleness measure excuses
+    /// it only when that delete was invoked before the get completed (the
+    /// delete may be what the get saw); a get that returned an old value
+    /// and missed a put a delete superseded only later did miss an
+    /// acknowledged write, and counts as stale with its k.
     pub(super) fn settle(
         self,
         at: &mut AtMut<'_>,
-        excused: &[bool],
+        excused: &[u64],
         findings: &mut Findings,
         samples: &mut Samples,
         session: &mut SessionTally,
@@ -431,23 +443,16 @@ impl Waiting {
         let versions = at.versions;
         let operation = |number: u32| &history.operations[versions[number as usize] as usize];
         let get = self.get;
-        if self.mine.iter().any(|&number| !excused[number as usize]) {
+        let by_any_delete = |number: u32| excused[number as usize] != u64::MAX;
+        let by_a_delete_in_time = |number: u32| excused[number as usize] < get.complete_seq;
+        if self.mine.iter().any(|&number| !by_any_delete(number)) {
             session.misses.entry(get.process).or_insert((0, 0)).1 += 1;
         }
         if self.missed.is_empty() {
             // Sampled when the get was judged.
             return;
         }
-        let missed: Vec<u32> = self
-            .missed
-            .into_iter()
-            .filter(|&number| !excused[number as usize])
-            .collect();
-        if missed.is_empty() {
-            samples.gets.push((get.key, 0, None));
-            return;
-        }
-        for &number in &missed {
+        for &number in self.missed.iter().filter(|&&number| !by_any_delete(number)) {
             let put = operation(number);
             findings.add(Invariant::StaleRead, at.key, vec![get.id, put.id], || {
                 format!(
@@ -456,12 +461,21 @@ impl Waiting {
                 )
             });
         }
+        let missed: Vec<u32> = self
+            .missed
+            .into_iter()
+            .filter(|&number| !by_a_delete_in_time(number))
+            .collect();
+        if missed.is_empty() {
+            samples.gets.push((get.key, 0, None));
+            return;
+        }
         let mut k = 0u64;
         let mut oldest_ns = u64::MAX;
         at.dag.uncovered(
             &self.returned,
             &missed,
-            |number| excused[number as usize],
+            by_a_delete_in_time,
             |number| {
                 let version = operation(number);
                 version.kind == Kind::Put && version.outcome == Outcome::Ok && version.complete_seq < get.invoke_seq

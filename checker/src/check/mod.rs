@@ -7,9 +7,12 @@
 //!
 //! 1. the versions (puts and deletes, in invoke order) and their context
 //!    edges form a [`Dag`];
-//! 2. two linear passes mark what an acknowledged delete supersedes
-//!    (excused from "must be seen") and what any acknowledged write
-//!    supersedes (must not come back);
+//! 2. two linear passes mark what a delete that did not fail supersedes,
+//!    with when the first such delete began (excused from "must be seen":
+//!    by any such delete for the stale-read invariant, as HISTORY.md
+//!    says, but for the staleness measure only by one begun before the get
+//!    completed), and what any acknowledged write supersedes (must not
+//!    come back);
 //! 3. the key's events are replayed in observation order, keeping the
 //!    *frontier* of acknowledged puts (the maximal ones completed `ok` so
 //!    far, but those an acknowledged delete supersedes: missing them is
