@@ -169,6 +169,26 @@ pub struct StatsReport {
     /// it started (the latest last).
     #[serde(default)]
     pub transfers: Vec<TransferDescription>,
+    /// What the node process uses of its machine (zero where the node's
+    /// platform cannot say).
+    #[serde(default)]
+    pub process: ProcessFigures,
+}
+
+/// A node process's use of its machine, as it reads it of itself (so a
+/// soak of remote hosts needs no agent on them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessFigures {
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+    /// Open file descriptors.
+    pub open_fds: u64,
+    /// Threads.
+    pub threads: u64,
+    /// CPU time used since the process started (user + system), ms.
+    pub cpu_ms: u64,
+    /// Disk space its data directory takes (allocated blocks), bytes.
+    pub data_dir_bytes: u64,
 }
 
 /// A partition received as files from another node.

@@ -165,8 +165,9 @@ async fn run_async(arguments: ClientArguments) -> Result<(), String> {
         }
         ClientCommand::Stats => {
             let view = client.view().await.map_err(failed)?;
+            const MIB: f64 = 1024.0 * 1024.0;
             println!(
-                "{:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>10} {:>10}",
+                "{:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>10} {:>10} {:>8} {:>6} {:>7} {:>9}",
                 "name",
                 "coordinated",
                 "r-reads",
@@ -176,7 +177,11 @@ async fn run_async(arguments: ClientArguments) -> Result<(), String> {
                 "keys",
                 "bytes",
                 "exchanges",
-                "ae-repairs"
+                "ae-repairs",
+                "rss-MiB",
+                "fds",
+                "threads",
+                "data-MiB"
             );
             let mut repairs = Vec::new();
             let mut moved = Vec::new();
@@ -188,7 +193,7 @@ async fn run_async(arguments: ClientArguments) -> Result<(), String> {
                 match client.stats(*addr).await {
                     Ok(stats) => {
                         println!(
-                            "{name:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>10} {:>10}",
+                            "{name:<8} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>10} {:>10} {:>8.1} {:>6} {:>7} {:>9.1}",
                             stats.requests_coordinated(),
                             stats.protocol.replica_reads,
                             stats.protocol.replica_writes,
@@ -197,7 +202,11 @@ async fn run_async(arguments: ClientArguments) -> Result<(), String> {
                             stats.keys,
                             stats.bytes,
                             stats.protocol.exchanges,
-                            stats.protocol.entropy_repairs
+                            stats.protocol.entropy_repairs,
+                            stats.process.rss_bytes as f64 / MIB,
+                            stats.process.open_fds,
+                            stats.process.threads,
+                            stats.process.data_dir_bytes as f64 / MIB
                         );
                         repairs.extend(stats.needs_repair.into_iter().map(|repair| (name.clone(), repair)));
                         if !stats.transfers.is_empty() {

@@ -33,6 +33,7 @@ pub mod data_dir;
 pub mod launcher;
 pub mod limits;
 pub mod logging;
+pub mod process;
 pub mod server;
 pub mod storage;
 pub mod sync;

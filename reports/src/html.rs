@@ -666,6 +666,26 @@ pub fn render(data: &RunData) -> String {
             true
         )
     );
+    if let Some(nodes) = summary["node_resources"].as_object().filter(|nodes| !nodes.is_empty()) {
+        let mib = |value: &serde_json::Value| format!("{:.1}", value.as_f64().unwrap_or(0.0) / (1024.0 * 1024.0));
+        let mut table = Table::new(["node", "RSS MiB", "open fds", "threads", "CPU s", "data MiB"]);
+        for (addr, figures) in nodes {
+            table.row([
+                addr.clone(),
+                mib(&figures["rss_bytes"]),
+                plain(&figures["open_fds"]),
+                plain(&figures["threads"]),
+                format!("{:.1}", figures["cpu_ms"].as_f64().unwrap_or(0.0) / 1000.0),
+                mib(&figures["data_dir_bytes"]),
+            ]);
+        }
+        let _ = writeln!(
+            page,
+            "<h2>Nodes at the end of the load</h2>\n{}<p>As each node reports itself (its stats: /proc and its data \
+             directory); CPU since the node started.</p>",
+            table.html()
+        );
+    }
     let mut settings = Table::new(["setting", "value"]);
     for section in ["spec", "cluster", "load", "driver", "throughput"] {
         for (field, value) in summary[section].as_object().into_iter().flatten() {

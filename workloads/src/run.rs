@@ -103,17 +103,9 @@ fn timestamp(time: SystemTime) -> String {
     )
 }
 
-/// CPU seconds a process has used (from /proc), if it can be read.
+/// CPU a process has used (from /proc), if it can be read.
 fn process_cpu(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at ')'.
-    let after = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf reads a constant.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (ticks > 0).then(|| Duration::from_secs_f64((utime + stime) as f64 / ticks as f64))
+    dynamo_node::process::cpu(Some(pid))
 }
 
 /// Why a run could not be made (exit status 2). A run that was made but
@@ -622,6 +614,7 @@ fn summary_json(figures: &Figures<'_>) -> serde_json::Value {
         "final_reads": measured.final_reads,
         "keys_touched": measured.keys_touched,
         "repair": measured.repair,
+        "node_resources": measured.node_resources,
         "cart": measured.cart,
         "faults": {
             "windows": faults.windows.iter().map(|window| json!({
@@ -732,6 +725,22 @@ fn terminal_report(figures: &Figures<'_>) -> String {
         repair.entropy_repairs,
         repair.tombstones_reaped
     );
+    let resources: Vec<String> = measured
+        .node_resources
+        .iter()
+        .map(|(addr, figures)| {
+            format!(
+                "{addr} {} RSS, {} fds, {} threads, {} data",
+                human_bytes(figures.rss_bytes as f64),
+                figures.open_fds,
+                figures.threads,
+                human_bytes(figures.data_dir_bytes as f64)
+            )
+        })
+        .collect();
+    if !resources.is_empty() {
+        let _ = writeln!(out, "nodes at the end: {}", resources.join("; "));
+    }
     let versions: Vec<String> = measured
         .versions_per_read
         .iter()

@@ -72,6 +72,16 @@ fn a_short_cart_run_is_valid_exits_zero_and_leaves_its_run_directory() {
     assert_eq!(summary["sla"]["met"], true);
     assert_eq!(summary["cart"]["adds_missing"], 0);
     assert!(summary["throughput"]["operations"].as_u64().unwrap() > 0);
+    // Each node reported its own use of the machine at the end: memory,
+    // descriptors, threads and the data it wrote.
+    let resources = summary["node_resources"].as_object().unwrap();
+    assert_eq!(resources.len(), 5, "{resources:?}");
+    for (addr, figures) in resources {
+        for figure in ["rss_bytes", "open_fds", "threads", "data_dir_bytes"] {
+            assert!(figures[figure].as_u64().unwrap() > 0, "{addr}: {figure} in {figures}");
+        }
+    }
+    assert!(stdout.contains("nodes at the end: "), "{stdout}");
     // The history is checked the same way from the command line.
     let recheck = bench()
         .args([

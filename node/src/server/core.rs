@@ -402,6 +402,7 @@ impl Core {
                     millis: report.elapsed.as_millis() as u64,
                 })
                 .collect(),
+            process: crate::process::figures(None, &self.membership.data_dir),
         }
     }
 

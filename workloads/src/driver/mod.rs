@@ -99,6 +99,8 @@ pub struct Measured {
     pub cart: Option<CartFigures>,
     /// The nodes' repair counters at the end of the load.
     pub repair: RepairFigures,
+    /// Each node's use of its machine at the end of the load, by address.
+    pub node_resources: BTreeMap<String, dynamo_core::admin::ProcessFigures>,
     /// Latencies clamped to the histogram's bound.
     pub clamped: u64,
     /// What went wrong doing faults (a node that would not restart).
@@ -277,7 +279,7 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
         None => Vec::new(),
     };
     // Before the final reads, whose own read repairs are not the run's.
-    let repair = repair_figures(&seeds, spec.load.timeout).await;
+    let (repair, node_resources) = repair_figures(&seeds, spec.load.timeout).await;
     let (final_reads, keys_touched) =
         final_reads(&shared, &target, options.progress && !interrupted, interrupted).await;
     let events = shared.history.finish().map_err(|source| DriveError::History {
@@ -307,6 +309,7 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
         keys_touched,
         cart: spec.is_cart().then(|| cart_figures(&shared)),
         repair,
+        node_resources,
         fault_problems,
         clamped,
     })
@@ -333,11 +336,17 @@ pub struct RepairFigures {
     pub tombstones_reaped: u64,
 }
 
-async fn repair_figures(seeds: &[SocketAddr], timeout: Duration) -> RepairFigures {
+/// The nodes' repair counters, summed, and each node's resources.
+async fn repair_figures(
+    seeds: &[SocketAddr],
+    timeout: Duration,
+) -> (RepairFigures, BTreeMap<String, dynamo_core::admin::ProcessFigures>) {
     let client = Client::new(seeds.to_vec(), timeout);
     let mut figures = RepairFigures::default();
+    let mut resources = BTreeMap::new();
     for addr in seeds {
         if let Ok(stats) = client.stats(*addr).await {
+            resources.insert(addr.to_string(), stats.process.clone());
             let protocol = stats.protocol;
             figures.nodes += 1;
             figures.read_repairs += protocol.read_repairs;
@@ -348,7 +357,7 @@ async fn repair_figures(seeds: &[SocketAddr], timeout: Duration) -> RepairFigure
             figures.tombstones_reaped += protocol.tombstones_reaped;
         }
     }
-    figures
+    (figures, resources)
 }
 
 /// Waits (up to a minute) until no node holds hints: what was written
