@@ -24,5 +24,6 @@ pub mod html;
 pub mod latency;
 pub mod run_data;
 pub mod table;
+pub mod trend;
 
 pub use latency::{LatencyRecorder, Percentiles, Sla};
