@@ -164,22 +164,7 @@ pub struct OpComparison {
 /// Points of the spectrum drawn.
 const SPECTRUM_POINTS: usize = 40;
 
-/// A small deterministic generator (SplitMix64) for the resampling.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound.max(1) as u64) as usize
-    }
-}
+use crate::rng::Rng;
 
 /// The latency at each of `percentiles` (ascending; 100 = max), in
 /// milliseconds, in one pass over the histogram.

@@ -22,6 +22,7 @@ pub mod compare_html;
 pub mod hlog;
 pub mod html;
 pub mod latency;
+mod rng;
 pub mod run_data;
 pub mod table;
 pub mod trend;

@@ -162,20 +162,11 @@ pub fn judge(points: &[(f64, f64)], warmup_s: f64, floor_per_hour: f64) -> Trend
 mod tests {
     use super::*;
 
-    /// A small deterministic generator (SplitMix64), uniform in [0, 1).
-    struct Rng(u64);
-    impl Rng {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        }
-        /// Roughly normal, mean 0, sd 1 (sum of twelve uniforms).
-        fn normal(&mut self) -> f64 {
-            (0..12).map(|_| self.uniform()).sum::<f64>() - 6.0
-        }
+    use crate::rng::Rng;
+
+    /// Roughly normal, mean 0, sd 1 (the sum of twelve uniforms).
+    fn normal(rng: &mut Rng) -> f64 {
+        (0..12).map(|_| rng.uniform()).sum::<f64>() - 6.0
     }
 
     /// One window a minute for `hours`; a level of 100 MB, `leak` per hour,
@@ -185,7 +176,7 @@ mod tests {
         let mut noise = 0.0;
         (0..(hours * 60.0) as usize)
             .map(|minute| {
-                noise = rho * noise + (1.0 - rho * rho).sqrt() * rng.normal();
+                noise = rho * noise + (1.0 - rho * rho).sqrt() * normal(&mut rng);
                 let at = minute as f64 * 60.0;
                 (at, 100e6 + leak_per_hour * at / 3600.0 + 2e6 * noise)
             })
@@ -230,7 +221,7 @@ mod tests {
         let slow: Vec<(f64, f64)> = (0..600)
             .map(|minute| {
                 let at = minute as f64 * 60.0;
-                (at, 100e6 * (1.0 + 0.002 * at / 3600.0) + 1e4 * rng.normal())
+                (at, 100e6 * (1.0 + 0.002 * at / 3600.0) + 1e4 * normal(&mut rng))
             })
             .collect();
         assert_eq!(judge(&slow, 0.0, 0.0).verdict, TrendVerdict::Growing);
