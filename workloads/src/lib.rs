@@ -18,4 +18,5 @@ pub mod keys;
 pub mod progress;
 pub mod record;
 pub mod run;
+pub mod soak;
 pub mod spec;

@@ -122,6 +122,64 @@ enum Command {
         #[arg(long, default_value = "10s", value_parser = parse_idle, requires = "follow")]
         idle: std::time::Duration,
     },
+    /// Hours of the spec's load with its faults repeating, on one local
+    /// cluster, checked as it goes.
+    ///
+    /// The soak runs in generations of --generation: each drives the load on
+    /// keys of its own with the spec's fault schedule (drawn again from
+    /// seed + n), then final-reads its keys, retires them and is checked
+    /// at once: lost writes are found generation by generation and the
+    /// checker's memory stays flat. Every window records throughput,
+    /// errors, latency, findings, staleness, faults and each node's RSS,
+    /// descriptors, threads, CPU and data bytes (from the node's stats).
+    /// At the end (or Ctrl-C) memory, descriptors, threads and latency
+    /// that keep growing are reported as suspected leaks or drift.
+    ///
+    /// Example: dynamo-bench soak workloads/cart.toml --duration 8h
+    ///          dynamo-bench soak workloads/cart-faults.toml --duration 2m --generation 30s --window 5s
+    ///
+    /// Exit status: 0 clean, 1 a finding or a suspected leak, 2 bad input,
+    /// 3 interrupted before a whole generation ran.
+    Soak {
+        /// The workload spec (its [load] duration is ignored: see
+        /// --duration and --window).
+        spec: PathBuf,
+        /// How long in all (e.g. 2m, 8h).
+        #[arg(long, value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// One generation of keys: written for this long, then final-read,
+        /// checked and retired.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        generation: std::time::Duration,
+        /// How often each node's RSS, descriptors, threads, CPU and data
+        /// bytes are sampled (from its stats).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        window: std::time::Duration,
+        /// Target rate in operations per second, overriding the spec's.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Seed, overriding the spec's.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Add a seeded random schedule of these faults to each
+        /// generation (as `run --faults`).
+        #[arg(long, value_delimiter = ',')]
+        faults: Option<Vec<dynamo_bench::faults::FaultKind>>,
+        /// The soak directory [default: reports/soaks/<time>-<spec>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// End at the first generation with a finding, keeping what
+        /// reproduces it (its history, the one before, the seed).
+        #[arg(long)]
+        stop_on_violation: bool,
+        /// Keep every generation's history (by default a clean
+        /// generation's is dropped once the next is clean too).
+        #[arg(long)]
+        keep_history: bool,
+        /// No progress lines.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Compare two sets of runs of one spec: per operation type and
     /// percentile (p50 to p99.99, max), the two figures, their ratio, a
     /// 95 % interval for the ratio (a bootstrap over runs and over blocks
@@ -369,6 +427,34 @@ fn main() -> ExitCode {
             allowed,
         } => compare(&base, &new, threshold, json.as_deref(), html, &allowed),
         Command::Baseline(command) => baseline(command),
+        Command::Soak {
+            spec,
+            duration,
+            generation,
+            window,
+            rate,
+            seed,
+            faults,
+            out,
+            stop_on_violation,
+            keep_history,
+            quiet,
+        } => soak(
+            spec,
+            duration,
+            (generation, window),
+            Overrides {
+                duration: Some(generation),
+                rate,
+                seed,
+                routing: None,
+                faults,
+            },
+            out,
+            stop_on_violation,
+            keep_history,
+            quiet,
+        ),
         Command::Report { run_dir } => match dynamo_reports::html::write(&run_dir) {
             Ok(page) => {
                 println!("{}", page.display());
@@ -408,6 +494,56 @@ fn parse_threshold(text: &str) -> Result<f64, String> {
         Ok(value)
     } else {
         Err(format!("{text:?}: a threshold is between 0 and 100%"))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn soak(
+    spec: PathBuf,
+    duration: std::time::Duration,
+    (generation, window): (std::time::Duration, std::time::Duration),
+    overrides: Overrides,
+    out: Option<PathBuf>,
+    stop_on_violation: bool,
+    keep_history: bool,
+    quiet: bool,
+) -> ExitCode {
+    let mut spec = match Spec::load(&spec) {
+        Ok(spec) => spec,
+        Err(error) => {
+            eprintln!("dynamo-bench soak: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = spec.apply(&overrides) {
+        eprintln!("dynamo-bench soak: {error}");
+        return ExitCode::from(2);
+    }
+    let node_binary = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(error) => {
+            eprintln!("dynamo-bench soak: cannot find my own binary to start nodes: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match dynamo_bench::soak::soak(dynamo_bench::soak::SoakRequest {
+        spec,
+        duration,
+        generation,
+        window,
+        out,
+        node_binary,
+        progress: !quiet,
+        stop_on_violation,
+        keep_history,
+    }) {
+        Ok(result) if result.generations == 0 && result.interrupted => ExitCode::from(3),
+        Ok(result) if result.findings > 0 || !result.leaks.is_empty() => ExitCode::from(1),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dynamo-bench soak: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -73,8 +73,26 @@ async fn interrupt() {
     }
 }
 
+/// A runtime for the load, and a flag that turns true at the first SIGINT
+/// or SIGTERM (saying `what` happens then).
+pub(crate) fn runtime_stopped_by_interrupt(
+    what: &'static str,
+) -> Result<(tokio::runtime::Runtime, tokio::sync::watch::Receiver<bool>), RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    runtime.spawn(async move {
+        interrupt().await;
+        eprintln!("\ninterrupted: {what}");
+        let _ = stop_tx.send(true);
+    });
+    Ok((runtime, stop))
+}
+
 /// `YYYYMMDD-HHMMSS` in UTC.
-fn timestamp(time: SystemTime) -> String {
+pub(crate) fn timestamp(time: SystemTime) -> String {
     let seconds = time
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_secs())
@@ -143,10 +161,10 @@ pub enum RunError {
 
 /// The cluster a run drives: where its nodes are, and how the run
 /// describes it in `summary.json`; a local one is kept here to be stopped.
-struct Cluster {
-    target: Target,
-    description: serde_json::Value,
-    local: Option<Arc<Mutex<LocalCluster>>>,
+pub(crate) struct Cluster {
+    pub(crate) target: Target,
+    pub(crate) description: serde_json::Value,
+    pub(crate) local: Option<Arc<Mutex<LocalCluster>>>,
 }
 
 /// Runs the whole job.
@@ -186,18 +204,9 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         );
     }
     let history_path = dir.join("history.jsonl");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(RunError::Runtime)?;
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    runtime.spawn(async move {
-        interrupt().await;
-        eprintln!(
-            "\ninterrupted: stopping the load; the history is completed, checked and reported, then the nodes stop"
-        );
-        let _ = stop_tx.send(true);
-    });
+    let (runtime, stop) = runtime_stopped_by_interrupt(
+        "stopping the load; the history is completed, checked and reported, then the nodes stop",
+    )?;
     let options = DriveOptions {
         progress: request.progress,
         hlog: HistogramLog::start(&dir, started_at),
@@ -267,7 +276,7 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
 /// The run's faults, drawn before anything starts. Faults act on node
 /// processes this bench started: a run with faults on an existing cluster
 /// is refused.
-fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>) -> Result<Vec<Fault>, RunError> {
+pub(crate) fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>) -> Result<Vec<Fault>, RunError> {
     if cluster_file.is_some() && (spec.faults.random.is_some() || !spec.faults.events.is_empty()) {
         return Err(RunError::Spec(
             "faults act on node processes this bench starts: run them on a local cluster, not --cluster".into(),
@@ -309,7 +318,7 @@ fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>) -> Result<Vec<Fault>
 /// When the schedule has partitions: checks that they can be done here
 /// (root, nft) before anything starts, and removes the tables a killed
 /// bench left behind. True when a firewall is needed.
-fn partitions(spec: &Spec, faults: &[Fault], progress: bool) -> Result<bool, RunError> {
+pub(crate) fn partitions(spec: &Spec, faults: &[Fault], progress: bool) -> Result<bool, RunError> {
     // Asked for, even when this run's schedule drew none: a spec that
     // needs root fails the same way every time.
     let asked = spec
@@ -365,7 +374,11 @@ fn existing_cluster(file: &Path) -> Result<Cluster, RunError> {
 }
 
 /// A local cluster as the spec asks, started in `dir/cluster`.
-fn local_cluster(request: &RunRequest, dir: &Path, proxied: bool) -> Result<(Cluster, Option<Arc<Proxy>>), RunError> {
+pub(crate) fn local_cluster(
+    request: &RunRequest,
+    dir: &Path,
+    proxied: bool,
+) -> Result<(Cluster, Option<Arc<Proxy>>), RunError> {
     let spec = &request.spec.cluster;
     let cluster_dir = dir.join("cluster");
     if request.progress {
@@ -482,7 +495,7 @@ impl NodeCpu {
 
 /// Reads the history back and checks it in the spec's mode; returns the
 /// verdict, the seconds it took and what the faults did to availability.
-fn check_history(path: &Path, spec: &Spec, progress: bool) -> Result<(Verdict, f64, FaultReport), RunError> {
+pub(crate) fn check_history(path: &Path, spec: &Spec, progress: bool) -> Result<(Verdict, f64, FaultReport), RunError> {
     if progress {
         eprintln!("checking {}", path.display());
     }
@@ -516,7 +529,7 @@ fn check_history(path: &Path, spec: &Spec, progress: bool) -> Result<(Verdict, f
     ))
 }
 
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), RunError> {
+pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), RunError> {
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
     std::fs::write(path, text + "\n").map_err(|source| RunError::Io {
         path: path.to_path_buf(),
@@ -779,7 +792,7 @@ fn terminal_report(figures: &Figures<'_>) -> String {
 }
 
 /// Bytes as a person reads them: `812 B`, `3.4 KiB`, `1.2 MiB`, `5.0 GiB`.
-fn human_bytes(bytes: f64) -> String {
+pub(crate) fn human_bytes(bytes: f64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut value = bytes;
     let mut unit = 0;

@@ -1,0 +1,567 @@
+//! `dynamo-bench soak`: hours of the spec's load, with its faults
+//! repeating, against one local cluster, checked as it goes.
+//!
+//! # Generations and windows
+//!
+//! The soak runs in *generations* of `--generation` (default five
+//! minutes) while time is left of `--duration` (wall time). A
+//! generation drives the spec's load (open loop, as `run`) on keys of its
+//! own (the spec's prefix + `g<n>:`), with the spec's fault schedule drawn
+//! again from the spec's seed + n, then heals the faults, makes the final
+//! reads of its keys and retires them: no later operation touches them.
+//! So each generation's history is complete on its own and is checked as
+//! soon as it ends: lost writes and divergence are decided generation by
+//! generation, not only at the end, and the checker's memory is one
+//! generation's, however long the soak.
+//!
+//! # What is kept
+//!
+//! `OUT/generations/<n>/` holds the generation's interval logs and
+//! `check.json`; its `history.jsonl` is dropped once the generation and the
+//! next one are checked clean (the segments around a finding are kept), so
+//! the disk a soak takes stays bounded. `OUT/generations.jsonl` has one
+//! line a generation: throughput, errors, latency per operation type, the
+//! checker's findings and staleness, faults done. Every `--window`
+//! (default one minute) each node's memory, descriptors, threads, CPU and
+//! data bytes, as the node reports them in its stats, go to
+//! `OUT/windows.jsonl`.
+//!
+//! # The verdict
+//!
+//! At the end (or at Ctrl-C) each node's series are judged
+//! ([`dynamo_reports::trend`], after the first generation as warm-up):
+//! latency per generation, resources per window:
+//! memory, descriptors or threads that keep growing are a suspected leak;
+//! the data directory's growth is reported with its rate (new keys every
+//! generation make it grow); latency drift per operation type likewise.
+//! `OUT/soak.json` has it all. Exit status: 0 clean, 1 a finding or a
+//! suspected leak, 2 bad input, 3 interrupted before a whole generation.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use dynamo_core::admin::ProcessFigures;
+use dynamo_reports::hlog::HistogramLog;
+use dynamo_reports::table::Table;
+use dynamo_reports::trend::{judge, Trend, TrendVerdict};
+use dynamo_reports::Percentiles;
+use serde_json::json;
+
+use crate::driver::{drive, DriveOptions};
+use crate::faults::firewall::Firewall;
+use crate::faults::World;
+use crate::run::{
+    check_history, fault_schedule, human_bytes, local_cluster, partitions, runtime_stopped_by_interrupt, write_json,
+    RunError, RunRequest,
+};
+use crate::spec::Spec;
+use dynamo_node::sync::Recover;
+
+/// A growth rate this small (a share of the level, per hour) is not a
+/// leak, however sure the slope: 1 % an hour is 24 % a day.
+pub const LEAK_FLOOR_PER_HOUR: f64 = 0.01;
+
+/// How `soak` was asked to run.
+pub struct SoakRequest {
+    /// The spec, overrides applied.
+    pub spec: Spec,
+    /// How long in all (wall time: generations start while there is time
+    /// left).
+    pub duration: Duration,
+    /// One generation of keys: written for this long, then retired.
+    pub generation: Duration,
+    /// One window: each node's resources are sampled this often.
+    pub window: Duration,
+    /// The soak directory (default `reports/soaks/<time>-<spec>`).
+    pub out: Option<PathBuf>,
+    /// The binary that runs a node.
+    pub node_binary: PathBuf,
+    /// Show progress.
+    pub progress: bool,
+    /// End at the first generation with a finding.
+    pub stop_on_violation: bool,
+    /// Keep every generation's history, clean or not.
+    pub keep_history: bool,
+}
+
+/// What a soak found.
+pub struct SoakResult {
+    /// The soak directory.
+    pub dir: PathBuf,
+    /// Generations run to the end.
+    pub generations: u64,
+    /// Findings of the checker over all generations.
+    pub findings: u64,
+    /// Suspected leaks, in words.
+    pub leaks: Vec<String>,
+    /// Ctrl-C stopped it.
+    pub interrupted: bool,
+}
+
+/// Generation `n`'s spec: its own keys, duration, seed (warm-up only for
+/// the first).
+fn generation_spec(spec: &Spec, window: Duration, generation: u64) -> Spec {
+    let mut spec = spec.clone();
+    spec.keys.prefix = format!("{}g{generation}:", spec.keys.prefix);
+    spec.load.duration = window;
+    if generation > 1 {
+        spec.load.warmup = Duration::ZERO;
+    }
+    spec.seed = spec.seed.wrapping_add(generation - 1);
+    spec
+}
+
+/// One node sampled: seconds from the start, its name, its resources and
+/// the keys it holds.
+type Sample = (f64, String, ProcessFigures, u64);
+
+/// One series of a soak judged.
+#[derive(serde::Serialize)]
+struct Judged {
+    node: String,
+    figure: &'static str,
+    #[serde(flatten)]
+    trend: Trend,
+    /// A leak or drift (growth of memory, descriptors, threads, latency)
+    /// rather than expected growth (data).
+    counts: bool,
+}
+
+/// Runs the soak.
+///
+/// # Errors
+/// Bad input, a cluster that cannot start, a directory that cannot be
+/// written (exit status 2).
+pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
+    let spec = &request.spec;
+    if request.generation.is_zero() || request.duration < request.generation {
+        return Err(RunError::Spec(format!(
+            "--generation {:?} must be positive and at most --duration {:?}",
+            request.generation, request.duration
+        )));
+    }
+    if request.window < Duration::from_secs(1) {
+        return Err(RunError::Spec(format!("--window {:?}: at least 1 s", request.window)));
+    }
+    // At most this many generations fit (each takes at least its load).
+    let generations = (request.duration.as_secs_f64() / request.generation.as_secs_f64()).ceil() as u64;
+    let started_at = SystemTime::now();
+    let dir = request.out.clone().unwrap_or_else(|| {
+        PathBuf::from("reports/soaks").join(format!("{}-{}", crate::run::timestamp(started_at), spec.name))
+    });
+    // Every generation's faults, drawn before anything starts.
+    let mut schedules = Vec::new();
+    for generation in 1..=generations {
+        schedules.push(fault_schedule(
+            &generation_spec(spec, request.generation, generation),
+            None,
+        )?);
+    }
+    let all: Vec<_> = schedules.iter().flatten().cloned().collect();
+    let partitioned = partitions(spec, &all, request.progress)?;
+    let proxied = all.iter().any(|fault| fault.action.kind().is_link());
+    std::fs::create_dir_all(dir.join("generations")).map_err(|source| RunError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let run_request = RunRequest {
+        spec: spec.clone(),
+        out: Some(dir.clone()),
+        cluster_file: None,
+        node_binary: request.node_binary.clone(),
+        progress: request.progress,
+    };
+    let (cluster, proxy) = local_cluster(&run_request, &dir, proxied)?;
+    if request.progress {
+        eprintln!(
+            "soaking {} for {:.0} s: generations of {:.0} s, windows of {:.0} s, at {} ops/s; seed {}",
+            spec.name,
+            request.duration.as_secs_f64(),
+            request.generation.as_secs_f64(),
+            request.window.as_secs_f64(),
+            spec.load.rate,
+            spec.seed
+        );
+    }
+    let (runtime, stop) =
+        runtime_stopped_by_interrupt("the generation in flight stops; what ran is checked and reported")?;
+    // Each node's name by address, for the tables.
+    let names: BTreeMap<String, String> = cluster
+        .local
+        .as_ref()
+        .map(|local| {
+            local
+                .lock()
+                .recover()
+                .config()
+                .members
+                .iter()
+                .map(|member| (member.addr.to_string(), member.name.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let clock = Instant::now();
+    // The windows: every node's resources, sampled while the load runs.
+    let samples: Arc<std::sync::Mutex<Vec<Sample>>> = Arc::default();
+    {
+        let samples = Arc::clone(&samples);
+        let nodes = cluster.target.nodes.clone();
+        let (window, names) = (request.window, names.clone());
+        runtime.spawn(async move {
+            let addrs: Vec<std::net::SocketAddr> = nodes.iter().map(|(_, addr)| *addr).collect();
+            let client = dynamo_client::Client::new(addrs.clone(), Duration::from_secs(2));
+            let mut tick = tokio::time::interval(window);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                for addr in &addrs {
+                    if let Ok(stats) = client.stats(*addr).await {
+                        let name = names
+                            .get(&addr.to_string())
+                            .cloned()
+                            .unwrap_or_else(|| addr.to_string());
+                        samples
+                            .lock()
+                            .recover()
+                            .push((clock.elapsed().as_secs_f64(), name, stats.process, stats.keys));
+                    }
+                }
+            }
+        });
+    }
+    let generations_path = dir.join("generations.jsonl");
+    let mut generation_lines = String::new();
+    let firewall = partitioned.then(|| Arc::new(Firewall::new(cluster.target.nodes.clone())));
+    let (mut done, mut findings, mut faults_done, mut ops) = (0u64, 0u64, 0u64, 0u64);
+    let (mut history_written, mut history_kept) = (0u64, 0u64);
+    let mut previous_clean: Option<PathBuf> = None;
+    let mut first_generation_end_s = 0.0;
+    let mut series: BTreeMap<(String, &'static str), Vec<(f64, f64)>> = BTreeMap::new();
+    for (index, faults) in schedules.into_iter().enumerate() {
+        let generation = index as u64 + 1;
+        if *stop.borrow() || (generation > 1 && clock.elapsed() + request.generation > request.duration) {
+            break;
+        }
+        let generation_spec = generation_spec(spec, request.generation, generation);
+        let generation_dir = dir.join("generations").join(format!("{generation:05}"));
+        std::fs::create_dir_all(&generation_dir).map_err(|source| RunError::Io {
+            path: generation_dir.clone(),
+            source,
+        })?;
+        let history = generation_dir.join("history.jsonl");
+        let start_s = clock.elapsed().as_secs_f64();
+        let options = DriveOptions {
+            progress: false,
+            hlog: HistogramLog::start(&generation_dir, SystemTime::now()),
+            history: history.clone(),
+            stop: stop.clone(),
+            faults: cluster.local.clone().filter(|_| !faults.is_empty()).map(|local| {
+                let world = World {
+                    cluster: local,
+                    firewall: firewall.clone(),
+                    proxy: proxy.clone(),
+                    seed: generation_spec.seed,
+                };
+                (world, faults)
+            }),
+        };
+        let measured = runtime.block_on(drive(generation_spec.clone(), cluster.target.clone(), options))?;
+        let interrupted = *stop.borrow();
+        for problem in &measured.fault_problems {
+            eprintln!("note: generation {generation}: a fault went wrong: {problem}");
+        }
+        let (verdict, _, fault_report) = check_history(&history, &generation_spec, false)?;
+        write_json(
+            &generation_dir.join("check.json"),
+            &serde_json::to_value(&verdict).unwrap_or_default(),
+        )?;
+        let end_s = clock.elapsed().as_secs_f64();
+        if generation == 1 {
+            first_generation_end_s = end_s;
+        }
+        let at = (start_s + end_s) / 2.0;
+        let generation_findings: u64 = verdict.violations.values().sum();
+        findings += generation_findings;
+        faults_done += fault_report.windows.len() as u64;
+        let generation_ops: u64 = measured.totals.values().map(|pair| pair.intended.len()).sum();
+        let errors: u64 = measured.totals.values().map(|pair| pair.errors).sum();
+        ops += generation_ops;
+        let latency: BTreeMap<&String, Percentiles> = measured
+            .totals
+            .iter()
+            .map(|(op, pair)| (op, Percentiles::of(&pair.intended)))
+            .collect();
+        for (op, figures) in &latency {
+            series
+                .entry((format!("op {op}"), "p99_ms"))
+                .or_default()
+                .push((at, figures.p99_ms));
+        }
+        let bytes = std::fs::metadata(&history).map_or(0, |metadata| metadata.len());
+        history_written += bytes;
+        let record = json!({
+            "generation": generation,
+            "start_s": start_s,
+            "end_s": end_s,
+            "ops": generation_ops,
+            "ops_per_second": generation_ops as f64 / measured.measured_seconds.max(1e-9),
+            "errors": errors,
+            "latency": latency,
+            "valid": verdict.valid,
+            "violations": verdict.violations.iter().map(|(invariant, count)| (invariant.name(), *count)).collect::<BTreeMap<_, _>>(),
+            "stale_gets": verdict.staleness.stale_gets,
+            "gets": verdict.staleness.gets,
+            "faults": fault_report.windows.len(),
+            "history_bytes": bytes,
+        });
+        let _ = writeln!(generation_lines, "{record}");
+        std::fs::write(&generations_path, &generation_lines).map_err(|source| RunError::Io {
+            path: generations_path.clone(),
+            source,
+        })?;
+        // Disk: a clean generation's history goes once the next one is
+        // clean too; the two around a finding stay.
+        if verdict.valid && !request.keep_history {
+            if let Some(older) = previous_clean.take() {
+                let _ = std::fs::remove_file(&older);
+            }
+            previous_clean = Some(history.clone());
+        } else {
+            previous_clean = None;
+        }
+        if !interrupted {
+            done += 1;
+        }
+        if request.progress {
+            let p99 = latency.values().map(|figures| figures.p99_ms).fold(0.0, f64::max);
+            let rss = measured
+                .node_resources
+                .values()
+                .map(|figures| figures.rss_bytes)
+                .max()
+                .unwrap_or(0);
+            eprintln!(
+                "soak {:.0} s of {:.0} s: generation {generation} of {generations}: {:.0} ops/s, {errors} errors, p99 {p99:.2} ms, \
+                 {} findings ({findings} in all), {} faults, largest node RSS {}",
+                end_s,
+                request.duration.as_secs_f64(),
+                generation_ops as f64 / measured.measured_seconds.max(1e-9),
+                generation_findings,
+                fault_report.windows.len(),
+                human_bytes(rss as f64)
+            );
+        }
+        if interrupted || (request.stop_on_violation && !verdict.valid) {
+            if !verdict.valid {
+                eprintln!(
+                    "generation {generation} has findings: stopping (its history and the one before it are kept in {})",
+                    dir.join("generations").display()
+                );
+            }
+            break;
+        }
+    }
+    if let Some(local) = cluster.local.as_ref() {
+        for (name, why) in local.lock().recover().stop() {
+            eprintln!("note: node {name} did not stop cleanly: {why}");
+        }
+    }
+    let samples = std::mem::take(&mut *samples.lock().recover());
+    let mut window_lines = String::new();
+    for (at, node, figures, keys) in &samples {
+        let _ = writeln!(
+            window_lines,
+            "{}",
+            json!({"at_s": at, "node": node, "resources": figures, "keys": keys})
+        );
+        for (name, value) in [
+            ("rss_bytes", figures.rss_bytes),
+            ("open_fds", figures.open_fds),
+            ("threads", figures.threads),
+            ("data_dir_bytes", figures.data_dir_bytes),
+            ("keys", *keys),
+        ] {
+            series
+                .entry((node.clone(), name))
+                .or_default()
+                .push((*at, value as f64));
+        }
+    }
+    let windows_path = dir.join("windows.jsonl");
+    std::fs::write(&windows_path, window_lines).map_err(|source| RunError::Io {
+        path: windows_path.clone(),
+        source,
+    })?;
+    // Sampling rounds: the most any node answered.
+    let windows = series
+        .iter()
+        .filter(|((_, figure), _)| *figure == "rss_bytes")
+        .map(|(_, points)| points.len())
+        .max()
+        .unwrap_or(0);
+    for entry in walk_histories(&dir.join("generations")) {
+        history_kept += std::fs::metadata(entry).map_or(0, |metadata| metadata.len());
+    }
+    // The verdicts: after the first generation, as warm-up.
+    let warmup_s = first_generation_end_s;
+    let judged: Vec<Judged> = series
+        .iter()
+        .map(|((node, figure), points)| Judged {
+            node: node.clone(),
+            figure,
+            trend: judge(points, warmup_s, LEAK_FLOOR_PER_HOUR),
+            counts: !matches!(*figure, "data_dir_bytes" | "keys"),
+        })
+        .collect();
+    // Memory grows with the keys a node holds (its key directory): every
+    // generation adds keys. So memory is a suspected leak only when it
+    // grows faster, relative to its level, than the node's keys do.
+    let relative = |judged: &Judged| judged.trend.per_hour / judged.trend.mean.abs().max(f64::MIN_POSITIVE);
+    let keys_rate: BTreeMap<String, f64> = judged
+        .iter()
+        .filter(|judged| judged.figure == "keys")
+        .map(|judged| (judged.node.clone(), relative(judged)))
+        .collect();
+    let explained = |judged: &Judged| {
+        judged.figure == "rss_bytes"
+            && keys_rate.get(&judged.node).is_some_and(|keys| {
+                // The low end of memory's rate, relative, within the keys'
+                // rate plus the floor.
+                judged.trend.low / judged.trend.mean.abs().max(f64::MIN_POSITIVE) <= keys + LEAK_FLOOR_PER_HOUR
+            })
+    };
+    let judged: Vec<Judged> = judged
+        .into_iter()
+        .map(|mut judged| {
+            if explained(&judged) {
+                judged.counts = false;
+            }
+            judged
+        })
+        .collect();
+    let leaks: Vec<String> = judged
+        .iter()
+        .filter(|judged| judged.counts && judged.trend.verdict == TrendVerdict::Growing)
+        .map(|judged| {
+            format!(
+                "{} {} grows {:+.3e} an hour (95 % interval {:.3e} to {:.3e}) on a mean of {:.3e}",
+                judged.node,
+                judged.figure,
+                judged.trend.per_hour,
+                judged.trend.low,
+                judged.trend.high,
+                judged.trend.mean
+            )
+        })
+        .collect();
+    let mut table = Table::new([
+        "series",
+        "figure",
+        "mean",
+        "per hour",
+        "95% interval",
+        "points",
+        "verdict",
+    ]);
+    for judged in &judged {
+        // Bytes in MiB, latency in ms, counts as they are.
+        let (unit, scale) = match judged.figure {
+            "rss_bytes" | "data_dir_bytes" => (" MiB", 1024.0 * 1024.0),
+            "p99_ms" => (" ms", 1.0),
+            _ => ("", 1.0),
+        };
+        let shown = |value: f64| format!("{:.2}", value / scale);
+        table.row([
+            judged.node.clone(),
+            judged
+                .figure
+                .trim_end_matches("_bytes")
+                .trim_end_matches("_ms")
+                .to_string(),
+            format!("{}{unit}", shown(judged.trend.mean)),
+            if judged.trend.low.is_nan() {
+                "-".to_string()
+            } else {
+                format!("{:+.2}{unit}", judged.trend.per_hour / scale)
+            },
+            if judged.trend.low.is_nan() {
+                "-".to_string()
+            } else {
+                format!("[{}, {}]", shown(judged.trend.low), shown(judged.trend.high))
+            },
+            judged.trend.windows.to_string(),
+            match (judged.trend.verdict, judged.counts) {
+                (TrendVerdict::Growing, true) => "GROWING".to_string(),
+                (TrendVerdict::Growing, false) if judged.figure == "rss_bytes" => "growing with keys".to_string(),
+                (TrendVerdict::Growing, false) => "growing".to_string(),
+                (TrendVerdict::Shrinking, _) => "shrinking".to_string(),
+                (TrendVerdict::Flat, _) => "flat".to_string(),
+                (TrendVerdict::TooFewWindows, _) => "too few points".to_string(),
+            },
+        ]);
+    }
+    let interrupted = *stop.borrow();
+    write_json(
+        &dir.join("soak.json"),
+        &json!({
+            "format": "dynamo-bench soak v1",
+            "spec": { "name": spec.name, "path": spec.path.display().to_string() },
+            "seed": spec.seed,
+            "window_s": request.window.as_secs_f64(),
+            "generation_s": request.generation.as_secs_f64(),
+            "windows": windows,
+            "duration_s": request.duration.as_secs_f64(),
+            "generations": done,
+            "ops": ops,
+            "findings": findings,
+            "faults": faults_done,
+            "history_bytes_written": history_written,
+            "history_bytes_kept": history_kept,
+            "trends": judged,
+            "leaks": leaks,
+            "interrupted": interrupted,
+        }),
+    )?;
+    println!(
+        "soak {}: {done} generations, {windows} windows, {ops} operations, {faults_done} faults, {findings} findings",
+        spec.name
+    );
+    println!(
+        "history: {} written, {} kept on disk (clean generations' histories dropped)",
+        human_bytes(history_written as f64),
+        human_bytes(history_kept as f64)
+    );
+    print!("{}", table.text());
+    println!(
+        "(after the first generation as warm-up; GROWING = memory, descriptors, threads or latency rising by at least {:.0} % \
+         of its level an hour with the whole 95 % interval above zero, memory faster than the node's keys; data and keys \
+         grow with every generation's new keys)",
+        LEAK_FLOOR_PER_HOUR * 100.0
+    );
+    for leak in &leaks {
+        println!("suspected leak: {leak}");
+    }
+    println!("soak directory: {}", dir.display());
+    Ok(SoakResult {
+        dir,
+        generations: done,
+        findings,
+        leaks,
+        interrupted,
+    })
+}
+
+/// The generations' history files still on disk.
+fn walk_histories(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok) {
+        let history = entry.path().join("history.jsonl");
+        if history.is_file() {
+            found.push(history);
+        }
+    }
+    found
+}

@@ -1,0 +1,79 @@
+//! `dynamo-bench soak` as a person runs it, shortened: generations of keys
+//! checked one by one, windows of node resources, histories of clean
+//! generations dropped, trends judged, and the exit status saying so.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::show;
+
+#[test]
+fn a_short_soak_checks_each_generation_samples_the_nodes_and_bounds_its_disk() {
+    let dir = std::env::temp_dir().join(format!("dynamo-soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cart.toml");
+    let output = common::bench_logging("warn")
+        .args([
+            "soak",
+            spec.to_str().unwrap(),
+            "--duration",
+            "36s",
+            "--generation",
+            "8s",
+            "--window",
+            "1s",
+        ])
+        .args(["--rate", "200", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let soak = common::json(&dir.join("soak.json"));
+    // Every generation ran to its end and was checked clean.
+    let generations = soak["generations"].as_u64().unwrap();
+    assert!(generations >= 2, "{}", show(&output));
+    assert_eq!(soak["findings"], 0, "{}", show(&output));
+    let records = std::fs::read_to_string(dir.join("generations.jsonl")).unwrap();
+    assert_eq!(records.lines().count() as u64, generations);
+    for record in records.lines() {
+        let record: serde_json::Value = serde_json::from_str(record).unwrap();
+        assert_eq!(record["valid"], true, "{record}");
+        assert!(record["ops"].as_u64().unwrap() > 1000, "{record}");
+    }
+    // Each node sampled about once a second, by name, with its keys.
+    let windows = std::fs::read_to_string(dir.join("windows.jsonl")).unwrap();
+    for node in ["n1", "n2", "n3", "n4", "n5"] {
+        let samples: Vec<serde_json::Value> = windows
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|sample| sample["node"] == node)
+            .collect();
+        assert!(samples.len() >= 10, "{node}: {} samples", samples.len());
+        assert!(samples
+            .iter()
+            .all(|sample| sample["resources"]["rss_bytes"].as_u64().unwrap() > 0));
+    }
+    // Clean generations' histories are dropped but the last two: the disk
+    // holds less than was written.
+    let written = soak["history_bytes_written"].as_u64().unwrap();
+    let kept = soak["history_bytes_kept"].as_u64().unwrap();
+    assert!(kept > 0 && kept < written, "kept {kept} of {written}");
+    let histories = std::fs::read_dir(dir.join("generations"))
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().path().join("history.jsonl").is_file())
+        .count();
+    assert!(histories <= 2, "{histories} histories kept");
+    // Trends for every node's figures; the exit status follows the leaks.
+    let trends = soak["trends"].as_array().unwrap();
+    assert!(trends
+        .iter()
+        .any(|trend| trend["node"] == "n3" && trend["figure"] == "rss_bytes"));
+    let leaks = soak["leaks"].as_array().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(if leaks.is_empty() { 0 } else { 1 }),
+        "{}",
+        show(&output)
+    );
+    assert!(stdout.contains("soak directory:"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
