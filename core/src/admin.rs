@@ -183,6 +183,13 @@ pub struct ProcessFigures {
     pub rss_bytes: u64,
     /// Open file descriptors.
     pub open_fds: u64,
+    /// Of them, files under the data directory: segments held open for
+    /// reads grow with the data, so a soak judges them apart.
+    #[serde(default)]
+    pub data_fds: u64,
+    /// Of them, sockets (the listener, peers, clients).
+    #[serde(default)]
+    pub socket_fds: u64,
     /// Threads.
     pub threads: u64,
     /// CPU time used since the process started (user + system), ms.

@@ -41,6 +41,7 @@ fn make_config(arguments: &ClusterArguments) -> Result<ClusterConfig, String> {
             })
             .collect(),
         secret: None,
+        faults: None,
     };
     // Round-trip through the file format so that every check applies.
     ClusterConfig::parse(std::path::Path::new("<arguments>"), &config.to_toml()).map_err(|error| error.to_string())

@@ -154,6 +154,8 @@ struct RawCluster {
     secret_file: Option<PathBuf>,
     #[serde(default)]
     nodes: Vec<RawNode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    faults: Option<FaultCommands>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -320,6 +322,144 @@ pub struct ClusterConfig {
     /// authenticated, which a node accepts only when every member is on
     /// loopback).
     pub secret: Option<SecretSource>,
+    /// How a bench does faults to these nodes where they run (`[faults]`;
+    /// nodes ignore it).
+    pub faults: Option<FaultCommands>,
+}
+
+/// `[faults]`: the shell commands (`sh -c`) a bench runs to do faults to
+/// the nodes of a cluster it did not start, because each site controls
+/// its machines its own way (ssh and systemd, a container runtime, a
+/// cloud API). Placeholders: `{id}` (the node's id), `{host}` and `{port}`
+/// (from its `addr`), `{addr}`; in `partition` also the other side's
+/// `{peer_id}`, `{peer_host}`, `{peer_port}`, `{peer_addr}`. A command must
+/// return (start long-lived things in the background, their output
+/// redirected); a non-zero exit is a failed fault, reported.
+///
+/// ```toml
+/// [faults]
+/// kill = "ssh {host} sudo systemctl kill -s KILL dynamo@{id}"
+/// restart = "ssh {host} sudo systemctl start dynamo@{id}"
+/// pause = "ssh {host} sudo systemctl kill -s STOP dynamo@{id}"
+/// resume = "ssh {host} sudo systemctl kill -s CONT dynamo@{id}"
+/// partition = "ssh {host} sudo nft add rule inet dynamo_bench input ip saddr {peer_host} drop"
+/// heal = "ssh {host} sudo nft flush chain inet dynamo_bench input"
+/// ```
+///
+/// `kill` ends with `restart` (the node on the same data directory),
+/// `pause` with `resume`; `partition` runs once for every ordered pair of
+/// nodes on opposite sides (so each side drops the other), and `heal` once
+/// on every node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultCommands {
+    /// Kill the node (SIGKILL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill: Option<String>,
+    /// Start it again on its data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// Stop it (SIGSTOP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<String>,
+    /// Continue it (SIGCONT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// Cut the node (`{host}`) off from one across the cut (`{peer_host}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Undo every partition command on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heal: Option<String>,
+}
+
+/// The placeholders of a node in a fault command.
+const FAULT_PLACEHOLDERS: [&str; 4] = ["id", "host", "port", "addr"];
+
+impl FaultCommands {
+    /// Every command with its field name.
+    pub fn commands(&self) -> [(&'static str, Option<&str>); 6] {
+        [
+            ("kill", self.kill.as_deref()),
+            ("restart", self.restart.as_deref()),
+            ("pause", self.pause.as_deref()),
+            ("resume", self.resume.as_deref()),
+            ("partition", self.partition.as_deref()),
+            ("heal", self.heal.as_deref()),
+        ]
+    }
+
+    /// Checks every placeholder is known (`peer_*` only in `partition`).
+    fn check(&self) -> Result<(), String> {
+        for (field, command) in self.commands() {
+            let Some(command) = command else { continue };
+            if command.trim().is_empty() {
+                return Err(format!("faults.{field}: an empty command"));
+            }
+            expand(command, |name| {
+                let known = FAULT_PLACEHOLDERS.contains(&name)
+                    || (field == "partition"
+                        && name
+                            .strip_prefix("peer_")
+                            .is_some_and(|name| FAULT_PLACEHOLDERS.contains(&name)));
+                known.then(String::new)
+            })
+            .map_err(|why| {
+                format!(
+                    "faults.{field}: {why} (known: {{id}}, {{host}}, {{port}}, {{addr}}{}; {{{{ and }}}} are literal braces)",
+                    if field == "partition" {
+                        ", and {peer_id}, {peer_host}, {peer_port}, {peer_addr}"
+                    } else {
+                        ""
+                    }
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `template` with `member`'s (and `peer`'s) values in place (a
+    /// placeholder with no value is left as written; `check` refuses those).
+    pub fn fill(template: &str, member: &Member, peer: Option<&Member>) -> String {
+        let value = |member: &Member, name: &str| match name {
+            "id" => Some(member.name.clone()),
+            "host" => Some(member.addr.ip().to_string()),
+            "port" => Some(member.addr.port().to_string()),
+            "addr" => Some(member.addr.to_string()),
+            _ => None,
+        };
+        expand(template, |name| match name.strip_prefix("peer_") {
+            Some(name) => peer.and_then(|peer| value(peer, name)),
+            None => value(member, name),
+        })
+        .unwrap_or_else(|_| template.to_string())
+    }
+}
+
+/// `template` with each `{name}` replaced by `lookup(name)`; `{{` and `}}`
+/// are literal braces (an nft rule's `{ ... }`).
+fn expand(template: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find(['{', '}']) {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("{{").or_else(|| tail.strip_prefix("}}")) {
+            out.push_str(&tail[..1]);
+            rest = after;
+        } else if tail.starts_with('}') {
+            return Err(format!("a '}}' without its '{{' in {template:?}"));
+        } else {
+            let close = tail
+                .find('}')
+                .ok_or_else(|| format!("a '{{' without its '}}' in {template:?}"))?;
+            let name = &tail[1..close];
+            out.push_str(&lookup(name).ok_or_else(|| format!("unknown placeholder {{{name}}}"))?);
+            rest = &tail[close + 1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 impl ClusterConfig {
@@ -453,7 +593,11 @@ impl ClusterConfig {
             segment_bytes: raw.segment_bytes,
             members,
             secret,
+            faults: raw.faults,
         };
+        if let Some(faults) = &config.faults {
+            faults.check().map_err(invalid)?;
+        }
         config.check().map_err(invalid)?;
         Ok(config)
     }
@@ -561,6 +705,7 @@ impl ClusterConfig {
                     spare: member.spare,
                 })
                 .collect(),
+            faults: self.faults.clone(),
         };
         // Plain strings, numbers and booleans: serialising cannot fail.
         toml::to_string(&raw).unwrap_or_default()
@@ -638,6 +783,52 @@ addr = "127.0.0.1:7003"
             error.contains("segment_bytes = 100: between 4096 and 1073741824"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn fault_commands_round_trip_fill_in_and_name_a_bad_placeholder() {
+        let text = format!(
+            "{GOOD}[faults]\nkill = \"ssh {{host}} systemctl kill -s KILL dynamo@{{id}}\"\n\
+             partition = \"ssh {{host}} nft add rule inet t input ip saddr {{peer_host}} tcp dport {{port}} drop\"\n"
+        );
+        let config = ClusterConfig::parse(Path::new("c.toml"), &text).unwrap();
+        let faults = config.faults.clone().unwrap();
+        assert_eq!(faults.pause, None);
+        let again = ClusterConfig::parse(Path::new("c.toml"), &config.to_toml()).unwrap();
+        assert_eq!(again.faults, config.faults);
+        let (n1, n3) = (config.member("n1").unwrap(), config.member("n3").unwrap());
+        assert_eq!(
+            FaultCommands::fill(faults.kill.as_deref().unwrap(), n1, None),
+            "ssh 127.0.0.1 systemctl kill -s KILL dynamo@n1"
+        );
+        assert_eq!(
+            FaultCommands::fill(faults.partition.as_deref().unwrap(), n1, Some(n3)),
+            "ssh 127.0.0.1 nft add rule inet t input ip saddr 127.0.0.1 tcp dport 7001 drop"
+        );
+        // Doubled braces are literal.
+        let chain = "nft add chain t c {{ type filter hook input priority 0 ; }} # {id}";
+        assert_eq!(
+            FaultCommands::fill(chain, n1, None),
+            "nft add chain t c { type filter hook input priority 0 ; } # n1"
+        );
+        // A peer's placeholder outside `partition`, an unknown one, an
+        // unknown command: each named.
+        for (bad, expected) in [
+            (
+                "kill = \"kill {peer_id}\"",
+                "faults.kill: unknown placeholder {peer_id}",
+            ),
+            (
+                "pause = \"kill -STOP {pid}\"",
+                "faults.pause: unknown placeholder {pid}",
+            ),
+            ("heal = \"nft flush {host\"", "faults.heal: a '{' without its '}'"),
+            ("heal = \"nft { x }\"", "faults.heal: unknown placeholder { x }"),
+            ("reboot = \"ssh {host} reboot\"", "unknown field `reboot`"),
+        ] {
+            let error = error(&format!("{GOOD}[faults]\n{bad}\n"));
+            assert!(error.contains(expected), "{bad}: {error}");
+        }
     }
 
     #[test]

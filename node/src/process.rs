@@ -49,9 +49,26 @@ fn threads(pid: Option<u32>) -> Option<u64> {
         .and_then(|count| count.trim().parse().ok())
 }
 
-/// Open file descriptors.
-fn open_fds(pid: Option<u32>) -> Option<u64> {
-    Some(std::fs::read_dir(format!("{}/fd", proc_dir(pid))).ok()?.count() as u64)
+/// Open file descriptors: all of them, those on files under `data_dir`,
+/// and sockets. A descriptor closed while it is read is not counted.
+fn open_fds(pid: Option<u32>, data_dir: &Path) -> Option<(u64, u64, u64)> {
+    let data_dir = data_dir.canonicalize().unwrap_or_else(|_| data_dir.to_path_buf());
+    let (mut all, mut data, mut sockets) = (0, 0, 0);
+    for entry in std::fs::read_dir(format!("{}/fd", proc_dir(pid)))
+        .ok()?
+        .filter_map(Result::ok)
+    {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        all += 1;
+        if target.starts_with(&data_dir) {
+            data += 1;
+        } else if target.to_str().is_some_and(|target| target.starts_with("socket:")) {
+            sockets += 1;
+        }
+    }
+    Some((all, data, sockets))
 }
 
 /// The disk space the files under `dir` take (allocated blocks, so a
@@ -77,9 +94,12 @@ pub fn disk_bytes(dir: &Path) -> u64 {
 
 /// A process's figures (`None`: this process), with `data_dir`'s size.
 pub fn figures(pid: Option<u32>, data_dir: &Path) -> ProcessFigures {
+    let (open_fds, data_fds, socket_fds) = open_fds(pid, data_dir).unwrap_or((0, 0, 0));
     ProcessFigures {
         rss_bytes: rss_bytes(pid).unwrap_or(0),
-        open_fds: open_fds(pid).unwrap_or(0),
+        open_fds,
+        data_fds,
+        socket_fds,
         threads: threads(pid).unwrap_or(0),
         cpu_ms: cpu(pid).map_or(0, |cpu| cpu.as_millis() as u64),
         data_dir_bytes: disk_bytes(data_dir),
@@ -102,15 +122,19 @@ mod tests {
         // touched: each figure moves.
         std::fs::write(dir.join("sub").join("data"), vec![7u8; 1024 * 1024]).unwrap();
         let held = std::fs::File::open(dir.join("sub").join("data")).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let touched = vec![1u8; 64 * 1024 * 1024];
         let after = figures(None, &dir);
         assert!(after.data_dir_bytes >= 1024 * 1024, "{after:?}");
         assert!(after.open_fds > before.open_fds, "{before:?} {after:?}");
+        // Only this test opens files under its directory.
+        assert_eq!((before.data_fds, after.data_fds), (0, 1), "{after:?}");
+        assert!(after.socket_fds >= 1, "{after:?}");
         assert!(
             after.rss_bytes >= before.rss_bytes + 32 * 1024 * 1024,
             "{before:?} {after:?}"
         );
-        drop((held, touched));
+        drop((held, listener, touched));
         std::fs::remove_dir_all(&dir).unwrap();
         // A process that is not there: zeros, not a guess.
         let gone = figures(Some(u32::MAX), &dir);

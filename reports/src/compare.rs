@@ -460,6 +460,7 @@ const SAME: [(&str, &[&str]); 3] = [
             "request_timeout_ms",
             "anti_entropy_interval_ms",
             "tombstone_grace_ms",
+            "hint_age_max_ms",
         ],
     ),
     (

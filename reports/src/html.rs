@@ -485,7 +485,7 @@ fn staleness(check: &serde_json::Value) -> String {
 }
 
 /// A JSON value as a cell (not escaped: [`Table`] escapes).
-fn plain(value: &serde_json::Value) -> String {
+pub(crate) fn plain(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Number(number) => match number.as_f64() {
             Some(float) if number.is_f64() => format!("{float:.2}"),
@@ -668,12 +668,23 @@ pub fn render(data: &RunData) -> String {
     );
     if let Some(nodes) = summary["node_resources"].as_object().filter(|nodes| !nodes.is_empty()) {
         let mib = |value: &serde_json::Value| format!("{:.1}", value.as_f64().unwrap_or(0.0) / (1024.0 * 1024.0));
-        let mut table = Table::new(["node", "RSS MiB", "open fds", "threads", "CPU s", "data MiB"]);
+        let mut table = Table::new([
+            "node",
+            "RSS MiB",
+            "open fds",
+            "of them data files",
+            "sockets",
+            "threads",
+            "CPU s",
+            "data MiB",
+        ]);
         for (addr, figures) in nodes {
             table.row([
                 addr.clone(),
                 mib(&figures["rss_bytes"]),
                 plain(&figures["open_fds"]),
+                plain(&figures["data_fds"]),
+                plain(&figures["socket_fds"]),
                 plain(&figures["threads"]),
                 format!("{:.1}", figures["cpu_ms"].as_f64().unwrap_or(0.0) / 1000.0),
                 mib(&figures["data_dir_bytes"]),

@@ -14,6 +14,8 @@
 //! - [`html`]: `report.html`, one self-contained page of inline SVG plots
 //!   and tables per run.
 //!
+//! - [`soak`]: a soak directory read back, its trend table and `soak.html`.
+//!
 //! Run directories land under `reports/runs/` (ignored by git).
 
 pub mod check_text;
@@ -24,6 +26,7 @@ pub mod html;
 pub mod latency;
 mod rng;
 pub mod run_data;
+pub mod soak;
 pub mod table;
 pub mod trend;
 

@@ -123,7 +123,7 @@ fn read_json(path: &Path) -> Result<serde_json::Value, ReadError> {
 }
 
 /// Reads one interval log: its intervals by tag, microseconds.
-fn read_hlog(path: &Path) -> Result<OpLatency, ReadError> {
+pub(crate) fn read_hlog(path: &Path) -> Result<OpLatency, ReadError> {
     let bytes = std::fs::read(path).map_err(|io| error(path, io.to_string()))?;
     let mut deserializer = Deserializer::new();
     let fresh = || Histogram::<u64>::new(3).map_err(|creation| error(path, creation.to_string()));

@@ -135,8 +135,15 @@ enum Command {
     /// At the end (or Ctrl-C) memory, descriptors, threads and latency
     /// that keep growing are reported as suspected leaks or drift.
     ///
-    /// Example: dynamo-bench soak workloads/cart.toml --duration 8h
-    ///          dynamo-bench soak workloads/cart-faults.toml --duration 2m --generation 30s --window 5s
+    /// With --cluster FILE the nodes are wherever the file says; faults
+    /// run through the commands of its [faults] section (kill, restart,
+    /// pause, resume, partition, heal: e.g. ssh + systemd + nft, see
+    /// workloads/examples/cluster-3-hosts.toml), and each node's figures
+    /// come from its own stats, so nothing runs on the hosts but the nodes.
+    ///
+    /// Example: dynamo-bench soak workloads/soak.toml --duration 8h
+    ///          dynamo-bench soak workloads/soak.toml --duration 2m --generation 30s --window 5s
+    ///          dynamo-bench soak workloads/soak.toml --duration 8h --cluster /etc/dynamo/cluster.toml
     ///
     /// Exit status: 0 clean, 1 a finding or a suspected leak, 2 bad input,
     /// 3 interrupted before a whole generation ran.
@@ -168,6 +175,11 @@ enum Command {
         /// The soak directory [default: reports/soaks/<time>-<spec>].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Soak the running cluster this file describes (dynamo-node's
+        /// cluster.toml, with a [faults] section for faults) instead of
+        /// starting a local one.
+        #[arg(long)]
+        cluster: Option<PathBuf>,
         /// End at the first generation with a finding, keeping what
         /// reproduces it (its history, the one before, the seed).
         #[arg(long)]
@@ -234,12 +246,18 @@ enum Command {
     /// the SLA line), the percentile spectra, throughput, load balance,
     /// versions per read, the verdict, the faults and the settings.
     ///
+    /// Given a soak directory (it has soak.json), writes DIR/soak.html
+    /// instead: every window over time (each node's memory, descriptors,
+    /// threads, data and keys; latency and throughput), the faults as
+    /// bands, the trend verdicts and the generations.
+    ///
     /// Example: dynamo-bench report reports/runs/20261129-221736-cart
     ///
-    /// Exit status: 0 written, 2 not a run directory (the file named).
+    /// Exit status: 0 written, 2 not a run or soak directory (the file
+    /// named).
     Report {
         /// A run directory (what `run` leaves: summary.json, the interval
-        /// logs, history.jsonl, check.json).
+        /// logs, history.jsonl, check.json) or a soak directory.
         run_dir: PathBuf,
     },
     /// List the nft tables partition faults made (one per partition,
@@ -436,6 +454,7 @@ fn main() -> ExitCode {
             seed,
             faults,
             out,
+            cluster,
             stop_on_violation,
             keep_history,
             quiet,
@@ -450,12 +469,16 @@ fn main() -> ExitCode {
                 routing: None,
                 faults,
             },
-            out,
+            (out, cluster),
             stop_on_violation,
             keep_history,
             quiet,
         ),
-        Command::Report { run_dir } => match dynamo_reports::html::write(&run_dir) {
+        Command::Report { run_dir } => match if run_dir.join("soak.json").exists() {
+            dynamo_reports::soak::write(&run_dir)
+        } else {
+            dynamo_reports::html::write(&run_dir)
+        } {
             Ok(page) => {
                 println!("{}", page.display());
                 ExitCode::SUCCESS
@@ -503,7 +526,7 @@ fn soak(
     duration: std::time::Duration,
     (generation, window): (std::time::Duration, std::time::Duration),
     overrides: Overrides,
-    out: Option<PathBuf>,
+    (out, cluster_file): (Option<PathBuf>, Option<PathBuf>),
     stop_on_violation: bool,
     keep_history: bool,
     quiet: bool,
@@ -532,6 +555,7 @@ fn soak(
         generation,
         window,
         out,
+        cluster_file,
         node_binary,
         progress: !quiet,
         stop_on_violation,

@@ -22,6 +22,7 @@ use serde_json::json;
 use crate::driver::{drive, DriveError, DriveOptions, Measured, Target};
 use crate::faults::firewall::{self, Firewall};
 use crate::faults::proxy::{Calibration, Fronted, Proxy};
+use crate::faults::remote::Remote;
 use crate::faults::{Fault, FaultKind, Named, World};
 use crate::spec::Spec;
 use dynamo_node::sync::Recover;
@@ -165,6 +166,32 @@ pub(crate) struct Cluster {
     pub(crate) target: Target,
     pub(crate) description: serde_json::Value,
     pub(crate) local: Option<Arc<Mutex<LocalCluster>>>,
+    /// An existing cluster's fault commands (its file's `[faults]`).
+    pub(crate) remote: Option<Arc<Remote>>,
+}
+
+impl Cluster {
+    /// What `faults` act on (none when there are none): the local
+    /// cluster's processes, or an existing one's fault commands.
+    pub(crate) fn world(
+        &self,
+        faults: Vec<Fault>,
+        firewall: Option<Arc<Firewall>>,
+        proxy: Option<Arc<Proxy>>,
+        seed: u64,
+    ) -> Option<(World, Vec<Fault>)> {
+        if faults.is_empty() || (self.local.is_none() && self.remote.is_none()) {
+            return None;
+        }
+        let world = World {
+            cluster: self.local.clone(),
+            remote: self.remote.clone(),
+            firewall: firewall.filter(|_| self.local.is_some()),
+            proxy,
+            seed,
+        };
+        Some((world, faults))
+    }
 }
 
 /// Runs the whole job.
@@ -179,8 +206,12 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports/runs").join(format!("{}-{}", timestamp(started_at), spec.name)));
-    let faults = fault_schedule(spec, request.cluster_file.as_deref())?;
-    let partitioned = partitions(spec, &faults, request.progress)?;
+    let faults = fault_schedule(spec, request.cluster_file.as_deref(), true)?;
+    // Partitions on an existing cluster are its file's commands' business.
+    let partitioned = match request.cluster_file {
+        Some(_) => false,
+        None => partitions(spec, &faults, request.progress)?,
+    };
     std::fs::create_dir_all(&dir).map_err(|source| RunError::Io {
         path: dir.clone(),
         source,
@@ -212,15 +243,12 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
         hlog: HistogramLog::start(&dir, started_at),
         history: history_path.clone(),
         stop: stop.clone(),
-        faults: cluster.local.clone().filter(|_| !faults.is_empty()).map(|local| {
-            let world = World {
-                cluster: local,
-                firewall: partitioned.then(|| Arc::new(Firewall::new(cluster.target.nodes.clone()))),
-                proxy: proxy.clone(),
-                seed: spec.seed,
-            };
-            (world, faults)
-        }),
+        faults: cluster.world(
+            faults,
+            partitioned.then(|| Arc::new(Firewall::new(cluster.target.nodes.clone()))),
+            proxy.clone(),
+            spec.seed,
+        ),
     };
     let measured = runtime.block_on(drive(spec.clone(), cluster.target.clone(), options))?;
     let interrupted = *stop.borrow();
@@ -273,37 +301,59 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
     })
 }
 
-/// The run's faults, drawn before anything starts. Faults act on node
-/// processes this bench started: a run with faults on an existing cluster
-/// is refused.
-pub(crate) fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>) -> Result<Vec<Fault>, RunError> {
-    if cluster_file.is_some() && (spec.faults.random.is_some() || !spec.faults.events.is_empty()) {
-        return Err(RunError::Spec(
-            "faults act on node processes this bench starts: run them on a local cluster, not --cluster".into(),
-        ));
-    }
-    let nodes: Vec<String> = (1..=spec.cluster.nodes + spec.cluster.spares)
-        .map(|index| format!("n{index}"))
-        .collect();
+/// The run's faults, drawn before anything starts. On a local cluster
+/// they act on the processes this bench starts; on an existing one
+/// (`cluster_file`) through the file's `[faults]` commands, on its nodes
+/// by their ids, and only the kinds those can do (else refused, named).
+/// `notes`: say what was left out or not drawn (once, not for every
+/// generation of a soak).
+pub(crate) fn fault_schedule(spec: &Spec, cluster_file: Option<&Path>, notes: bool) -> Result<Vec<Fault>, RunError> {
+    let existing = cluster_file.map(ClusterConfig::load).transpose()?;
+    let nodes: Vec<String> = match &existing {
+        Some(config) => config
+            .members
+            .iter()
+            .filter(|member| !member.spare)
+            .map(|member| member.name.clone())
+            .collect(),
+        None => (1..=spec.cluster.nodes + spec.cluster.spares)
+            .map(|index| format!("n{index}"))
+            .collect(),
+    };
     let mut faults = spec.fault_schedule(&nodes);
+    if let (Some(config), Some(file)) = (&existing, cluster_file) {
+        let mut kinds: Vec<FaultKind> = faults.iter().map(|fault| fault.action.kind()).collect();
+        kinds.extend(
+            spec.faults
+                .random
+                .iter()
+                .flat_map(|random| random.kinds.iter().copied()),
+        );
+        kinds.sort();
+        kinds.dedup();
+        for kind in kinds {
+            Remote::can_do(config.faults.as_ref(), kind)
+                .map_err(|why| RunError::Spec(format!("{}: {why}", file.display())))?;
+        }
+    }
     let load = spec.load.warmup + spec.load.duration;
     let late: Vec<String> = faults
         .iter()
         .filter(|fault| fault.at >= load)
         .map(|fault| format!("{} at {:.1}s", fault.action.kind().name(), fault.at.as_secs_f64()))
         .collect();
-    if !late.is_empty() {
+    if !late.is_empty() && notes {
         eprintln!(
             "note: {} fault event(s) start after the load ends ({:.1}s with warm-up) and are left out: {}",
             late.len(),
             load.as_secs_f64(),
             late.join(", ")
         );
-        faults.retain(|fault| fault.at < load);
     }
+    faults.retain(|fault| fault.at < load);
     if let Some(random) = spec.faults.random.as_ref() {
         let drawn = faults.len() - spec.faults.events.iter().filter(|event| event.at < load).count();
-        if drawn == 0 {
+        if drawn == 0 && notes {
             eprintln!(
                 "note: the random fault schedule drew no fault: the load ({:.0}s with warm-up) leaves no room for one lasting {:.0}s before the last {:.0}s (quiet); run longer or shorten [faults] lasting/quiet",
                 load.as_secs_f64(),
@@ -349,7 +399,7 @@ pub(crate) fn partitions(spec: &Spec, faults: &[Fault], progress: bool) -> Resul
 }
 
 /// An existing cluster, from its file.
-fn existing_cluster(file: &Path) -> Result<Cluster, RunError> {
+pub(crate) fn existing_cluster(file: &Path) -> Result<Cluster, RunError> {
     let config = ClusterConfig::load(file)?;
     let nodes = config
         .members
@@ -370,6 +420,7 @@ fn existing_cluster(file: &Path) -> Result<Cluster, RunError> {
         target: Target { nodes, n: settings.n },
         description,
         local: None,
+        remote: Remote::of(&config).map(Arc::new),
     })
 }
 
@@ -454,11 +505,13 @@ pub(crate) fn local_cluster(
         "request_timeout_ms": spec.request_timeout_ms,
         "anti_entropy_interval_ms": spec.anti_entropy_interval_ms,
         "tombstone_grace_ms": spec.tombstone_grace_ms,
+        "hint_age_max_ms": spec.hint_age_max_ms,
     });
     let cluster = Cluster {
         target: Target { nodes, n: spec.n },
         description,
         local: Some(Arc::new(Mutex::new(local))),
+        remote: None,
     };
     Ok((cluster, proxy))
 }
@@ -625,6 +678,7 @@ fn summary_json(figures: &Figures<'_>) -> serde_json::Value {
             "one_version_share": one_version_share(&measured.versions_per_read),
         },
         "final_reads": measured.final_reads,
+        "final_reads_failed": measured.final_reads_failed,
         "keys_touched": measured.keys_touched,
         "repair": measured.repair,
         "node_resources": measured.node_resources,
@@ -743,9 +797,11 @@ fn terminal_report(figures: &Figures<'_>) -> String {
         .iter()
         .map(|(addr, figures)| {
             format!(
-                "{addr} {} RSS, {} fds, {} threads, {} data",
+                "{addr} {} RSS, {} fds ({} data files, {} sockets), {} threads, {} data",
                 human_bytes(figures.rss_bytes as f64),
                 figures.open_fds,
+                figures.data_fds,
+                figures.socket_fds,
                 figures.threads,
                 human_bytes(figures.data_dir_bytes as f64)
             )
@@ -753,6 +809,14 @@ fn terminal_report(figures: &Figures<'_>) -> String {
         .collect();
     if !resources.is_empty() {
         let _ = writeln!(out, "nodes at the end: {}", resources.join("; "));
+    }
+    if measured.final_reads_failed > 0 {
+        let _ = writeln!(
+            out,
+            "warning: {} of {} final reads failed with every fault healed: a node could not serve reads (the checker \
+             cannot judge its copies of those keys)",
+            measured.final_reads_failed, measured.final_reads
+        );
     }
     let versions: Vec<String> = measured
         .versions_per_read

@@ -45,17 +45,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use dynamo_core::admin::ProcessFigures;
 use dynamo_reports::hlog::HistogramLog;
-use dynamo_reports::table::Table;
 use dynamo_reports::trend::{judge, Trend, TrendVerdict};
 use dynamo_reports::Percentiles;
 use serde_json::json;
 
-use crate::driver::{drive, DriveOptions};
+use crate::driver::{drive, key_name, DriveOptions};
 use crate::faults::firewall::Firewall;
-use crate::faults::World;
 use crate::run::{
-    check_history, fault_schedule, human_bytes, local_cluster, partitions, runtime_stopped_by_interrupt, write_json,
-    RunError, RunRequest,
+    check_history, existing_cluster, fault_schedule, human_bytes, local_cluster, partitions,
+    runtime_stopped_by_interrupt, write_json, RunError, RunRequest,
 };
 use crate::spec::Spec;
 use dynamo_node::sync::Recover;
@@ -77,6 +75,9 @@ pub struct SoakRequest {
     pub window: Duration,
     /// The soak directory (default `reports/soaks/<time>-<spec>`).
     pub out: Option<PathBuf>,
+    /// An existing cluster's file, instead of a local cluster (faults
+    /// through its `[faults]` commands).
+    pub cluster_file: Option<PathBuf>,
     /// The binary that runs a node.
     pub node_binary: PathBuf,
     /// Show progress.
@@ -144,7 +145,10 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         )));
     }
     if request.window < Duration::from_secs(1) {
-        return Err(RunError::Spec(format!("--window {:?}: at least 1 s", request.window)));
+        return Err(RunError::Spec(format!(
+            "--window {:.3} s: at least 1 s",
+            request.window.as_secs_f64()
+        )));
     }
     // At most this many generations fit (each takes at least its load).
     let generations = (request.duration.as_secs_f64() / request.generation.as_secs_f64()).ceil() as u64;
@@ -157,11 +161,15 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
     for generation in 1..=generations {
         schedules.push(fault_schedule(
             &generation_spec(spec, request.generation, generation),
-            None,
+            request.cluster_file.as_deref(),
+            generation == 1,
         )?);
     }
     let all: Vec<_> = schedules.iter().flatten().cloned().collect();
-    let partitioned = partitions(spec, &all, request.progress)?;
+    let partitioned = match request.cluster_file {
+        Some(_) => false,
+        None => partitions(spec, &all, request.progress)?,
+    };
     let proxied = all.iter().any(|fault| fault.action.kind().is_link());
     std::fs::create_dir_all(dir.join("generations")).map_err(|source| RunError::Io {
         path: dir.clone(),
@@ -170,11 +178,14 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
     let run_request = RunRequest {
         spec: spec.clone(),
         out: Some(dir.clone()),
-        cluster_file: None,
+        cluster_file: request.cluster_file.clone(),
         node_binary: request.node_binary.clone(),
         progress: request.progress,
     };
-    let (cluster, proxy) = local_cluster(&run_request, &dir, proxied)?;
+    let (cluster, proxy) = match &request.cluster_file {
+        Some(file) => (existing_cluster(file)?, None),
+        None => local_cluster(&run_request, &dir, proxied)?,
+    };
     if request.progress {
         eprintln!(
             "soaking {} for {:.0} s: generations of {:.0} s, windows of {:.0} s, at {} ops/s; seed {}",
@@ -190,19 +201,11 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         runtime_stopped_by_interrupt("the generation in flight stops; what ran is checked and reported")?;
     // Each node's name by address, for the tables.
     let names: BTreeMap<String, String> = cluster
-        .local
-        .as_ref()
-        .map(|local| {
-            local
-                .lock()
-                .recover()
-                .config()
-                .members
-                .iter()
-                .map(|member| (member.addr.to_string(), member.name.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+        .target
+        .nodes
+        .iter()
+        .map(|(name, addr)| (addr.to_string(), name.clone()))
+        .collect();
     let clock = Instant::now();
     // The windows: every node's resources, sampled while the load runs.
     let samples: Arc<std::sync::Mutex<Vec<Sample>>> = Arc::default();
@@ -232,11 +235,17 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             }
         });
     }
+    let retirer = Arc::new(dynamo_client::Client::new(
+        cluster.target.nodes.iter().map(|(_, addr)| *addr).collect(),
+        spec.load.timeout,
+    ));
     let generations_path = dir.join("generations.jsonl");
+    let windows_path = dir.join("windows.jsonl");
     let mut generation_lines = String::new();
     let firewall = partitioned.then(|| Arc::new(Firewall::new(cluster.target.nodes.clone())));
     let (mut done, mut findings, mut faults_done, mut ops) = (0u64, 0u64, 0u64, 0u64);
     let (mut history_written, mut history_kept) = (0u64, 0u64);
+    let mut final_reads_failed = 0u64;
     let mut previous_clean: Option<PathBuf> = None;
     let mut first_generation_end_s = 0.0;
     let mut series: BTreeMap<(String, &'static str), Vec<(f64, f64)>> = BTreeMap::new();
@@ -258,15 +267,7 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             hlog: HistogramLog::start(&generation_dir, SystemTime::now()),
             history: history.clone(),
             stop: stop.clone(),
-            faults: cluster.local.clone().filter(|_| !faults.is_empty()).map(|local| {
-                let world = World {
-                    cluster: local,
-                    firewall: firewall.clone(),
-                    proxy: proxy.clone(),
-                    seed: generation_spec.seed,
-                };
-                (world, faults)
-            }),
+            faults: cluster.world(faults, firewall.clone(), proxy.clone(), generation_spec.seed),
         };
         let measured = runtime.block_on(drive(generation_spec.clone(), cluster.target.clone(), options))?;
         let interrupted = *stop.borrow();
@@ -282,6 +283,10 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         if generation == 1 {
             first_generation_end_s = end_s;
         }
+        // The generation's keys are done with: delete them (outside the
+        // checked history), so that once their tombstones are reaped the
+        // nodes' keys, memory and data stay level however long the soak.
+        let retired = runtime.block_on(retire(&retirer, &generation_spec, cluster.target.n));
         let at = (start_s + end_s) / 2.0;
         let generation_findings: u64 = verdict.violations.values().sum();
         findings += generation_findings;
@@ -289,6 +294,7 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         let generation_ops: u64 = measured.totals.values().map(|pair| pair.intended.len()).sum();
         let errors: u64 = measured.totals.values().map(|pair| pair.errors).sum();
         ops += generation_ops;
+        final_reads_failed += measured.final_reads_failed;
         let latency: BTreeMap<&String, Percentiles> = measured
             .totals
             .iter()
@@ -315,6 +321,15 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             "stale_gets": verdict.staleness.stale_gets,
             "gets": verdict.staleness.gets,
             "faults": fault_report.windows.len(),
+            "fault_windows": fault_report.windows.iter().map(|window| json!({
+                "fault": window.fault,
+                "targets": window.targets,
+                "start_s": start_s + window.start_ns as f64 / 1e9,
+                "end_s": window.end_ns.map(|end| start_s + end as f64 / 1e9),
+            })).collect::<Vec<_>>(),
+            "retired": retired,
+            "final_reads": measured.final_reads,
+            "final_reads_failed": measured.final_reads_failed,
             "history_bytes": bytes,
         });
         let _ = writeln!(generation_lines, "{record}");
@@ -322,6 +337,8 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             path: generations_path.clone(),
             source,
         })?;
+        // The windows so far, so a soak that dies leaves them.
+        write_windows(&windows_path, &samples.lock().recover())?;
         // Disk: a clean generation's history goes once the next one is
         // clean too; the two around a finding stay.
         if verdict.valid && !request.keep_history {
@@ -345,12 +362,14 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
                 .unwrap_or(0);
             eprintln!(
                 "soak {:.0} s of {:.0} s: generation {generation} of {generations}: {:.0} ops/s, {errors} errors, p99 {p99:.2} ms, \
-                 {} findings ({findings} in all), {} faults, largest node RSS {}",
+                 {} findings ({findings} in all), {} faults, {} final reads failed, {} keys retired, largest node RSS {}",
                 end_s,
                 request.duration.as_secs_f64(),
                 generation_ops as f64 / measured.measured_seconds.max(1e-9),
                 generation_findings,
                 fault_report.windows.len(),
+                measured.final_reads_failed,
+                retired.deleted,
                 human_bytes(rss as f64)
             );
         }
@@ -370,16 +389,15 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         }
     }
     let samples = std::mem::take(&mut *samples.lock().recover());
-    let mut window_lines = String::new();
+    write_windows(&windows_path, &samples)?;
     for (at, node, figures, keys) in &samples {
-        let _ = writeln!(
-            window_lines,
-            "{}",
-            json!({"at_s": at, "node": node, "resources": figures, "keys": keys})
-        );
         for (name, value) in [
             ("rss_bytes", figures.rss_bytes),
-            ("open_fds", figures.open_fds),
+            // Segments are held open for reads and come and go with the
+            // data; every other descriptor (sockets, pipes, the log)
+            // should stay level.
+            ("other_fds", figures.open_fds.saturating_sub(figures.data_fds)),
+            ("data_fds", figures.data_fds),
             ("threads", figures.threads),
             ("data_dir_bytes", figures.data_dir_bytes),
             ("keys", *keys),
@@ -390,11 +408,6 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
                 .push((*at, value as f64));
         }
     }
-    let windows_path = dir.join("windows.jsonl");
-    std::fs::write(&windows_path, window_lines).map_err(|source| RunError::Io {
-        path: windows_path.clone(),
-        source,
-    })?;
     // Sampling rounds: the most any node answered.
     let windows = series
         .iter()
@@ -413,7 +426,7 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             node: node.clone(),
             figure,
             trend: judge(points, warmup_s, LEAK_FLOOR_PER_HOUR),
-            counts: !matches!(*figure, "data_dir_bytes" | "keys"),
+            counts: !matches!(*figure, "data_dir_bytes" | "data_fds" | "keys"),
         })
         .collect();
     // Memory grows with the keys a node holds (its key directory): every
@@ -457,52 +470,11 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             )
         })
         .collect();
-    let mut table = Table::new([
-        "series",
-        "figure",
-        "mean",
-        "per hour",
-        "95% interval",
-        "points",
-        "verdict",
-    ]);
-    for judged in &judged {
-        // Bytes in MiB, latency in ms, counts as they are.
-        let (unit, scale) = match judged.figure {
-            "rss_bytes" | "data_dir_bytes" => (" MiB", 1024.0 * 1024.0),
-            "p99_ms" => (" ms", 1.0),
-            _ => ("", 1.0),
-        };
-        let shown = |value: f64| format!("{:.2}", value / scale);
-        table.row([
-            judged.node.clone(),
-            judged
-                .figure
-                .trim_end_matches("_bytes")
-                .trim_end_matches("_ms")
-                .to_string(),
-            format!("{}{unit}", shown(judged.trend.mean)),
-            if judged.trend.low.is_nan() {
-                "-".to_string()
-            } else {
-                format!("{:+.2}{unit}", judged.trend.per_hour / scale)
-            },
-            if judged.trend.low.is_nan() {
-                "-".to_string()
-            } else {
-                format!("[{}, {}]", shown(judged.trend.low), shown(judged.trend.high))
-            },
-            judged.trend.windows.to_string(),
-            match (judged.trend.verdict, judged.counts) {
-                (TrendVerdict::Growing, true) => "GROWING".to_string(),
-                (TrendVerdict::Growing, false) if judged.figure == "rss_bytes" => "growing with keys".to_string(),
-                (TrendVerdict::Growing, false) => "growing".to_string(),
-                (TrendVerdict::Shrinking, _) => "shrinking".to_string(),
-                (TrendVerdict::Flat, _) => "flat".to_string(),
-                (TrendVerdict::TooFewWindows, _) => "too few points".to_string(),
-            },
-        ]);
-    }
+    let trends: Vec<serde_json::Value> = judged
+        .iter()
+        .map(|judged| serde_json::to_value(judged).unwrap_or_default())
+        .collect();
+    let table = dynamo_reports::soak::trend_table(&trends);
     let interrupted = *stop.borrow();
     write_json(
         &dir.join("soak.json"),
@@ -517,16 +489,18 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             "generations": done,
             "ops": ops,
             "findings": findings,
+            "final_reads_failed": final_reads_failed,
             "faults": faults_done,
             "history_bytes_written": history_written,
             "history_bytes_kept": history_kept,
-            "trends": judged,
+            "trends": trends,
             "leaks": leaks,
             "interrupted": interrupted,
         }),
     )?;
     println!(
-        "soak {}: {done} generations, {windows} windows, {ops} operations, {faults_done} faults, {findings} findings",
+        "soak {}: {done} generations, {windows} windows, {ops} operations, {faults_done} faults, {findings} findings, \
+         {final_reads_failed} final reads failed",
         spec.name
     );
     println!(
@@ -544,6 +518,10 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
     for leak in &leaks {
         println!("suspected leak: {leak}");
     }
+    match dynamo_reports::soak::write(&dir) {
+        Ok(page) => println!("report: {}", page.display()),
+        Err(why) => eprintln!("note: the soak report could not be written: {why}"),
+    }
     println!("soak directory: {}", dir.display());
     Ok(SoakResult {
         dir,
@@ -552,6 +530,71 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         leaks,
         interrupted,
     })
+}
+
+/// `windows.jsonl`: one line a node a window.
+fn write_windows(path: &std::path::Path, samples: &[Sample]) -> Result<(), RunError> {
+    let mut lines = String::new();
+    for (at, node, figures, keys) in samples {
+        let _ = writeln!(
+            lines,
+            "{}",
+            json!({"at_s": at, "node": node, "resources": figures, "keys": keys})
+        );
+    }
+    std::fs::write(path, lines).map_err(|source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A retired generation's keys, deleted.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+struct Retired {
+    /// Keys deleted.
+    deleted: u64,
+    /// Keys with nothing live (never written, or checked out).
+    absent: u64,
+    /// Keys whose read or delete failed (left for anti-entropy; counted).
+    failed: u64,
+}
+
+/// Operations a retirement keeps in flight.
+const RETIRE_IN_FLIGHT: usize = 64;
+
+/// Deletes every live key of a generation: a read from all N replicas
+/// (from R when that fails) for the context, then a delete with it.
+async fn retire(client: &Arc<dynamo_client::Client>, spec: &Spec, replicas: usize) -> Retired {
+    let mut retired = Retired::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut absorb = |outcome: Result<Result<bool, dynamo_client::Error>, tokio::task::JoinError>| match outcome {
+        Ok(Ok(true)) => retired.deleted += 1,
+        Ok(Ok(false)) => retired.absent += 1,
+        _ => retired.failed += 1,
+    };
+    for index in 0..spec.keys.count {
+        while tasks.len() >= RETIRE_IN_FLIGHT {
+            if let Some(outcome) = tasks.join_next().await {
+                absorb(outcome);
+            }
+        }
+        let key = key_name(&spec.keys.prefix, index, spec.keys.count).into_bytes();
+        let client = Arc::clone(client);
+        tasks.spawn(async move {
+            let got = match client.get(&key, Some(replicas)).await {
+                Ok(got) => got,
+                Err(_) => client.get(&key, None).await?,
+            };
+            if got.values.is_empty() {
+                return Ok(false);
+            }
+            client.put(&key, None, &got.context, None).await.map(|()| true)
+        });
+    }
+    while let Some(outcome) = tasks.join_next().await {
+        absorb(outcome);
+    }
+    retired
 }
 
 /// The generations' history files still on disk.

@@ -221,8 +221,9 @@ fn bad_input_and_unreachable_clusters_exit_two_with_a_clear_message() {
         "{}",
         show(&output)
     );
-    // Faults on a cluster this bench did not start: refused before
-    // anything runs, even with --faults on a spec that has none.
+    // Faults on a cluster this bench did not start, whose file has no
+    // [faults] commands: refused before anything runs, even with --faults
+    // on a spec that has none.
     let output = bench()
         .args(["run", spec("cart.toml").to_str().unwrap(), "--faults", "kill"])
         .arg("--cluster")
@@ -233,7 +234,7 @@ fn bad_input_and_unreachable_clusters_exit_two_with_a_clear_message() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", show(&output));
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("not --cluster"),
+        String::from_utf8_lossy(&output.stderr).contains("need the cluster file's [faults] commands"),
         "{}",
         show(&output)
     );

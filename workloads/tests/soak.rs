@@ -38,6 +38,11 @@ fn a_short_soak_checks_each_generation_samples_the_nodes_and_bounds_its_disk() {
         let record: serde_json::Value = serde_json::from_str(record).unwrap();
         assert_eq!(record["valid"], true, "{record}");
         assert!(record["ops"].as_u64().unwrap() > 1000, "{record}");
+        // Its keys were deleted once it was checked (some were checked
+        // out by the load itself), and its final reads all answered.
+        assert!(record["retired"]["deleted"].as_u64().unwrap() > 0, "{record}");
+        assert_eq!(record["retired"]["failed"], 0, "{record}");
+        assert_eq!(record["final_reads_failed"], 0, "{record}");
     }
     // Each node sampled about once a second, by name, with its keys.
     let windows = std::fs::read_to_string(dir.join("windows.jsonl")).unwrap();
@@ -75,5 +80,9 @@ fn a_short_soak_checks_each_generation_samples_the_nodes_and_bounds_its_disk() {
         show(&output)
     );
     assert!(stdout.contains("soak directory:"), "{stdout}");
+    // The report: every node's memory plotted, the trends tabled.
+    let page = std::fs::read_to_string(dir.join("soak.html")).unwrap();
+    assert!(page.contains("resident memory") && page.contains("<svg"), "{page}");
+    assert!(page.contains("Trends") && page.contains("Generations"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -41,15 +41,16 @@ pub(super) struct CartBook {
 }
 
 /// Final reads: after a quiet period, every touched key through every
-/// node, asking all N replicas. Returns the reads made and the keys
-/// touched.
-pub(super) async fn final_reads(shared: &Arc<Shared>, target: &Target, progress: bool, skip: bool) -> (u64, u64) {
+/// node, asking all N replicas. Returns the reads made, those that failed
+/// (a node that cannot serve a read after every fault is healed) and the
+/// keys touched.
+pub(super) async fn final_reads(shared: &Arc<Shared>, target: &Target, progress: bool, skip: bool) -> (u64, u64, u64) {
     let spec = &shared.spec;
     let keys_touched: Vec<u64> = (0..spec.keys.count)
         .filter(|&key| shared.touched[key as usize].load(Ordering::Relaxed))
         .collect();
     if !spec.check.final_reads || skip {
-        return (0, keys_touched.len() as u64);
+        return (0, 0, keys_touched.len() as u64);
     }
     if progress {
         eprintln!(
@@ -61,11 +62,11 @@ pub(super) async fn final_reads(shared: &Arc<Shared>, target: &Target, progress:
         );
     }
     tokio::time::sleep(spec.check.quiet).await;
-    let reads = final_read_phase(shared, target, &keys_touched).await;
-    (reads, keys_touched.len() as u64)
+    let (reads, failed) = final_read_phase(shared, target, &keys_touched).await;
+    (reads, failed, keys_touched.len() as u64)
 }
 
-async fn final_read_phase(shared: &Arc<Shared>, target: &Target, keys: &[u64]) -> u64 {
+async fn final_read_phase(shared: &Arc<Shared>, target: &Target, keys: &[u64]) -> (u64, u64) {
     let jobs: Arc<Mutex<Vec<(u64, SocketAddr)>>> = Arc::new(Mutex::new(
         keys.iter()
             .flat_map(|&key| target.nodes.iter().map(move |(_, addr)| (key, *addr)))
@@ -74,12 +75,14 @@ async fn final_read_phase(shared: &Arc<Shared>, target: &Target, keys: &[u64]) -
     ));
     let seeds: Vec<SocketAddr> = target.nodes.iter().map(|(_, addr)| *addr).collect();
     let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
     for _ in 0..FINAL_READERS {
         let shared = shared.clone();
         let jobs = jobs.clone();
         let seeds = seeds.clone();
         let done = done.clone();
+        let failed = failed.clone();
         let n = target.n;
         readers.push(tokio::spawn(async move {
             let client = Client::new(seeds, shared.spec.load.timeout);
@@ -91,6 +94,8 @@ async fn final_read_phase(shared: &Arc<Shared>, target: &Target, keys: &[u64]) -
                 if let Outcome::Done(read) = worker.get(key, Some(n), Some(vec![addr]), true).await {
                     let items: HashSet<u64> = read.values.iter().flat_map(|value| cart_items(value)).collect();
                     shared.cart.lock().recover().finals.entry(key).or_insert(items);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
                 }
                 done.fetch_add(1, Ordering::Relaxed);
             }
@@ -99,7 +104,7 @@ async fn final_read_phase(shared: &Arc<Shared>, target: &Target, keys: &[u64]) -
     for reader in readers {
         let _ = reader.await;
     }
-    done.load(Ordering::Relaxed)
+    (done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed))
 }
 
 pub(super) fn cart_figures(shared: &Shared) -> CartFigures {

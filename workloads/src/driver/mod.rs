@@ -93,6 +93,9 @@ pub struct Measured {
     pub wall: Duration,
     /// Final reads made (ok or not).
     pub final_reads: u64,
+    /// Of them, failed: a node that could not serve a read with every
+    /// fault healed (the checker cannot judge that node's copy).
+    pub final_reads_failed: u64,
     /// Keys touched.
     pub keys_touched: u64,
     /// Cart figures, when the spec is a cart.
@@ -121,7 +124,6 @@ struct Shared {
     errors: AtomicU64,
     in_flight: AtomicU64,
     queued: AtomicU64,
-    key_width: usize,
     padding: Vec<u8>,
     /// N: the replicas a key has (for `any-replica` routing).
     replicas: usize,
@@ -140,8 +142,15 @@ impl Shared {
     }
 
     fn key_name(&self, index: u64) -> String {
-        format!("{}{:0width$}", self.spec.keys.prefix, index, width = self.key_width)
+        key_name(&self.spec.keys.prefix, index, self.spec.keys.count)
     }
+}
+
+/// Key `index` of a key space of `count` keys under `prefix`, zero-padded
+/// to the width of the largest index so names sort as numbers.
+pub fn key_name(prefix: &str, index: u64, count: u64) -> String {
+    let width = (count.max(2) - 1).to_string().len();
+    format!("{prefix}{index:0width$}")
 }
 
 /// Options of one drive.
@@ -280,7 +289,7 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
     };
     // Before the final reads, whose own read repairs are not the run's.
     let (repair, node_resources) = repair_figures(&seeds, spec.load.timeout).await;
-    let (final_reads, keys_touched) =
+    let (final_reads, final_reads_failed, keys_touched) =
         final_reads(&shared, &target, options.progress && !interrupted, interrupted).await;
     let events = shared.history.finish().map_err(|source| DriveError::History {
         path: options.history.clone(),
@@ -306,6 +315,7 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
         cpu,
         wall: load_end.saturating_duration_since(pace.load_start),
         final_reads,
+        final_reads_failed,
         keys_touched,
         cart: spec.is_cart().then(|| cart_figures(&shared)),
         repair,
@@ -399,7 +409,6 @@ impl Shared {
             errors: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             queued: AtomicU64::new(0),
-            key_width: (spec.keys.count.max(2) - 1).to_string().len(),
             padding: vec![b'.'; spec.keys.value_bytes],
             replicas: target.n,
             spec: spec.clone(),

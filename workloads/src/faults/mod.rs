@@ -11,6 +11,8 @@
 //!   traffic between groups of node addresses ([`firewall`]; root).
 //!   Shapes: isolate one node, majority/minority, random halves, a bridge,
 //!   a ring.
+//! - On a cluster this bench did not start (`--cluster FILE`): kill, pause
+//!   and partition through the file's `[faults]` commands ([`remote`]).
 //! - `disk`: kill the node, damage its data directory while it is down
 //!   (a flipped byte in a sealed or the active segment, a cut tail, a
 //!   deleted segment, or the whole directory wiped), restart it ([`disk`]).
@@ -38,6 +40,7 @@ pub mod firewall;
 pub mod membership;
 mod nemesis;
 pub mod proxy;
+pub mod remote;
 
 pub use nemesis::{Nemesis, World};
 

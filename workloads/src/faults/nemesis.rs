@@ -10,14 +10,18 @@ use dynamo_node::sync::Recover;
 
 use super::firewall::Firewall;
 use super::proxy::Proxy;
+use super::remote::Remote;
 use super::{disk, membership, Action, Fault, FaultKind, Named};
 use crate::keys::Rng;
 use crate::record::HistoryWriter;
 
-/// What the faults act on.
+/// What the faults act on: a local cluster's processes, or the nodes of
+/// a cluster file through its fault commands.
 pub struct World {
     /// The local cluster's processes.
-    pub cluster: Arc<Mutex<LocalCluster>>,
+    pub cluster: Option<Arc<Mutex<LocalCluster>>>,
+    /// A cluster this bench did not start, and its fault commands.
+    pub remote: Option<Arc<Remote>>,
     /// Partitions (when the schedule has any).
     pub firewall: Option<Arc<Firewall>>,
     /// The link proxy (when the schedule has link faults).
@@ -104,11 +108,28 @@ impl Nemesis {
 }
 
 fn inflict(world: &World, fault: Fault, history: &HistoryWriter, rng: &mut Rng) -> Result<Held, String> {
-    if let Action::Membership(kind) = fault.action {
-        return start_change(world, fault, kind, history);
-    }
     let kind = fault.action.kind().name();
-    let mut cluster = world.cluster.lock().recover();
+    if let Some(remote) = &world.remote {
+        let detail = remote
+            .inflict(&fault)
+            .map_err(|why| format!("{kind} on {}: {why}", fault.history_targets().join(",")))?;
+        history.fault(kind, "start", &fault.history_targets(), Some(&detail));
+        return Ok(Held {
+            until: Instant::now() + fault.lasting,
+            fault,
+            index: 0,
+            table: None,
+            change: None,
+        });
+    }
+    let local = world
+        .cluster
+        .as_ref()
+        .ok_or_else(|| format!("{kind}: no cluster to act on"))?;
+    if let Action::Membership(kind) = fault.action {
+        return start_change(local, fault, kind, history);
+    }
+    let mut cluster = local.lock().recover();
     let name = fault.targets.first().cloned().unwrap_or_default();
     let index = cluster
         .config()
@@ -183,11 +204,15 @@ fn inflict(world: &World, fault: Fault, history: &HistoryWriter, rng: &mut Rng) 
 
 /// Starts a membership change on a thread of its own (it lasts as long as
 /// its partitions take to move).
-fn start_change(world: &World, mut fault: Fault, kind: FaultKind, history: &HistoryWriter) -> Result<Held, String> {
+fn start_change(
+    local: &Arc<Mutex<LocalCluster>>,
+    mut fault: Fault,
+    kind: FaultKind,
+    history: &HistoryWriter,
+) -> Result<Held, String> {
     let drawn = fault.targets.first().cloned().unwrap_or_default();
-    let target = membership::settle_target(&world.cluster, kind, &drawn)?;
-    let index = world
-        .cluster
+    let target = membership::settle_target(local, kind, &drawn)?;
+    let index = local
         .lock()
         .recover()
         .config()
@@ -202,7 +227,7 @@ fn start_change(world: &World, mut fault: Fault, kind: FaultKind, history: &Hist
         _ => "asked to leave the ring, to be wiped and to join again",
     };
     history.fault(kind.name(), "start", &fault.targets, Some(detail));
-    let cluster = Arc::clone(&world.cluster);
+    let cluster = Arc::clone(local);
     let change = std::thread::spawn(move || membership::change(&cluster, kind, &target));
     Ok(Held {
         fault,
@@ -230,8 +255,20 @@ fn heal(world: &World, hold: &mut Held, history: &HistoryWriter, problems: &mut 
         history.fault(hold.fault.action.kind().name(), "end", &targets, Some(&detail));
         return;
     }
-    let mut cluster = world.cluster.lock().recover();
     let targets = hold.fault.history_targets();
+    let kind = hold.fault.action.kind().name();
+    if let Some(remote) = &world.remote {
+        let detail = remote.heal(&hold.fault).unwrap_or_else(|why| {
+            problems.push(format!("healing {kind} on {}: {why}", targets.join(",")));
+            format!("heal failed: {why}")
+        });
+        history.fault(kind, "end", &targets, Some(&detail));
+        return;
+    }
+    let Some(local) = world.cluster.as_ref() else {
+        return;
+    };
+    let mut cluster = local.lock().recover();
     let detail = match &hold.fault.action {
         Action::Kill | Action::Disk(_) => match cluster.start_node(hold.index) {
             Ok(()) => format!(

@@ -99,6 +99,7 @@ impl Fields<'_> {
             request_timeout_ms: cluster.request_timeout_ms,
             anti_entropy_interval_ms: cluster.anti_entropy_interval_ms,
             tombstone_grace_ms: cluster.tombstone_grace_ms,
+            hint_age_max_ms: cluster.hint_age_max_ms,
         })
     }
 

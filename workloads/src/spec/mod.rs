@@ -163,6 +163,8 @@ pub struct ClusterSpec {
     pub anti_entropy_interval_ms: Option<u64>,
     /// How long a tombstone every replica holds is kept.
     pub tombstone_grace_ms: Option<u64>,
+    /// How long a hint is kept before it is dropped (at most the grace).
+    pub hint_age_max_ms: Option<u64>,
 }
 
 /// The load.
@@ -541,6 +543,7 @@ impl Spec {
                 .anti_entropy_interval_ms
                 .unwrap_or(defaults.anti_entropy_interval_ms),
             tombstone_grace_ms: cluster.tombstone_grace_ms.unwrap_or(defaults.tombstone_grace_ms),
+            hint_age_max_ms: cluster.hint_age_max_ms.unwrap_or(defaults.hint_age_max_ms),
             ..defaults
         };
         let config = ClusterConfig {
@@ -551,6 +554,7 @@ impl Spec {
             segment_bytes: cluster.segment_bytes,
             members,
             secret: None,
+            faults: None,
         };
         config.check().map_err(|error| format!("[cluster] {error}"))?;
         Ok(config)

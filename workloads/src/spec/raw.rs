@@ -95,6 +95,7 @@ pub(super) struct RawClusterSection {
     pub(super) request_timeout_ms: Option<u64>,
     pub(super) anti_entropy_interval_ms: Option<u64>,
     pub(super) tombstone_grace_ms: Option<u64>,
+    pub(super) hint_age_max_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
