@@ -185,3 +185,99 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::types::{ClientId, ClientRequest, Effect, Message, Settings, Store, StoreError};
+    use super::super::Node;
+    use crate::ids::NodeId;
+    use crate::ring::Ring;
+    use crate::version::{Actor, SiblingSet};
+
+    struct Empty;
+
+    impl Store for Empty {
+        fn load(&self, _key: &[u8]) -> Result<SiblingSet, StoreError> {
+            Ok(SiblingSet::new())
+        }
+    }
+
+    /// Node 0 started at `wall_ms` (a new incarnation each time).
+    fn forwarder(ring: &Ring, settings: &Settings, wall_ms: u64) -> Node {
+        let actor = Actor {
+            node: NodeId(0),
+            incarnation: wall_ms,
+        };
+        Node::new(NodeId(0), actor, ring.clone(), settings.clone(), Vec::new()).with_wall_clock(wall_ms)
+    }
+
+    /// Node 0 takes a read of `key` from a client and forwards it.
+    fn forward_of(node: &mut Node, key: &[u8]) -> Message {
+        let mut out = Vec::new();
+        let get = ClientRequest::Get {
+            key: key.to_vec(),
+            r: None,
+        };
+        node.handle_client(0, ClientId(1), get, &Empty, &mut out);
+        out.into_iter()
+            .find_map(|effect| match effect {
+                Effect::Send {
+                    to: NodeId(1),
+                    message: message @ Message::Forward { .. },
+                } => Some(message),
+                _ => None,
+            })
+            .expect("a read of a key node 1 owns is forwarded to it")
+    }
+
+    fn answered(out: &[Effect]) -> bool {
+        out.iter().any(|effect| {
+            matches!(
+                effect,
+                Effect::Send {
+                    to: NodeId(0),
+                    message: Message::ForwardReply { .. }
+                }
+            )
+        })
+    }
+
+    #[test]
+    fn a_restarted_node_s_forwards_are_not_taken_for_its_last_incarnation_s() {
+        let ring = Ring::new(8, &[NodeId(0), NodeId(1)]).unwrap();
+        let settings = Settings {
+            n: 1,
+            r: 1,
+            w: 1,
+            ..Settings::default()
+        };
+        let key = (0u32..)
+            .map(|index| format!("k{index}").into_bytes())
+            .find(|key| ring.preference_list(ring.partition_of(key), 1) == [NodeId(1)])
+            .unwrap();
+        let mut owner = Node::new(
+            NodeId(1),
+            Actor {
+                node: NodeId(1),
+                incarnation: 1,
+            },
+            ring.clone(),
+            settings.clone(),
+            Vec::new(),
+        );
+        let mut out = Vec::new();
+        let first = forward_of(&mut forwarder(&ring, &settings, 1_800_000_000_000), &key);
+        owner.handle_message(0, NodeId(0), first.clone(), &Empty, &mut out);
+        assert!(answered(&out), "{out:?}");
+        // The same message again is a duplicate: not coordinated twice.
+        out.clear();
+        owner.handle_message(1, NodeId(0), first, &Empty, &mut out);
+        assert!(!answered(&out), "{out:?}");
+        // Node 0 restarts five seconds later and forwards a read: a new
+        // request, answered.
+        let again = forward_of(&mut forwarder(&ring, &settings, 1_800_000_005_000), &key);
+        out.clear();
+        owner.handle_message(2, NodeId(0), again, &Empty, &mut out);
+        assert!(answered(&out), "the restarted node's forward was dropped: {out:?}");
+    }
+}
