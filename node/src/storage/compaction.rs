@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::format::{scan_record, Scan, HEADER_BYTES};
 use super::partition::{segment_path, write_new_segment, Partition, Segment, COMPACTING_SUFFIX};
-use super::recovery::resynchronise;
+use super::recovery::{resynchronise, SegmentBytes};
 use super::{sync_dir, CompactionPolicy, Location, Shared, StorageConfig, StorageError};
 use crate::storage::format::SegmentId;
 
@@ -265,14 +265,16 @@ fn copy_live(
         stats,
     } = copying;
     let mut throttle = Throttle::new(config.compaction.map(|policy| policy.bytes_per_second_max));
-    let mut bytes = Vec::new();
+    // Each sealed segment mapped, not read into a buffer of its size: a
+    // heap buffer of segment_bytes, freed after each compaction, stayed
+    // resident (the allocator keeps it), and a soak saw every node's memory
+    // step up by 8 MiB once its first compaction ran.
+    let mut spare = Vec::new();
     for segment in sealed {
         let len = segment.len.load(Ordering::Acquire) as usize;
-        bytes.resize(len, 0);
-        segment
-            .file
-            .read_exact_at(&mut bytes, 0)
-            .map_err(|error| StorageError::io(&segment.path, error))?;
+        let mapped =
+            SegmentBytes::of(&segment.file, &mut spare).map_err(|error| StorageError::io(&segment.path, error))?;
+        let bytes = &mapped[..len.min(mapped.len())];
         stats.segments_in += 1;
         stats.bytes_in += len as u64;
         let mut offset = HEADER_BYTES;
@@ -339,7 +341,7 @@ fn copy_live(
                         "{}: skipping damaged bytes at {offset} ({damage:?}) while compacting",
                         segment.path.display()
                     );
-                    match resynchronise(&bytes, offset + 1) {
+                    match resynchronise(bytes, offset + 1) {
                         Some(next) => offset = next,
                         None => break,
                     }

@@ -425,8 +425,8 @@ enum Damage {
     Malformed(&'static str),
 }
 
-/// A whole segment's bytes, for recovery to scan.
-enum SegmentBytes {
+/// A whole segment's bytes, for recovery and compaction to scan.
+pub(super) enum SegmentBytes {
     /// Mapped read-only, pages populated up front.
     Mapped(Mapping),
     /// Read into memory: an empty file, or one the kernel would not map.
@@ -435,7 +435,7 @@ enum SegmentBytes {
 
 impl SegmentBytes {
     /// Maps `file`, or reads it into `spare` (taken) if it cannot be mapped.
-    fn of(file: &File, spare: &mut Vec<u8>) -> std::io::Result<SegmentBytes> {
+    pub(super) fn of(file: &File, spare: &mut Vec<u8>) -> std::io::Result<SegmentBytes> {
         if let Some(mapping) = Mapping::new(file)? {
             return Ok(SegmentBytes::Mapped(mapping));
         }
@@ -463,7 +463,7 @@ impl std::ops::Deref for SegmentBytes {
 /// is ours and comes after the scan; no byte past the cut is read again).
 /// A file shrunk by another process under the mapping would fault, which
 /// is why it is used for recovery's single pass only, never for serving.
-struct Mapping {
+pub(super) struct Mapping {
     address: std::ptr::NonNull<u8>,
     len: usize,
 }
