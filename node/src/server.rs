@@ -219,6 +219,29 @@ fn spawn_peer_writers(members: &[Member], auth: &Arc<PeerAuth>) -> HashMap<NodeI
     peers
 }
 
+/// How often the node gives the memory it freed back to the system.
+const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Every [`TRIM_INTERVAL`], returns the memory the allocator holds free to
+/// the system (glibc's `malloc_trim`). Without it a burst (hints held for
+/// a node that was down, a compaction's buffers) stays resident after it is
+/// freed, so resident memory shows the largest burst so far rather than
+/// what the node holds now — and a soak cannot tell a leak from the last
+/// fault's high-water mark.
+async fn return_freed_memory() {
+    let mut tick = tokio::time::interval(TRIM_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        let _ = tokio::task::spawn_blocking(|| {
+            // SAFETY: malloc_trim only walks the allocator's own free lists.
+            unsafe { libc::malloc_trim(0) }
+        })
+        .await;
+    }
+}
+
 /// What `serve` does from a command line: loads the cluster file, names
 /// the log, and runs node `id` with its data in `data` (default
 /// `data/<id>`). Shared by `dynamo-node serve` and the node processes that
@@ -353,6 +376,7 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
     ));
     println!("ready {name} {}", member.addr);
     let _ = std::io::stdout().flush();
+    let trimmer = tokio::spawn(return_freed_memory());
 
     let core = Core::new(
         node,
@@ -369,6 +393,7 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
     );
     core.run(input_rx, completion_rx).await;
     accept.abort();
+    trimmer.abort();
     drop(input_tx);
     // Every client still waiting is told, rather than left to see the
     // connection close; then each connection sends what is queued for it.
