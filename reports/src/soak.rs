@@ -359,7 +359,8 @@ pub fn render(data: &SoakData) -> String {
         .as_array()
         .map(|leaks| leaks.iter().filter_map(|leak| leak.as_str()).collect())
         .unwrap_or_default();
-    let clean = findings == 0 && leaks.is_empty();
+    let final_reads_failed = soak["final_reads_failed"].as_u64().unwrap_or(0);
+    let clean = findings == 0 && leaks.is_empty() && final_reads_failed == 0;
     let _ = writeln!(
         page,
         "<p class=\"{}\"><b>{}</b></p>",
@@ -367,7 +368,11 @@ pub fn render(data: &SoakData) -> String {
         escape(&if clean {
             "Clean: no finding in any generation, no resource growing.".to_string()
         } else {
-            format!("{findings} findings; {} suspected leaks or drifts.", leaks.len())
+            format!(
+                "{findings} findings; {} suspected leaks or drifts; {final_reads_failed} final reads failed with every \
+                 fault healed.",
+                leaks.len()
+            )
         })
     );
     let history_written = soak["history_bytes_written"].as_f64().unwrap_or(0.0);

@@ -142,11 +142,12 @@ enum Command {
     /// come from its own stats, so nothing runs on the hosts but the nodes.
     ///
     /// Example: dynamo-bench soak workloads/soak.toml --duration 8h
-    ///          dynamo-bench soak workloads/soak.toml --duration 2m --generation 30s --window 5s
+    ///          dynamo-bench soak workloads/soak.toml --duration 3m --generation 20s --window 4s
     ///          dynamo-bench soak workloads/soak.toml --duration 8h --cluster /etc/dynamo/cluster.toml
     ///
-    /// Exit status: 0 clean, 1 a finding or a suspected leak, 2 bad input,
-    /// 3 interrupted before a whole generation ran.
+    /// Exit status: 0 clean, 1 a finding, a suspected leak or final reads
+    /// that failed with every fault healed, 2 bad input, 3 interrupted
+    /// before a whole generation ran.
     Soak {
         /// The workload spec (its [load] duration is ignored: see
         /// --duration and --window).
@@ -562,7 +563,9 @@ fn soak(
         keep_history,
     }) {
         Ok(result) if result.generations == 0 && result.interrupted => ExitCode::from(3),
-        Ok(result) if result.findings > 0 || !result.leaks.is_empty() => ExitCode::from(1),
+        Ok(result) if result.findings > 0 || !result.leaks.is_empty() || result.final_reads_failed > 0 => {
+            ExitCode::from(1)
+        }
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("dynamo-bench soak: {error}");

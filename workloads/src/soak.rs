@@ -34,8 +34,9 @@
 //! memory, descriptors or threads that keep growing are a suspected leak;
 //! the data directory's growth is reported with its rate (new keys every
 //! generation make it grow); latency drift per operation type likewise.
-//! `OUT/soak.json` has it all. Exit status: 0 clean, 1 a finding or a
-//! suspected leak, 2 bad input, 3 interrupted before a whole generation.
+//! `OUT/soak.json` has it all. Exit status: 0 clean, 1 a finding, a
+//! suspected leak or final reads that failed with every fault healed, 2
+//! bad input, 3 interrupted before a whole generation.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -98,6 +99,9 @@ pub struct SoakResult {
     pub findings: u64,
     /// Suspected leaks, in words.
     pub leaks: Vec<String>,
+    /// Final reads that failed with every fault healed (a node that could
+    /// not serve reads: a finding of its own).
+    pub final_reads_failed: u64,
     /// Ctrl-C stopped it.
     pub interrupted: bool,
 }
@@ -518,6 +522,12 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
     for leak in &leaks {
         println!("suspected leak: {leak}");
     }
+    if final_reads_failed > 0 {
+        println!(
+            "{final_reads_failed} final reads failed with every fault healed: a node could not serve reads (see \
+             final_reads_failed in generations.jsonl)"
+        );
+    }
     match dynamo_reports::soak::write(&dir) {
         Ok(page) => println!("report: {}", page.display()),
         Err(why) => eprintln!("note: the soak report could not be written: {why}"),
@@ -528,6 +538,7 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         generations: done,
         findings,
         leaks,
+        final_reads_failed,
         interrupted,
     })
 }
