@@ -192,7 +192,7 @@ mod tests {
     use super::super::Node;
     use crate::ids::NodeId;
     use crate::ring::Ring;
-    use crate::version::{Actor, SiblingSet};
+    use crate::version::{Actor, SiblingSet, VectorClock, Versioning};
 
     struct Empty;
 
@@ -240,6 +240,80 @@ mod tests {
                 }
             )
         })
+    }
+
+    /// A store holding one key's set (or nothing).
+    struct One(SiblingSet);
+
+    impl Store for One {
+        fn load(&self, _key: &[u8]) -> Result<SiblingSet, StoreError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    /// The set a lone node persists for a client's put of `value` (a
+    /// delete with `None`) with `context`, at `now_ms`.
+    fn persisted(
+        node: &mut Node,
+        now_ms: u64,
+        held: &SiblingSet,
+        context: VectorClock,
+        value: Option<&str>,
+    ) -> SiblingSet {
+        let mut out = Vec::new();
+        let put = ClientRequest::Put {
+            key: b"cart".to_vec(),
+            context,
+            value: value.map(|value| value.as_bytes().to_vec()),
+            w: None,
+        };
+        node.handle_client(now_ms, ClientId(1), put, &One(held.clone()), &mut out);
+        let (token, set) = out
+            .into_iter()
+            .find_map(|effect| match effect {
+                Effect::Persist { token, set, .. } => Some((token, set)),
+                _ => None,
+            })
+            .expect("a put persists its set");
+        // Durable: the node holds nothing of it in memory any more.
+        node.handle_persisted(token, Ok(()), &mut Vec::new());
+        set
+    }
+
+    #[test]
+    fn a_write_after_its_keys_tombstone_was_reaped_here_is_not_covered_by_one_held_elsewhere() {
+        // One node, N = 1: it coordinates every write of the key. A cart is
+        // written, then checked out (a tombstone); another replica still
+        // holds that tombstone (down when the reap was sent) when this node,
+        // having reaped it, takes a new write with an empty context (the
+        // replicas that answered the read had reaped it too).
+        let ring = Ring::new(8, &[NodeId(0)]).unwrap();
+        let settings = Settings {
+            n: 1,
+            r: 1,
+            w: 1,
+            ..Settings::default()
+        };
+        let actor = Actor {
+            node: NodeId(0),
+            incarnation: 1,
+        };
+        let wall_ms = 1_800_000_000_000;
+        let mut node = Node::new(NodeId(0), actor, ring, settings, Vec::new()).with_wall_clock(wall_ms);
+        let written = persisted(&mut node, 0, &SiblingSet::new(), VectorClock::new(), Some("v1"));
+        let tombstone = persisted(&mut node, 10, &written, written.context(), None);
+        assert_eq!(tombstone.live_values().count(), 0);
+        // 30 s later, past the grace: reaped here, so nothing is held.
+        let again = persisted(&mut node, 30_000, &SiblingSet::new(), VectorClock::new(), Some("v2"));
+        // Anti-entropy brings the two together: the new write must stay.
+        let mut merged = tombstone.clone();
+        merged.merge(&again, Versioning::Dvv);
+        let live: Vec<&[u8]> = merged.live_values().collect();
+        assert_eq!(
+            live,
+            [b"v2".as_slice()],
+            "the tombstone covered the new write: {merged:?}"
+        );
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub const FORWARDS_REMEMBERED: usize = 1_024;
 /// started before they could overlap its next incarnation's.
 const REQUESTS_PER_MS: u64 = 1 << 20;
 
+/// Dot counters a node's writes of one key may take per millisecond of
+/// wall time before the floor ([`Node::dot_floor`]) stops rising above them.
+const DOT_SLOTS_PER_MS: u64 = 1_000;
+
 /// One node's protocol state. `Clone + Hash + Eq + Debug`, with ordered
 /// maps only, so that the stateright model can explore it. Equality and
 /// hashing leave out the counters in [`NodeStats`]: they observe the
@@ -187,6 +191,20 @@ impl Node {
         // rate this node can reach.
         self.next_request = self.next_request.max(origin_ms.saturating_mul(REQUESTS_PER_MS));
         self
+    }
+
+    /// The least counter a new dot of this node may take at `now_ms`: the
+    /// wall clock in microseconds' worth of slots (1,000 per ms), so a dot
+    /// made after a key's tombstone was reaped here is newer than every dot
+    /// this actor made before it (see [`SiblingSet::put_above`]), unless the
+    /// actor wrote one key more than 1,000 times a millisecond for longer
+    /// than the tombstone grace. Zero without a wall clock (the model).
+    pub(super) fn dot_floor(&self, now_ms: u64) -> u64 {
+        if self.wall_origin_ms == 0 {
+            0
+        } else {
+            self.wall_ms(now_ms).saturating_mul(DOT_SLOTS_PER_MS)
+        }
     }
 
     /// The wall-clock time at the driver's `now_ms`.

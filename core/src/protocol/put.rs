@@ -57,8 +57,9 @@ impl Node {
                 return;
             }
         };
-        let made = set.put(
+        let made = set.put_above(
             self.actor,
+            self.dot_floor(now_ms),
             context,
             value,
             self.wall_ms(now_ms),

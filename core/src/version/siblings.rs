@@ -168,12 +168,36 @@ impl SiblingSet {
         versioning: Versioning,
         clock_entries_max: usize,
     ) -> Result<Version, CounterExhausted> {
+        self.put_above(actor, 0, context, value, now_ms, versioning, clock_entries_max)
+    }
+
+    /// [`SiblingSet::put`] with the new dot's counter above `floor` too.
+    ///
+    /// A coordinator that holds nothing of a key (its tombstone reaped
+    /// here) and is given an empty context (the replicas that answered the
+    /// read had reaped it too) would count from 1 again, reusing dots that a
+    /// replica which has not reaped yet still holds in the tombstone: the
+    /// new write is then "already seen" there, and anti-entropy spreads the
+    /// tombstone over it (Riak's kv679). A floor that rises with the wall
+    /// clock makes a new dot newer than any its actor made before.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_above(
+        &mut self,
+        actor: Actor,
+        floor: u64,
+        context: &VectorClock,
+        value: Option<Vec<u8>>,
+        now_ms: u64,
+        versioning: Versioning,
+        clock_entries_max: usize,
+    ) -> Result<Version, CounterExhausted> {
         // The context is client input: a forged counter at u64::MAX must be
         // refused, not wrapped to 0 (a version no decoder accepts) or let
         // overflow (a panic in a debug build).
         let counter = self
             .max_counter(&actor)
             .max(context.get(&actor))
+            .max(floor)
             .checked_add(1)
             .ok_or(CounterExhausted { actor })?;
         let mut past = context.clone();
