@@ -68,6 +68,71 @@ fn read_lines(path: &Path) -> Result<Vec<serde_json::Value>, ReadError> {
         .collect()
 }
 
+/// Latency and throughput per window and operation type, from the
+/// generations' interval logs (`generations` as `generations.jsonl` has
+/// them: each one's number and start on the soak's clock).
+///
+/// # Errors
+/// An interval log that cannot be read (named).
+pub fn window_latency(
+    dir: &Path,
+    window_s: f64,
+    generations: &[serde_json::Value],
+) -> Result<BTreeMap<String, Vec<WindowLatency>>, ReadError> {
+    // Per operation type and window: the intended-start histograms of
+    // every second in it, merged, and how many seconds they were.
+    let mut merged: BTreeMap<(String, u64), (Histogram<u64>, u64)> = BTreeMap::new();
+    for generation in generations {
+        let (Some(number), Some(start_s)) = (generation["generation"].as_u64(), generation["start_s"].as_f64()) else {
+            continue;
+        };
+        let generation_dir = dir.join("generations").join(format!("{number:05}"));
+        let Ok(entries) = std::fs::read_dir(&generation_dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Some(op) = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_prefix("latency-"))
+                .and_then(|name| name.strip_suffix(".hlog"))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            for (at_s, interval) in read_hlog(&path)?.intended_intervals {
+                let window = ((start_s + at_s) / window_s).floor().max(0.0) as u64;
+                let (histogram, seconds) = merged.entry((op.clone(), window)).or_insert_with(|| {
+                    (
+                        Histogram::new(3).expect("3 significant figures is a valid precision"),
+                        0,
+                    )
+                });
+                for (value, count) in interval {
+                    let _ = histogram.record_n(value, count);
+                }
+                *seconds += 1;
+            }
+        }
+    }
+    let mut latency: BTreeMap<String, Vec<WindowLatency>> = BTreeMap::new();
+    for ((op, window), (histogram, seconds)) in merged {
+        if histogram.is_empty() {
+            continue;
+        }
+        let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
+        latency.entry(op).or_default().push(WindowLatency {
+            at_s: (window as f64 + 0.5) * window_s,
+            ops_per_second: histogram.len() as f64 / seconds.max(1) as f64,
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+        });
+    }
+    Ok(latency)
+}
+
 impl SoakData {
     /// Reads a soak directory.
     ///
@@ -86,58 +151,7 @@ impl SoakData {
             Vec::new()
         };
         let window_s = soak["window_s"].as_f64().filter(|window| *window > 0.0).unwrap_or(60.0);
-        // Per operation type and window: the intended-start histograms of
-        // every second in it, merged, and how many seconds they were.
-        let mut merged: BTreeMap<(String, u64), (Histogram<u64>, u64)> = BTreeMap::new();
-        for generation in &generations {
-            let (Some(number), Some(start_s)) = (generation["generation"].as_u64(), generation["start_s"].as_f64())
-            else {
-                continue;
-            };
-            let generation_dir = dir.join("generations").join(format!("{number:05}"));
-            let Ok(entries) = std::fs::read_dir(&generation_dir) else {
-                continue;
-            };
-            for entry in entries.filter_map(Result::ok) {
-                let path = entry.path();
-                let Some(op) = path
-                    .file_name()
-                    .and_then(|name| name.to_str())
-                    .and_then(|name| name.strip_prefix("latency-"))
-                    .and_then(|name| name.strip_suffix(".hlog"))
-                    .map(str::to_string)
-                else {
-                    continue;
-                };
-                for (at_s, interval) in read_hlog(&path)?.intended_intervals {
-                    let window = ((start_s + at_s) / window_s).floor().max(0.0) as u64;
-                    let (histogram, seconds) = merged.entry((op.clone(), window)).or_insert_with(|| {
-                        (
-                            Histogram::new(3).expect("3 significant figures is a valid precision"),
-                            0,
-                        )
-                    });
-                    for (value, count) in interval {
-                        let _ = histogram.record_n(value, count);
-                    }
-                    *seconds += 1;
-                }
-            }
-        }
-        let mut latency: BTreeMap<String, Vec<WindowLatency>> = BTreeMap::new();
-        for ((op, window), (histogram, seconds)) in merged {
-            if histogram.is_empty() {
-                continue;
-            }
-            let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
-            latency.entry(op).or_default().push(WindowLatency {
-                at_s: (window as f64 + 0.5) * window_s,
-                ops_per_second: histogram.len() as f64 / seconds.max(1) as f64,
-                p50_ms: ms(0.5),
-                p99_ms: ms(0.99),
-                p999_ms: ms(0.999),
-            });
-        }
+        let latency = window_latency(dir, window_s, &generations)?;
         Ok(SoakData {
             dir: dir.to_path_buf(),
             soak,
@@ -455,7 +469,7 @@ pub fn render(data: &SoakData) -> String {
         ),
     );
     let _ = writeln!(page, "<h2>Each node, every window</h2>");
-    let figures: [(&str, &str, WindowFigure); 6] = [
+    let figures: [(&str, &str, WindowFigure); 7] = [
         ("resident memory", "MiB", |window| {
             Some(window["resources"]["rss_bytes"].as_f64()? / MIB)
         }),
@@ -476,6 +490,9 @@ pub fn render(data: &SoakData) -> String {
         }),
         ("keys held (tombstones included)", "keys", |window| {
             window["keys"].as_f64()
+        }),
+        ("hints held for other nodes", "hints", |window| {
+            window["hints_pending"].as_f64()
         }),
     ];
     for (title, unit, value) in &figures {

@@ -119,9 +119,20 @@ fn generation_spec(spec: &Spec, window: Duration, generation: u64) -> Spec {
     spec
 }
 
-/// One node sampled: seconds from the start, its name, its resources and
-/// the keys it holds.
-type Sample = (f64, String, ProcessFigures, u64);
+/// One node sampled in one window: a line of `windows.jsonl`.
+#[derive(Clone, Debug, serde::Serialize)]
+struct Sample {
+    /// Seconds from the soak's start.
+    at_s: f64,
+    /// The node's name.
+    node: String,
+    /// Its process figures, from its stats.
+    resources: ProcessFigures,
+    /// Keys it holds (tombstones included).
+    keys: u64,
+    /// Hints it holds for other nodes.
+    hints_pending: u64,
+}
 
 /// One series of a soak judged.
 #[derive(serde::Serialize)]
@@ -216,7 +227,7 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
     {
         let samples = Arc::clone(&samples);
         let nodes = cluster.target.nodes.clone();
-        let (window, names) = (request.window, names.clone());
+        let (window, names, progress) = (request.window, names.clone(), request.progress);
         runtime.spawn(async move {
             let addrs: Vec<std::net::SocketAddr> = nodes.iter().map(|(_, addr)| *addr).collect();
             let client = dynamo_client::Client::new(addrs.clone(), Duration::from_secs(2));
@@ -224,18 +235,37 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                let mut round = Vec::new();
                 for addr in &addrs {
                     if let Ok(stats) = client.stats(*addr).await {
-                        let name = names
-                            .get(&addr.to_string())
-                            .cloned()
-                            .unwrap_or_else(|| addr.to_string());
-                        samples
-                            .lock()
-                            .recover()
-                            .push((clock.elapsed().as_secs_f64(), name, stats.process, stats.keys));
+                        round.push(Sample {
+                            at_s: clock.elapsed().as_secs_f64(),
+                            node: names
+                                .get(&addr.to_string())
+                                .cloned()
+                                .unwrap_or_else(|| addr.to_string()),
+                            resources: stats.process,
+                            keys: stats.keys,
+                            hints_pending: stats.hints_pending,
+                        });
                     }
                 }
+                if progress && !round.is_empty() {
+                    let largest = |figure: fn(&Sample) -> u64| round.iter().map(figure).max().unwrap_or(0);
+                    eprintln!(
+                        "soak {:.0} s: {} of {} nodes answered; largest RSS {}, descriptors {}, threads {}, keys {}, \
+                         hints pending {}",
+                        clock.elapsed().as_secs_f64(),
+                        round.len(),
+                        addrs.len(),
+                        human_bytes(largest(|sample| sample.resources.rss_bytes) as f64),
+                        largest(|sample| sample.resources.open_fds),
+                        largest(|sample| sample.resources.threads),
+                        largest(|sample| sample.keys),
+                        largest(|sample| sample.hints_pending),
+                    );
+                }
+                samples.lock().recover().extend(round);
             }
         });
     }
@@ -291,7 +321,6 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         // checked history), so that once their tombstones are reaped the
         // nodes' keys, memory and data stay level however long the soak.
         let retired = runtime.block_on(retire(&retirer, &generation_spec, cluster.target.n));
-        let at = (start_s + end_s) / 2.0;
         let generation_findings: u64 = verdict.violations.values().sum();
         findings += generation_findings;
         faults_done += fault_report.windows.len() as u64;
@@ -304,12 +333,6 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             .iter()
             .map(|(op, pair)| (op, Percentiles::of(&pair.intended)))
             .collect();
-        for (op, figures) in &latency {
-            series
-                .entry((format!("op {op}"), "p99_ms"))
-                .or_default()
-                .push((at, figures.p99_ms));
-        }
         let bytes = std::fs::metadata(&history).map_or(0, |metadata| metadata.len());
         history_written += bytes;
         let record = json!({
@@ -394,7 +417,14 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
     }
     let samples = std::mem::take(&mut *samples.lock().recover());
     write_windows(&windows_path, &samples)?;
-    for (at, node, figures, keys) in &samples {
+    for Sample {
+        at_s,
+        node,
+        resources: figures,
+        keys,
+        hints_pending,
+    } in &samples
+    {
         for (name, value) in [
             ("rss_bytes", figures.rss_bytes),
             // Segments are held open for reads and come and go with the
@@ -405,12 +435,30 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             ("threads", figures.threads),
             ("data_dir_bytes", figures.data_dir_bytes),
             ("keys", *keys),
+            ("hints_pending", *hints_pending),
         ] {
             series
                 .entry((node.clone(), name))
                 .or_default()
-                .push((*at, value as f64));
+                .push((*at_s, value as f64));
         }
+    }
+    // Latency drift: each operation type's p99 per window, from the
+    // generations' interval logs.
+    let records: Vec<serde_json::Value> = generation_lines
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    match dynamo_reports::soak::window_latency(&dir, request.window.as_secs_f64(), &records) {
+        Ok(latency) => {
+            for (op, windows) in latency {
+                series.insert(
+                    (format!("op {op}"), "p99_ms"),
+                    windows.iter().map(|window| (window.at_s, window.p99_ms)).collect(),
+                );
+            }
+        }
+        Err(why) => eprintln!("note: latency per window could not be read back: {why}"),
     }
     // Sampling rounds: the most any node answered.
     let windows = series
@@ -546,12 +594,8 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
 /// `windows.jsonl`: one line a node a window.
 fn write_windows(path: &std::path::Path, samples: &[Sample]) -> Result<(), RunError> {
     let mut lines = String::new();
-    for (at, node, figures, keys) in samples {
-        let _ = writeln!(
-            lines,
-            "{}",
-            json!({"at_s": at, "node": node, "resources": figures, "keys": keys})
-        );
+    for sample in samples {
+        let _ = writeln!(lines, "{}", json!(sample));
     }
     std::fs::write(path, lines).map_err(|source| RunError::Io {
         path: path.to_path_buf(),
