@@ -338,7 +338,7 @@ impl Client {
     /// The node cannot be reached or answers something else.
     pub async fn stats(&self, addr: SocketAddr) -> Result<StatsReport, Error> {
         match self.admin(addr, AdminQuery::Stats).await? {
-            AdminAnswer::Stats(report) => Ok(report),
+            AdminAnswer::Stats(report) => Ok(*report),
             other => Err(Error::Unexpected {
                 addr,
                 answer: format!("{other:?}"),

@@ -42,7 +42,7 @@ pub enum AdminAnswer {
     /// The answer to [`AdminQuery::Ring`].
     Ring(RingDescription),
     /// The answer to [`AdminQuery::Stats`].
-    Stats(StatsReport),
+    Stats(Box<StatsReport>),
     /// The answer to [`AdminQuery::Trees`], by partition.
     Trees(Vec<TreeDescription>),
     /// The answer to [`AdminQuery::Join`] and [`AdminQuery::Leave`]: the
@@ -156,6 +156,12 @@ pub struct StatsReport {
     pub protocol: NodeStats,
     /// Hints it holds for other nodes.
     pub hints_pending: u64,
+    /// Tombstones it waits to reap (of the partitions it reaps).
+    #[serde(default)]
+    pub tombstones_held: u64,
+    /// Keys it reaped whose other replicas have not all answered.
+    #[serde(default)]
+    pub reaps_unanswered: u64,
     /// Peers it suspects.
     pub suspected: Vec<NodeId>,
     /// Keys stored in its partitions (hints excluded).
@@ -181,6 +187,12 @@ pub struct StatsReport {
 pub struct ProcessFigures {
     /// Resident memory, bytes.
     pub rss_bytes: u64,
+    /// Of it, what the program holds allocated (the allocator's count:
+    /// glibc's `mallinfo2`), bytes; 0 where unknown. Resident memory minus
+    /// this is the allocator's free space, stacks and code: a soak judges a
+    /// leak by this, fragmentation by the difference.
+    #[serde(default)]
+    pub heap_bytes: u64,
     /// Open file descriptors.
     pub open_fds: u64,
     /// Of them, files under the data directory: segments held open for

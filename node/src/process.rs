@@ -40,6 +40,21 @@ fn rss_bytes(pid: Option<u32>) -> Option<u64> {
     (page > 0).then(|| pages * page as u64)
 }
 
+/// Bytes this process holds allocated from the allocator (in use in its
+/// arenas plus its own mappings), from glibc's `mallinfo2`.
+fn heap_bytes() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's counters.
+        let info = unsafe { libc::mallinfo2() };
+        Some((info.uordblks + info.hblkhd) as u64)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
 /// Threads, from `status`.
 fn threads(pid: Option<u32>) -> Option<u64> {
     let status = std::fs::read_to_string(format!("{}/status", proc_dir(pid))).ok()?;
@@ -97,6 +112,8 @@ pub fn figures(pid: Option<u32>, data_dir: &Path) -> ProcessFigures {
     let (open_fds, data_fds, socket_fds) = open_fds(pid, data_dir).unwrap_or((0, 0, 0));
     ProcessFigures {
         rss_bytes: rss_bytes(pid).unwrap_or(0),
+        // Only a process's own allocator can be asked.
+        heap_bytes: if pid.is_none() { heap_bytes().unwrap_or(0) } else { 0 },
         open_fds,
         data_fds,
         socket_fds,
@@ -132,6 +149,11 @@ mod tests {
         assert!(after.socket_fds >= 1, "{after:?}");
         assert!(
             after.rss_bytes >= before.rss_bytes + 32 * 1024 * 1024,
+            "{before:?} {after:?}"
+        );
+        // The 64 MiB held is counted as allocated.
+        assert!(
+            after.heap_bytes >= before.heap_bytes + 32 * 1024 * 1024,
             "{before:?} {after:?}"
         );
         drop((held, listener, touched));

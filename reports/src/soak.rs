@@ -219,7 +219,7 @@ pub fn trend_table(trends: &[serde_json::Value]) -> Table {
         let counts = trend["counts"].as_bool().unwrap_or(true);
         // Bytes in MiB, latency in ms, counts as they are.
         let (unit, scale) = match figure {
-            "rss_bytes" | "data_dir_bytes" => (" MiB", 1024.0 * 1024.0),
+            "rss_bytes" | "heap_bytes" | "data_dir_bytes" => (" MiB", 1024.0 * 1024.0),
             "p99_ms" => (" ms", 1.0),
             _ => ("", 1.0),
         };
@@ -243,7 +243,11 @@ pub fn trend_table(trends: &[serde_json::Value]) -> Table {
             trend["windows"].as_u64().unwrap_or(0).to_string(),
             match (trend["verdict"].as_str().unwrap_or("?"), counts) {
                 ("growing", true) => "GROWING".to_string(),
-                ("growing", false) if figure == "rss_bytes" => "growing with keys".to_string(),
+                ("growing", false) => match trend["explained_by"].as_str() {
+                    Some("keys") => "growing with keys".to_string(),
+                    Some("allocator") => "growing, heap flat".to_string(),
+                    _ => "growing".to_string(),
+                },
                 ("too_few_windows", _) => "too few points".to_string(),
                 (verdict, _) => verdict.to_string(),
             },
@@ -469,10 +473,15 @@ pub fn render(data: &SoakData) -> String {
         ),
     );
     let _ = writeln!(page, "<h2>Each node, every window</h2>");
-    let figures: [(&str, &str, WindowFigure); 7] = [
+    let figures: [(&str, &str, WindowFigure); 8] = [
         ("resident memory", "MiB", |window| {
             Some(window["resources"]["rss_bytes"].as_f64()? / MIB)
         }),
+        (
+            "held allocated (the allocator's count; resident minus this is its free space, stacks and code)",
+            "MiB",
+            |window| Some(window["resources"]["heap_bytes"].as_f64()? / MIB),
+        ),
         (
             "open descriptors other than data files (sockets, pipes, logs)",
             "descriptors",

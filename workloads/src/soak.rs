@@ -132,6 +132,10 @@ struct Sample {
     keys: u64,
     /// Hints it holds for other nodes.
     hints_pending: u64,
+    /// Tombstones it waits to reap.
+    tombstones_held: u64,
+    /// Keys it reaped whose other replicas have not all answered.
+    reaps_unanswered: u64,
 }
 
 /// One series of a soak judged.
@@ -144,6 +148,11 @@ struct Judged {
     /// A leak or drift (growth of memory, descriptors, threads, latency)
     /// rather than expected growth (data).
     counts: bool,
+    /// Why growth does not count: `keys` (memory no faster than the keys
+    /// the node holds), `allocator` (resident memory growing while what
+    /// the program holds allocated does not: the allocator's free space).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explained_by: Option<&'static str>,
 }
 
 /// Runs the soak.
@@ -247,6 +256,8 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
                             resources: stats.process,
                             keys: stats.keys,
                             hints_pending: stats.hints_pending,
+                            tombstones_held: stats.tombstones_held,
+                            reaps_unanswered: stats.reaps_unanswered,
                         });
                     }
                 }
@@ -423,10 +434,13 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         resources: figures,
         keys,
         hints_pending,
+        tombstones_held,
+        reaps_unanswered,
     } in &samples
     {
         for (name, value) in [
             ("rss_bytes", figures.rss_bytes),
+            ("heap_bytes", figures.heap_bytes),
             // Segments are held open for reads and come and go with the
             // data; every other descriptor (sockets, pipes, the log)
             // should stay level.
@@ -436,6 +450,8 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             ("data_dir_bytes", figures.data_dir_bytes),
             ("keys", *keys),
             ("hints_pending", *hints_pending),
+            ("tombstones_held", *tombstones_held),
+            ("reaps_unanswered", *reaps_unanswered),
         ] {
             series
                 .entry((node.clone(), name))
@@ -478,7 +494,8 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             node: node.clone(),
             figure,
             trend: judge(points, warmup_s, LEAK_FLOOR_PER_HOUR),
-            counts: !matches!(*figure, "data_dir_bytes" | "data_fds" | "keys"),
+            counts: !matches!(*figure, "data_dir_bytes" | "data_fds" | "keys" | "tombstones_held"),
+            explained_by: None,
         })
         .collect();
     // Memory grows with the keys a node holds (its key directory): every
@@ -490,18 +507,34 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         .filter(|judged| judged.figure == "keys")
         .map(|judged| (judged.node.clone(), relative(judged)))
         .collect();
-    let explained = |judged: &Judged| {
-        judged.figure == "rss_bytes"
-            && keys_rate.get(&judged.node).is_some_and(|keys| {
-                // The low end of memory's rate, relative, within the keys'
-                // rate plus the floor.
-                judged.trend.low / judged.trend.mean.abs().max(f64::MIN_POSITIVE) <= keys + LEAK_FLOOR_PER_HOUR
-            })
+    // What the program holds allocated, per node, when it is not growing.
+    let heap_level: BTreeMap<String, bool> = judged
+        .iter()
+        .filter(|judged| judged.figure == "heap_bytes" && judged.trend.mean > 0.0)
+        .map(|judged| (judged.node.clone(), judged.trend.verdict != TrendVerdict::Growing))
+        .collect();
+    let explained = |judged: &Judged| -> Option<&'static str> {
+        if !matches!(judged.figure, "rss_bytes" | "heap_bytes") || judged.trend.verdict != TrendVerdict::Growing {
+            return None;
+        }
+        // The low end of memory's rate, relative, within the keys' rate
+        // plus the floor.
+        let by_keys = keys_rate.get(&judged.node).is_some_and(|keys| {
+            judged.trend.low / judged.trend.mean.abs().max(f64::MIN_POSITIVE) <= keys + LEAK_FLOOR_PER_HOUR
+        });
+        if by_keys {
+            Some("keys")
+        } else if judged.figure == "rss_bytes" && heap_level.get(&judged.node) == Some(&true) {
+            Some("allocator")
+        } else {
+            None
+        }
     };
     let judged: Vec<Judged> = judged
         .into_iter()
         .map(|mut judged| {
-            if explained(&judged) {
+            judged.explained_by = explained(&judged);
+            if judged.explained_by.is_some() {
                 judged.counts = false;
             }
             judged
@@ -562,9 +595,10 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
     );
     print!("{}", table.text());
     println!(
-        "(after the first generation as warm-up; GROWING = memory, descriptors, threads or latency rising by at least {:.0} % \
-         of its level an hour with the whole 95 % interval above zero, memory faster than the node's keys; data and keys \
-         grow with every generation's new keys)",
+        "(after the first generation as warm-up; GROWING = memory, descriptors, threads, hints or latency rising by at \
+         least {:.0} % of its level an hour with the whole 95 % interval above zero, memory faster than the node's keys; \
+         rss growing while heap, what the node holds allocated, is flat is the allocator's free space; data and keys grow \
+         until each generation's deleted keys are reaped)",
         LEAK_FLOOR_PER_HOUR * 100.0
     );
     for leak in &leaks {

@@ -94,6 +94,12 @@ impl Node {
         self.reaping.since.len()
     }
 
+    /// Keys this node reaped whose other replicas have not all answered
+    /// (remembered until they do).
+    pub fn reaps_unanswered(&self) -> usize {
+        self.reaping.reaped.len()
+    }
+
     /// Tells the reaper which keys of its durable state are tombstones only
     /// (on open, before [`Node::start`]); they count from `now_ms`.
     pub fn with_tombstones(mut self, keys: impl IntoIterator<Item = Vec<u8>>, now_ms: u64) -> Node {

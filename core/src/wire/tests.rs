@@ -174,11 +174,11 @@ fn samples() -> Vec<Frame> {
     });
     frames.push(Frame::AdminReply {
         id: 8,
-        answer: AdminAnswer::Stats(crate::admin::StatsReport {
+        answer: AdminAnswer::Stats(Box::new(crate::admin::StatsReport {
             node: NodeId(2),
             keys: 5,
             ..Default::default()
-        }),
+        })),
     });
     frames.push(Frame::Request {
         id: 3,

@@ -309,7 +309,7 @@ impl Core {
                 )
             }
             AdminQuery::Ring => AdminAnswer::Ring(self.describe_ring()),
-            AdminQuery::Stats => AdminAnswer::Stats(self.stats_report()),
+            AdminQuery::Stats => AdminAnswer::Stats(Box::new(self.stats_report())),
             AdminQuery::Trees => AdminAnswer::Trees(
                 self.node
                     .trees()
@@ -386,6 +386,8 @@ impl Core {
             node: self.node.id(),
             protocol: self.node.stats().clone(),
             hints_pending: self.node.hints_pending() as u64,
+            tombstones_held: self.node.tombstones_held() as u64,
+            reaps_unanswered: self.node.reaps_unanswered() as u64,
             suspected: self.node.suspects(),
             keys,
             bytes,
