@@ -142,7 +142,7 @@ enum Command {
     /// come from its own stats, so nothing runs on the hosts but the nodes.
     ///
     /// Example: dynamo-bench soak workloads/soak.toml --duration 8h
-    ///          dynamo-bench soak workloads/soak.toml --duration 3m --generation 20s --window 4s
+    ///          dynamo-bench soak workloads/soak.toml --duration 3m --generation 30s --window 4s --warmup 90s
     ///          dynamo-bench soak workloads/soak.toml --duration 8h --cluster /etc/dynamo/cluster.toml
     ///
     /// Exit status: 0 clean, 1 a finding, a suspected leak or final reads
@@ -189,6 +189,11 @@ enum Command {
         /// generation's is dropped once the next is clean too).
         #[arg(long)]
         keep_history: bool,
+        /// The windows before this are warm-up (a node's allocator and
+        /// buffers grow to its working set under faults, some minutes), not
+        /// judged for trends [default: the first generation].
+        #[arg(long, value_parser = parse_duration)]
+        warmup: Option<std::time::Duration>,
         /// No progress lines.
         #[arg(long)]
         quiet: bool,
@@ -458,6 +463,7 @@ fn main() -> ExitCode {
             cluster,
             stop_on_violation,
             keep_history,
+            warmup,
             quiet,
         } => soak(
             spec,
@@ -472,7 +478,7 @@ fn main() -> ExitCode {
             },
             (out, cluster),
             stop_on_violation,
-            keep_history,
+            (keep_history, warmup),
             quiet,
         ),
         Command::Report { run_dir } => match if run_dir.join("soak.json").exists() {
@@ -529,7 +535,7 @@ fn soak(
     overrides: Overrides,
     (out, cluster_file): (Option<PathBuf>, Option<PathBuf>),
     stop_on_violation: bool,
-    keep_history: bool,
+    (keep_history, warmup): (bool, Option<std::time::Duration>),
     quiet: bool,
 ) -> ExitCode {
     let mut spec = match Spec::load(&spec) {
@@ -561,6 +567,7 @@ fn soak(
         progress: !quiet,
         stop_on_violation,
         keep_history,
+        warmup,
     }) {
         Ok(result) if result.generations == 0 && result.interrupted => ExitCode::from(3),
         Ok(result) if result.findings > 0 || !result.leaks.is_empty() || result.final_reads_failed > 0 => {

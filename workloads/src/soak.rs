@@ -87,6 +87,9 @@ pub struct SoakRequest {
     pub stop_on_violation: bool,
     /// Keep every generation's history, clean or not.
     pub keep_history: bool,
+    /// Windows before this are warm-up, not judged (none: the first
+    /// generation).
+    pub warmup: Option<Duration>,
 }
 
 /// What a soak found.
@@ -428,6 +431,15 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
     }
     let samples = std::mem::take(&mut *samples.lock().recover());
     write_windows(&windows_path, &samples)?;
+    // Warm-up: the first generation unless asked otherwise. A node warms
+    // up again after every restart (a kill): its windows within the
+    // warm-up of its own start are not judged either, or every restart
+    // would read as growth. A restart shows as its CPU time going back.
+    let warmup_s = request
+        .warmup
+        .map_or(first_generation_end_s, |warmup| warmup.as_secs_f64());
+    let mut started_at: BTreeMap<&str, (f64, u64)> = BTreeMap::new();
+    let mut restarts: BTreeMap<String, u64> = BTreeMap::new();
     for Sample {
         at_s,
         node,
@@ -438,6 +450,15 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         reaps_unanswered,
     } in &samples
     {
+        let (start, cpu) = started_at.entry(node.as_str()).or_insert((0.0, 0));
+        if figures.cpu_ms < *cpu {
+            *start = *at_s;
+            *restarts.entry(node.clone()).or_default() += 1;
+        }
+        *cpu = figures.cpu_ms;
+        if *at_s - *start < warmup_s {
+            continue;
+        }
         for (name, value) in [
             ("rss_bytes", figures.rss_bytes),
             ("heap_bytes", figures.heap_bytes),
@@ -477,17 +498,15 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         Err(why) => eprintln!("note: latency per window could not be read back: {why}"),
     }
     // Sampling rounds: the most any node answered.
-    let windows = series
-        .iter()
-        .filter(|((_, figure), _)| *figure == "rss_bytes")
-        .map(|(_, points)| points.len())
-        .max()
-        .unwrap_or(0);
+    let mut answered: BTreeMap<&str, usize> = BTreeMap::new();
+    for sample in &samples {
+        *answered.entry(sample.node.as_str()).or_default() += 1;
+    }
+    let windows = answered.values().copied().max().unwrap_or(0);
     for entry in walk_histories(&dir.join("generations")) {
         history_kept += std::fs::metadata(entry).map_or(0, |metadata| metadata.len());
     }
-    // The verdicts: after the first generation, as warm-up.
-    let warmup_s = first_generation_end_s;
+    // The verdicts: after the warm-up.
     let judged: Vec<Judged> = series
         .iter()
         .map(|((node, figure), points)| Judged {
@@ -580,6 +599,8 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             "history_bytes_kept": history_kept,
             "trends": trends,
             "leaks": leaks,
+            "warmup_s": warmup_s,
+            "restarts": restarts,
             "interrupted": interrupted,
         }),
     )?;
@@ -595,12 +616,23 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
     );
     print!("{}", table.text());
     println!(
-        "(after the first generation as warm-up; GROWING = memory, descriptors, threads, hints or latency rising by at \
+        "(after {warmup_s:.0} s of warm-up; GROWING = memory, descriptors, threads, hints or latency rising by at \
          least {:.0} % of its level an hour with the whole 95 % interval above zero, memory faster than the node's keys; \
          rss growing while heap, what the node holds allocated, is flat is the allocator's free space; data and keys grow \
          until each generation's deleted keys are reaped)",
         LEAK_FLOOR_PER_HOUR * 100.0
     );
+    let unjudged: Vec<&str> = answered
+        .keys()
+        .copied()
+        .filter(|node| !series.contains_key(&(node.to_string(), "rss_bytes")))
+        .collect();
+    if !unjudged.is_empty() {
+        println!(
+            "not judged (no window past the warm-up since its last restart): {}",
+            unjudged.join(", ")
+        );
+    }
     for leak in &leaks {
         println!("suspected leak: {leak}");
     }
