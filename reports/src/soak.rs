@@ -246,6 +246,7 @@ pub fn trend_table(trends: &[serde_json::Value]) -> Table {
                 ("growing", false) => match trend["explained_by"].as_str() {
                     Some("keys") => "growing with keys".to_string(),
                     Some("allocator") => "growing, heap flat".to_string(),
+                    Some("under one unit") => "growing < 1 unit".to_string(),
                     _ => "growing".to_string(),
                 },
                 ("too_few_windows", _) => "too few points".to_string(),

@@ -549,10 +549,20 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             None
         }
     };
+    // A count (threads, descriptors, hints) leaks only if it grew by at
+    // least one whole unit over the judged windows, at the low end of its
+    // interval: a thread count flickering between 6 and 7 has a slope, not
+    // a leak.
+    let judged_hours = (clock.elapsed().as_secs_f64() - warmup_s).max(0.0) / 3600.0;
+    let under_one = |judged: &Judged| {
+        judged.trend.verdict == TrendVerdict::Growing
+            && !matches!(judged.figure, "rss_bytes" | "heap_bytes" | "p99_ms")
+            && judged.trend.low * judged_hours < 1.0
+    };
     let judged: Vec<Judged> = judged
         .into_iter()
         .map(|mut judged| {
-            judged.explained_by = explained(&judged);
+            judged.explained_by = explained(&judged).or_else(|| under_one(&judged).then_some("under one unit"));
             if judged.explained_by.is_some() {
                 judged.counts = false;
             }
