@@ -219,31 +219,6 @@ fn spawn_peer_writers(members: &[Member], auth: &Arc<PeerAuth>) -> HashMap<NodeI
     peers
 }
 
-/// How often the node gives the memory it freed back to the system.
-const TRIM_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Every [`TRIM_INTERVAL`], returns the memory the allocator holds free to
-/// the system (glibc's `malloc_trim`). Without it a burst (hints held for
-/// a node that was down, a compaction's buffers) stays resident after it is
-/// freed, so resident memory shows the largest burst so far rather than
-/// what the node holds now — and a soak cannot tell a leak from the last
-/// fault's high-water mark.
-async fn return_freed_memory() {
-    let mut tick = tokio::time::interval(TRIM_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        // On this thread: with a heap of tens of MiB it takes well under a
-        // millisecond, and a blocking-pool thread for it would come and go
-        // (a soak saw the node's thread count flicker between 6 and 7).
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only walks the allocator's own free lists.
-        unsafe {
-            libc::malloc_trim(0);
-        }
-    }
-}
-
 /// What `serve` does from a command line: loads the cluster file, names
 /// the log, and runs node `id` with its data in `data` (default
 /// `data/<id>`). Shared by `dynamo-node serve` and the node processes that
@@ -378,7 +353,6 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
     ));
     println!("ready {name} {}", member.addr);
     let _ = std::io::stdout().flush();
-    let trimmer = tokio::spawn(return_freed_memory());
 
     let core = Core::new(
         node,
@@ -395,7 +369,6 @@ async fn run(options: ServeOptions) -> Result<(), ServerError> {
     );
     core.run(input_rx, completion_rx).await;
     accept.abort();
-    trimmer.abort();
     drop(input_tx);
     // Every client still waiting is told, rather than left to see the
     // connection close; then each connection sends what is queued for it.

@@ -194,14 +194,6 @@ mod tests {
     use crate::ring::Ring;
     use crate::version::{Actor, SiblingSet, VectorClock, Versioning};
 
-    struct Empty;
-
-    impl Store for Empty {
-        fn load(&self, _key: &[u8]) -> Result<SiblingSet, StoreError> {
-            Ok(SiblingSet::new())
-        }
-    }
-
     /// Node 0 started at `wall_ms` (a new incarnation each time).
     fn forwarder(ring: &Ring, settings: &Settings, wall_ms: u64) -> Node {
         let actor = Actor {
@@ -218,7 +210,7 @@ mod tests {
             key: key.to_vec(),
             r: None,
         };
-        node.handle_client(0, ClientId(1), get, &Empty, &mut out);
+        node.handle_client(0, ClientId(1), get, &One(SiblingSet::new()), &mut out);
         out.into_iter()
             .find_map(|effect| match effect {
                 Effect::Send {
@@ -341,17 +333,17 @@ mod tests {
         );
         let mut out = Vec::new();
         let first = forward_of(&mut forwarder(&ring, &settings, 1_800_000_000_000), &key);
-        owner.handle_message(0, NodeId(0), first.clone(), &Empty, &mut out);
+        owner.handle_message(0, NodeId(0), first.clone(), &One(SiblingSet::new()), &mut out);
         assert!(answered(&out), "{out:?}");
         // The same message again is a duplicate: not coordinated twice.
         out.clear();
-        owner.handle_message(1, NodeId(0), first, &Empty, &mut out);
+        owner.handle_message(1, NodeId(0), first, &One(SiblingSet::new()), &mut out);
         assert!(!answered(&out), "{out:?}");
         // Node 0 restarts five seconds later and forwards a read: a new
         // request, answered.
         let again = forward_of(&mut forwarder(&ring, &settings, 1_800_000_005_000), &key);
         out.clear();
-        owner.handle_message(2, NodeId(0), again, &Empty, &mut out);
+        owner.handle_message(2, NodeId(0), again, &One(SiblingSet::new()), &mut out);
         assert!(answered(&out), "the restarted node's forward was dropped: {out:?}");
     }
 }
