@@ -601,3 +601,23 @@ fn a_delete_after_the_get_excuses_the_invariant_but_not_the_staleness_measure() 
     assert_eq!(eventual.staleness.stale_gets, 1, "{:?}", eventual.staleness);
     assert_eq!(eventual.staleness.k_histogram, vec![(0, 3), (1, 1)]);
 }
+
+#[test]
+fn gets_are_counted_by_the_second_they_began_in_fresh_and_stale_apart() {
+    // A put acknowledged in second 0; a fresh get in second 1; two gets in
+    // second 3, one of them missing the put; nothing judged in second 2.
+    let history = [
+        r#"{"type":"invoke","process":0,"op":0,"f":"put","key":"k","value":"a","context":[],"time_ns":1000}"#,
+        r#"{"type":"ok","process":0,"op":0,"f":"put","time_ns":2000}"#,
+        r#"{"type":"invoke","process":1,"op":1,"f":"get","key":"k","time_ns":1500000000}"#,
+        r#"{"type":"ok","process":1,"op":1,"f":"get","values":["a"],"time_ns":1500001000}"#,
+        r#"{"type":"invoke","process":2,"op":2,"f":"get","key":"k","time_ns":3000000000}"#,
+        r#"{"type":"ok","process":2,"op":2,"f":"get","values":[],"time_ns":3000001000}"#,
+        r#"{"type":"invoke","process":3,"op":3,"f":"get","key":"k","time_ns":3900000000}"#,
+        r#"{"type":"ok","process":3,"op":3,"f":"get","values":["a"],"time_ns":3900001000}"#,
+    ]
+    .join("\n");
+    let verdict = common::both(&format!("{history}\n"), &Options::default());
+    assert_eq!(verdict.staleness.stale_gets, 1);
+    assert_eq!(verdict.staleness.by_second, vec![(1, 1, 0), (3, 2, 1)]);
+}

@@ -229,6 +229,23 @@ pub struct LocalCluster {
     /// Where each node listens when not at its member address (a proxy
     /// in front of it holds that one).
     listen: Vec<Option<SocketAddr>>,
+    /// Each node's log (its stderr) goes to `dir/<name>.log`, appended
+    /// across restarts, instead of ours.
+    log_files: bool,
+}
+
+/// How [`LocalCluster::start_with`] starts the nodes.
+#[derive(Clone, Debug, Default)]
+pub struct LaunchOptions {
+    /// Print each node's ready line on stdout as it comes (the CLI does).
+    pub echo_ready: bool,
+    /// Node `i` listens at `listen[i]` instead of its member address,
+    /// where something else (a proxy) listens and forwards to it.
+    pub listen: Vec<SocketAddr>,
+    /// Each node's log (its stderr) goes to `dir/<name>.log`, appended
+    /// across restarts with a line marking each start, instead of ours: a
+    /// run keeps its nodes' logs beside its history.
+    pub log_files: bool,
 }
 
 impl LocalCluster {
@@ -239,7 +256,7 @@ impl LocalCluster {
     /// A file cannot be written, a process cannot start, or a node does not
     /// become ready (its exit status or the timeout is in the message).
     pub fn start(binary: &Path, dir: &Path, config: ClusterConfig) -> Result<LocalCluster, LaunchError> {
-        Self::start_with(binary, dir, config, false, Vec::new())
+        Self::start_with(binary, dir, config, LaunchOptions::default())
     }
 
     /// As [`LocalCluster::start`], printing each ready line on stdout.
@@ -247,31 +264,32 @@ impl LocalCluster {
     /// # Errors
     /// As [`LocalCluster::start`].
     pub fn start_echoing(binary: &Path, dir: &Path, config: ClusterConfig) -> Result<LocalCluster, LaunchError> {
-        Self::start_with(binary, dir, config, true, Vec::new())
+        Self::start_with(
+            binary,
+            dir,
+            config,
+            LaunchOptions {
+                echo_ready: true,
+                ..LaunchOptions::default()
+            },
+        )
     }
 
-    /// As [`LocalCluster::start`], node `i` listening at `listen[i]`
-    /// instead of its member address, where something else (a proxy)
-    /// listens and forwards to it.
+    /// As [`LocalCluster::start`], started as `options` say.
     ///
     /// # Errors
     /// As [`LocalCluster::start`].
-    pub fn start_behind(
-        binary: &Path,
-        dir: &Path,
-        config: ClusterConfig,
-        listen: Vec<SocketAddr>,
-    ) -> Result<LocalCluster, LaunchError> {
-        Self::start_with(binary, dir, config, false, listen)
-    }
-
-    fn start_with(
+    pub fn start_with(
         binary: &Path,
         dir: &Path,
         mut config: ClusterConfig,
-        echo_ready: bool,
-        listen: Vec<SocketAddr>,
+        options: LaunchOptions,
     ) -> Result<LocalCluster, LaunchError> {
+        let LaunchOptions {
+            echo_ready,
+            listen,
+            log_files,
+        } = options;
         std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
         if config.secret.is_none() {
             // Peers authenticate even on loopback: a fresh secret per
@@ -292,11 +310,36 @@ impl LocalCluster {
             log_level: std::env::var("DYNAMO_LOG").unwrap_or_else(|_| "warn".into()),
             echo_ready,
             listen: (0..config_len).map(|index| listen.get(index).copied()).collect(),
+            log_files,
         };
         for index in 0..cluster.children.len() {
             cluster.start_node(index)?;
         }
         Ok(cluster)
+    }
+
+    /// Where node `name`'s log goes when the nodes log to files.
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+
+    /// The nodes' log files (with logs to files), each with its lines so
+    /// far, the start markers left out.
+    pub fn log_files(&self) -> Vec<(PathBuf, usize)> {
+        if !self.log_files {
+            return Vec::new();
+        }
+        self.config
+            .members
+            .iter()
+            .map(|member| {
+                let path = self.log_path(&member.name);
+                let lines = std::fs::read_to_string(&path)
+                    .map(|text| text.lines().filter(|line| !line.starts_with("== ")).count())
+                    .unwrap_or(0);
+                (path, lines)
+            })
+            .collect()
     }
 
     /// The nodes' addresses, in order (node `i` is `n<i+1>`).
@@ -354,6 +397,26 @@ impl LocalCluster {
             )
             .env("DYNAMO_LOG", &self.log_level)
             .stdout(Stdio::piped());
+        if self.log_files {
+            let path = self.log_path(&name);
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io(path.display().to_string()))?;
+            let since_epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            use std::io::Write as _;
+            writeln!(
+                log,
+                "== {name} starting at {:.3} s since the epoch (unix time), log level {}",
+                since_epoch.as_secs_f64(),
+                self.log_level
+            )
+            .map_err(io(path.display().to_string()))?;
+            command.stderr(Stdio::from(log));
+        }
         die_with_parent(&mut command);
         let mut child = self
             .spawner

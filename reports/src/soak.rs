@@ -6,8 +6,9 @@
 //!
 //! What it reads (written by `dynamo-bench soak`): `soak.json` (totals,
 //! trends, leaks), `generations.jsonl` (one line a generation, with its
-//! fault windows on the soak's clock), `windows.jsonl` (one line a node a
-//! window) and `generations/<n>/latency-<op>.hlog`.
+//! fault windows and gets by second on the soak's clock), `windows.jsonl`
+//! (one line a node a window), `load.jsonl` (one line a window: operations,
+//! errors, p99) and `generations/<n>/latency-<op>.hlog`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -53,6 +54,8 @@ pub struct SoakData {
     pub generations: Vec<serde_json::Value>,
     /// `windows.jsonl`, one value a node a window.
     pub windows: Vec<serde_json::Value>,
+    /// `load.jsonl`, one value a window (none from soaks before it).
+    pub load: Vec<serde_json::Value>,
     /// Per operation type, per window.
     pub latency: BTreeMap<String, Vec<WindowLatency>>,
 }
@@ -144,12 +147,16 @@ impl SoakData {
             serde_json::from_str(&std::fs::read_to_string(&soak_path).map_err(|io| error(&soak_path, io.to_string()))?)
                 .map_err(|parse| error(&soak_path, parse.to_string()))?;
         let generations = read_lines(&dir.join("generations.jsonl"))?;
-        let windows_path = dir.join("windows.jsonl");
-        let windows = if windows_path.exists() {
-            read_lines(&windows_path)?
-        } else {
-            Vec::new()
+        let optional = |name: &str| {
+            let path = dir.join(name);
+            if path.exists() {
+                read_lines(&path)
+            } else {
+                Ok(Vec::new())
+            }
         };
+        let windows = optional("windows.jsonl")?;
+        let load = optional("load.jsonl")?;
         let window_s = soak["window_s"].as_f64().filter(|window| *window > 0.0).unwrap_or(60.0);
         let latency = window_latency(dir, window_s, &generations)?;
         Ok(SoakData {
@@ -157,8 +164,35 @@ impl SoakData {
             soak,
             generations,
             windows,
+            load,
             latency,
         })
+    }
+
+    /// Gets judged and stale gets per window (`window_s` seconds of the
+    /// soak's clock, from 0): (the window's middle, gets, stale gets),
+    /// from each generation's `staleness_by_second`.
+    pub fn staleness_per_window(&self) -> Vec<(f64, u64, u64)> {
+        let window_s = self.soak["window_s"]
+            .as_f64()
+            .filter(|window| *window > 0.0)
+            .unwrap_or(60.0);
+        let mut windows: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+        for generation in &self.generations {
+            for second in generation["staleness_by_second"].as_array().into_iter().flatten() {
+                let (Some(at), Some(gets), Some(stale)) = (second[0].as_f64(), second[1].as_u64(), second[2].as_u64())
+                else {
+                    continue;
+                };
+                let tally = windows.entry((at.max(0.0) / window_s) as u64).or_default();
+                tally.0 += gets;
+                tally.1 += stale;
+            }
+        }
+        windows
+            .into_iter()
+            .map(|(index, (gets, stale))| ((index as f64 + 0.5) * window_s, gets, stale))
+            .collect()
     }
 
     /// Every fault window, on the soak's clock (seconds): kind, start, end.
@@ -473,6 +507,30 @@ pub fn render(data: &SoakData) -> String {
             false,
         ),
     );
+    // Errors as the driver counted them per window; stale gets as the
+    // checker judged them, binned by when each get began.
+    let errors: Vec<(f64, f64)> = data
+        .load
+        .iter()
+        .filter_map(|window| Some((window["at_s"].as_f64()?, window["errors"].as_f64()?)))
+        .collect();
+    let stale: Vec<(f64, f64)> = data
+        .staleness_per_window()
+        .into_iter()
+        .map(|(at, _, stale)| (at, stale as f64))
+        .collect();
+    if !errors.is_empty() || !stale.is_empty() {
+        plot(
+            &mut page,
+            over_time(
+                data,
+                "errors and stale gets per window (a stale get missed an acknowledged write)",
+                "operations",
+                &[("errors".to_string(), errors), ("stale gets".to_string(), stale)],
+                false,
+            ),
+        );
+    }
     let _ = writeln!(page, "<h2>Each node, every window</h2>");
     let figures: [(&str, &str, WindowFigure); 8] = [
         ("resident memory", "MiB", |window| {

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dynamo_checker::faults::FaultReport;
 use dynamo_checker::{Options, Verdict};
 use dynamo_node::config::ClusterConfig;
-use dynamo_node::launcher::{free_loopback_members, LaunchError, LocalCluster};
+use dynamo_node::launcher::{free_loopback_members, LaunchError, LaunchOptions, LocalCluster};
 use dynamo_reports::hlog::HistogramLog;
 use dynamo_reports::latency::{rows, text, Row};
 use serde_json::json;
@@ -192,6 +192,33 @@ impl Cluster {
         };
         Some((world, faults))
     }
+
+    /// Stops a local cluster (nothing for an existing one): says which
+    /// nodes did not stop cleanly and where their logs are.
+    pub(crate) fn stop(&self) {
+        let Some(local) = self.local.as_ref() else {
+            return;
+        };
+        let mut local = local.lock().recover();
+        for (name, why) in local.stop() {
+            eprintln!("note: node {name} did not stop cleanly: {why}");
+        }
+        let logs = local.log_files();
+        let written: Vec<String> = logs
+            .iter()
+            .filter(|(_, lines)| *lines > 0)
+            .map(|(path, lines)| format!("{} ({lines} lines)", path.display()))
+            .collect();
+        if !written.is_empty() {
+            eprintln!("node logs: {}", written.join(", "));
+        } else if let Some((path, _)) = logs.first() {
+            eprintln!(
+                "node logs: nothing logged at level {} (DYNAMO_LOG) in {}",
+                std::env::var("DYNAMO_LOG").unwrap_or_else(|_| "warn".into()),
+                path.parent().unwrap_or(path).join("<node>.log").display()
+            );
+        }
+    }
 }
 
 /// Runs the whole job.
@@ -249,6 +276,7 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
             proxy.clone(),
             spec.seed,
         ),
+        gauge: None,
     };
     let measured = runtime.block_on(drive(spec.clone(), cluster.target.clone(), options))?;
     let interrupted = *stop.borrow();
@@ -256,11 +284,7 @@ pub fn run(request: RunRequest) -> Result<RunResult, RunError> {
     for problem in &measured.fault_problems {
         eprintln!("note: a fault went wrong: {problem}");
     }
-    if let Some(local) = cluster.local.as_ref() {
-        for (name, why) in local.lock().recover().stop() {
-            eprintln!("note: node {name} did not stop cleanly: {why}");
-        }
-    }
+    cluster.stop();
     let (verdict, check_seconds, fault_report) = check_history(&history_path, spec, request.progress)?;
     write_json(
         &dir.join("check.json"),
@@ -477,10 +501,22 @@ pub(crate) fn local_cluster(
         if request.progress {
             eprintln!("{}", proxy.calibration.text());
         }
-        let local = LocalCluster::start_behind(&request.node_binary, &cluster_dir, config, listen)?;
+        let options = LaunchOptions {
+            listen,
+            log_files: true,
+            ..LaunchOptions::default()
+        };
+        let local = LocalCluster::start_with(&request.node_binary, &cluster_dir, config, options)?;
         (local, Some(Arc::new(proxy)))
     } else {
-        (LocalCluster::start(&request.node_binary, &cluster_dir, config)?, None)
+        let options = LaunchOptions {
+            log_files: true,
+            ..LaunchOptions::default()
+        };
+        (
+            LocalCluster::start_with(&request.node_binary, &cluster_dir, config, options)?,
+            None,
+        )
     };
     let nodes = local
         .config()

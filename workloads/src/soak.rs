@@ -21,10 +21,12 @@
 //! next one are checked clean (the segments around a finding are kept), so
 //! the disk a soak takes stays bounded. `OUT/generations.jsonl` has one
 //! line a generation: throughput, errors, latency per operation type, the
-//! checker's findings and staleness, faults done. Every `--window`
-//! (default one minute) each node's memory, descriptors, threads, CPU and
-//! data bytes, as the node reports them in its stats, go to
-//! `OUT/windows.jsonl`.
+//! checker's findings and staleness (also by the second gets began in),
+//! faults done. Every `--window` (default one minute) each node's memory,
+//! descriptors, threads, CPU and data bytes, as the node reports them in
+//! its stats, go to `OUT/windows.jsonl`, and the load's operations, errors
+//! and p99 over the window to `OUT/load.jsonl`. A local cluster's nodes log
+//! to `OUT/cluster/<node>.log`.
 //!
 //! # The verdict
 //!
@@ -41,6 +43,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -50,7 +53,7 @@ use dynamo_reports::trend::{judge, Trend, TrendVerdict};
 use dynamo_reports::Percentiles;
 use serde_json::json;
 
-use crate::driver::{drive, key_name, DriveOptions};
+use crate::driver::{drive, key_name, DriveOptions, Gauge};
 use crate::faults::firewall::Firewall;
 use crate::run::{
     check_history, existing_cluster, fault_schedule, human_bytes, local_cluster, partitions,
@@ -139,6 +142,23 @@ struct Sample {
     tombstones_held: u64,
     /// Keys it reaped whose other replicas have not all answered.
     reaps_unanswered: u64,
+}
+
+/// The load over one window: a line of `load.jsonl`.
+#[derive(Clone, Debug, serde::Serialize)]
+struct LoadWindow {
+    /// Seconds from the soak's start, at the window's end.
+    at_s: f64,
+    /// The window's length.
+    seconds: f64,
+    /// Operations completed in it (ok or not), every type together.
+    ops: u64,
+    /// The same per second.
+    ops_per_second: f64,
+    /// Of them, errors (timeouts, refusals, failed quorums).
+    errors: u64,
+    /// Latency from the intended start, p99 (ms), every type together.
+    p99_ms: f64,
 }
 
 /// One series of a soak judged.
@@ -234,10 +254,15 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         .map(|(name, addr)| (addr.to_string(), name.clone()))
         .collect();
     let clock = Instant::now();
-    // The windows: every node's resources, sampled while the load runs.
+    // The windows: the load's figures and every node's resources, sampled
+    // while the load runs.
     let samples: Arc<std::sync::Mutex<Vec<Sample>>> = Arc::default();
+    let loads: Arc<std::sync::Mutex<Vec<LoadWindow>>> = Arc::default();
+    let gauge: Arc<Gauge> = Arc::default();
+    let findings_so_far: Arc<AtomicU64> = Arc::default();
     {
-        let samples = Arc::clone(&samples);
+        let (samples, loads, gauge) = (Arc::clone(&samples), Arc::clone(&loads), Arc::clone(&gauge));
+        let findings_so_far = Arc::clone(&findings_so_far);
         let nodes = cluster.target.nodes.clone();
         let (window, names, progress) = (request.window, names.clone(), request.progress);
         runtime.spawn(async move {
@@ -245,8 +270,21 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             let client = dynamo_client::Client::new(addrs.clone(), Duration::from_secs(2));
             let mut tick = tokio::time::interval(window);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            let mut window_start = Instant::now();
             loop {
                 tick.tick().await;
+                let gathered = gauge.take();
+                let seconds = window_start.elapsed().as_secs_f64().max(1e-9);
+                window_start = Instant::now();
+                let load = LoadWindow {
+                    at_s: clock.elapsed().as_secs_f64(),
+                    seconds,
+                    ops: gathered.ops,
+                    ops_per_second: gathered.ops as f64 / seconds,
+                    errors: gathered.errors,
+                    p99_ms: gathered.p99_ms(),
+                };
                 let mut round = Vec::new();
                 for addr in &addrs {
                     if let Ok(stats) = client.stats(*addr).await {
@@ -264,12 +302,17 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
                         });
                     }
                 }
-                if progress && !round.is_empty() {
+                if progress {
                     let largest = |figure: fn(&Sample) -> u64| round.iter().map(figure).max().unwrap_or(0);
                     eprintln!(
-                        "soak {:.0} s: {} of {} nodes answered; largest RSS {}, descriptors {}, threads {}, keys {}, \
-                         hints pending {}",
-                        clock.elapsed().as_secs_f64(),
+                        "soak {:.0} s: {:.0} ops/s, {} errors, p99 {:.2} ms over the last {:.0} s; {} findings so far; \
+                         {} of {} nodes answered: largest RSS {}, descriptors {}, threads {}, keys {}, hints pending {}",
+                        load.at_s,
+                        load.ops_per_second,
+                        load.errors,
+                        load.p99_ms,
+                        load.seconds,
+                        findings_so_far.load(Ordering::Relaxed),
                         round.len(),
                         addrs.len(),
                         human_bytes(largest(|sample| sample.resources.rss_bytes) as f64),
@@ -280,6 +323,7 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
                     );
                 }
                 samples.lock().recover().extend(round);
+                loads.lock().recover().push(load);
             }
         });
     }
@@ -289,6 +333,7 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
     ));
     let generations_path = dir.join("generations.jsonl");
     let windows_path = dir.join("windows.jsonl");
+    let load_path = dir.join("load.jsonl");
     let mut generation_lines = String::new();
     let firewall = partitioned.then(|| Arc::new(Firewall::new(cluster.target.nodes.clone())));
     let (mut done, mut findings, mut faults_done, mut ops) = (0u64, 0u64, 0u64, 0u64);
@@ -316,6 +361,7 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             history: history.clone(),
             stop: stop.clone(),
             faults: cluster.world(faults, firewall.clone(), proxy.clone(), generation_spec.seed),
+            gauge: Some(Arc::clone(&gauge)),
         };
         let measured = runtime.block_on(drive(generation_spec.clone(), cluster.target.clone(), options))?;
         let interrupted = *stop.borrow();
@@ -337,6 +383,7 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         let retired = runtime.block_on(retire(&retirer, &generation_spec, cluster.target.n));
         let generation_findings: u64 = verdict.violations.values().sum();
         findings += generation_findings;
+        findings_so_far.store(findings, Ordering::Relaxed);
         faults_done += fault_report.windows.len() as u64;
         let generation_ops: u64 = measured.totals.values().map(|pair| pair.intended.len()).sum();
         let errors: u64 = measured.totals.values().map(|pair| pair.errors).sum();
@@ -361,6 +408,10 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             "violations": verdict.violations.iter().map(|(invariant, count)| (invariant.name(), *count)).collect::<BTreeMap<_, _>>(),
             "stale_gets": verdict.staleness.stale_gets,
             "gets": verdict.staleness.gets,
+            // On the soak's clock: [second's start, gets, stale gets].
+            "staleness_by_second": verdict.staleness.by_second.iter()
+                .map(|&(second, gets, stale)| json!([start_s + second as f64, gets, stale]))
+                .collect::<Vec<_>>(),
             "faults": fault_report.windows.len(),
             "fault_windows": fault_report.windows.iter().map(|window| json!({
                 "fault": window.fault,
@@ -379,7 +430,8 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             source,
         })?;
         // The windows so far, so a soak that dies leaves them.
-        write_windows(&windows_path, &samples.lock().recover())?;
+        write_lines(&windows_path, &samples.lock().recover())?;
+        write_lines(&load_path, &loads.lock().recover())?;
         // Disk: a clean generation's history goes once the next one is
         // clean too; the two around a finding stay.
         if verdict.valid && !request.keep_history {
@@ -417,20 +469,44 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         if interrupted || (request.stop_on_violation && !verdict.valid) {
             if !verdict.valid {
                 eprintln!(
-                    "generation {generation} has findings: stopping (its history and the one before it are kept in {})",
-                    dir.join("generations").display()
+                    "generation {generation} has findings: stopping. Kept to reproduce them: its history and the one \
+                     before it ({}), its check.json, its faults (fault_windows in {}), its seed {} and the nodes' \
+                     logs ({}); check it again with `dynamo-bench check {}`",
+                    history.display(),
+                    generations_path.display(),
+                    generation_spec.seed,
+                    if cluster.local.is_some() {
+                        dir.join("cluster").join("<node>.log").display().to_string()
+                    } else {
+                        "on their hosts".to_string()
+                    },
+                    history.display()
                 );
             }
             break;
         }
     }
-    if let Some(local) = cluster.local.as_ref() {
-        for (name, why) in local.lock().recover().stop() {
-            eprintln!("note: node {name} did not stop cleanly: {why}");
+    cluster.stop();
+    // The last window, cut short by the soak's end.
+    {
+        let mut loads = loads.lock().recover();
+        let rest = gauge.take();
+        if rest.ops > 0 {
+            let at_s = clock.elapsed().as_secs_f64();
+            let seconds = (at_s - loads.last().map_or(0.0, |last| last.at_s)).max(1e-9);
+            loads.push(LoadWindow {
+                at_s,
+                seconds,
+                ops: rest.ops,
+                ops_per_second: rest.ops as f64 / seconds,
+                errors: rest.errors,
+                p99_ms: rest.p99_ms(),
+            });
         }
     }
     let samples = std::mem::take(&mut *samples.lock().recover());
-    write_windows(&windows_path, &samples)?;
+    write_lines(&windows_path, &samples)?;
+    write_lines(&load_path, &loads.lock().recover())?;
     // Warm-up: the first generation unless asked otherwise. A node warms
     // up again after every restart (a kill): its windows within the
     // warm-up of its own start are not judged either, or every restart
@@ -667,11 +743,12 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
     })
 }
 
-/// `windows.jsonl`: one line a node a window.
-fn write_windows(path: &std::path::Path, samples: &[Sample]) -> Result<(), RunError> {
+/// `windows.jsonl` (one line a node a window), `load.jsonl` (one line a
+/// window).
+fn write_lines<T: serde::Serialize>(path: &std::path::Path, records: &[T]) -> Result<(), RunError> {
     let mut lines = String::new();
-    for sample in samples {
-        let _ = writeln!(lines, "{}", json!(sample));
+    for record in records {
+        let _ = writeln!(lines, "{}", json!(record));
     }
     std::fs::write(path, lines).map_err(|source| RunError::Io {
         path: path.to_path_buf(),

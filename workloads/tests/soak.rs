@@ -43,7 +43,43 @@ fn a_short_soak_checks_each_generation_samples_the_nodes_and_bounds_its_disk() {
         assert!(record["retired"]["deleted"].as_u64().unwrap() > 0, "{record}");
         assert_eq!(record["retired"]["failed"], 0, "{record}");
         assert_eq!(record["final_reads_failed"], 0, "{record}");
+        // Its gets, by the second they began in, on the soak's clock.
+        let by_second = record["staleness_by_second"].as_array().unwrap();
+        let gets: u64 = by_second.iter().map(|second| second[1].as_u64().unwrap()).sum();
+        assert_eq!(gets, record["gets"].as_u64().unwrap(), "{record}");
+        let start = record["start_s"].as_f64().unwrap();
+        assert!(by_second
+            .iter()
+            .all(|second| second[0].as_f64().unwrap() >= start && second[2].as_u64() <= second[1].as_u64()));
     }
+    // The load, window by window, as it ran: every operation counted once.
+    let load: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("load.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(load.len() >= 10, "{} load windows", load.len());
+    let counted: u64 = load.iter().map(|window| window["ops"].as_u64().unwrap()).sum();
+    let ops = soak["ops"].as_u64().unwrap();
+    assert!(
+        counted >= ops && counted <= ops * 2,
+        "{counted} counted by window, {ops} measured"
+    );
+    assert!(load
+        .iter()
+        .all(|window| window["errors"].as_u64().unwrap() <= window["ops"].as_u64().unwrap()));
+    // The progress line of each window says so.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.lines().any(|line| line.contains(" ops/s, ")
+            && line.contains("p99")
+            && line.contains("findings so far")
+            && line.contains("largest RSS")),
+        "{stderr}"
+    );
+    // Each node's log, kept beside the run, marks each of its starts.
+    let log = std::fs::read_to_string(dir.join("cluster").join("n1.log")).unwrap();
+    assert!(log.starts_with("== n1 starting at "), "{log}");
     // Each node sampled about once a second, by name, with its keys.
     let windows = std::fs::read_to_string(dir.join("windows.jsonl")).unwrap();
     for node in ["n1", "n2", "n3", "n4", "n5"] {
@@ -84,5 +120,6 @@ fn a_short_soak_checks_each_generation_samples_the_nodes_and_bounds_its_disk() {
     let page = std::fs::read_to_string(dir.join("soak.html")).unwrap();
     assert!(page.contains("resident memory") && page.contains("<svg"), "{page}");
     assert!(page.contains("Trends") && page.contains("Generations"));
+    assert!(page.contains("errors and stale gets per window"), "{page}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

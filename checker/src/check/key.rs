@@ -14,9 +14,35 @@ use crate::history::{History, Kind, Operation, Outcome};
 pub(super) struct Samples {
     /// (key, k, t-visibility ns when stale).
     pub(super) gets: Vec<(u32, u64, Option<u64>)>,
+    /// By the second of the history its get was invoked in: (gets, stale
+    /// gets).
+    pub(super) by_second: Vec<(u64, u64)>,
 }
 
 impl Samples {
+    /// One get's sample: `k` 0 when it saw every acknowledged write.
+    pub(super) fn add(&mut self, get: GetFacts, k: u64, visibility_ns: Option<u64>) {
+        self.gets.push((get.key, k, visibility_ns));
+        let second = (get.invoke_ns / 1_000_000_000) as usize;
+        if self.by_second.len() <= second {
+            self.by_second.resize(second + 1, (0, 0));
+        }
+        self.by_second[second].0 += 1;
+        self.by_second[second].1 += u64::from(k > 0);
+    }
+
+    /// Takes in another judge's samples.
+    pub(super) fn join(&mut self, other: Samples) {
+        self.gets.extend(other.gets);
+        if self.by_second.len() < other.by_second.len() {
+            self.by_second.resize(other.by_second.len(), (0, 0));
+        }
+        for (mine, theirs) in self.by_second.iter_mut().zip(other.by_second) {
+            mine.0 += theirs.0;
+            mine.1 += theirs.1;
+        }
+    }
+
     /// Gets, stale gets, k and t-visibility of some samples.
     pub(super) fn measure<'a>(
         samples: impl Iterator<Item = &'a (u32, u64, Option<u64>)> + Clone,
@@ -45,6 +71,13 @@ impl Samples {
             ranges: Vec::new(),
             k_histogram: Vec::new(),
             t_visibility_histogram_ms: Vec::new(),
+            by_second: self
+                .by_second
+                .iter()
+                .enumerate()
+                .filter(|(_, tally)| tally.0 > 0)
+                .map(|(second, &(gets, stale_gets))| (second as u64, gets, stale_gets))
+                .collect(),
         };
         let mut by_k: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
         let mut by_t: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
@@ -399,7 +432,7 @@ impl Replay {
             mine.extend(own.iter().zip(&seen_mine).filter(|pair| !*pair.1).map(|pair| *pair.0));
         }
         if missed.is_empty() {
-            samples.gets.push((get.key, 0, None));
+            samples.add(get, 0, None);
             if mine.is_empty() {
                 return None;
             }
@@ -467,7 +500,7 @@ impl Waiting {
             .filter(|&number| !by_a_delete_in_time(number))
             .collect();
         if missed.is_empty() {
-            samples.gets.push((get.key, 0, None));
+            samples.add(get, 0, None);
             return;
         }
         let mut k = 0u64;
@@ -486,7 +519,7 @@ impl Waiting {
             },
         );
         let visibility = (oldest_ns != u64::MAX).then(|| get.invoke_ns.saturating_sub(oldest_ns));
-        samples.gets.push((get.key, k.max(1), visibility));
+        samples.add(get, k.max(1), visibility);
     }
 }
 

@@ -237,7 +237,7 @@ pub fn check_with(history: &History, options: &Options, progress: &mut dyn FnMut
     });
     let [first, second] = judges;
     let mut samples = first.samples;
-    samples.gets.extend(second.samples.gets);
+    samples.join(second.samples);
     let mut session = first.session;
     for (process, (monotonic, ryw)) in second.session.misses {
         let tally = session.misses.entry(process).or_insert((0, 0));

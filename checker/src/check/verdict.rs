@@ -196,6 +196,11 @@ pub struct Staleness {
     /// to a decade from 0.01 ms (a get falls in the first bucket whose
     /// bound is at least its t-visibility); empty buckets left out.
     pub t_visibility_histogram_ms: Vec<(f64, u64)>,
+    /// Gets by the second of the history they were invoked in (`time_ns`
+    /// / 10^9): `[second, gets, stale gets]`, ascending, seconds without
+    /// a judged get left out. A soak bins them into its windows.
+    #[serde(default)]
+    pub by_second: Vec<(u64, u64, u64)>,
 }
 
 /// Upper bound (ms) of t-visibility bucket `index`: ten to a decade from

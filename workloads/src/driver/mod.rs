@@ -167,6 +167,56 @@ pub struct DriveOptions {
     pub stop: tokio::sync::watch::Receiver<bool>,
     /// Faults to do to a local cluster while the load runs.
     pub faults: Option<(World, Vec<Fault>)>,
+    /// Where every second's operations, errors and latencies are added as
+    /// they happen (a soak reads its windows from it).
+    pub gauge: Option<Arc<Gauge>>,
+}
+
+/// The load's figures since they were last taken, added every second
+/// while a drive runs: a soak's windows read it, across its generations.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    window: Mutex<GaugeWindow>,
+}
+
+/// What a [`Gauge`] gathered over one window.
+#[derive(Clone, Debug, Default)]
+pub struct GaugeWindow {
+    /// Operations completed (ok or not).
+    pub ops: u64,
+    /// Of them, errors (timeouts, refusals, failed quorums).
+    pub errors: u64,
+    /// Latency from the intended start, every operation type together.
+    pub latency: Option<hdrhistogram::Histogram<u64>>,
+}
+
+impl Gauge {
+    /// What was gathered since the last call; starts a new window.
+    pub fn take(&self) -> GaugeWindow {
+        std::mem::take(&mut *self.window.lock().recover())
+    }
+
+    fn add(&self, ops: u64, errors: u64, latency: Option<hdrhistogram::Histogram<u64>>) {
+        let mut window = self.window.lock().recover();
+        window.ops += ops;
+        window.errors += errors;
+        match (&mut window.latency, latency) {
+            (Some(all), Some(more)) => {
+                let _ = all.add(&more);
+            }
+            (slot @ None, more) => *slot = more,
+            (Some(_), None) => {}
+        }
+    }
+}
+
+impl GaugeWindow {
+    /// The window's p99 (ms), 0 with no operation.
+    pub fn p99_ms(&self) -> f64 {
+        self.latency
+            .as_ref()
+            .map_or(0.0, |all| all.value_at_quantile(0.99) as f64 / 1000.0)
+    }
 }
 
 fn cpu_time() -> Duration {
@@ -258,6 +308,7 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
         pace,
         options.progress,
         options.hlog,
+        options.gauge,
         finished.clone(),
     ));
 
@@ -488,6 +539,7 @@ async fn tick(
     pace: Pace,
     progress: bool,
     hlog: dynamo_reports::hlog::HistogramLog,
+    gauge: Option<Arc<Gauge>>,
     finished: Arc<AtomicBool>,
 ) -> dynamo_reports::hlog::HistogramLog {
     let mut tick = tokio::time::interval_at(
@@ -501,11 +553,17 @@ async fn tick(
         tick.tick().await;
         let elapsed = pace.load_start.elapsed();
         let intervals = shared.recorder.lock().recover().rotate();
-        let (count, p99) = interval_summary(&intervals);
+        let all = merged(&intervals);
+        let (count, p99) = all
+            .as_ref()
+            .map_or((0, 0.0), |all| (all.len(), all.value_at_quantile(0.99) as f64 / 1000.0));
         hlog.add(intervals, Duration::from_secs(second), Duration::from_secs(1));
         second += 1;
+        let errors = shared.errors.load(Ordering::Relaxed);
+        if let Some(gauge) = &gauge {
+            gauge.add(count, errors - errors_before, all);
+        }
         if progress {
-            let errors = shared.errors.load(Ordering::Relaxed);
             let line = format!(
                 "[{:>6.1}s/{:.0}s] {:>7} ops/s  errors {:<5} p99 {:>8.2} ms  in flight {:<4} queued {}{}",
                 elapsed.as_secs_f64(),
@@ -517,13 +575,13 @@ async fn tick(
                 shared.queued.load(Ordering::Relaxed),
                 if elapsed < pace.warmup { "  (warm-up)" } else { "" }
             );
-            errors_before = errors;
             if is_terminal {
                 eprint!("\r{line}\x1b[K");
             } else if second % 5 == 0 {
                 eprintln!("{line}");
             }
         }
+        errors_before = errors;
         if finished.load(Ordering::Relaxed) {
             break;
         }
@@ -534,7 +592,9 @@ async fn tick(
     hlog
 }
 
-fn interval_summary(intervals: &BTreeMap<String, Pair>) -> (u64, f64) {
+/// One interval's latencies from the intended start, every operation type
+/// together.
+fn merged(intervals: &BTreeMap<String, Pair>) -> Option<hdrhistogram::Histogram<u64>> {
     let mut all: Option<hdrhistogram::Histogram<u64>> = None;
     for pair in intervals.values() {
         match &mut all {
@@ -544,8 +604,5 @@ fn interval_summary(intervals: &BTreeMap<String, Pair>) -> (u64, f64) {
             }
         }
     }
-    match all {
-        Some(all) => (all.len(), all.value_at_quantile(0.99) as f64 / 1000.0),
-        None => (0, 0.0),
-    }
+    all
 }
