@@ -62,3 +62,15 @@ pub fn init() {
         log::set_max_level(level);
     }
 }
+
+/// For commands that print and are piped into others (`client get | head`):
+/// a reader that goes away ends the process quietly, as it does `cat`,
+/// instead of a panic in `println!`. (Rust starts with SIGPIPE ignored;
+/// sockets write with `MSG_NOSIGNAL` and are not affected.)
+pub fn quiet_on_broken_pipe() {
+    // SAFETY: resets one signal's disposition to the default; no handler
+    // runs our code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -281,6 +281,12 @@ fn serve(cluster: PathBuf, id: String, data: Option<PathBuf>, listen: Option<std
 fn main() -> ExitCode {
     dynamo_node::logging::init();
     let arguments = Arguments::parse();
+    if matches!(
+        arguments.command,
+        Command::Client(_) | Command::Admin(_) | Command::Dump { .. }
+    ) {
+        dynamo_node::logging::quiet_on_broken_pipe();
+    }
     match arguments.command {
         Command::Serve {
             cluster,

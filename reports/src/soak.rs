@@ -143,9 +143,6 @@ impl SoakData {
     /// A file missing or damaged: the error names it (and the line).
     pub fn read(dir: &Path) -> Result<SoakData, ReadError> {
         let soak_path = dir.join("soak.json");
-        let soak: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&soak_path).map_err(|io| error(&soak_path, io.to_string()))?)
-                .map_err(|parse| error(&soak_path, parse.to_string()))?;
         let generations = read_lines(&dir.join("generations.jsonl"))?;
         let optional = |name: &str| {
             let path = dir.join(name);
@@ -157,6 +154,12 @@ impl SoakData {
         };
         let windows = optional("windows.jsonl")?;
         let load = optional("load.jsonl")?;
+        let soak: serde_json::Value = if soak_path.exists() {
+            serde_json::from_str(&std::fs::read_to_string(&soak_path).map_err(|io| error(&soak_path, io.to_string()))?)
+                .map_err(|parse| error(&soak_path, parse.to_string()))?
+        } else {
+            unfinished(dir, &generations, &load)
+        };
         let window_s = soak["window_s"].as_f64().filter(|window| *window > 0.0).unwrap_or(60.0);
         let latency = window_latency(dir, window_s, &generations)?;
         Ok(SoakData {
@@ -235,6 +238,60 @@ impl SoakData {
         }
         series
     }
+}
+
+/// Whether `dir` is a soak's directory: it has `soak.json`, or the
+/// `generations.jsonl` of a soak that did not get to write it (killed).
+pub fn is_soak(dir: &Path) -> bool {
+    dir.join("soak.json").is_file() || dir.join("generations.jsonl").is_file()
+}
+
+/// What `soak.json` would say of a soak that stopped before writing it,
+/// from its generations and load windows (no trends: they were never
+/// judged).
+fn unfinished(dir: &Path, generations: &[serde_json::Value], load: &[serde_json::Value]) -> serde_json::Value {
+    let kept: u64 = std::fs::read_dir(dir.join("generations"))
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| std::fs::metadata(entry.ok()?.path().join("history.jsonl")).ok())
+        .map(|metadata| metadata.len())
+        .sum();
+    let sum = |field: &str| -> u64 {
+        generations
+            .iter()
+            .filter_map(|generation| generation[field].as_u64())
+            .sum()
+    };
+    let findings: u64 = generations
+        .iter()
+        .filter_map(|generation| generation["violations"].as_object())
+        .flat_map(|violations| violations.values().filter_map(serde_json::Value::as_u64))
+        .sum();
+    // The windows' length, from the load's (the first window is whole).
+    let window_s = load
+        .first()
+        .and_then(|window| window["seconds"].as_f64())
+        .unwrap_or(60.0);
+    let generation_s = generations
+        .first()
+        .and_then(|generation| Some(generation["end_s"].as_f64()? - generation["start_s"].as_f64()?))
+        .unwrap_or(0.0);
+    serde_json::json!({
+        "spec": { "name": "soak" },
+        "unfinished": true,
+        "window_s": window_s,
+        "generation_s": generation_s,
+        "windows": load.len(),
+        "generations": generations.len(),
+        "ops": sum("ops"),
+        "findings": findings,
+        "final_reads_failed": sum("final_reads_failed"),
+        "faults": sum("faults"),
+        "history_bytes_written": sum("history_bytes"),
+        "history_bytes_kept": kept,
+        "trends": [],
+        "leaks": [],
+    })
 }
 
 /// The trend verdicts as a table (the terminal's and the page's).
@@ -418,7 +475,9 @@ pub fn render(data: &SoakData) -> String {
         page,
         "<p class=\"{}\"><b>{}</b></p>",
         if clean { "valid" } else { "invalid" },
-        escape(&if clean {
+        escape(&if clean && soak["unfinished"].as_bool().unwrap_or(false) {
+            "No finding in the generations checked before it stopped; resources not judged.".to_string()
+        } else if clean {
             "Clean: no finding in any generation, no resource growing.".to_string()
         } else {
             format!(
@@ -451,6 +510,13 @@ pub fn render(data: &SoakData) -> String {
         history_kept / MIB,
         plain(&soak["seed"]),
     );
+    if soak["unfinished"].as_bool().unwrap_or(false) {
+        let _ = writeln!(
+            page,
+            "<p class=\"invalid\">This soak stopped before its end (no soak.json: killed?). What follows is what it \
+             wrote until then: generations checked, windows sampled. Trends were not judged.</p>"
+        );
+    }
     for leak in &leaks {
         let _ = writeln!(page, "<p class=\"invalid\">suspected: {}</p>", escape(leak));
     }
@@ -512,7 +578,11 @@ pub fn render(data: &SoakData) -> String {
     let errors: Vec<(f64, f64)> = data
         .load
         .iter()
-        .filter_map(|window| Some((window["at_s"].as_f64()?, window["errors"].as_f64()?)))
+        .filter_map(|window| {
+            // At the window's middle, as the latency is (`at_s` is its end).
+            let middle = window["at_s"].as_f64()? - window["seconds"].as_f64().unwrap_or(0.0) / 2.0;
+            Some((middle, window["errors"].as_f64()?))
+        })
         .collect();
     let stale: Vec<(f64, f64)> = data
         .staleness_per_window()

@@ -252,10 +252,11 @@ enum Command {
     /// the SLA line), the percentile spectra, throughput, load balance,
     /// versions per read, the verdict, the faults and the settings.
     ///
-    /// Given a soak directory (it has soak.json), writes DIR/soak.html
-    /// instead: every window over time (each node's memory, descriptors,
-    /// threads, data and keys; latency and throughput), the faults as
-    /// bands, the trend verdicts and the generations.
+    /// Given a soak directory (it has soak.json, or generations.jsonl of a
+    /// soak that was killed), writes DIR/soak.html instead: every window
+    /// over time (each node's memory, descriptors, threads, data and keys;
+    /// latency, throughput, errors and stale gets), the faults as bands,
+    /// the trend verdicts and the generations.
     ///
     /// Example: dynamo-bench report reports/runs/20261129-221736-cart
     ///
@@ -344,6 +345,12 @@ fn baseline(command: BaselineCommand) -> ExitCode {
 
 fn main() -> ExitCode {
     let arguments = Arguments::parse();
+    if matches!(
+        arguments.command,
+        Command::Check { .. } | Command::Compare { .. } | Command::Report { .. } | Command::Faults { .. }
+    ) {
+        dynamo_node::logging::quiet_on_broken_pipe();
+    }
     match arguments.command {
         Command::Run {
             spec,
@@ -481,7 +488,7 @@ fn main() -> ExitCode {
             (keep_history, warmup),
             quiet,
         ),
-        Command::Report { run_dir } => match if run_dir.join("soak.json").exists() {
+        Command::Report { run_dir } => match if dynamo_reports::soak::is_soak(&run_dir) {
             dynamo_reports::soak::write(&run_dir)
         } else {
             dynamo_reports::html::write(&run_dir)

@@ -78,6 +78,9 @@ struct Inner {
 pub struct HistoryWriter {
     start: Instant,
     inner: Mutex<Inner>,
+    /// A write failed (a full disk): nothing more is written, and the
+    /// driver stops the load rather than run on unrecorded.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl HistoryWriter {
@@ -93,6 +96,7 @@ impl HistoryWriter {
                 failed: None,
                 events: 0,
             }),
+            failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -103,10 +107,17 @@ impl HistoryWriter {
             let line = event(time_ns);
             if let Err(error) = inner.out.write_all(&line) {
                 inner.failed = Some(error);
+                self.failed.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             inner.events += 1;
         }
         time_ns
+    }
+
+    /// A write has failed: what follows is not recorded ([`Self::finish`]
+    /// returns the error).
+    pub fn failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes a fault event (HISTORY.md, "Fault events"); returns its
@@ -192,4 +203,25 @@ fn line(event: &Event) -> Vec<u8> {
     let mut bytes = serde_json::to_vec(event).unwrap_or_default();
     bytes.push(b'\n');
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_seen_at_once_and_returned_at_the_end() {
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let writer = HistoryWriter::create(Path::new("/dev/full"), Instant::now()).unwrap();
+        let mut events = 0;
+        while !writer.failed() {
+            writer.complete(events, events, "get", Completion::Stored);
+            events += 1;
+            assert!(events < 1_000_000, "a full disk went unseen");
+        }
+        // Nothing more is taken once a write failed.
+        writer.fault("kill", "start", &["n1".to_string()], None);
+        let error = writer.finish().unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOSPC), "{error}");
+    }
 }

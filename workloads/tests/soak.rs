@@ -123,3 +123,59 @@ fn a_short_soak_checks_each_generation_samples_the_nodes_and_bounds_its_disk() {
     assert!(page.contains("errors and stale gets per window"), "{page}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_soak_killed_mid_run_leaves_no_node_behind_and_its_report_shows_what_ran() {
+    let dir = common::temp_dir("soak", "killed");
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cart.toml");
+    let mut soak = common::bench_logging("warn")
+        .args([
+            "soak",
+            spec.to_str().unwrap(),
+            "--duration",
+            "10m",
+            "--generation",
+            "6s",
+        ])
+        .args(["--window", "1s", "--rate", "200", "--out"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the first generation is written, then kill -9 mid-generation.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !dir.join("generations.jsonl").is_file() {
+        assert!(std::time::Instant::now() < deadline, "no generation after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    soak.kill().unwrap();
+    soak.wait().unwrap();
+    // Its nodes die with it (no process serving this soak's data is left).
+    let data = dir.join("cluster");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let serving = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+            .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(data.to_str().unwrap()))
+            .count()
+    };
+    while serving() > 0 {
+        assert!(std::time::Instant::now() < deadline, "nodes outlived the soak");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!dir.join("soak.json").exists());
+    // The report reads what it wrote, and says it stopped.
+    let report = std::process::Command::new(env!("CARGO_BIN_EXE_dynamo-bench"))
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{}", show(&report));
+    let page = std::fs::read_to_string(dir.join("soak.html")).unwrap();
+    assert!(page.contains("This soak stopped before its end"), "{page}");
+    assert!(page.contains("resident memory") && page.contains("<svg"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

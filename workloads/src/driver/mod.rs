@@ -294,7 +294,14 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
     let nemesis = options
         .faults
         .map(|(world, schedule)| Nemesis::start(world, schedule, Arc::clone(&shared.history), pace.load_start));
-    let scheduler = tokio::spawn(schedule(spec.clone(), pace, sender, lag.clone(), options.stop.clone()));
+    let scheduler = tokio::spawn(schedule(
+        spec.clone(),
+        pace,
+        sender,
+        lag.clone(),
+        options.stop.clone(),
+        Arc::clone(&shared.history),
+    ));
     let workers: Vec<_> = (0..spec.load.clients)
         .map(|index| {
             let client = Client::new(seeds.clone(), spec.load.timeout);
@@ -330,14 +337,30 @@ pub async fn drive(spec: Spec, target: Target, options: DriveOptions) -> Result<
     let interrupted = *options.stop.borrow();
     // Every fault healed, and the hints written meanwhile handed off,
     // before the final reads.
-    let fault_problems = match nemesis {
-        Some(nemesis) => {
-            let problems = nemesis.finish();
-            wait_for_handoff(&seeds, spec.load.timeout, options.progress).await;
-            problems
-        }
-        None => Vec::new(),
-    };
+    let had_faults = nemesis.is_some();
+    let fault_problems = nemesis.map(Nemesis::finish).unwrap_or_default();
+    // A history that could not be written (a full disk) ends the drive
+    // here, its faults healed: final reads would not be recorded either.
+    if shared.history.failed() {
+        let error = shared
+            .history
+            .finish()
+            .err()
+            .unwrap_or_else(|| std::io::Error::other("a write failed"));
+        return Err(DriveError::History {
+            path: options.history.clone(),
+            source: std::io::Error::new(
+                error.kind(),
+                format!(
+                    "{error}; the load stopped {:.1} s in, when the history could no longer be written",
+                    (load_end - pace.load_start).as_secs_f64()
+                ),
+            ),
+        });
+    }
+    if had_faults {
+        wait_for_handoff(&seeds, spec.load.timeout, options.progress).await;
+    }
     // Before the final reads, whose own read repairs are not the run's.
     let (repair, node_resources) = repair_figures(&seeds, spec.load.timeout).await;
     let (final_reads, final_reads_failed, keys_touched) =
@@ -475,6 +498,7 @@ async fn schedule(
     sender: tokio::sync::mpsc::Sender<Scheduled>,
     lag: Lag,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    history: Arc<HistoryWriter>,
 ) -> u64 {
     let mut rng = Rng::new(spec.seed);
     let mut chooser = KeyChooser::new(spec.keys.count, spec.keys.distribution);
@@ -486,7 +510,7 @@ async fn schedule(
             break;
         }
         let intended = pace.load_start + offset;
-        if *stop.borrow() {
+        if *stop.borrow() || history.failed() {
             break;
         }
         if intended > Instant::now() {

@@ -392,6 +392,11 @@ impl Worker {
         loop {
             let next = receiver.lock().await.recv().await;
             let Some(operation) = next else { break };
+            if shared.history.failed() {
+                // Unrecorded, an operation proves nothing: the queue drains
+                // without running what is left of it.
+                continue;
+            }
             let Ok(_permit) = limit.acquire().await else { break };
             let began = Instant::now();
             // Waiting for a free client (or an in-flight slot), not the
