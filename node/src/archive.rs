@@ -260,7 +260,17 @@ pub fn archive(data: &Path, out: &Path, mut progress: impl FnMut(usize, usize)) 
         Ok(entries) => entries
             .filter_map(Result::ok)
             .map(|entry| entry.path())
-            .filter(|path| path.is_dir())
+            // Partitions only: the commit log holds nothing their files
+            // do not (its batches are written to them as they commit, and
+            // a read of a file sees them), and a restore starts a new log.
+            .filter(|path| {
+                path.is_dir()
+                    && path
+                        .file_name()
+                        .and_then(|name| name.to_str())
+                        .and_then(crate::storage::partition::parse_partition_dir)
+                        .is_some()
+            })
             .collect(),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(error) => return Err(io(&partitions_dir)(error)),

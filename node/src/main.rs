@@ -69,17 +69,22 @@ enum Command {
     ///   dynamo-node admin leave --node 127.0.0.1:7002
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Print every record of a partition directory, one per line.
+    /// Print every record of a partition directory, or of the commit log,
+    /// one per line.
     ///
-    /// Reads the segment files directly and changes nothing: safe on a
-    /// stopped node's data, and on a copy of a damaged one. Each line is
+    /// Reads the files directly and changes nothing: safe on a stopped
+    /// node's data, and on a copy of a damaged one. Each line is
     /// `SEGMENT OFFSET seq=N put key=KEY siblings=[...]` (or `remove`);
-    /// damage is shown as `SEGMENT OFFSET DAMAGED ...` and makes the exit
-    /// status 1.
+    /// for the log (DATA/partitions/log, or one of its .log files), each
+    /// batch then its records by partition, and which batches the last
+    /// checkpoint covers. Damage is shown as `SEGMENT OFFSET DAMAGED ...`
+    /// and makes the exit status 1.
     ///
-    /// Example: dynamo-node dump data/n1/p00042
+    /// Example: dynamo-node dump data/n1/partitions/p00042
+    ///          dynamo-node dump data/n1/partitions/log
     Dump {
-        /// A partition directory, such as DATA/p00042.
+        /// A partition directory, such as DATA/partitions/p00042, or the
+        /// commit log, DATA/partitions/log.
         partition_dir: PathBuf,
         /// Show put payloads as raw base64url instead of decoding them as
         /// sibling sets.
@@ -347,7 +352,12 @@ fn main() -> ExitCode {
             } else {
                 &describe_siblings
             };
-            match dump_partition(&partition_dir, &mut out, describe) {
+            let dumped = if dynamo_node::storage::is_log(&partition_dir) {
+                dynamo_node::storage::dump_log(&partition_dir, &mut out, describe)
+            } else {
+                dump_partition(&partition_dir, &mut out, describe)
+            };
+            match dumped {
                 Ok(summary) => {
                     drop(out);
                     eprintln!(

@@ -5,6 +5,12 @@
 //! served. Repeated on the same directory, so each round also recovers what
 //! the earlier crashes left (torn tails included).
 //!
+//! The commit log's segments are small, so crashes also land during log
+//! rolls, checkpoints and recycling. A second test runs the children with
+//! `DYNAMO_FAILPOINT_LOG_ONLY`: nothing reaches the partition files, as
+//! after a power cut that lost every partition write since the last
+//! checkpoint, so every acknowledged write must come back from the log.
+//!
 //! `DYNAMO_CRASH_ROUNDS` sets the number of rounds (default 25);
 //! `DYNAMO_TEST_SEED` replays a run.
 
@@ -24,6 +30,9 @@ const WRITER_THREADS: u64 = 4;
 const PARTITIONS: u64 = 3;
 /// Small segments, so that crashes also land during segment rolls.
 const SEGMENT_BYTES: u64 = 64 * 1024;
+/// Small log segments: rolls, checkpoints and recycling every few dozen
+/// writes.
+const LOG_SEGMENT_BYTES: u64 = 64 * 1024;
 /// A child left alone stops by itself after this long.
 const CHILD_LIFETIME: Duration = Duration::from_secs(20);
 
@@ -31,6 +40,7 @@ fn config() -> StorageConfig {
     StorageConfig {
         sync: SyncPolicy::Always,
         segment_bytes_max: SEGMENT_BYTES,
+        log_segment_bytes: LOG_SEGMENT_BYTES,
         ..StorageConfig::default()
     }
 }
@@ -55,6 +65,18 @@ fn value(round: u64, thread: u64, index: u64) -> Vec<u8> {
 #[test]
 #[ignore = "run as a child process by kill9_never_loses_an_acknowledged_write"]
 fn crash_child_appends_until_killed() {
+    appends_until_killed();
+}
+
+/// The child whose writes reach the commit log only.
+#[test]
+#[ignore = "run as a child process by kill9_with_every_partition_write_lost_recovers_all_from_the_log"]
+fn crash_child_appends_to_the_log_only() {
+    std::env::set_var("DYNAMO_FAILPOINT_LOG_ONLY", "1");
+    appends_until_killed();
+}
+
+fn appends_until_killed() {
     let Some((dir, round)) = crash_child_args() else { return };
     let engine = Arc::new(Engine::open(&dir, config()).unwrap());
     ack_until(WRITER_THREADS, CHILD_LIFETIME, move |thread, index| {
@@ -70,16 +92,24 @@ fn crash_child_appends_until_killed() {
 
 #[test]
 fn kill9_never_loses_an_acknowledged_write() {
-    let rounds = crash_rounds(25);
-    let mut rng = Rng::new(seed("kill9_never_loses_an_acknowledged_write"));
-    let dir = TempDir::new("kill9");
+    kill9_rounds("crash_child_appends_until_killed", crash_rounds(25));
+}
+
+#[test]
+fn kill9_with_every_partition_write_lost_recovers_all_from_the_log() {
+    kill9_rounds("crash_child_appends_to_the_log_only", crash_rounds(10));
+}
+
+fn kill9_rounds(child: &str, rounds: u64) {
+    let mut rng = Rng::new(seed(child));
+    let dir = TempDir::new(child);
     // round → thread → highest acknowledged index + 1
     let mut acknowledged: BTreeMap<(u64, u64), u64> = BTreeMap::new();
     let mut total_acks = 0u64;
     for round in 0..rounds {
         // Let it start (open + recovery) and write for a random while.
         let pause = Duration::from_millis(30 + rng.below(250));
-        let acks = crash_round("crash_child_appends_until_killed", dir.path(), round, "warn", pause);
+        let acks = crash_round(child, dir.path(), round, "warn", pause);
         // A partial last line (killed mid-print) is not read: the child
         // prints whole lines at once.
         for (thread, index) in acks {

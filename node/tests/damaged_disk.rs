@@ -13,11 +13,12 @@ use common::cluster::TestCluster;
 use dynamo_client::Client;
 use dynamo_core::version::VectorClock;
 
-/// The partition directory holding the most bytes, and its one segment.
+/// The partition segment holding the most bytes.
 fn fullest_segment(data: &std::path::Path) -> PathBuf {
     let mut best: Option<(u64, PathBuf)> = None;
     for partition in std::fs::read_dir(data.join("partitions")).unwrap().flatten() {
-        if !partition.path().is_dir() {
+        // Partition directories only (not the commit log's).
+        if !partition.path().is_dir() || !partition.file_name().to_string_lossy().starts_with('p') {
             continue;
         }
         for segment in std::fs::read_dir(partition.path()).unwrap().flatten() {
@@ -93,7 +94,10 @@ async fn a_flipped_byte_costs_one_record_and_the_partition_is_reported_for_repai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_replica_is_repaired_by_anti_entropy_and_stops_being_reported() {
     use common::cluster::eventually;
-    let mut cluster = TestCluster::start("repaired", 3, "n = 3\nr = 2\nw = 3\npartitions = 3\nsync = \"always\"");
+    // Sync `batch`: under `always` the commit log would bring the damaged
+    // record back itself at the restart (it is after the last checkpoint),
+    // and anti-entropy would have nothing to repair.
+    let mut cluster = TestCluster::start("repaired", 3, "n = 3\nr = 2\nw = 3\npartitions = 3\nsync = \"batch\"");
     write_then_flip_a_byte(&mut cluster, 60).await;
     let client = Client::new(cluster.addrs.clone(), Duration::from_secs(3));
     let damaged = cluster.addrs[0];

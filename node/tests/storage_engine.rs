@@ -18,6 +18,7 @@ fn config(sync: SyncPolicy, io: IoMode, segment_bytes_max: u64) -> StorageConfig
         segment_bytes_max,
         io,
         compaction: None,
+        ..StorageConfig::default()
     }
 }
 

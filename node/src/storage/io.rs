@@ -40,8 +40,113 @@ pub enum IoBackendKind {
 pub(crate) struct WriteOp {
     pub file: Arc<File>,
     pub offset: u64,
-    pub bytes: Vec<u8>,
+    pub bytes: OpBytes,
     pub sync: bool,
+}
+
+/// What a [`WriteOp`] writes: an ordinary buffer, or one aligned for a file
+/// opened with `O_DIRECT` (the commit log).
+#[derive(Debug)]
+pub(crate) enum OpBytes {
+    /// Any buffer (buffered files).
+    Plain(Vec<u8>),
+    /// Aligned to [`BLOCK`] in memory and in length.
+    Aligned(AlignedBuf),
+}
+
+impl From<Vec<u8>> for OpBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        OpBytes::Plain(bytes)
+    }
+}
+
+impl std::ops::Deref for OpBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            OpBytes::Plain(bytes) => bytes,
+            OpBytes::Aligned(bytes) => bytes.as_slice(),
+        }
+    }
+}
+
+/// The block `O_DIRECT` writes are aligned to, in memory, offset and length.
+pub(crate) const BLOCK: usize = 4096;
+
+/// A growable buffer whose memory starts on a [`BLOCK`] boundary, as
+/// `O_DIRECT` needs; [`AlignedBuf::pad`] zero-fills it to a whole block.
+pub(crate) struct AlignedBuf {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+    capacity: usize,
+}
+
+// SAFETY: the buffer owns its allocation, as a Vec<u8> does.
+unsafe impl Send for AlignedBuf {}
+// SAFETY: shared access is read-only (`as_slice`).
+unsafe impl Sync for AlignedBuf {}
+
+impl AlignedBuf {
+    /// An empty buffer with room for `capacity` bytes (at least a block).
+    pub(crate) fn with_capacity(capacity: usize) -> AlignedBuf {
+        let capacity = capacity.max(BLOCK).next_multiple_of(BLOCK);
+        let layout = std::alloc::Layout::from_size_align(capacity, BLOCK).expect("a block-aligned layout");
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = std::ptr::NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        AlignedBuf { ptr, len: 0, capacity }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len` bytes from `ptr` are initialised (allocated zeroed).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The bytes from `start`, to be filled in place (a header written last).
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as `as_slice`, and `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    fn reserve(&mut self, more: usize) {
+        if self.len + more <= self.capacity {
+            return;
+        }
+        let mut grown = AlignedBuf::with_capacity((self.len + more).max(self.capacity * 2));
+        grown.len = self.len;
+        grown.as_mut_slice().copy_from_slice(self.as_slice());
+        *self = grown;
+    }
+
+    pub(crate) fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        let start = self.len;
+        self.len += bytes.len();
+        self.as_mut_slice()[start..].copy_from_slice(bytes);
+    }
+
+    /// Zero-fills to the next whole block.
+    pub(crate) fn pad(&mut self) {
+        let target = self.len.next_multiple_of(BLOCK);
+        self.reserve(target - self.len);
+        let start = self.len;
+        self.len = target;
+        self.as_mut_slice()[start..].fill(0);
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        let layout = std::alloc::Layout::from_size_align(self.capacity, BLOCK).expect("the layout it was made with");
+        // SAFETY: allocated in `with_capacity` with this very layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) }
+    }
+}
+
+impl std::fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlignedBuf({} bytes)", self.len)
+    }
 }
 
 pub(crate) enum Backend {
@@ -259,13 +364,13 @@ mod tests {
             WriteOp {
                 file: Arc::clone(&a),
                 offset: 0,
-                bytes: b"hello ".to_vec(),
+                bytes: b"hello ".to_vec().into(),
                 sync: true,
             },
             WriteOp {
                 file: Arc::clone(&b),
                 offset: 0,
-                bytes: vec![7u8; 300_000],
+                bytes: vec![7u8; 300_000].into(),
                 sync: false,
             },
         ];
@@ -274,13 +379,13 @@ mod tests {
             WriteOp {
                 file: Arc::clone(&a),
                 offset: 6,
-                bytes: b"world".to_vec(),
+                bytes: b"world".to_vec().into(),
                 sync: true,
             },
             WriteOp {
                 file: Arc::clone(&b),
                 offset: 0,
-                bytes: Vec::new(),
+                bytes: Vec::new().into(),
                 sync: true,
             },
         ];
@@ -323,7 +428,7 @@ mod tests {
             let ops = vec![WriteOp {
                 file: Arc::clone(&read_only),
                 offset: 0,
-                bytes: b"x".to_vec(),
+                bytes: b"x".to_vec().into(),
                 sync: true,
             }];
             assert!(backend.run(&ops)[0].is_err(), "{mode:?}");

@@ -10,11 +10,18 @@
 //! [`crate::limits::COMMIT_BATCH_WRITES_MAX`] writes), appends each partition's share as one
 //! buffer, and submits every partition's write, each linked to its
 //! `fdatasync`, in one io_uring submission: a group commit, so concurrent
-//! writers share fdatasyncs. With [`SyncPolicy::Always`] a write is
-//! acknowledged only after its fdatasync returned; with `Batch` after its
-//! write, files being synced at the interval; with `None` never synced until
-//! shutdown. Where io_uring cannot be set up the engine says so once and
-//! uses positioned writes ([`io`]).
+//! writers share fdatasyncs. With [`SyncPolicy::Always`] the batch also
+//! goes, first and whole, to the node-wide commit log ([`commit_log`]): one
+//! `O_DIRECT` write and one fdatasync, however many partitions the batch
+//! touches, and the partitions' writes beside it are not synced (they are
+//! at the log's checkpoints); a write is acknowledged only after the log's
+//! fdatasync returned. With `Batch` a write is acknowledged after its
+//! write, files being synced at the interval; with `None` never synced
+//! until shutdown. Where io_uring cannot be set up the engine says so once
+//! and uses positioned writes ([`io`]).
+//!
+//! Before the storage thread starts, the commit log is replayed into the
+//! partitions from its last checkpoint, whatever the policy now.
 //!
 //! Reads never wait for the storage thread: a read lock on the partition's
 //! key directory, a positioned read, and the record's checksum is verified
@@ -41,6 +48,8 @@
 //! crash of the process or the machine; a write that was never acknowledged
 //! may or may not survive, but what survives is never torn.
 
+pub(crate) mod commit_log;
+pub use commit_log::{dump_log, is_log, Replayed};
 pub(crate) mod commit_queue;
 mod compaction;
 mod dump;
@@ -145,6 +154,8 @@ pub struct StorageConfig {
     /// Compact partitions in the background, and when (none: only when
     /// [`Engine::compact`] is called).
     pub compaction: Option<CompactionPolicy>,
+    /// Size of a commit log segment (the log is written under `always`).
+    pub log_segment_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -154,6 +165,7 @@ impl Default for StorageConfig {
             segment_bytes_max: SEGMENT_BYTES_DEFAULT,
             io: IoMode::Auto,
             compaction: None,
+            log_segment_bytes: crate::limits::LOG_SEGMENT_BYTES_DEFAULT,
         }
     }
 }
@@ -317,6 +329,8 @@ pub struct Engine {
     /// The background compactor, with the channel that stops it.
     compactor: Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>,
     backend: IoBackendKind,
+    /// What the commit log's replay did at open.
+    replayed: Replayed,
     /// Held (an exclusive `flock` on `LOCK`) until the engine is dropped;
     /// the kernel releases it when the process dies, even by SIGKILL.
     _lock: std::fs::File,
@@ -417,6 +431,13 @@ impl Engine {
             let partition = Partition::recover(root, id)?;
             partitions.insert(id, Arc::new(partition));
         }
+        // Writes the log holds beyond its last checkpoint, into their
+        // partitions (whatever the policy now: it may have been `always`).
+        let replayed = commit_log::replay(root, &mut partitions)?;
+        let log = match config.sync {
+            SyncPolicy::Always => Some(commit_log::CommitLog::open(root, config.log_segment_bytes, &replayed)?),
+            _ => None,
+        };
         let backend = io::Backend::new(config.io).map_err(|error| StorageError::io(root, error))?;
         let backend_kind = backend.kind();
         let shared = Arc::new(Shared {
@@ -427,7 +448,7 @@ impl Engine {
             compacted_bytes: std::sync::atomic::AtomicU64::new(0),
         });
         let queue = Arc::new(CommitQueue::new(COMMIT_QUEUE_DEPTH));
-        let writer = writer::spawn(Arc::clone(&shared), Arc::clone(&queue), backend)
+        let writer = writer::spawn(Arc::clone(&shared), Arc::clone(&queue), backend, log)
             .map_err(|error| StorageError::io(root, error))?;
         let compactor = match shared.config.compaction {
             Some(policy) => Some(
@@ -442,6 +463,7 @@ impl Engine {
             writer: Some(writer),
             compactor,
             backend: backend_kind,
+            replayed,
             _lock: lock,
         })
     }
@@ -454,6 +476,11 @@ impl Engine {
     /// The configuration it was opened with.
     pub fn config(&self) -> &StorageConfig {
         &self.shared.config
+    }
+
+    /// What replaying the commit log did when this engine opened.
+    pub fn replayed(&self) -> &Replayed {
+        &self.replayed
     }
 
     /// Which I/O backend the storage thread uses.

@@ -99,6 +99,22 @@ impl Partition {
     }
 }
 
+/// Marks `partition` for repair from the other replicas, durably (its
+/// `NEEDS_REPAIR` file gains `reason`), as recovery does for damage found
+/// in its own files.
+pub(crate) fn note_repair(partition: &Partition, reason: &str) -> Result<(), StorageError> {
+    let noted = partition.dir.join(REPAIR_FILE);
+    let earlier = std::fs::read_to_string(&noted).unwrap_or_default();
+    let text = format!("{earlier}{reason}\n");
+    crate::data_dir::write_atomically(&noted, &text).map_err(|error| StorageError::io(&noted, error))?;
+    let mut needs = partition.needs_repair.lock().recover();
+    *needs = Some(match needs.take() {
+        Some(before) => format!("{before}\n{reason}"),
+        None => reason.to_string(),
+    });
+    Ok(())
+}
+
 /// The file that remembers why a partition needs repair, until a repair
 /// (anti-entropy) clears it.
 pub(crate) const REPAIR_FILE: &str = "NEEDS_REPAIR";
