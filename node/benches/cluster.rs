@@ -7,8 +7,12 @@
 //! (latency from each request's intended start, so queueing counts).
 //! Beside it, the loopback round trip measured in the same run.
 //!
+//! Ends with the targets of issue #18 and their verdicts (puts under
+//! `always` against puts under `none`; paced `always` puts' p99.9).
+//!
 //! Flags (after `--`): `--seconds S` per phase (default 5), `--sync
-//! none|always` (default both), `--in-flight N` (default 64).
+//! none|always` (default both), `--in-flight N` (default 64), `--json
+//! PATH` (every row as a JSON line, for `ci/vs-etcd.sh`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,6 +30,19 @@ struct Options {
     seconds: f64,
     syncs: Vec<String>,
     in_flight: usize,
+    json: Option<std::path::PathBuf>,
+}
+
+/// One row of the table.
+struct Row {
+    sync: String,
+    op: &'static str,
+    paced: bool,
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    failed: u64,
 }
 
 fn options() -> Options {
@@ -33,6 +50,7 @@ fn options() -> Options {
         seconds: 5.0,
         syncs: vec!["none".into(), "always".into()],
         in_flight: 64,
+        json: None,
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -50,6 +68,7 @@ fn options() -> Options {
                     .and_then(|text| text.parse().ok())
                     .expect("--in-flight N")
             }
+            "--json" => options.json = Some(arguments.next().expect("--json PATH").into()),
             "--bench" => {}
             other => eprintln!("ignoring argument {other:?}"),
         }
@@ -178,6 +197,7 @@ fn main() {
         "{:<7} {:<4} {:<16} {:>10} {:>9} {:>9} {:>9} {:>8}",
         "sync", "op", "load", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "failed"
     );
+    let mut rows: Vec<Row> = Vec::new();
     for sync in &options.syncs {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-cluster-{sync}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -215,15 +235,83 @@ fn main() {
                 let (p50, p99, p999) = percentiles(latencies);
                 let load = format!("{} in flight", options.in_flight);
                 println!("{sync:<7} {name:<4} {load:<16} {rate:>10.0} {p50:>9.2} {p99:>9.2} {p999:>9.2} {failed:>8}");
+                rows.push(Row {
+                    sync: sync.clone(),
+                    op: name,
+                    paced: false,
+                    rate,
+                    p50,
+                    p99,
+                    p999,
+                    failed,
+                });
                 let half = rate / 2.0;
                 let (paced, latencies, failed) =
                     phase(&addrs, op, options.in_flight, options.seconds, Some(half)).await;
                 let (p50, p99, p999) = percentiles(latencies);
                 let load = format!("paced {half:.0}/s");
                 println!("{sync:<7} {name:<4} {load:<16} {paced:>10.0} {p50:>9.2} {p99:>9.2} {p999:>9.2} {failed:>8}");
+                rows.push(Row {
+                    sync: sync.clone(),
+                    op: name,
+                    paced: true,
+                    rate: paced,
+                    p50,
+                    p99,
+                    p999,
+                    failed,
+                });
             }
         });
         cluster.stop();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+    report(&rows);
+    if let Some(path) = &options.json {
+        let lines: String = rows
+            .iter()
+            .map(|row| {
+                format!(
+                    "{{\"sync\":\"{}\",\"op\":\"{}\",\"paced\":{},\"ops_per_second\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"failed\":{}}}\n",
+                    row.sync, row.op, row.paced, row.rate, row.p50, row.p99, row.p999, row.failed
+                )
+            })
+            .collect();
+        std::fs::write(path, lines).expect("--json PATH: cannot write");
+    }
+}
+
+/// Issue #18's targets, each with its verdict, from this run's rows.
+fn report(rows: &[Row]) {
+    let find = |sync: &str, op: &str, paced: bool| {
+        rows.iter()
+            .find(|row| row.sync == sync && row.op == op && row.paced == paced)
+    };
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    let mut lines = Vec::new();
+    if let (Some(always), Some(none)) = (find("always", "put", false), find("none", "put", false)) {
+        let ratio = always.rate / none.rate;
+        lines.push(format!(
+            "puts, sync always: {:.0}/s = {ratio:.2}x puts with sync none ({:.0}/s); target >= 0.6x: {}",
+            always.rate,
+            none.rate,
+            verdict(ratio >= 0.6)
+        ));
+    }
+    if let Some(paced) = find("always", "put", true) {
+        let beside = find("none", "put", true)
+            .map(|none| format!(" (paced puts with sync none, same run: {:.2} ms)", none.p999))
+            .unwrap_or_default();
+        lines.push(format!(
+            "paced puts at half their rate, sync always: p99.9 {:.2} ms{beside}; target <= 5 ms: {}",
+            paced.p999,
+            verdict(paced.p999 <= 5.0)
+        ));
+    }
+    if !lines.is_empty() {
+        println!("targets (issue #18), this run:");
+        for line in lines {
+            println!("  {line}");
+        }
     }
 }
