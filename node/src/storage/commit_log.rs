@@ -1138,4 +1138,25 @@ mod tests {
         assert!(root.join("p00000").join(super::super::recovery::REPAIR_FILE).is_file());
         std::fs::remove_dir_all(&root).unwrap();
     }
+
+    #[test]
+    fn dump_shows_every_batch_and_record_and_the_damage() {
+        let root = temp_root("dump");
+        let placed = write_batches(&root, &["k1", "k2", "k3"]);
+        let (path, offset) = &placed[1];
+        flip(path, offset + BATCH_HEADER_BYTES as u64 + 12);
+        let mut out = Vec::new();
+        let summary = dump_log(&root.join(LOG_DIR), &mut out, &|payload| {
+            format!("{} bytes", payload.len())
+        })
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("checkpoint: batches up to 0"), "{text}");
+        assert!(text.contains("batch=1 ") && text.contains("batch=3 "), "{text}");
+        assert!(text.contains("p00000 seq=1 put key=\"k1\" 5 bytes"), "{text}");
+        assert!(text.contains("DAMAGED or torn"), "{text}");
+        assert_eq!((summary.records, summary.problems), (2, 1));
+        assert!(is_log(&root.join(LOG_DIR)) && !is_log(&root));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -79,6 +79,7 @@ pub(crate) fn spawn(
                 previous_batch: 0,
                 syncer: None,
                 log,
+                sealed: Vec::new(),
             }
             .run()
         })
@@ -106,6 +107,10 @@ struct Writer {
     syncer: Option<Syncer>,
     /// With `always`: the node-wide commit log every batch goes to first.
     log: Option<CommitLog>,
+    /// With the log: segments sealed with writes not yet synced (the log
+    /// holds them), synced at the next checkpoint rather than on this
+    /// thread at the roll.
+    sealed: Vec<(Arc<Partition>, Arc<Segment>)>,
 }
 
 /// The periodic syncs of the `batch` policy, on a thread of their own.
@@ -398,7 +403,13 @@ impl Writer {
         let Some(appender) = self.appenders.get(&id) else {
             return Ok(());
         };
-        if appender.dirty {
+        if appender.dirty && self.log.is_some() {
+            // Its writes are in the log: synced at the next checkpoint, on
+            // the log's helper thread. A roll's fdatasync of megabytes of
+            // dirty pages here held every write behind it.
+            self.sealed
+                .push((Arc::clone(&appender.partition), Arc::clone(&appender.segment)));
+        } else if appender.dirty {
             let sync = WriteOp {
                 file: Arc::clone(&appender.segment.file),
                 offset: 0,
@@ -579,15 +590,16 @@ impl Writer {
         };
         log.recycle();
         if log.wants_checkpoint() && !log_only_failpoint() {
-            let segments = self
-                .appenders
-                .values_mut()
-                .filter(|appender| appender.dirty)
-                .map(|appender| {
-                    appender.dirty = false;
-                    (Arc::clone(&appender.partition), Arc::clone(&appender.segment))
-                })
-                .collect();
+            let mut segments = std::mem::take(&mut self.sealed);
+            segments.extend(
+                self.appenders
+                    .values_mut()
+                    .filter(|appender| appender.dirty)
+                    .map(|appender| {
+                        appender.dirty = false;
+                        (Arc::clone(&appender.partition), Arc::clone(&appender.segment))
+                    }),
+            );
             log.checkpoint(segments);
         }
     }
@@ -697,6 +709,14 @@ impl Writer {
             syncer.wait_idle();
         }
         self.last_sync = Instant::now();
+        let mut first_error = None;
+        for (partition, segment) in std::mem::take(&mut self.sealed) {
+            if let Err(error) = segment.file.sync_data() {
+                let error = StorageError::io(&segment.path, error);
+                Self::fail(&partition, &error);
+                first_error.get_or_insert(error);
+            }
+        }
         let dirty: Vec<PartitionId> = self
             .appenders
             .iter()
@@ -704,7 +724,7 @@ impl Writer {
             .map(|(&id, _)| id)
             .collect();
         if dirty.is_empty() {
-            return Ok(());
+            return first_error.map_or(Ok(()), Err);
         }
         let ops: Vec<WriteOp> = dirty
             .iter()
@@ -717,7 +737,6 @@ impl Writer {
             })
             .collect();
         let results = self.backend.run(&ops);
-        let mut first_error = None;
         for (id, result) in dirty.iter().zip(results) {
             let Some(appender) = self.appenders.get_mut(id) else {
                 continue;
