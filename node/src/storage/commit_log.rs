@@ -578,6 +578,7 @@ impl CommitLog {
         let helper = Helper::start(dir.clone(), segment_bytes, spares, next_spare)?;
         let id = replayed.last_segment + 1;
         let (path, file, size) = Self::ready_segment(&dir, &helper, id, segment_bytes)?;
+        helper.prepare(id + 1);
         Ok(CommitLog {
             dir,
             segment_bytes,
@@ -685,10 +686,16 @@ impl CommitLog {
     fn roll(&mut self, needed: u64) -> Result<(), StorageError> {
         let id = self.active.0 + 1;
         let bytes = self.segment_bytes.max(needed);
-        let (path, file, size) = Self::ready_segment(&self.dir, &self.helper, id, bytes)?;
+        // Made ready by the helper (named, its directory synced, opened):
+        // a roll costs this thread nothing. Otherwise it is made here.
+        let (path, file, size) = match self.helper.take_prepared(id, bytes) {
+            Some(prepared) => prepared,
+            None => Self::ready_segment(&self.dir, &self.helper, id, bytes)?,
+        };
         let old = std::mem::replace(&mut self.active, (id, path, Arc::new(file), size));
         self.closed.push_back((old.0, old.1, self.next_batch - 1));
         self.offset = 0;
+        self.helper.prepare(id + 1);
         Ok(())
     }
 
@@ -752,6 +759,14 @@ struct HelperState {
     spares: Vec<(PathBuf, u64)>,
     /// Segments handed back for recycling, to be renamed spares.
     recycled: Vec<PathBuf>,
+    /// The segment to make ready next (its id).
+    next: Option<u64>,
+    /// The next segment, ready: id, path, file opened for direct writes,
+    /// size.
+    prepared: Option<(u64, PathBuf, File, u64)>,
+    /// The id being made ready now (the roll waits for it rather than
+    /// make the same file beside it).
+    preparing: Option<u64>,
     next_spare: u64,
     stop: bool,
 }
@@ -787,6 +802,36 @@ impl Helper {
         let spare = lock.lock().recover().spares.pop();
         wake.notify_all();
         spare
+    }
+
+    /// Asks for segment `id` to be made ready (named from a spare, its
+    /// directory synced, opened).
+    fn prepare(&self, id: u64) {
+        let (lock, wake) = &*self.state;
+        let mut state = lock.lock().recover();
+        state.next = Some(id);
+        state.prepared = None;
+        wake.notify_all();
+    }
+
+    /// Segment `id`, if it is ready and holds at least `bytes`.
+    fn take_prepared(&self, id: u64, bytes: u64) -> Option<(PathBuf, File, u64)> {
+        let (lock, wake) = &*self.state;
+        let mut state = lock.lock().recover();
+        while state.preparing == Some(id) {
+            state = wake.wait(state).recover();
+        }
+        // Not to be made now: the roll makes it, if it is not ready.
+        if state.next == Some(id) {
+            state.next = None;
+        }
+        match state.prepared.take() {
+            Some((ready, path, file, size)) if ready == id && size >= bytes => Some((path, file, size)),
+            other => {
+                state.prepared = other;
+                None
+            }
+        }
     }
 
     fn idle(&self) -> bool {
@@ -832,6 +877,7 @@ fn helper_loop(dir: &Path, segment_bytes: u64, shared: &(Mutex<HelperState>, Con
         enum Work {
             Checkpoint(u64, Unsynced),
             Recycle(PathBuf, u64),
+            Prepare(u64, Option<(PathBuf, u64)>),
             Spare(u64),
         }
         let work = {
@@ -849,6 +895,11 @@ fn helper_loop(dir: &Path, segment_bytes: u64, shared: &(Mutex<HelperState>, Con
                 if let Some(path) = state.recycled.pop() {
                     state.next_spare += 1;
                     break Work::Recycle(path, state.next_spare);
+                }
+                if let Some(id) = state.next.take() {
+                    let spare = state.spares.pop();
+                    state.preparing = Some(id);
+                    break Work::Prepare(id, spare);
                 }
                 if state.spares.len() < SPARES {
                     state.next_spare += 1;
@@ -891,6 +942,38 @@ fn helper_loop(dir: &Path, segment_bytes: u64, shared: &(Mutex<HelperState>, Con
                 } else if std::fs::rename(&path, &spare).is_ok() {
                     state.spares.push((spare, size));
                 }
+            }
+            Work::Prepare(id, spare) => {
+                let path = segment_path(dir, id);
+                let made = match spare {
+                    Some((spare, size)) if size >= segment_bytes => {
+                        std::fs::rename(&spare, &path).map_err(|error| StorageError::io(&spare, error))
+                    }
+                    other => {
+                        if let Some((spare, _)) = other {
+                            let _ = std::fs::remove_file(spare);
+                        }
+                        zero_filled(&path, segment_bytes, &|| false).map(|_| ())
+                    }
+                }
+                .and_then(|()| sync_dir(dir))
+                .and_then(|()| {
+                    let size = std::fs::metadata(&path)
+                        .map_err(|error| StorageError::io(&path, error))?
+                        .len();
+                    Ok((open_direct(&path)?, size))
+                });
+                let mut state = lock.lock().recover();
+                match made {
+                    // Unless another was asked for meanwhile.
+                    Ok((file, size)) if state.next.is_none() => state.prepared = Some((id, path, file, size)),
+                    Ok(_) => {}
+                    Err(error) => {
+                        log::warn!("commit log: segment {id} could not be made ready ({error}); the roll makes it")
+                    }
+                }
+                state.preparing = None;
+                wake.notify_all();
             }
             Work::Spare(number) => {
                 let spare = dir.join(format!("{SPARE_PREFIX}{number:06}{SUFFIX}"));
