@@ -194,9 +194,32 @@ impl Backend {
 
     /// Performs every op; one result per op, in order.
     pub(crate) fn run(&mut self, ops: &[WriteOp]) -> Vec<io::Result<()>> {
+        self.run_during(ops, || ()).0
+    }
+
+    /// Performs every op, running `during` on this thread while the first
+    /// round is in flight (io_uring), or after the ops (positioned I/O).
+    pub(crate) fn run_during<R>(&mut self, ops: &[WriteOp], during: impl FnOnce() -> R) -> (Vec<io::Result<()>>, R) {
         match self {
-            Backend::Positioned => ops.iter().map(run_positioned).collect(),
-            Backend::Uring(ring) => run_uring(ring, ops),
+            Backend::Positioned => {
+                let results = ops.iter().map(run_positioned).collect();
+                (results, during())
+            }
+            Backend::Uring(ring) => {
+                let mut during = Some(during);
+                let mut answer = None;
+                let results = run_uring(ring, ops, &mut || {
+                    if let Some(during) = during.take() {
+                        answer = Some(during());
+                    }
+                });
+                // Run even when no op needed a round (an empty batch).
+                let answer = match answer {
+                    Some(answer) => answer,
+                    None => during.map(|during| during()).expect("run once"),
+                };
+                (results, answer)
+            }
         }
     }
 }
@@ -227,7 +250,7 @@ impl OpState {
 /// after the write completed in full), submits them with one system call
 /// and reaps every completion. A short write breaks the link (the sync
 /// comes back cancelled) and the next round writes the rest.
-fn run_uring(ring: &mut IoUring, ops: &[WriteOp]) -> Vec<io::Result<()>> {
+fn run_uring(ring: &mut IoUring, ops: &[WriteOp], during: &mut dyn FnMut()) -> Vec<io::Result<()>> {
     let mut states: Vec<OpState> = ops
         .iter()
         .map(|op| OpState {
@@ -245,7 +268,7 @@ fn run_uring(ring: &mut IoUring, ops: &[WriteOp]) -> Vec<io::Result<()>> {
             break;
         }
         for chunk in pending.chunks(per_round) {
-            if let Err(error) = uring_round(ring, ops, &mut states, chunk) {
+            if let Err(error) = uring_round(ring, ops, &mut states, chunk, during) {
                 for &index in chunk {
                     if states[index].error.is_none() {
                         states[index].error = Some(io::Error::new(error.kind(), error.to_string()));
@@ -263,7 +286,13 @@ fn run_uring(ring: &mut IoUring, ops: &[WriteOp]) -> Vec<io::Result<()>> {
         .collect()
 }
 
-fn uring_round(ring: &mut IoUring, ops: &[WriteOp], states: &mut [OpState], chunk: &[usize]) -> io::Result<()> {
+fn uring_round(
+    ring: &mut IoUring,
+    ops: &[WriteOp],
+    states: &mut [OpState],
+    chunk: &[usize],
+    during: &mut dyn FnMut(),
+) -> io::Result<()> {
     let mut expected = 0usize;
     {
         let mut submission = ring.submission();
@@ -295,6 +324,11 @@ fn uring_round(ring: &mut IoUring, ops: &[WriteOp], states: &mut [OpState], chun
             }
         }
     }
+    // Submitted without waiting, then the caller's work meanwhile (called
+    // once: later calls do nothing).
+    // A failed submit is seen again, and handled, by the wait below.
+    let _ = ring.submit();
+    during();
     let mut reaped = 0usize;
     let mut submit_error = None;
     while reaped < expected {
