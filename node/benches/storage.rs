@@ -14,7 +14,9 @@
 //! - this machine's own limits, in the same sitting (`machine`): one writer
 //!   appending with `pwrite` + `fdatasync` per write at 1 and 4 KiB (what
 //!   `fio --rw=write --ioengine=psync --fdatasync=1 --fallocate=none`
-//!   measures), and buffered 64 KiB sequential writes;
+//!   measures), buffered 64 KiB sequential writes, and 4 KiB overwrites
+//!   of a zero-filled file + `fdatasync`, buffered and `O_DIRECT` (the
+//!   commit log's write);
 //!
 //! and ends with the issue's targets beside what this run measured.
 //!
@@ -294,15 +296,70 @@ fn raw_appends(block: usize, sync: bool, seconds: f64) -> (f64, f64) {
     (writes as f64 / elapsed, (writes * block as u64) as f64 / elapsed)
 }
 
+/// One writer overwriting a zero-filled (written and synced) 64 MiB file
+/// in 4 KiB blocks for `seconds`, `fdatasync` after each, with `O_DIRECT`
+/// or buffered: the commit log's write (issue #18: an overwrite of
+/// allocated blocks commits no metadata). Writes per second.
+fn raw_overwrites(direct: bool, seconds: f64) -> f64 {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    const BYTES: u64 = 64 << 20;
+    let dir = scratch("machine-overwrite");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join("zeros");
+    {
+        let file = std::fs::File::create(&path).expect("create");
+        let zeros = vec![0u8; 1 << 20];
+        for offset in (0..BYTES).step_by(zeros.len()) {
+            file.write_all_at(&zeros, offset).expect("zero-fill");
+        }
+        file.sync_all().expect("sync");
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(if direct { libc::O_DIRECT } else { 0 })
+        .open(&path)
+        .expect("open");
+    let layout = std::alloc::Layout::from_size_align(4096, 4096).expect("layout");
+    // SAFETY: a non-zero layout; freed below with the same layout.
+    let block = unsafe { std::alloc::alloc_zeroed(layout) };
+    assert!(!block.is_null(), "allocation");
+    // SAFETY: 4096 bytes from `block`, allocated above and zeroed.
+    let bytes = unsafe { std::slice::from_raw_parts(block, 4096) };
+    let started = Instant::now();
+    let mut writes = 0u64;
+    while started.elapsed().as_secs_f64() < seconds && (writes + 1) * 4096 <= BYTES {
+        file.write_all_at(bytes, writes * 4096).expect("overwrite");
+        file.sync_data().expect("fdatasync");
+        writes += 1;
+    }
+    let rate = writes as f64 / started.elapsed().as_secs_f64();
+    // SAFETY: allocated above with this layout; `bytes` is not used again.
+    unsafe { std::alloc::dealloc(block, layout) };
+    drop(file);
+    let _ = std::fs::remove_dir_all(&dir);
+    rate
+}
+
 fn machine(seconds: f64) -> Machine {
     let (sync_1k, _) = raw_appends(1024, true, seconds);
     let (sync_4k, _) = raw_appends(4096, true, seconds);
+    let overwrite = raw_overwrites(false, seconds);
+    let overwrite_direct = raw_overwrites(true, seconds);
     // Long enough to leave the first burst into an empty page cache.
     let (_, buffered) = raw_appends(64 * 1024, false, seconds);
     println!("this machine, same sitting (no engine; one writer appending to a fresh file):");
     println!("  pwrite 1 KiB + fdatasync: {sync_1k:>10.0} writes/s");
     println!("  pwrite 4 KiB + fdatasync: {sync_4k:>10.0} writes/s");
     println!("  pwrite 64 KiB, buffered:  {:>10.2} GB/s", buffered / 1e9);
+    println!("and overwriting a zero-filled file (the commit log's write):");
+    println!(
+        "  4 KiB + fdatasync:        {overwrite:>10.0} writes/s ({:.1}x the append)",
+        overwrite / sync_4k
+    );
+    println!(
+        "  4 KiB O_DIRECT + fdatasync:{overwrite_direct:>9.0} writes/s ({:.1}x the append)",
+        overwrite_direct / sync_4k
+    );
     Machine {
         sync_1k,
         sync_4k,
