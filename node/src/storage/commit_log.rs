@@ -303,6 +303,8 @@ pub(crate) fn replay(
                         let next = batch_at(bytes, resume, *id, last).map_or(last + 1, |batch| batch.number);
                         let at = format!("{} bytes {offset}..{resume}", path.display());
                         missing(last + 1, next - 1, at, &mut damage);
+                        // Said: the batch resumed at is no gap of its own.
+                        last = next - 1;
                         offset = resume;
                         continue;
                     }

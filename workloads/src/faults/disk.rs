@@ -148,6 +148,55 @@ pub fn damage(data: &Path, damage: Damage, rng: &mut Rng) -> Result<String, Stri
             std::fs::remove_file(path).map_err(|error| failed(path, error))?;
             Ok(format!("deleted {} ({length} bytes)", shown(path)))
         }
+        Damage::FlipLog => {
+            // The newest log segment holding a batch of its own (a batch
+            // starts on a 4 KiB block with the magic and the segment's id).
+            let log = root.join("log");
+            let mut segments: Vec<(u64, PathBuf)> = std::fs::read_dir(&log)
+                .map_err(|error| failed(&log, error))?
+                .filter_map(Result::ok)
+                .filter_map(|entry| {
+                    let name = entry.file_name().to_str()?.to_string();
+                    let id = name.strip_suffix(".log")?.parse::<u64>().ok()?;
+                    Some((id, entry.path()))
+                })
+                .collect();
+            segments.sort();
+            for (id, path) in segments.iter().rev() {
+                let bytes = std::fs::read(path).map_err(|error| failed(path, error))?;
+                let batches: Vec<(usize, usize)> = (0..bytes.len().saturating_sub(32))
+                    .step_by(4096)
+                    .filter(|&at| bytes[at..at + 4] == *b"DLB1" && bytes[at + 8..at + 16] == id.to_le_bytes())
+                    .map(|at| {
+                        let body = u32::from_le_bytes([bytes[at + 24], bytes[at + 25], bytes[at + 26], bytes[at + 27]]);
+                        (at, 32 + body as usize)
+                    })
+                    .collect();
+                let Some(&(start, len)) = pick(&batches, rng) else {
+                    continue;
+                };
+                let offset = (start + rng.below(len as u64) as usize) as u64;
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(|error| failed(path, error))?;
+                let flipped = bytes[offset as usize] ^ 0xff;
+                std::os::unix::fs::FileExt::write_all_at(&file, &[flipped], offset)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|error| failed(path, error))?;
+                return Ok(format!(
+                    "flipped byte {offset} of {} (inside the batch at {start}, {} batches in the segment): {:#04x} -> {flipped:#04x}",
+                    shown(path),
+                    batches.len(),
+                    bytes[offset as usize]
+                ));
+            }
+            Err(format!(
+                "{}: no commit log batch to damage (the log is written under sync = \"always\")",
+                log.display()
+            ))
+        }
         Damage::Wipe => {
             std::fs::remove_dir_all(data).map_err(|error| failed(data, error))?;
             Ok(format!(

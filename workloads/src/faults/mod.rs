@@ -239,6 +239,10 @@ pub enum Damage {
     /// The whole data directory removed: the node comes back empty, as a
     /// fresh incarnation (a replaced disk).
     Wipe,
+    /// One byte flipped inside a batch of the commit log (sync `always`):
+    /// replay must cut it as a torn tail, or report it and salvage the
+    /// batches after it, and lose no acknowledged write either way.
+    FlipLog,
 }
 
 impl Named for Damage {
@@ -249,6 +253,7 @@ impl Named for Damage {
         (Damage::Truncate, "truncate"),
         (Damage::DeleteSegment, "delete-segment"),
         (Damage::Wipe, "wipe"),
+        (Damage::FlipLog, "flip-log"),
     ];
 }
 

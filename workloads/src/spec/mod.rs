@@ -742,7 +742,7 @@ mod tests {
         assert!(stranger.contains("\"n9\" is not a node (n1 to n5)"), "{stranger}");
         let damage = error(event("kind = \"disk\"\ntargets = [\"n1\"]\ndamage = \"melt\""));
         assert!(
-            damage.contains("flip-sealed, flip-active, truncate, delete-segment, wipe"),
+            damage.contains("flip-sealed, flip-active, truncate, delete-segment, wipe, flip-log"),
             "{damage}"
         );
         let drop = error(format!("{MINIMAL}[faults]\nkinds = [\"loss\"]\ndrop = 1.5\n"));
