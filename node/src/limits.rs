@@ -41,7 +41,7 @@ pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 /// A commit log segment's size: written in place once zero-filled, then
 /// recycled after a checkpoint (a batch larger than this gets a segment
 /// of its own size).
-pub const LOG_SEGMENT_BYTES_DEFAULT: u64 = 16 * 1024 * 1024;
+pub const LOG_SEGMENT_BYTES_DEFAULT: u64 = 8 * 1024 * 1024;
 /// Writes waiting for the storage thread at most; a full queue blocks the
 /// writer (back-pressure) rather than growing.
 pub const COMMIT_QUEUE_DEPTH: usize = 4_096;

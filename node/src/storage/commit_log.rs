@@ -15,8 +15,10 @@
 //! allocated, written blocks: its `fdatasync` has no metadata to commit
 //! (measured on this ext4 disk: 4 KiB overwrite + fdatasync 10.8–12.3k/s,
 //! append + fdatasync 5.1–7.3k/s; fallocate'd blocks are "unwritten" and
-//! cost as much as an append, 5.5k/s). `spare-<n>.log` are segments made
-//! ready ahead of use. `CHECKPOINT` names the last batch whose records are
+//! cost as much as an append, 5.5k/s). The next segment is made
+//! ready (named, its directory synced, opened) by the log's helper thread
+//! before the roll needs it; `spare-<n>.log` are recycled segments kept for
+//! that. `CHECKPOINT` names the last batch whose records are
 //! durable in the partition files.
 //!
 //! A segment is a run of batches, each starting on a block boundary:
@@ -76,8 +78,8 @@ const CHECKPOINT_MAGIC: &str = "dynamo commit log checkpoint v1";
 pub(crate) const BATCH_MAGIC: [u8; 4] = *b"DLB1";
 /// Bytes of a batch header.
 pub(crate) const BATCH_HEADER_BYTES: usize = 32;
-/// Segments kept ready ahead of use.
-const SPARES: usize = 1;
+/// Recycled segments kept for the next segments (more are deleted).
+const SPARES_KEPT: usize = 1;
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:010}{SUFFIX}"))
@@ -572,7 +574,7 @@ impl CommitLog {
         }
         // A few spares are enough: the rest (a log that grew while
         // checkpoints lagged) go.
-        while spares.len() > SPARES + 1 {
+        while spares.len() > SPARES_KEPT {
             if let Some(extra) = spares.pop() {
                 std::fs::remove_file(&extra).map_err(|error| StorageError::io(&extra, error))?;
             }
@@ -880,7 +882,6 @@ fn helper_loop(dir: &Path, segment_bytes: u64, shared: &(Mutex<HelperState>, Con
             Checkpoint(u64, Unsynced),
             Recycle(PathBuf, u64),
             Prepare(u64, Option<(PathBuf, u64)>),
-            Spare(u64),
         }
         let work = {
             let mut state = lock.lock().recover();
@@ -902,10 +903,6 @@ fn helper_loop(dir: &Path, segment_bytes: u64, shared: &(Mutex<HelperState>, Con
                     let spare = state.spares.pop();
                     state.preparing = Some(id);
                     break Work::Prepare(id, spare);
-                }
-                if state.spares.len() < SPARES {
-                    state.next_spare += 1;
-                    break Work::Spare(state.next_spare);
                 }
                 state = wake.wait(state).recover();
             }
@@ -938,7 +935,7 @@ fn helper_loop(dir: &Path, segment_bytes: u64, shared: &(Mutex<HelperState>, Con
                 let spare = dir.join(format!("{SPARE_PREFIX}{number:06}{SUFFIX}"));
                 let size = std::fs::metadata(&path).map_or(0, |metadata| metadata.len());
                 let mut state = lock.lock().recover();
-                if state.spares.len() > SPARES {
+                if state.spares.len() >= SPARES_KEPT {
                     drop(state);
                     let _ = std::fs::remove_file(&path);
                 } else if std::fs::rename(&path, &spare).is_ok() {
@@ -976,31 +973,6 @@ fn helper_loop(dir: &Path, segment_bytes: u64, shared: &(Mutex<HelperState>, Con
                 }
                 state.preparing = None;
                 wake.notify_all();
-            }
-            Work::Spare(number) => {
-                let spare = dir.join(format!("{SPARE_PREFIX}{number:06}{SUFFIX}"));
-                let stopping = || lock.lock().recover().stop;
-                match zero_filled(&spare, segment_bytes, &stopping) {
-                    Ok(true) => {
-                        if let Err(error) = sync_dir(dir) {
-                            log::warn!("commit log spare: {error}");
-                        }
-                        lock.lock().recover().spares.push((spare, segment_bytes));
-                    }
-                    Ok(false) => {
-                        let _ = std::fs::remove_file(&spare);
-                    }
-                    Err(error) => {
-                        log::warn!("commit log: a spare segment could not be made ({error}); the next roll makes one");
-                        let _ = std::fs::remove_file(&spare);
-                        // Not again until a segment is taken.
-                        let mut state = lock.lock().recover();
-                        while state.spares.is_empty() && !state.stop && state.job.is_none() && state.recycled.is_empty()
-                        {
-                            state = wake.wait(state).recover();
-                        }
-                    }
-                }
             }
         }
     }
