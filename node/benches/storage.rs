@@ -547,12 +547,12 @@ impl Measured {
                 verdict(rate >= 250_000.0)
             ));
         }
+        let beside = self
+            .machine
+            .as_ref()
+            .map(|machine| format!(" (buffered writes here: {:.2} GB/s)", machine.buffered / 1e9))
+            .unwrap_or_default();
         if let Some(rate) = self.recovery {
-            let beside = self
-                .machine
-                .as_ref()
-                .map(|machine| format!(" (buffered writes here: {:.2} GB/s)", machine.buffered / 1e9))
-                .unwrap_or_default();
             lines.push(format!(
                 "recovery, warm cache: {:.2} GB/s{beside}; target >= 1 GB/s: {}",
                 rate / 1e9,
@@ -565,11 +565,6 @@ impl Measured {
                 verified / 1e9,
                 verdict(verified >= 1e9)
             ));
-            let beside = self
-                .machine
-                .as_ref()
-                .map(|machine| format!(" (buffered writes here: {:.2} GB/s)", machine.buffered / 1e9))
-                .unwrap_or_default();
             lines.push(format!(
                 "commit log replay, warm cache, partition files lost (a power cut: every record written and synced again{beside}): {:.2} GB/s; target >= 1 GB/s: {}",
                 applied / 1e9,

@@ -161,6 +161,21 @@ struct LoadWindow {
     p99_ms: f64,
 }
 
+impl LoadWindow {
+    /// What `gathered` holds, over the `seconds` up to `at_s`.
+    fn of(gathered: &crate::driver::GaugeWindow, at_s: f64, seconds: f64) -> LoadWindow {
+        let seconds = seconds.max(1e-9);
+        LoadWindow {
+            at_s,
+            seconds,
+            ops: gathered.ops,
+            ops_per_second: gathered.ops as f64 / seconds,
+            errors: gathered.errors,
+            p99_ms: gathered.p99_ms(),
+        }
+    }
+}
+
 /// One series of a soak judged.
 #[derive(serde::Serialize)]
 struct Judged {
@@ -274,17 +289,9 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
             let mut window_start = Instant::now();
             loop {
                 tick.tick().await;
-                let gathered = gauge.take();
-                let seconds = window_start.elapsed().as_secs_f64().max(1e-9);
+                let seconds = window_start.elapsed().as_secs_f64();
                 window_start = Instant::now();
-                let load = LoadWindow {
-                    at_s: clock.elapsed().as_secs_f64(),
-                    seconds,
-                    ops: gathered.ops,
-                    ops_per_second: gathered.ops as f64 / seconds,
-                    errors: gathered.errors,
-                    p99_ms: gathered.p99_ms(),
-                };
+                let load = LoadWindow::of(&gauge.take(), clock.elapsed().as_secs_f64(), seconds);
                 let mut round = Vec::new();
                 for addr in &addrs {
                     if let Ok(stats) = client.stats(*addr).await {
@@ -493,15 +500,8 @@ pub fn soak(request: SoakRequest) -> Result<SoakResult, RunError> {
         let rest = gauge.take();
         if rest.ops > 0 {
             let at_s = clock.elapsed().as_secs_f64();
-            let seconds = (at_s - loads.last().map_or(0.0, |last| last.at_s)).max(1e-9);
-            loads.push(LoadWindow {
-                at_s,
-                seconds,
-                ops: rest.ops,
-                ops_per_second: rest.ops as f64 / seconds,
-                errors: rest.errors,
-                p99_ms: rest.p99_ms(),
-            });
+            let seconds = at_s - loads.last().map_or(0.0, |last| last.at_s);
+            loads.push(LoadWindow::of(&rest, at_s, seconds));
         }
     }
     let samples = std::mem::take(&mut *samples.lock().recover());

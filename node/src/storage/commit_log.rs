@@ -150,23 +150,18 @@ fn write_checkpoint(dir: &Path, batch: u64) -> Result<(), StorageError> {
 }
 
 /// Creates `path` as `bytes` of zeros, written and synced (its blocks
-/// allocated and written, so later overwrites commit no metadata). Stops
-/// early, leaving a short file, when `stop` says so.
-fn zero_filled(path: &Path, bytes: u64, stop: &dyn Fn() -> bool) -> Result<bool, StorageError> {
+/// allocated and written, so later overwrites commit no metadata).
+fn zero_filled(path: &Path, bytes: u64) -> Result<(), StorageError> {
     let file = File::create(path).map_err(|error| StorageError::io(path, error))?;
     let chunk = vec![0u8; 1 << 20];
     let mut written = 0u64;
     while written < bytes {
-        if stop() {
-            return Ok(false);
-        }
         let len = chunk.len().min((bytes - written) as usize);
         file.write_all_at(&chunk[..len], written)
             .map_err(|error| StorageError::io(path, error))?;
         written += len as u64;
     }
-    file.sync_all().map_err(|error| StorageError::io(path, error))?;
-    Ok(true)
+    file.sync_all().map_err(|error| StorageError::io(path, error))
 }
 
 fn open_direct(path: &Path) -> Result<File, StorageError> {
@@ -607,7 +602,7 @@ impl CommitLog {
                 if let Some((spare, _)) = other {
                     let _ = std::fs::remove_file(spare);
                 }
-                zero_filled(&path, bytes, &|| false)?;
+                zero_filled(&path, bytes)?;
             }
         }
         sync_dir(dir)?;
@@ -639,11 +634,11 @@ impl CommitLog {
     /// The write (with its fdatasync) of one batch holding `chunks`, each
     /// a partition's records; rolls to a new segment when the batch does
     /// not fit. Returns the op and the batch's number.
-    pub(crate) fn batch(&mut self, chunks: &[(PartitionId, &[u8])]) -> Result<(WriteOp, u64), StorageError> {
+    pub(crate) fn batch(&mut self, chunks: &[(PartitionId, &[u8], u32)]) -> Result<(WriteOp, u64), StorageError> {
         if let Some(error) = self.failure() {
             return Err(error);
         }
-        let body_len: usize = chunks.iter().map(|(_, records)| 8 + records.len()).sum();
+        let body_len: usize = chunks.iter().map(|(_, records, _)| 8 + records.len()).sum();
         let len = (BATCH_HEADER_BYTES + body_len).next_multiple_of(BLOCK) as u64;
         if self.offset + len > self.active.3 {
             self.roll(len)?;
@@ -652,11 +647,11 @@ impl CommitLog {
         let mut buffer = AlignedBuf::with_capacity(len as usize);
         buffer.extend_from_slice(&[0u8; BATCH_HEADER_BYTES]);
         let mut records = 0u32;
-        for (partition, bytes) in chunks {
+        for (partition, bytes, count) in chunks {
             buffer.extend_from_slice(&partition.0.to_le_bytes());
             buffer.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
             buffer.extend_from_slice(bytes);
-            records += count_records(bytes);
+            records += count;
         }
         {
             let header = &mut buffer.as_mut_slice()[..BATCH_HEADER_BYTES];
@@ -735,15 +730,6 @@ impl CommitLog {
         }
         Ok(())
     }
-}
-
-fn count_records(mut bytes: &[u8]) -> u32 {
-    let mut count = 0;
-    while let Scan::Record(record) = scan_record(bytes) {
-        bytes = &bytes[record.len..];
-        count += 1;
-    }
-    count
 }
 
 /// The log's helper thread: checkpoints (syncing partition files, then
@@ -952,7 +938,7 @@ fn helper_loop(dir: &Path, segment_bytes: u64, shared: &(Mutex<HelperState>, Con
                         if let Some((spare, _)) = other {
                             let _ = std::fs::remove_file(spare);
                         }
-                        zero_filled(&path, segment_bytes, &|| false).map(|_| ())
+                        zero_filled(&path, segment_bytes)
                     }
                 }
                 .and_then(|()| sync_dir(dir))
@@ -1123,7 +1109,7 @@ mod tests {
                 key.as_bytes(),
                 b"value",
             );
-            let (op, _) = log.batch(&[(PartitionId(0), &records)]).unwrap();
+            let (op, _) = log.batch(&[(PartitionId(0), &records, 1)]).unwrap();
             placed.push((log.active.1.clone(), op.offset));
             assert!(backend.run(&[op])[0].is_ok());
         }

@@ -534,10 +534,10 @@ impl Writer {
         let logged = match self.log.as_mut() {
             None => None,
             Some(log) => {
-                let chunks: Vec<(PartitionId, &[u8])> = plans
+                let chunks: Vec<(PartitionId, &[u8], u32)> = plans
                     .iter()
                     .zip(&ops)
-                    .map(|(plan, op)| (plan.0, &op.bytes[..]))
+                    .map(|(plan, op)| (plan.0, &op.bytes[..], plan.1.len() as u32))
                     .collect();
                 match log.batch(&chunks) {
                     Ok((op, _)) => {
