@@ -212,6 +212,17 @@ pub enum Scan<'a> {
 
 /// Reads the record at the start of `bytes` (the rest of a segment).
 pub fn scan_record(bytes: &[u8]) -> Scan<'_> {
+    scan(bytes, true)
+}
+
+/// [`scan_record`] for bytes a checksum over many records has verified
+/// already (a commit log batch): the record's own checksum is not computed
+/// again. Lengths and the body's shape are still checked.
+pub fn scan_verified_record(bytes: &[u8]) -> Scan<'_> {
+    scan(bytes, false)
+}
+
+fn scan(bytes: &[u8], check_crc: bool) -> Scan<'_> {
     if bytes.is_empty() {
         return Scan::End;
     }
@@ -228,9 +239,11 @@ pub fn scan_record(bytes: &[u8]) -> Scan<'_> {
     }
     let expected = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
     let body = &bytes[RECORD_HEADER_BYTES..total];
-    let got = crc32c::crc32c_append(crc32c::crc32c(&bytes[0..4]), body);
-    if got != expected {
-        return Scan::Checksum { got, expected };
+    if check_crc {
+        let got = crc32c::crc32c_append(crc32c::crc32c(&bytes[0..4]), body);
+        if got != expected {
+            return Scan::Checksum { got, expected };
+        }
     }
     let mut reader = Reader::new(body);
     let kind = match reader.u8("kind") {

@@ -125,6 +125,15 @@ impl AlignedBuf {
         self.as_mut_slice()[start..].copy_from_slice(bytes);
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Keeps the first `len` bytes (no more than it holds).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// Zero-fills to the next whole block.
     pub(crate) fn pad(&mut self) {
         let target = self.len.next_multiple_of(BLOCK);
