@@ -10,12 +10,26 @@
 //! Ends with the targets of issue #18 and their verdicts (puts under
 //! `always` against puts under `none`; paced `always` puts' p99.9).
 //!
+//! Each row says how busy the machine's CPUs were during it (from
+//! `/proc/stat`: the cluster, the client and everything else together; in
+//! brackets the client's own share), and each paced row how late the
+//! client itself sent (its share of the CPU), the part of the latency that
+//! is not the cluster's. Paced clients sleep on a `timerfd`, to the
+//! microsecond: the runtime's millisecond timer added 0.7-0.9 ms to every
+//! paced latency and sent the load in millisecond bursts, which the
+//! cluster's group commit turned into fewer, larger batches than an even
+//! rate gives (measured at 6,000 puts/s: 67% busy with the bursts, 88%
+//! with the even rate).
+//!
 //! Flags (after `--`): `--seconds S` per phase (default 5), `--sync
-//! none|always` (default both), `--in-flight N` (default 64), `--json
-//! PATH` (every row as a JSON line, for `ci/vs-etcd.sh`).
+//! none|always` (default both), `--in-flight N` (default 64), `--warmup S`
+//! (each paced phase runs S seconds unmeasured first; default 1), `--rates
+//! R,R,...` (puts paced at these rates instead of the closed-loop phases:
+//! latency and CPU against load), `--json PATH` (every row as a JSON line,
+//! for `ci/vs-etcd.sh`).
 
-use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dynamo_client::Client;
@@ -31,6 +45,8 @@ struct Options {
     syncs: Vec<String>,
     in_flight: usize,
     json: Option<std::path::PathBuf>,
+    rates: Vec<f64>,
+    warmup: f64,
 }
 
 /// One row of the table.
@@ -51,6 +67,8 @@ fn options() -> Options {
         syncs: vec!["none".into(), "always".into()],
         in_flight: 64,
         json: None,
+        rates: Vec::new(),
+        warmup: 1.0,
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -69,6 +87,17 @@ fn options() -> Options {
                     .expect("--in-flight N")
             }
             "--json" => options.json = Some(arguments.next().expect("--json PATH").into()),
+            "--warmup" => options.warmup = arguments.next().and_then(|text| text.parse().ok()).expect("--warmup S"),
+            "--rates" => {
+                options.rates = arguments
+                    .next()
+                    .map(|text| {
+                        text.split(',')
+                            .map(|rate| rate.trim().parse().expect("--rates R,R,..."))
+                            .collect()
+                    })
+                    .expect("--rates R,R,...")
+            }
             "--bench" => {}
             other => eprintln!("ignoring argument {other:?}"),
         }
@@ -117,39 +146,113 @@ enum Op {
     Get,
 }
 
-/// Runs `clients` loops of `op` for `seconds`; with `rate` (ops/s over all
-/// clients) each client is paced and latency counts from the intended
-/// start. Returns (ops/s, latencies in µs, failures).
-async fn phase(addrs: &[SocketAddr], op: Op, clients: usize, seconds: f64, rate: Option<f64>) -> (f64, Vec<u64>, u64) {
+/// A sleep to the microsecond for the paced phases: a `timerfd` the
+/// runtime polls. The runtime's own timer rounds every sleep up to the next
+/// millisecond, and that rounding landed in every paced latency (0.7-0.9
+/// ms at the median); a thread keeping the schedule and handing each
+/// request to a task instead was exact but cost a cross-thread wake per
+/// request (the machine went from 65% to 90% busy at 6,000 puts/s).
+struct PreciseSleep {
+    fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+}
+
+impl PreciseSleep {
+    fn new() -> std::io::Result<PreciseSleep> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a plain system call; the descriptor it returns is owned
+        // below.
+        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and nothing else owns it.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // SAFETY: the `OwnedFd` keeps the descriptor open, the same one,
+        // for as long as the `AsyncFd` holds it.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
+            .map_err(|error| error.into_parts().1)?;
+        Ok(PreciseSleep { fd })
+    }
+
+    async fn until(&self, at: Instant) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let wait = at.saturating_duration_since(Instant::now());
+        if wait.is_zero() {
+            return Ok(());
+        }
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_value: libc::timespec {
+                tv_sec: wait.as_secs() as libc::time_t,
+                tv_nsec: wait.subsec_nanos() as libc::c_long,
+            },
+        };
+        let fd = self.fd.get_ref().as_raw_fd();
+        // SAFETY: `spec` lives across the call; the old value is not asked for.
+        if unsafe { libc::timerfd_settime(fd, 0, &spec, std::ptr::null_mut()) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        loop {
+            let mut ready = self.fd.readable().await?;
+            let mut expirations = 0u64;
+            // SAFETY: reads 8 bytes into a u64 that lives across the call.
+            let read = unsafe { libc::read(fd, (&raw mut expirations).cast(), 8) };
+            if read == 8 {
+                return Ok(());
+            }
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(error);
+            }
+            ready.clear_ready();
+        }
+    }
+}
+
+/// Runs one loop of `op` per client for `seconds`: closed-loop, or with
+/// `rate` (ops/s over all clients) each client paced and latency counted
+/// from the intended start, so queueing counts. Returns (ops/s, latencies
+/// in µs, failures, and how late each request was sent after its intended
+/// start, in µs: the load generator's own part of the latency, its share
+/// of the CPU).
+async fn phase(clients: &[Arc<Client>], op: Op, seconds: f64, rate: Option<f64>) -> (f64, Vec<u64>, u64, Vec<u64>) {
     let deadline = Duration::from_secs_f64(seconds);
     let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|task| {
-            let addrs = addrs.to_vec();
+    let count = clients.len();
+    // Every phase puts keys of its own: a put of a key an earlier phase
+    // wrote, without its context, would add a sibling, and later phases
+    // would write ever larger values.
+    static PHASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let phase = PHASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tasks: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(task, client)| {
+            let client = Arc::clone(client);
             tokio::spawn(async move {
-                let client = Client::new(addrs, Duration::from_secs(5));
                 let value = vec![b'v'; VALUE_BYTES];
                 let mut latencies = Vec::new();
+                let mut lateness = Vec::new();
                 let mut failures = 0u64;
                 let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ task as u64;
-                let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate));
+                let interval = rate.map(|rate| Duration::from_secs_f64(count as f64 / rate));
+                let sleep = PreciseSleep::new().expect("timerfd");
                 let mut index = 0u64;
                 loop {
                     // Clients' schedules are staggered across the interval,
                     // so the load arrives evenly rather than in bursts.
                     let intended = match interval {
-                        Some(interval) => started + interval.mul_f64(index as f64 + task as f64 / clients as f64),
+                        Some(interval) => started + interval.mul_f64(index as f64 + task as f64 / count as f64),
                         None => Instant::now(),
                     };
                     if intended.duration_since(started) >= deadline {
                         break;
                     }
-                    if let Some(wait) = intended.checked_duration_since(Instant::now()) {
-                        tokio::time::sleep(wait).await;
-                    }
+                    sleep.until(intended).await.expect("timerfd");
+                    lateness.push(intended.elapsed().as_micros() as u64);
                     let result = match op {
                         Op::Put => {
-                            let key = format!("bench:{task}:{index}");
+                            let key = format!("bench:{phase}:{task}:{index}");
                             client
                                 .put(key.as_bytes(), Some(&value), &VectorClock::new(), None)
                                 .await
@@ -169,19 +272,94 @@ async fn phase(addrs: &[SocketAddr], op: Op, clients: usize, seconds: f64, rate:
                     latencies.push(intended.elapsed().as_micros() as u64);
                     index += 1;
                 }
-                (latencies, failures)
+                (latencies, failures, lateness)
             })
         })
         .collect();
     let mut latencies = Vec::new();
+    let mut lateness = Vec::new();
     let mut failures = 0;
     for task in tasks {
-        let (mut more, failed) = task.await.expect("client task");
+        let (mut more, failed, mut late) = task.await.expect("client task");
         latencies.append(&mut more);
+        lateness.append(&mut late);
         failures += failed;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    (latencies.len() as f64 / elapsed, latencies, failures)
+    (latencies.len() as f64 / elapsed, latencies, failures, lateness)
+}
+
+/// The machine's CPU time so far, from `/proc/stat`: (busy, all), in
+/// ticks; `None` where it cannot be read.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = text
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is in user).
+    let all: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((all - idle, all))
+}
+
+/// CPU time this process (the client) has used so far, in seconds.
+fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given, which lives across
+    // the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// One phase measured and printed as a row of the table: closed-loop, or
+/// paced at `rate` (then with the client's own lateness under it).
+async fn measured(sync: &str, clients: &[Arc<Client>], op: Op, options: &Options, rate: Option<f64>) -> Row {
+    let name = if op == Op::Put { "put" } else { "get" };
+    if rate.is_some() && options.warmup > 0.0 {
+        // Unmeasured: the load settles at its new rate first (the writes
+        // of a phase at full speed are still being checkpointed).
+        phase(clients, op, options.warmup, rate).await;
+    }
+    let before = cpu_ticks();
+    let (own_before, wall) = (own_cpu_seconds(), Instant::now());
+    let (done, latencies, failed, lateness) = phase(clients, op, options.seconds, rate).await;
+    let client_share = (own_cpu_seconds() - own_before) / wall.elapsed().as_secs_f64();
+    let cpu = match (before, cpu_ticks()) {
+        (Some((busy0, all0)), Some((busy1, all1))) if all1 > all0 => {
+            format!("{:.0}", 100.0 * (busy1 - busy0) as f64 / (all1 - all0) as f64)
+        }
+        _ => "?".into(),
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    let cpu = format!("{cpu} ({:.0})", 100.0 * client_share / cpus);
+    let (p50, p99, p999) = percentiles(latencies);
+    let load = match rate {
+        Some(rate) => format!("paced {rate:.0}/s"),
+        None => format!("{} in flight", options.in_flight),
+    };
+    println!("{sync:<7} {name:<4} {load:<16} {done:>10.0} {p50:>9.2} {p99:>9.2} {p999:>9.2} {failed:>8} {cpu:>10}");
+    if rate.is_some() {
+        let (late50, late99, late999) = percentiles(lateness);
+        println!(
+            "{:<7} {:<4} {:<16} {:>10} {late50:>9.2} {late99:>9.2} {late999:>9.2}",
+            "", "", "(sent late by)", ""
+        );
+    }
+    Row {
+        sync: sync.to_string(),
+        op: name,
+        paced: rate.is_some(),
+        rate: done,
+        p50,
+        p99,
+        p999,
+        failed,
+    }
 }
 
 fn main() {
@@ -194,8 +372,8 @@ fn main() {
     let (rtt_p50, rtt_p99) = loopback_round_trip();
     println!("loopback round trip (1 byte, TCP_NODELAY): p50 {rtt_p50:.1} µs, p99 {rtt_p99:.1} µs");
     println!(
-        "{:<7} {:<4} {:<16} {:>10} {:>9} {:>9} {:>9} {:>8}",
-        "sync", "op", "load", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "failed"
+        "{:<7} {:<4} {:<16} {:>10} {:>9} {:>9} {:>9} {:>8} {:>10}",
+        "sync", "op", "load", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "failed", "cpu %"
     );
     let mut rows: Vec<Row> = Vec::new();
     for sync in &options.syncs {
@@ -208,13 +386,19 @@ fn main() {
             LocalCluster::start(Path::new(env!("CARGO_BIN_EXE_dynamo-node")), &dir, config).expect("cluster");
         let addrs = cluster.addrs();
         runtime.block_on(async {
-            // Preload the keys the gets read.
-            let loaders: Vec<_> = (0..options.in_flight as u64)
-                .map(|loader| {
-                    let addrs = addrs.clone();
-                    let step = options.in_flight as u64;
+            // One client per request in flight, kept through every phase:
+            // each learns the cluster and opens its connections while it
+            // preloads the keys the gets read, not inside a measured phase.
+            let clients: Vec<Arc<Client>> = (0..options.in_flight)
+                .map(|_| Arc::new(Client::new(addrs.clone(), Duration::from_secs(5))))
+                .collect();
+            let loaders: Vec<_> = clients
+                .iter()
+                .enumerate()
+                .map(|(loader, client)| {
+                    let client = Arc::clone(client);
+                    let (loader, step) = (loader as u64, options.in_flight as u64);
                     tokio::spawn(async move {
-                        let client = Client::new(addrs, Duration::from_secs(5));
                         let value = vec![b'p'; VALUE_BYTES];
                         for index in (loader..PRELOADED_KEYS).step_by(step as usize) {
                             let key = format!("preload:{index}");
@@ -229,44 +413,26 @@ fn main() {
             for loader in loaders {
                 loader.await.expect("loader");
             }
+            if !options.rates.is_empty() {
+                for &rate in &options.rates {
+                    let row = measured(sync, &clients, Op::Put, &options, Some(rate)).await;
+                    rows.push(row);
+                }
+                return;
+            }
             for op in [Op::Put, Op::Get] {
-                let name = if op == Op::Put { "put" } else { "get" };
-                let (rate, latencies, failed) = phase(&addrs, op, options.in_flight, options.seconds, None).await;
-                let (p50, p99, p999) = percentiles(latencies);
-                let load = format!("{} in flight", options.in_flight);
-                println!("{sync:<7} {name:<4} {load:<16} {rate:>10.0} {p50:>9.2} {p99:>9.2} {p999:>9.2} {failed:>8}");
-                rows.push(Row {
-                    sync: sync.clone(),
-                    op: name,
-                    paced: false,
-                    rate,
-                    p50,
-                    p99,
-                    p999,
-                    failed,
-                });
-                let half = rate / 2.0;
-                let (paced, latencies, failed) =
-                    phase(&addrs, op, options.in_flight, options.seconds, Some(half)).await;
-                let (p50, p99, p999) = percentiles(latencies);
-                let load = format!("paced {half:.0}/s");
-                println!("{sync:<7} {name:<4} {load:<16} {paced:>10.0} {p50:>9.2} {p99:>9.2} {p999:>9.2} {failed:>8}");
-                rows.push(Row {
-                    sync: sync.clone(),
-                    op: name,
-                    paced: true,
-                    rate: paced,
-                    p50,
-                    p99,
-                    p999,
-                    failed,
-                });
+                let row = measured(sync, &clients, op, &options, None).await;
+                let half = row.rate / 2.0;
+                rows.push(row);
+                rows.push(measured(sync, &clients, op, &options, Some(half)).await);
             }
         });
         cluster.stop();
         let _ = std::fs::remove_dir_all(&dir);
     }
-    report(&rows);
+    if options.rates.is_empty() {
+        report(&rows);
+    }
     if let Some(path) = &options.json {
         let lines: String = rows
             .iter()
