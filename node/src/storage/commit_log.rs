@@ -1,10 +1,14 @@
 //! The node-wide commit log: under [`SyncPolicy::Always`] every write of
 //! every partition is appended here first, and one group commit is one log
 //! write and one `fdatasync`, however many partitions its writes touch.
-//! Partition files stay the home of the data: each batch's records are
-//! written to them in the same submission, buffered, without `fdatasync`,
-//! and synced later at a *checkpoint*, after which the log segments that
-//! hold only checkpointed batches are recycled.
+//! The log write goes through io_uring (a direct write of allocated blocks
+//! is not handed to an io-wq worker); while it is in flight the storage
+//! thread writes the batch's records to their partition files, buffered,
+//! without `fdatasync`; then it calls `fdatasync` on the log itself (io_uring
+//! would hand the sync to an io-wq worker, a thread switch per batch).
+//! Partition files stay the home of the data: they are synced later at a
+//! *checkpoint*, after which the log segments that hold only checkpointed
+//! batches are recycled.
 //!
 //! # Files
 //!
