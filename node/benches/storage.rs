@@ -566,7 +566,7 @@ impl Measured {
                 verdict(verified >= 1e9)
             ));
             lines.push(format!(
-                "commit log replay, warm cache, partition files lost (a power cut: every record written and synced again{beside}): {:.2} GB/s; target >= 1 GB/s: {}",
+                "commit log replay, warm cache, partition files lost (a power cut: every record written again, direct, and synced): {:.2} GB/s; target >= 1 GB/s: {}",
                 applied / 1e9,
                 verdict(applied >= 1e9)
             ));
