@@ -12,6 +12,8 @@
 //! it (enough for the CLI, the tests and the bench, which spreads its load
 //! over many clients).
 
+pub mod pace;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -32,6 +32,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dynamo_client::pace::PreciseSleep;
 use dynamo_client::Client;
 use dynamo_core::version::VectorClock;
 use dynamo_node::config::ClusterConfig;
@@ -144,69 +145,6 @@ fn loopback_round_trip() -> (f64, f64) {
 enum Op {
     Put,
     Get,
-}
-
-/// A sleep to the microsecond for the paced phases: a `timerfd` the
-/// runtime polls. The runtime's own timer rounds every sleep up to the next
-/// millisecond, and that rounding landed in every paced latency (0.7-0.9
-/// ms at the median); a thread keeping the schedule and handing each
-/// request to a task instead was exact but cost a cross-thread wake per
-/// request (the machine went from 65% to 90% busy at 6,000 puts/s).
-struct PreciseSleep {
-    fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
-}
-
-impl PreciseSleep {
-    fn new() -> std::io::Result<PreciseSleep> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: a plain system call; the descriptor it returns is owned
-        // below.
-        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just created and nothing else owns it.
-        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        // SAFETY: the `OwnedFd` keeps the descriptor open, the same one,
-        // for as long as the `AsyncFd` holds it.
-        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
-            .map_err(|error| error.into_parts().1)?;
-        Ok(PreciseSleep { fd })
-    }
-
-    async fn until(&self, at: Instant) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let wait = at.saturating_duration_since(Instant::now());
-        if wait.is_zero() {
-            return Ok(());
-        }
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
-            it_value: libc::timespec {
-                tv_sec: wait.as_secs() as libc::time_t,
-                tv_nsec: wait.subsec_nanos() as libc::c_long,
-            },
-        };
-        let fd = self.fd.get_ref().as_raw_fd();
-        // SAFETY: `spec` lives across the call; the old value is not asked for.
-        if unsafe { libc::timerfd_settime(fd, 0, &spec, std::ptr::null_mut()) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        loop {
-            let mut ready = self.fd.readable().await?;
-            let mut expirations = 0u64;
-            // SAFETY: reads 8 bytes into a u64 that lives across the call.
-            let read = unsafe { libc::read(fd, (&raw mut expirations).cast(), 8) };
-            if read == 8 {
-                return Ok(());
-            }
-            let error = std::io::Error::last_os_error();
-            if error.kind() != std::io::ErrorKind::WouldBlock {
-                return Err(error);
-            }
-            ready.clear_ready();
-        }
-    }
 }
 
 /// Runs one loop of `op` per client for `seconds`: closed-loop, or with

@@ -504,6 +504,16 @@ async fn schedule(
     let mut chooser = KeyChooser::new(spec.keys.count, spec.keys.distribution);
     let weight_total: u64 = spec.mix.iter().map(|(_, weight)| *weight as u64).sum();
     let mut scheduled = 0u64;
+    // On time to the microsecond: tokio's timer rounds each sleep up to
+    // the next millisecond, and that rounding was counted in every
+    // latency from the intended start (see `dynamo_client::pace`).
+    let precise = match dynamo_client::pace::PreciseSleep::new() {
+        Ok(precise) => Some(precise),
+        Err(error) => {
+            eprintln!("note: no timerfd ({error}): operations are issued on the runtime's millisecond timer");
+            None
+        }
+    };
     loop {
         let offset = pace.interval.mul_f64(scheduled as f64);
         if offset >= pace.total {
@@ -514,8 +524,18 @@ async fn schedule(
             break;
         }
         if intended > Instant::now() {
+            let on_time = async {
+                match &precise {
+                    Some(precise) => {
+                        if precise.until(intended).await.is_err() {
+                            tokio::time::sleep_until(intended.into()).await;
+                        }
+                    }
+                    None => tokio::time::sleep_until(intended.into()).await,
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep_until(intended.into()) => {}
+                () = on_time => {}
                 _ = stop.changed() => break,
             }
         }
