@@ -11,8 +11,10 @@
 //! `always` against puts under `none`; paced `always` puts' p99.9).
 //!
 //! Each row says how busy the machine's CPUs were during it (from
-//! `/proc/stat`: the cluster, the client and everything else together; in
-//! brackets the client's own share), and each paced row how late the
+//! `/proc/stat`: the cluster, the client and everything else together,
+//! kernel threads included; it undercounts light load, whose short bursts
+//! the tick misses) and, in brackets, the nodes' processes' share plus the
+//! client's own (their exact CPU time), and each paced row how late the
 //! client itself sent (its share of the CPU), the part of the latency that
 //! is not the cluster's. Paced clients sleep on a `timerfd`, to the
 //! microsecond: the runtime's millisecond timer added 0.7-0.9 ms to every
@@ -256,7 +258,32 @@ fn own_cpu_seconds() -> f64 {
 
 /// One phase measured and printed as a row of the table: closed-loop, or
 /// paced at `rate` (then with the client's own lateness under it).
-async fn measured(sync: &str, clients: &[Arc<Client>], op: Op, options: &Options, rate: Option<f64>) -> Row {
+/// CPU time the processes `pids` (the nodes: every thread, io-wq workers
+/// included) have used so far, in seconds, from `/proc/PID/stat`.
+fn processes_cpu_seconds(pids: &[u32]) -> f64 {
+    // SAFETY: a plain query with no memory passed.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            // After the command's closing bracket: state, ppid, ... utime
+            // (the 12th), stime (the 13th).
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / ticks)
+        })
+        .sum()
+}
+
+async fn measured(
+    sync: &str,
+    clients: &[Arc<Client>],
+    pids: &[u32],
+    op: Op,
+    options: &Options,
+    rate: Option<f64>,
+) -> Row {
     let name = if op == Op::Put { "put" } else { "get" };
     if rate.is_some() && options.warmup > 0.0 {
         // Unmeasured: the load settles at its new rate first (the writes
@@ -264,9 +291,11 @@ async fn measured(sync: &str, clients: &[Arc<Client>], op: Op, options: &Options
         phase(clients, op, options.warmup, rate).await;
     }
     let before = cpu_ticks();
-    let (own_before, wall) = (own_cpu_seconds(), Instant::now());
+    let (own_before, nodes_before, wall) = (own_cpu_seconds(), processes_cpu_seconds(pids), Instant::now());
     let (done, latencies, failed, lateness) = phase(clients, op, options.seconds, rate).await;
-    let client_share = (own_cpu_seconds() - own_before) / wall.elapsed().as_secs_f64();
+    let seconds = wall.elapsed().as_secs_f64();
+    let client_share = (own_cpu_seconds() - own_before) / seconds;
+    let nodes_share = (processes_cpu_seconds(pids) - nodes_before) / seconds;
     let cpu = match (before, cpu_ticks()) {
         (Some((busy0, all0)), Some((busy1, all1))) if all1 > all0 => {
             format!("{:.0}", 100.0 * (busy1 - busy0) as f64 / (all1 - all0) as f64)
@@ -274,13 +303,17 @@ async fn measured(sync: &str, clients: &[Arc<Client>], op: Op, options: &Options
         _ => "?".into(),
     };
     let cpus = std::thread::available_parallelism().map_or(1, usize::from) as f64;
-    let cpu = format!("{cpu} ({:.0})", 100.0 * client_share / cpus);
+    let cpu = format!(
+        "{cpu} ({:.0}+{:.0})",
+        100.0 * nodes_share / cpus,
+        100.0 * client_share / cpus
+    );
     let (p50, p99, p999) = percentiles(latencies);
     let load = match rate {
         Some(rate) => format!("paced {rate:.0}/s"),
         None => format!("{} in flight", options.in_flight),
     };
-    println!("{sync:<7} {name:<4} {load:<16} {done:>10.0} {p50:>9.2} {p99:>9.2} {p999:>9.2} {failed:>8} {cpu:>10}");
+    println!("{sync:<7} {name:<4} {load:<16} {done:>10.0} {p50:>9.2} {p99:>9.2} {p999:>9.2} {failed:>8} {cpu:>12}");
     if rate.is_some() {
         let (late50, late99, late999) = percentiles(lateness);
         println!(
@@ -310,7 +343,7 @@ fn main() {
     let (rtt_p50, rtt_p99) = loopback_round_trip();
     println!("loopback round trip (1 byte, TCP_NODELAY): p50 {rtt_p50:.1} µs, p99 {rtt_p99:.1} µs");
     println!(
-        "{:<7} {:<4} {:<16} {:>10} {:>9} {:>9} {:>9} {:>8} {:>10}",
+        "{:<7} {:<4} {:<16} {:>10} {:>9} {:>9} {:>9} {:>8} {:>12}",
         "sync", "op", "load", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "failed", "cpu %"
     );
     let mut rows: Vec<Row> = Vec::new();
@@ -323,6 +356,7 @@ fn main() {
         let mut cluster =
             LocalCluster::start(Path::new(env!("CARGO_BIN_EXE_dynamo-node")), &dir, config).expect("cluster");
         let addrs = cluster.addrs();
+        let pids: Vec<u32> = (0..addrs.len()).filter_map(|index| cluster.pid(index)).collect();
         runtime.block_on(async {
             // One client per request in flight, kept through every phase:
             // each learns the cluster and opens its connections while it
@@ -353,16 +387,16 @@ fn main() {
             }
             if !options.rates.is_empty() {
                 for &rate in &options.rates {
-                    let row = measured(sync, &clients, Op::Put, &options, Some(rate)).await;
+                    let row = measured(sync, &clients, &pids, Op::Put, &options, Some(rate)).await;
                     rows.push(row);
                 }
                 return;
             }
             for op in [Op::Put, Op::Get] {
-                let row = measured(sync, &clients, op, &options, None).await;
+                let row = measured(sync, &clients, &pids, op, &options, None).await;
                 let half = row.rate / 2.0;
                 rows.push(row);
-                rows.push(measured(sync, &clients, op, &options, Some(half)).await);
+                rows.push(measured(sync, &clients, &pids, op, &options, Some(half)).await);
             }
         });
         cluster.stop();
