@@ -445,6 +445,10 @@ struct Replaying {
 /// gathered.
 const REPLAY_WRITE_BYTES: usize = 4 << 20;
 
+/// A replay buffer's room: a hand-over's bytes and the record that crossed
+/// the threshold.
+const REPLAY_BUFFER_BYTES: usize = REPLAY_WRITE_BYTES + (1 << 20);
+
 impl Replaying {
     fn start(partition: &Partition) -> Result<Replaying, StorageError> {
         let segment = partition.create_segment(false, true)?;
@@ -458,7 +462,7 @@ impl Replaying {
             .file
             .read_exact_at(&mut header, 0)
             .map_err(|error| StorageError::io(&segment.path, error))?;
-        let mut buffer = AlignedBuf::with_capacity(REPLAY_WRITE_BYTES + (1 << 20));
+        let mut buffer = AlignedBuf::with_capacity(REPLAY_BUFFER_BYTES);
         buffer.extend_from_slice(&header);
         Ok(Replaying {
             segment,
@@ -484,11 +488,16 @@ impl Replaying {
         if whole == 0 {
             return Ok(());
         }
-        let mut next = writer.buffer();
-        if !last {
+        let next = if last {
+            // Nothing is buffered after the last hand-over.
+            AlignedBuf::with_capacity(0)
+        } else {
+            // The partial block goes on in the next buffer.
+            let mut next = writer.buffer();
             next.extend_from_slice(&self.buffer.as_slice()[whole..]);
             self.buffer.truncate(whole);
-        }
+            next
+        };
         self.buffer.pad();
         let full = std::mem::replace(&mut self.buffer, next);
         writer.write(Arc::clone(&self.direct), self.segment.path.clone(), self.base, full)?;
@@ -539,7 +548,7 @@ impl ReplayWriter {
     fn buffer(&self) -> AlignedBuf {
         self.spare
             .try_recv()
-            .unwrap_or_else(|_| AlignedBuf::with_capacity(REPLAY_WRITE_BYTES + (1 << 20)))
+            .unwrap_or_else(|_| AlignedBuf::with_capacity(REPLAY_BUFFER_BYTES))
     }
 
     fn write(&mut self, file: Arc<File>, path: PathBuf, offset: u64, buffer: AlignedBuf) -> Result<(), StorageError> {
@@ -774,9 +783,11 @@ impl CommitLog {
         }
     }
 
-    /// The write (with its fdatasync) of one batch holding `chunks`, each
-    /// a partition's records; rolls to a new segment when the batch does
-    /// not fit. Returns the op and the batch's number.
+    /// The write of one batch holding `chunks`, each a partition's
+    /// records; rolls to a new segment when the batch does not fit. Returns
+    /// the op and the batch's number. The op does not sync: the caller
+    /// calls `fdatasync` on the log once it is written (through io_uring
+    /// the sync would go to an io-wq worker; see the module doc).
     pub(crate) fn batch(&mut self, chunks: &[(PartitionId, &[u8], u32)]) -> Result<(WriteOp, u64), StorageError> {
         if let Some(error) = self.failure() {
             return Err(error);
@@ -817,7 +828,7 @@ impl CommitLog {
             file: Arc::clone(&self.active.2),
             offset: self.offset,
             bytes: OpBytes::Aligned(buffer),
-            sync: true,
+            sync: false,
         };
         self.offset += len;
         self.next_batch += 1;

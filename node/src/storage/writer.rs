@@ -564,7 +564,7 @@ impl Writer {
         };
         let log_error = match logged {
             None => None,
-            Some(mut op) => {
+            Some(op) => {
                 let path = self.log_path();
                 // The log's direct write goes through io_uring; the
                 // partitions' buffered writes are done here meanwhile
@@ -576,7 +576,6 @@ impl Writer {
                 // bench, puts paced at 3,000/s and 6,000/s: p50 0.56-0.63
                 // and 0.93-1.48 ms through the ring, 0.37-0.38 and
                 // 0.58-0.64 ms here).
-                op.sync = false;
                 let (mut log_results, results) = self.backend.run_during(std::slice::from_ref(&op), || {
                     ops.iter()
                         .map(|op| op.file.write_all_at(&op.bytes, op.offset))
