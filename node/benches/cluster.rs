@@ -16,7 +16,9 @@
 //! the tick misses) and, in brackets, the nodes' processes' share plus the
 //! client's own (their exact CPU time), and each paced row how late the
 //! client itself sent (its share of the CPU), the part of the latency that
-//! is not the cluster's. Paced clients sleep on a `timerfd`, to the
+//! is not the cluster's, and where the requests slower than its p99 began:
+//! gathered in a few 100 ms windows (a stall: a disk flush, a pause) or
+//! spread over most of them (a machine short of CPU). Paced clients sleep on a `timerfd`, to the
 //! microsecond: the runtime's millisecond timer added 0.7-0.9 ms to every
 //! paced latency and sent the load in millisecond bursts, which the
 //! cluster's group commit turned into fewer, larger batches than an even
@@ -152,10 +154,10 @@ enum Op {
 /// Runs one loop of `op` per client for `seconds`: closed-loop, or with
 /// `rate` (ops/s over all clients) each client paced and latency counted
 /// from the intended start, so queueing counts. Returns (ops/s, latencies
-/// in µs, failures, and how late each request was sent after its intended
+/// in µs, failures, how late each request was sent after its intended
 /// start, in µs: the load generator's own part of the latency, its share
-/// of the CPU).
-async fn phase(clients: &[Arc<Client>], op: Op, seconds: f64, rate: Option<f64>) -> (f64, Vec<u64>, u64, Vec<u64>) {
+/// of the CPU, and when each began, in µs from the phase's start).
+async fn phase(clients: &[Arc<Client>], op: Op, seconds: f64, rate: Option<f64>) -> Measured {
     let deadline = Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let count = clients.len();
@@ -173,6 +175,7 @@ async fn phase(clients: &[Arc<Client>], op: Op, seconds: f64, rate: Option<f64>)
                 let value = vec![b'v'; VALUE_BYTES];
                 let mut latencies = Vec::new();
                 let mut lateness = Vec::new();
+                let mut began = Vec::new();
                 let mut failures = 0u64;
                 let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ task as u64;
                 let interval = rate.map(|rate| Duration::from_secs_f64(count as f64 / rate));
@@ -190,6 +193,7 @@ async fn phase(clients: &[Arc<Client>], op: Op, seconds: f64, rate: Option<f64>)
                     }
                     sleep.until(intended).await.expect("timerfd");
                     lateness.push(intended.elapsed().as_micros() as u64);
+                    began.push(intended.duration_since(started).as_micros() as u64);
                     let result = match op {
                         Op::Put => {
                             let key = format!("bench:{phase}:{task}:{index}");
@@ -212,21 +216,49 @@ async fn phase(clients: &[Arc<Client>], op: Op, seconds: f64, rate: Option<f64>)
                     latencies.push(intended.elapsed().as_micros() as u64);
                     index += 1;
                 }
-                (latencies, failures, lateness)
+                (latencies, failures, lateness, began)
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    let mut lateness = Vec::new();
-    let mut failures = 0;
+    let mut measured = Measured::default();
     for task in tasks {
-        let (mut more, failed, mut late) = task.await.expect("client task");
-        latencies.append(&mut more);
-        lateness.append(&mut late);
-        failures += failed;
+        let (mut more, failed, mut late, mut began) = task.await.expect("client task");
+        measured.latencies.append(&mut more);
+        measured.lateness.append(&mut late);
+        measured.began.append(&mut began);
+        measured.failures += failed;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    (latencies.len() as f64 / elapsed, latencies, failures, lateness)
+    measured.rate = measured.latencies.len() as f64 / started.elapsed().as_secs_f64();
+    measured
+}
+
+/// What one phase measured; see `phase`.
+#[derive(Default)]
+struct Measured {
+    rate: f64,
+    latencies: Vec<u64>,
+    failures: u64,
+    lateness: Vec<u64>,
+    began: Vec<u64>,
+}
+
+/// Whether the slowest requests came together or spread out: the requests
+/// slower than `threshold_us`, counted by the 100 ms window each began in.
+/// Returns (how many, windows holding any, windows in all, the most in one
+/// window). A stall (a disk flush, a pause) gathers them in a few windows;
+/// a machine short of CPU spreads them over most.
+fn slow_windows(latencies: &[u64], began: &[u64], threshold_us: u64) -> (usize, usize, usize, usize) {
+    const WINDOW_US: u64 = 100_000;
+    let windows = began.iter().max().map_or(0, |last| (last / WINDOW_US + 1) as usize);
+    let mut counts = vec![0usize; windows];
+    for (latency, start) in latencies.iter().zip(began) {
+        if *latency > threshold_us {
+            counts[(start / WINDOW_US) as usize] += 1;
+        }
+    }
+    let slow = counts.iter().sum();
+    let touched = counts.iter().filter(|count| **count > 0).count();
+    (slow, touched, windows, counts.iter().copied().max().unwrap_or(0))
 }
 
 /// The machine's CPU time so far, from `/proc/stat`: (busy, all), in
@@ -292,7 +324,13 @@ async fn measured(
     }
     let before = cpu_ticks();
     let (own_before, nodes_before, wall) = (own_cpu_seconds(), processes_cpu_seconds(pids), Instant::now());
-    let (done, latencies, failed, lateness) = phase(clients, op, options.seconds, rate).await;
+    let Measured {
+        rate: done,
+        latencies,
+        failures: failed,
+        lateness,
+        began,
+    } = phase(clients, op, options.seconds, rate).await;
     let seconds = wall.elapsed().as_secs_f64();
     let client_share = (own_cpu_seconds() - own_before) / seconds;
     let nodes_share = (processes_cpu_seconds(pids) - nodes_before) / seconds;
@@ -308,7 +346,7 @@ async fn measured(
         100.0 * nodes_share / cpus,
         100.0 * client_share / cpus
     );
-    let (p50, p99, p999) = percentiles(latencies);
+    let (p50, p99, p999) = percentiles(latencies.clone());
     let load = match rate {
         Some(rate) => format!("paced {rate:.0}/s"),
         None => format!("{} in flight", options.in_flight),
@@ -319,6 +357,11 @@ async fn measured(
         println!(
             "{:<7} {:<4} {:<16} {:>10} {late50:>9.2} {late99:>9.2} {late999:>9.2}",
             "", "", "(sent late by)", ""
+        );
+        let (slow, touched, windows, most) = slow_windows(&latencies, &began, (p99 * 1000.0) as u64);
+        println!(
+            "{:<7} {:<4} {:<16} the {slow} slower than p99 began in {touched} of {windows} 100-ms windows, at most {most} in one",
+            "", "", "(when slow)"
         );
     }
     Row {
