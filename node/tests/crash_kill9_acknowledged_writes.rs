@@ -11,6 +11,10 @@
 //! after a power cut that lost every partition write since the last
 //! checkpoint, so every acknowledged write must come back from the log.
 //!
+//! A third kills the child inside a checkpoint, at each of its steps in
+//! turn (before any partition segment is synced, between two, before and
+//! after `CHECKPOINT` is written), by a failpoint rather than by chance.
+//!
 //! `DYNAMO_CRASH_ROUNDS` sets the number of rounds (default 25);
 //! `DYNAMO_TEST_SEED` replays a run.
 
@@ -76,6 +80,14 @@ fn crash_child_appends_to_the_log_only() {
     appends_until_killed();
 }
 
+/// The child that kills itself inside its first checkpoint, at the step
+/// the parent names (`DYNAMO_FAILPOINT_CHECKPOINT_KILL`).
+#[test]
+#[ignore = "run as a child process by a_crash_at_every_step_of_a_checkpoint_loses_no_acknowledged_write"]
+fn crash_child_killed_inside_a_checkpoint() {
+    appends_until_killed();
+}
+
 fn appends_until_killed() {
     let Some((dir, round)) = crash_child_args() else { return };
     let engine = Arc::new(Engine::open(&dir, config()).unwrap());
@@ -100,6 +112,65 @@ fn kill9_with_every_partition_write_lost_recovers_all_from_the_log() {
     kill9_rounds("crash_child_appends_to_the_log_only", crash_rounds(10));
 }
 
+/// The steps of a checkpoint the failpoint can kill at.
+const CHECKPOINT_STEPS: [&str; 4] = ["before-sync", "mid-sync", "before-checkpoint", "after-checkpoint"];
+
+#[test]
+fn a_crash_at_every_step_of_a_checkpoint_loses_no_acknowledged_write() {
+    use std::os::unix::process::ExitStatusExt;
+    let child = "crash_child_killed_inside_a_checkpoint";
+    let dir = TempDir::new(child);
+    let mut acknowledged: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    let mut total_acks = 0u64;
+    for round in 0..2 * CHECKPOINT_STEPS.len() as u64 {
+        let step = CHECKPOINT_STEPS[round as usize % CHECKPOINT_STEPS.len()];
+        let env = [
+            (common::CRASH_CHILD_DIR, dir.path().display().to_string()),
+            (common::CRASH_CHILD_ROUND, round.to_string()),
+            ("DYNAMO_LOG", "warn".to_string()),
+            ("DYNAMO_FAILPOINT_CHECKPOINT_KILL", step.to_string()),
+        ];
+        let mut process = common::spawn_child(child, &env);
+        let reader = common::read_acks(&mut process);
+        // The child's first checkpoint comes after a few dozen writes; it
+        // must die there, by its own SIGKILL, long before this.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = process.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                process.kill().unwrap();
+                process.wait().unwrap();
+                panic!("round {round}: the child never reached the checkpoint step {step}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "round {round}: the child should have killed itself {step}, it ended with {status}"
+        );
+        total_acks += record_acks(&mut acknowledged, round, reader.join().unwrap());
+        verify(dir.path(), round, &acknowledged);
+    }
+    eprintln!("killed inside a checkpoint at each step twice: {total_acks} acknowledged writes, all recovered");
+}
+
+/// Adds a round's acks to `acknowledged` (round, thread → acknowledged
+/// writes); returns how many there were.
+fn record_acks(acknowledged: &mut BTreeMap<(u64, u64), u64>, round: u64, acks: Vec<(u64, u64)>) -> u64 {
+    // A partial last line (killed mid-print) is not read: the child
+    // prints whole lines at once.
+    let count = acks.len() as u64;
+    for (thread, index) in acks {
+        let next = acknowledged.entry((round, thread)).or_insert(0);
+        assert_eq!(*next, index, "acks of a thread arrive in order");
+        *next = index + 1;
+    }
+    count
+}
+
 fn kill9_rounds(child: &str, rounds: u64) {
     let mut rng = Rng::new(seed(child));
     let dir = TempDir::new(child);
@@ -110,52 +181,47 @@ fn kill9_rounds(child: &str, rounds: u64) {
         // Let it start (open + recovery) and write for a random while.
         let pause = Duration::from_millis(30 + rng.below(250));
         let acks = crash_round(child, dir.path(), round, "warn", pause);
-        // A partial last line (killed mid-print) is not read: the child
-        // prints whole lines at once.
-        for (thread, index) in acks {
-            let next = acknowledged.entry((round, thread)).or_insert(0);
-            assert_eq!(*next, index, "acks of a thread arrive in order");
-            *next = index + 1;
-            total_acks += 1;
-        }
-
-        let engine = Engine::open(dir.path(), config())
-            .unwrap_or_else(|error| panic!("round {round}: recovery failed: {error}"));
-        for (&(acked_round, thread), &count) in &acknowledged {
-            for index in 0..count {
-                let got = engine
-                    .get(partition_of(thread, index), key(acked_round, thread, index).as_bytes())
-                    .unwrap_or_else(|error| {
-                        panic!("round {round}: reading {}: {error}", key(acked_round, thread, index))
-                    });
-                assert_eq!(
-                    got.as_deref().map(String::from_utf8_lossy),
-                    Some(String::from_utf8_lossy(&value(acked_round, thread, index))),
-                    "round {round}: acknowledged write {} lost or damaged",
-                    key(acked_round, thread, index)
-                );
-            }
-        }
-        // Nothing served is corrupt: every stored key reads back whole and
-        // is one the children wrote.
-        for partition in engine.partitions() {
-            for stored in engine.keys(partition) {
-                let name = String::from_utf8(stored.clone()).unwrap();
-                let parts: Vec<u64> = name
-                    .trim_start_matches('r')
-                    .split(['-', 't'])
-                    .filter(|part| !part.is_empty())
-                    .map(|part| part.parse().unwrap())
-                    .collect();
-                let (r, t, i) = (parts[0], parts[1], parts[2]);
-                assert_eq!(engine.get(partition, &stored).unwrap(), Some(value(r, t, i)), "{name}");
-            }
-        }
-        engine.close();
+        total_acks += record_acks(&mut acknowledged, round, acks);
+        verify(dir.path(), round, &acknowledged);
     }
     eprintln!("{rounds} kill -9 rounds, {total_acks} acknowledged writes, all recovered");
     assert!(
         total_acks > rounds,
         "the children barely wrote: {total_acks} acks in {rounds} rounds"
     );
+}
+
+/// Reopens the storage after round `round`'s crash: every acknowledged
+/// write reads back byte for byte, and nothing served is corrupt.
+fn verify(dir: &std::path::Path, round: u64, acknowledged: &BTreeMap<(u64, u64), u64>) {
+    let engine = Engine::open(dir, config()).unwrap_or_else(|error| panic!("round {round}: recovery failed: {error}"));
+    for (&(acked_round, thread), &count) in acknowledged {
+        for index in 0..count {
+            let got = engine
+                .get(partition_of(thread, index), key(acked_round, thread, index).as_bytes())
+                .unwrap_or_else(|error| panic!("round {round}: reading {}: {error}", key(acked_round, thread, index)));
+            assert_eq!(
+                got.as_deref().map(String::from_utf8_lossy),
+                Some(String::from_utf8_lossy(&value(acked_round, thread, index))),
+                "round {round}: acknowledged write {} lost or damaged",
+                key(acked_round, thread, index)
+            );
+        }
+    }
+    // Nothing served is corrupt: every stored key reads back whole and
+    // is one the children wrote.
+    for partition in engine.partitions() {
+        for stored in engine.keys(partition) {
+            let name = String::from_utf8(stored.clone()).unwrap();
+            let parts: Vec<u64> = name
+                .trim_start_matches('r')
+                .split(['-', 't'])
+                .filter(|part| !part.is_empty())
+                .map(|part| part.parse().unwrap())
+                .collect();
+            let (r, t, i) = (parts[0], parts[1], parts[2]);
+            assert_eq!(engine.get(partition, &stored).unwrap(), Some(value(r, t, i)), "{name}");
+        }
+    }
+    engine.close();
 }

@@ -1015,6 +1015,22 @@ impl Drop for Helper {
     }
 }
 
+/// For the crash tests: with `DYNAMO_FAILPOINT_CHECKPOINT_KILL=POINT`,
+/// the process kills itself with SIGKILL inside its first checkpoint that
+/// reaches POINT: `before-sync` (no partition segment synced yet),
+/// `mid-sync` (the first of several synced), `before-checkpoint` (all
+/// synced, `CHECKPOINT` not yet written) or `after-checkpoint` (written,
+/// not yet acted on: no segment recycled).
+fn checkpoint_kill_failpoint(point: &str) {
+    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let chosen = POINT.get_or_init(|| std::env::var("DYNAMO_FAILPOINT_CHECKPOINT_KILL").ok());
+    if chosen.as_deref() == Some(point) {
+        log::warn!("failpoint: killed inside a checkpoint, {point}");
+        // SAFETY: plain system calls on this process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+}
+
 fn helper_loop(dir: &Path, segment_bytes: u64, shared: &(Mutex<HelperState>, Condvar)) {
     let (lock, wake) = shared;
     loop {
@@ -1049,13 +1065,18 @@ fn helper_loop(dir: &Path, segment_bytes: u64, shared: &(Mutex<HelperState>, Con
         };
         match work {
             Work::Checkpoint(batch, segments) => {
+                checkpoint_kill_failpoint("before-sync");
                 let mut synced = true;
-                for (partition, segment) in segments {
+                for (index, (partition, segment)) in segments.into_iter().enumerate() {
+                    if index == 1 {
+                        checkpoint_kill_failpoint("mid-sync");
+                    }
                     if let Err(error) = segment.file.sync_data() {
                         super::writer::fail_partition(&partition, &StorageError::io(&segment.path, error));
                         synced = false;
                     }
                 }
+                checkpoint_kill_failpoint("before-checkpoint");
                 let written = synced
                     && match write_checkpoint(dir, batch) {
                         Ok(()) => true,
@@ -1064,6 +1085,9 @@ fn helper_loop(dir: &Path, segment_bytes: u64, shared: &(Mutex<HelperState>, Con
                             false
                         }
                     };
+                if written {
+                    checkpoint_kill_failpoint("after-checkpoint");
+                }
                 let mut state = lock.lock().recover();
                 if written {
                     state.checkpointed = batch;
