@@ -1,6 +1,8 @@
-//! The two ways the storage thread writes: io_uring (batched submissions,
-//! each write linked to its fdatasync) and, where io_uring cannot be set up,
-//! ordinary positioned writes with `fdatasync`.
+//! The two ways the storage thread writes what must reach the disk now:
+//! io_uring (batched submissions, each write linked to its fdatasync; the
+//! commit log's `O_DIRECT` write) and, where io_uring cannot be set up,
+//! ordinary positioned writes with `fdatasync`. Buffered writes that need
+//! no sync are plain pwrites on either (see `Writer::commit`).
 
 use std::fs::File;
 use std::io;

@@ -589,7 +589,18 @@ impl Writer {
                 return self.settle(plans, results, error);
             }
         };
-        let results = self.backend.run(&ops);
+        // Writes that need no sync are plain buffered pwrites whatever the
+        // backend: io_uring hands every buffered ext4 write to an io-wq
+        // worker, a thread switch each (storage bench, sync none, 64 in
+        // flight: 16 partitions 228k/s through the ring, 340k/s as
+        // pwrites; 1 partition 271k-296k/s and 295k-304k/s).
+        let results = if sync {
+            self.backend.run(&ops)
+        } else {
+            ops.iter()
+                .map(|op| op.file.write_all_at(&op.bytes, op.offset))
+                .collect()
+        };
         self.settle(plans, results, log_error);
     }
 
