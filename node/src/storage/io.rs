@@ -262,7 +262,10 @@ impl Backend {
     }
 }
 
-fn run_positioned(op: &WriteOp) -> io::Result<()> {
+/// One op through ordinary system calls: the write, then its
+/// `fdatasync` if it asks for one (a buffered write that does not is a
+/// plain pwrite, which the storage thread prefers to io_uring's worker hop).
+pub(crate) fn run_positioned(op: &WriteOp) -> io::Result<()> {
     op.file.write_all_at(&op.bytes, op.offset)?;
     if op.sync {
         op.file.sync_data()?;

@@ -3,7 +3,6 @@
 
 use crate::sync::Recover;
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -12,7 +11,7 @@ use std::time::Instant;
 use super::commit_log::CommitLog;
 use super::commit_queue::CommitQueue;
 use super::format::{encode_record, RecordKind};
-use super::io::{Backend, WriteOp};
+use super::io::{run_positioned, Backend, WriteOp};
 use super::keydir::StoredKey;
 use super::partition::{Partition, Segment, NO_SEGMENT};
 use super::{sync_dir, Location, OnDurable, Shared, StorageError, SyncPolicy};
@@ -577,9 +576,7 @@ impl Writer {
                 // and 0.93-1.48 ms through the ring, 0.37-0.38 and
                 // 0.58-0.64 ms here).
                 let (mut log_results, results) = self.backend.run_during(std::slice::from_ref(&op), || {
-                    ops.iter()
-                        .map(|op| op.file.write_all_at(&op.bytes, op.offset))
-                        .collect::<Vec<_>>()
+                    ops.iter().map(run_positioned).collect::<Vec<_>>()
                 });
                 let result = log_results.pop().unwrap_or(Ok(())).and_then(|()| op.file.sync_data());
                 let error = result.err().map(|error| StorageError::io(path, error));
@@ -597,9 +594,7 @@ impl Writer {
         let results = if sync {
             self.backend.run(&ops)
         } else {
-            ops.iter()
-                .map(|op| op.file.write_all_at(&op.bytes, op.offset))
-                .collect()
+            ops.iter().map(run_positioned).collect()
         };
         self.settle(plans, results, log_error);
     }
